@@ -1,0 +1,1 @@
+"""Readers, the FeatureEncoder, Batch, splits and negative sampling."""
