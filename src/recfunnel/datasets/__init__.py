@@ -1,1 +1,7 @@
-"""recfunnel.datasets."""
+"""The built-in synthetic shop (and, later, loaders for named public datasets)."""
+
+from __future__ import annotations
+
+from recfunnel.datasets.shop import Shop, load_shop, make_shop, save_shop
+
+__all__ = ["Shop", "load_shop", "make_shop", "save_shop"]

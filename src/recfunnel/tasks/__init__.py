@@ -1,1 +1,120 @@
-"""recfunnel.tasks."""
+"""Tasks own the loss, the link function and the default metrics; models only return logits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from recfunnel.data.batch import Batch
+from recfunnel.errors import ConfigError
+from recfunnel.metrics import get_metric
+
+
+@dataclass(frozen=True)
+class Task:
+    """Base task: one label column, a loss on logits, a link to predictions, metrics on predictions.
+
+    Args:
+        label: Name of the label column.
+        metrics: Metric names reported on validation and test data.
+        monitor: The metric early stopping and learning-rate decay watch.
+    """
+
+    label: str
+    metrics: tuple[str, ...] = ()
+    monitor: str = ""
+    kind: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        for name in self.metrics:
+            get_metric(name)
+        if self.monitor not in self.metrics:
+            raise ConfigError(
+                f"monitor {self.monitor!r} must be one of the task's metrics {list(self.metrics)}."
+            )
+
+    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement loss(logits, batch)")
+
+    def link(self, logits: torch.Tensor) -> torch.Tensor:
+        """Map logits to predictions (identity here)."""
+        return logits
+
+    def evaluate(self, predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        """Every metric of the task on link-space predictions."""
+        return {name: float(get_metric(name)[0](targets, predictions)) for name in self.metrics}
+
+    @property
+    def monitor_mode(self) -> str:
+        """"max" if a larger monitored value is better, else "min"."""
+        return get_metric(self.monitor)[1]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready description, the inverse of ``task_from_dict``."""
+        return {"kind": self.kind, "label": self.label, "metrics": list(self.metrics), "monitor": self.monitor}
+
+
+@dataclass(frozen=True)
+class BinaryTask(Task):
+    """Binary classification (click / no click): log loss on logits, sigmoid link, AUC and log loss.
+
+    Example:
+        >>> t = BinaryTask("click")
+        >>> b = Batch({}, {"click": torch.tensor([1.0, 0.0])})
+        >>> round(t.loss(torch.tensor([0.0, 0.0]), b).item(), 4)
+        0.6931
+    """
+
+    metrics: tuple[str, ...] = ("auc", "logloss")
+    monitor: str = "auc"
+    kind: str = field(default="binary", init=False)
+
+    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Mean binary cross-entropy."""
+        return F.binary_cross_entropy_with_logits(logits, batch.labels[self.label])
+
+    def link(self, logits: torch.Tensor) -> torch.Tensor:
+        """Sigmoid: logits to probabilities."""
+        return torch.sigmoid(logits)
+
+
+@dataclass(frozen=True)
+class RegressionTask(Task):
+    """Real-valued target: mean squared error, identity link, RMSE and MAE.
+
+    Example:
+        >>> RegressionTask("rating").loss(torch.tensor([3.0]), Batch({}, {"rating": torch.tensor([5.0])})).item()
+        4.0
+    """
+
+    metrics: tuple[str, ...] = ("rmse", "mae")
+    monitor: str = "rmse"
+    kind: str = field(default="regression", init=False)
+
+    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Mean squared error."""
+        return F.mse_loss(logits, batch.labels[self.label])
+
+
+TASKS = {"binary": BinaryTask, "regression": RegressionTask}
+
+
+def task_for_label(label: str, kind: str) -> Task:
+    """The default task of a label kind ("binary" or "regression")."""
+    if kind not in TASKS:
+        raise ConfigError(f"no task for label kind {kind!r}; expected one of {list(TASKS)}.")
+    return TASKS[kind](label)
+
+
+def task_from_dict(data: dict) -> Task:
+    """Rebuild a task from ``Task.to_dict`` output."""
+    cls = TASKS.get(data.get("kind", ""))
+    if cls is None:
+        raise ConfigError(f"unknown task kind {data.get('kind')!r}; expected one of {list(TASKS)}.")
+    return cls(data["label"], tuple(data["metrics"]), data["monitor"])
+
+
+__all__ = ["Task", "BinaryTask", "RegressionTask", "task_for_label", "task_from_dict"]

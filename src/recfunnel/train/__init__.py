@@ -1,1 +1,6 @@
-"""recfunnel.train."""
+"""The Trainer (the one loop), its optimizers and checkpoints."""
+
+from recfunnel.train.optim import build_optimizers, clip_gradients, split_parameters
+from recfunnel.train.trainer import Trainer, TrainResult
+
+__all__ = ["Trainer", "TrainResult", "build_optimizers", "clip_gradients", "split_parameters"]

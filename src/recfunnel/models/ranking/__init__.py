@@ -1,1 +1,1 @@
-"""recfunnel.models.ranking."""
+"""Ranking (CTR) models; importing a module registers its model."""

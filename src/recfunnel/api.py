@@ -1,0 +1,205 @@
+"""Estimators for practitioners: Ranker (fit / predict / evaluate / save) and ``recfunnel.load``."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+import recfunnel
+from recfunnel.artifact import model_card, read_artifact, write_artifact
+from recfunnel.data.encoder import FeatureEncoder
+from recfunnel.data.infer import infer_schema
+from recfunnel.data.readers import read_criteo, read_libfm, read_table
+from recfunnel.errors import ArtifactError, ConfigError, NotFittedError, SchemaError, did_you_mean
+from recfunnel.models import build_model, get_model
+from recfunnel.schema import Schema
+from recfunnel.tasks import Task, task_for_label, task_from_dict
+from recfunnel.train import Trainer, TrainResult
+
+logger = logging.getLogger(__name__)
+FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo")
+Data = str | Path | pd.DataFrame
+
+
+def load_frame(source: Data, *, fmt: str | None = None) -> pd.DataFrame:
+    """Read a DataFrame, a CSV/TSV (plain or .gz), parquet, libFM or Criteo file.
+
+    ``fmt`` picks the reader; by default ``.libfm`` files use the libFM reader and everything
+    else the table reader (which tells CSV, TSV and parquet apart by name and content).
+    """
+    if isinstance(source, pd.DataFrame):
+        return source
+    name = str(source)
+    if fmt is None:
+        fmt = "libfm" if name.endswith((".libfm", ".libfm.gz")) else None
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"unknown data format {fmt!r}{did_you_mean(fmt, FORMATS)}; valid: {list(FORMATS)}.")
+    if fmt == "libfm":
+        return read_libfm(source)
+    if fmt == "criteo":
+        return read_criteo(source)
+    return read_table(source, sep="\t" if fmt == "tsv" else None)
+
+
+def trainer_options() -> dict[str, Any]:
+    """Keyword arguments the Trainer accepts, with defaults."""
+    return {p.name: p.default for p in inspect.signature(Trainer.__init__).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+class Ranker:
+    """Scores (user, item, context) rows: a model + feature encoder + task, trained by the Trainer.
+
+    Args:
+        model: Registry name of a ranking model ("lr", "fm", "deepfm", ...) or "pkg.module:Class".
+        label: Label column; defaults to the schema's only label.
+        schema: Feature specs; inferred from the training frame when omitted.
+        params: The model's keyword arguments (checked against its signature).
+        trainer: A Trainer, or a dict of its keyword arguments.
+        on_nan: NaN in numeric columns: "mean" fills the training mean and warns, "error" raises.
+        seed: Seeds model initialisation (training is seeded by the trainer's own seed).
+
+    Example:
+        >>> from recfunnel.datasets import make_shop
+        >>> shop = make_shop(num_users=50, num_items=20, num_impressions=2000)
+        >>> frame = shop.impressions[["user_id", "item_id", "category", "price", "click"]]
+        >>> ranker = Ranker("fm", label="click", trainer={"max_epochs": 1}).fit(frame)
+        >>> ranker.predict(frame.head(3)).shape
+        (3,)
+    """
+
+    def __init__(self, model: str = "deepfm", *, label: str | None = None, schema: Schema | None = None,
+                 params: dict[str, Any] | None = None, trainer: Trainer | dict[str, Any] | None = None,
+                 on_nan: str = "mean", seed: int = 2026) -> None:
+        self.model_name = get_model(model).name
+        self.label, self.schema, self.params = label, schema, dict(params or {})
+        self.trainer = trainer if isinstance(trainer, Trainer) else _make_trainer(trainer or {})
+        self.trainer_params = {} if isinstance(trainer, Trainer) else dict(trainer or {})
+        self.on_nan, self.seed = on_nan, seed
+        self.encoder_: FeatureEncoder | None = None
+        self.model_: torch.nn.Module | None = None
+        self.task_: Task | None = None
+        self.result_: TrainResult | None = None
+        self.metrics_: dict[str, Any] = {}
+        self.rows_: dict[str, int] = {}
+
+    # -- training -------------------------------------------------------------------------------
+    def fit(self, train: Data, valid: Data | None = None) -> Ranker:
+        """Fit the encoder on ``train``, build the model, and train it (early stopping on ``valid``)."""
+        train_frame = load_frame(train)
+        schema = self.schema or infer_schema(train_frame, self._label_for(train_frame))
+        label = self._resolve_label(schema)
+        self.encoder_ = FeatureEncoder(schema, on_nan=self.on_nan).fit(train_frame)
+        self.task_ = task_for_label(label.name, label.kind)
+        train_batch = self.encoder_.transform(train_frame)
+        valid_batch = self.encoder_.transform(load_frame(valid)) if valid is not None else None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.model_ = build_model(self.model_name, self.encoder_.schema_, self.params)
+        self.result_ = self.trainer.fit(self.model_, self.task_, train_batch, valid_batch)
+        self.rows_ = {"train": len(train_batch), **({"valid": len(valid_batch)} if valid_batch else {})}
+        if valid_batch is not None:
+            self.metrics_ = {"valid": self.trainer.evaluate(self.model_, self.task_, valid_batch)}
+        return self
+
+    def _label_for(self, frame: pd.DataFrame) -> str:
+        if self.label is None:
+            raise ConfigError("no label column given and no schema to read it from; pass label='click'.")
+        if self.label not in frame.columns:
+            raise SchemaError(
+                f"label column {self.label!r} is missing{did_you_mean(self.label, list(map(str, frame.columns)))}; "
+                f"columns present: {', '.join(map(str, frame.columns))}."
+            )
+        return self.label
+
+    def _resolve_label(self, schema: Schema):  # -> Label
+        labels = schema.labels
+        if self.label is not None:
+            match = [lab for lab in labels if lab.name == self.label]
+            if not match:
+                raise SchemaError(
+                    f"label {self.label!r} is not a Label in the schema; labels: {[lab.name for lab in labels]}."
+                )
+            return match[0]
+        if len(labels) != 1:
+            raise SchemaError(f"the schema has {len(labels)} labels; name one with label=... .")
+        return labels[0]
+
+    # -- inference ------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self.model_ is None or self.encoder_ is None or self.task_ is None:
+            raise NotFittedError("This Ranker is not fitted yet; call fit(...) or recfunnel.load(path) first.")
+
+    def predict(self, data: Data) -> np.ndarray:
+        """Predictions for every row (probabilities for a binary label), shape (N,)."""
+        self._check_fitted()
+        batch = self._encode(load_frame(data), labels=False)
+        return self.task_.link(self.trainer.predict(self.model_, batch)).numpy()
+
+    def evaluate(self, data: Data) -> dict[str, float]:
+        """The task's metrics on labelled data (AUC and log loss for a binary label)."""
+        self._check_fitted()
+        batch = self._encode(load_frame(data), labels=True)
+        return self.trainer.evaluate(self.model_, self.task_, batch)
+
+    def _encode(self, frame: pd.DataFrame, *, labels: bool):
+        try:
+            return self.encoder_.transform(frame, labels=labels)
+        except SchemaError as exc:
+            trained = [f.name for f in self.encoder_.schema_.inputs]
+            raise SchemaError(f"{exc} This model was trained on columns: {', '.join(trained)}.") from None
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact directory (safetensors weights, JSON schema/encoder/config/metrics)."""
+        self._check_fitted()
+        history = self.result_.history if self.result_ else []
+        config = {"estimator": "ranker", "model": self.model_name, "params": self.params,
+                  "task": self.task_.to_dict(), "trainer": self.trainer_params, "on_nan": self.on_nan,
+                  "seed": self.seed, "recfunnel_version": recfunnel.__version__}
+        flat = {k: v for k, v in self.metrics_.get("valid", {}).items()}
+        card = model_card(model=self.model_name, params=self.params, task=self.task_.to_dict(), rows=self.rows_,
+                          metrics={f"valid {k}": v for k, v in flat.items()},
+                          features=[f.name for f in self.encoder_.schema_.inputs])
+        return write_artifact(path, config=config, schema=self.encoder_.schema_.to_dict(),
+                              encoder=self.encoder_.to_dict(), weights=self.model_.state_dict(),
+                              metrics={**self.metrics_, "rows": self.rows_, "history": history}, card=card)
+
+
+def _make_trainer(options: dict[str, Any]) -> Trainer:
+    valid = trainer_options()
+    for key in options:
+        if key not in valid:
+            raise ConfigError(
+                f"unknown trainer option {key!r}{did_you_mean(key, list(valid))}. Valid: {', '.join(sorted(valid))}."
+            )
+    return Trainer(**options)
+
+
+def load(path: str | Path) -> Ranker:
+    """Load an artifact written by ``Ranker.save``; never unpickles anything."""
+    parts = read_artifact(path)
+    config = parts["config"]
+    if config.get("estimator") != "ranker":
+        raise ArtifactError(f"{str(path)!r} holds a {config.get('estimator')!r} estimator; expected 'ranker'.")
+    try:
+        schema = Schema.from_dict(parts["schema"])
+        encoder = FeatureEncoder.from_dict(parts["encoder"])
+        ranker = Ranker(config["model"], label=config["task"]["label"], schema=schema,
+                        params=config.get("params"), trainer=config.get("trainer"),
+                        on_nan=config.get("on_nan", "mean"), seed=config.get("seed", 2026))
+        model = build_model(ranker.model_name, schema, ranker.params)
+        model.load_state_dict(parts["weights"])
+    except (KeyError, SchemaError, ConfigError, RuntimeError) as exc:
+        raise ArtifactError(f"artifact {str(path)!r} is inconsistent and cannot be loaded: {exc}") from None
+    model.eval()
+    ranker.encoder_, ranker.model_, ranker.task_ = encoder, model, task_from_dict(config["task"])
+    ranker.metrics_ = {k: v for k, v in parts["metrics"].items() if k not in ("history", "rows")}
+    ranker.rows_ = parts["metrics"].get("rows", {})
+    return ranker

@@ -1,0 +1,109 @@
+"""Artifact directories: weights in safetensors, everything else in JSON, and a model card."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorsError
+from safetensors.torch import load_file, save_file
+
+from recfunnel.errors import ArtifactError
+
+ARTIFACT_FORMAT = "recfunnel-artifact/1"
+REQUIRED = ("config.json", "schema.json", "encoder.json", "model.safetensors")
+
+
+def write_artifact(path: str | Path, *, config: dict[str, Any], schema: dict[str, Any],
+                   encoder: dict[str, Any], weights: dict[str, torch.Tensor],
+                   metrics: dict[str, Any], card: str) -> Path:
+    """Write an artifact directory atomically: into a temporary sibling, then renamed into place.
+
+    An existing artifact at ``path`` is replaced only once the new one is complete.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not (target / "config.json").exists() and any(target.iterdir()):
+        raise ArtifactError(
+            f"{str(target)!r} exists and is not a recfunnel artifact; refusing to overwrite it. "
+            f"Choose another --out directory."
+        )
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()},
+                  str(staging / "model.safetensors"), metadata={"format": ARTIFACT_FORMAT})
+        for name, data in (("config.json", {"format": ARTIFACT_FORMAT, **config}), ("schema.json", schema),
+                           ("encoder.json", encoder), ("metrics.json", metrics)):
+            (staging / name).write_text(json.dumps(data, indent=2, default=_json_default))
+        (staging / "MODEL_CARD.md").write_text(card)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def read_artifact(path: str | Path) -> dict[str, Any]:
+    """Read and check an artifact; returns config, schema, encoder, metrics (dicts) and weights.
+
+    Raises:
+        ArtifactError: The directory is missing, is not a recfunnel artifact, or a file is corrupt.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ArtifactError(f"no artifact at {str(root)!r}: not a directory. Train one with `recfunnel train`.")
+    missing = [name for name in REQUIRED if not (root / name).exists()]
+    if missing:
+        raise ArtifactError(
+            f"{str(root)!r} is not a recfunnel artifact: missing {', '.join(missing)}; "
+            f"found {sorted(p.name for p in root.iterdir())[:10]}."
+        )
+    parts = {name[:-5]: _read_json(root / name) for name in ("config.json", "schema.json", "encoder.json")}
+    parts["metrics"] = _read_json(root / "metrics.json") if (root / "metrics.json").exists() else {}
+    if parts["config"].get("format") != ARTIFACT_FORMAT:
+        raise ArtifactError(
+            f"{str(root / 'config.json')!r} has format {parts['config'].get('format')!r}; expected "
+            f"{ARTIFACT_FORMAT!r}. It was not written by this version of recfunnel."
+        )
+    try:
+        parts["weights"] = load_file(str(root / "model.safetensors"))
+    except (SafetensorsError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{str(root / 'model.safetensors')!r} is corrupt: {exc}") from None
+    return parts
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{str(path)!r} is corrupt: {exc}") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{str(path)!r} is corrupt: expected a JSON object, got {type(data).__name__}.")
+    return data
+
+
+def model_card(*, model: str, params: dict[str, Any], task: dict[str, Any], rows: dict[str, int],
+               metrics: dict[str, Any], features: list[str]) -> str:
+    """A short Markdown description of a trained model."""
+    lines = [f"# {model} ranker", "", f"Task: {task['kind']} on label `{task['label']}`.", "",
+             "## Hyperparameters", ""]
+    lines += [f"- `{k}`: {v}" for k, v in sorted(params.items())] or ["- (defaults)"]
+    lines += ["", "## Data", "", *(f"- {k}: {v} rows" for k, v in rows.items()),
+              f"- features: {', '.join(features)}", "", "## Metrics", ""]
+    lines += [f"- {k}: {v:.5f}" for k, v in metrics.items() if isinstance(v, float)] or ["- (none)"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,137 @@
+"""One function per sub-command: turn parsed arguments into api calls and print the result."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from recfunnel.cli.main import default_out, emit_json
+
+console = Console(stderr=True, highlight=False)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c)
+    for row in rows:
+        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+    return table
+
+
+def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    from recfunnel.config import apply_overrides, load_config, validate
+
+    config = load_config(args.config) if args.config else {}
+    flags = {"model.name": args.model, "data.train": args.train, "data.valid": args.valid,
+             "data.label": args.label, "data.schema": args.schema, "data.format": args.format,
+             "data.on_nan": args.on_nan, "out": args.out}
+    config = apply_overrides(config, [])
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if "." in key:
+            section, name = key.split(".")
+            config.setdefault(section, {})[name] = value
+        else:
+            config[key] = value
+    return validate(apply_overrides(config, args.set))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """`recfunnel train`: fit a ranker from flags or a YAML config, save the artifact."""
+    from recfunnel.api import load_frame
+    from recfunnel.config import ranker_from_config
+    from recfunnel.data.infer import describe_schema
+
+    config = _config_from_args(args)
+    data = config["data"]
+    ranker = ranker_from_config(config)
+    train = load_frame(data["train"], fmt=data.get("format"))
+    valid = load_frame(data["valid"], fmt=data.get("format")) if data.get("valid") else None
+    if ranker.schema is None:
+        from recfunnel.data.infer import infer_schema
+
+        ranker.schema = infer_schema(train, data["label"])
+        if not args.json:
+            console.print(_table("inferred schema (saved in the artifact; override with --schema)",
+                                 ["column", "type", "details"], [list(r) for r in describe_schema(ranker.schema)]))
+    ranker.fit(train, valid)
+    out = ranker.save(config.get("out") or default_out(config["model"]["name"]))
+    metrics = ranker.metrics_.get("valid", {})
+    if args.json:
+        emit_json({"artifact": str(out), "metrics": metrics, "history": ranker.result_.history})
+        return 0
+    rows = [[int(r["epoch"]), r["train_loss"], *[r.get(f"valid_{m}", "-") for m in metrics], f"{r['seconds']:.1f}s"]
+            for r in ranker.result_.history]
+    console.print(_table(f"{config['model']['name']} training", ["epoch", "train loss", *metrics, "time"], rows))
+    console.print(f"saved artifact to [bold]{out}[/]")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """`recfunnel evaluate ARTIFACT --data FILE`."""
+    from recfunnel.api import load, load_frame
+
+    ranker = load(args.artifact)
+    metrics = ranker.evaluate(load_frame(args.data, fmt=args.format))
+    if args.json:
+        emit_json(metrics)
+    else:
+        console.print(_table(f"{ranker.model_name} on {args.data}", ["metric", "value"], [[k, v] for k, v in metrics.items()]))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """`recfunnel predict ARTIFACT --data FILE --out scores.csv`."""
+    import pandas as pd
+
+    from recfunnel.api import load, load_frame
+    from recfunnel.errors import SchemaError
+
+    ranker = load(args.artifact)
+    frame = load_frame(args.data, fmt=args.format)
+    keep = [c for c in args.keep.split(",") if c]
+    missing = [c for c in keep if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"--keep names columns that are not in the data: {missing}; present: {list(frame.columns)}.")
+    out = pd.DataFrame({c: frame[c].to_numpy() for c in keep})
+    out["score"] = ranker.predict(frame)
+    out.to_csv(args.out, index=False)
+    console.print(f"wrote {len(out)} scores to [bold]{args.out}[/]")
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """`recfunnel models [--kind K] [--json]`."""
+    from recfunnel.models import list_models
+
+    infos = list_models(args.kind)
+    if args.json:
+        emit_json([{"name": i.name, "kind": i.kind} for i in infos])
+        return 0
+    rows = [[i.name, i.kind, i.summary, ", ".join(f"{k}={v}" for k, v in i.hyperparameters().items())]
+            for i in infos]
+    Console().print(_table("models", ["name", "kind", "what", "hyperparameters (defaults)"], rows))
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """`recfunnel demo`: the main job on the built-in synthetic shop."""
+    from recfunnel.demo import run_demo as demo
+
+    report = demo(out=args.out, num_users=args.users, num_items=args.items,
+                  num_impressions=args.impressions, max_epochs=args.epochs, log=console.print)
+    if args.json:
+        emit_json(report)
+        return 0
+    rows = [[r["model"], r["auc"], r["gauc"], r["logloss"], r["seconds"]] for r in report["models"]]
+    Console().print(_table(f"test metrics on {report['rows']['test']:,} held-out impressions (last days)",
+                           ["model", "AUC", "gAUC", "logloss", "train s"], rows))
+    Console().print(f"best achievable AUC (true click probability): {report['best_auc']:.4f}")
+    Console().print(f"saved the DeepFM artifact to [bold]{report['artifact']}[/]; try:\n"
+                    f"  recfunnel evaluate {report['artifact']} --data {report['test_file']} --json")
+    return 0

@@ -1,0 +1,100 @@
+"""The `recfunnel` command: parses arguments, calls the api, prints tables or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from recfunnel.errors import RecfunnelError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recfunnel", description="Deep recommender: recall -> rank -> rerank.")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model on a CSV/TSV/parquet/libFM file")
+    train.add_argument("config", nargs="?", help="YAML config holding model/data/trainer sections")
+    train.add_argument("--model", help="registry name, e.g. deepfm (see `recfunnel models`)")
+    train.add_argument("--train", help="training data file")
+    train.add_argument("--valid", help="validation data for early stopping")
+    train.add_argument("--label", help="label column")
+    train.add_argument("--schema", help="schema YAML/JSON; inferred from the data when omitted")
+    train.add_argument("--format", choices=["csv", "tsv", "parquet", "libfm", "criteo"], help="input format")
+    train.add_argument("--on-nan", choices=["mean", "error"], help="NaN in numeric columns (default: mean)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override an option, e.g. embedding_dim=10 or trainer.max_epochs=5")
+    train.add_argument("--out", help="artifact directory to write (default runs/<model>)")
+    train.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    evaluate = sub.add_parser("evaluate", help="metrics of a saved model on labelled data")
+    evaluate.add_argument("artifact")
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--format", choices=["csv", "tsv", "parquet", "libfm", "criteo"])
+    evaluate.add_argument("--json", action="store_true")
+
+    predict = sub.add_parser("predict", help="score rows with a saved model")
+    predict.add_argument("artifact")
+    predict.add_argument("--data", required=True)
+    predict.add_argument("--format", choices=["csv", "tsv", "parquet", "libfm", "criteo"])
+    predict.add_argument("--out", required=True, help="CSV file to write (one 'score' per input row)")
+    predict.add_argument("--keep", default="", help="comma-separated input columns to copy into the output")
+
+    models = sub.add_parser("models", help="list the registered models")
+    models.add_argument("--kind", help="only this kind (ranking, retrieval, ...)")
+    models.add_argument("--json", action="store_true")
+
+    demo = sub.add_parser("demo", help="synthetic shop -> DeepFM vs baselines -> saved artifact")
+    demo.add_argument("--out", default="artifacts/demo")
+    demo.add_argument("--users", type=int, default=5000)
+    demo.add_argument("--items", type=int, default=1000)
+    demo.add_argument("--impressions", type=int, default=300_000)
+    demo.add_argument("--epochs", type=int, default=5)
+    demo.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    from recfunnel.cli import commands
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return getattr(commands, f"run_{args.command}")(args)
+    except RecfunnelError as exc:
+        _error(f"{type(exc).__name__}: {exc}")
+    except FileNotFoundError as exc:
+        _error(f"file not found: {exc.filename or exc}")
+    except KeyboardInterrupt:
+        _error("interrupted")
+    return 2
+
+
+def _error(message: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    # Text, not markup: messages quote user values such as [400, 400] that markup would eat.
+    Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble(("error: ", "bold red"), message))
+
+
+def emit_json(data: Any) -> None:
+    """Print machine-readable output on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, default=float) + "\n")
+
+
+def default_out(model: str) -> str:
+    """The artifact directory used when --out is not given."""
+    return str(Path("runs") / model)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""YAML run configs: exactly the constructors' keyword arguments, validated, with ``--set`` overrides."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recfunnel.api import trainer_options
+from recfunnel.errors import ConfigError, did_you_mean
+from recfunnel.models import get_model
+
+DATA_KEYS = ("train", "valid", "test", "label", "schema", "format", "on_nan")
+SECTIONS = ("model", "data", "trainer", "out", "seed")
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict (not yet validated)."""
+    source = Path(path)
+    if not source.is_file():
+        raise ConfigError(f"config file {str(source)!r} does not exist.")
+    try:
+        data = yaml.safe_load(source.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(source)!r} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(source)!r} must hold a mapping; got {type(data).__name__}.")
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value as YAML: ``10`` -> 10, ``[400,400]`` -> [400, 400], ``abc`` -> "abc"."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` / ``section.key=value`` overrides to a copy of ``config``.
+
+    A key without a section goes to the section that knows it: the model's hyperparameters,
+    then the trainer's options, then the data options.
+
+    Example:
+        >>> apply_overrides({"model": {"name": "fm"}}, ["embedding_dim=8", "trainer.max_epochs=2"])
+        {'model': {'name': 'fm', 'embedding_dim': 8}, 'trainer': {'max_epochs': 2}}
+    """
+    result = copy.deepcopy(config)
+    if isinstance(result.get("model"), str):
+        result["model"] = {"name": result["model"]}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value (e.g. trainer.max_epochs=5); got {item!r}.")
+        path = key.split(".")
+        if len(path) == 1 and path[0] not in SECTIONS:
+            path = [_section_of(path[0], result), path[0]]
+        node = result
+        for part in path[:-1]:
+            if not isinstance(node.setdefault(part, {}), dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section.")
+            node = node[part]
+        node[path[-1]] = parse_value(value)
+    return result
+
+
+def _section_of(key: str, config: dict[str, Any]) -> str:
+    model = config.get("model", {}).get("name") if isinstance(config.get("model"), dict) else None
+    model_keys = list(get_model(model).hyperparameters()) if model else []
+    for section, keys in (("model", model_keys), ("trainer", list(trainer_options())), ("data", list(DATA_KEYS))):
+        if key in keys:
+            return section
+    known = model_keys + list(trainer_options()) + list(DATA_KEYS)
+    raise ConfigError(
+        f"unknown option {key!r}{did_you_mean(key, known)}; prefix it with its section "
+        f"(model., trainer., data.) or see `recfunnel models` for model options."
+    )
+
+
+def validate(config: dict[str, Any]) -> dict[str, Any]:
+    """Check every section and key; returns the config with ``model`` as a mapping."""
+    config = apply_overrides(config, [])
+    for key in config:
+        if key not in SECTIONS:
+            raise ConfigError(f"unknown config section {key!r}{did_you_mean(key, SECTIONS)}; valid: {list(SECTIONS)}.")
+    model = config.get("model")
+    if not isinstance(model, dict) or "name" not in model:
+        raise ConfigError("the config needs a model name: `model: {name: deepfm}` or `--model deepfm`.")
+    valid = get_model(model["name"]).hyperparameters()
+    for key in model:
+        if key != "name" and key not in valid:
+            raise ConfigError(
+                f"unknown option {key!r} for model {model['name']!r}{did_you_mean(key, list(valid))}. "
+                f"Valid: {', '.join(sorted(valid))}."
+            )
+    _check_keys("trainer", config.get("trainer") or {}, list(trainer_options()))
+    data = config.get("data") or {}
+    _check_keys("data", data, list(DATA_KEYS))
+    for required in ("train", "label"):
+        if not data.get(required):
+            raise ConfigError(f"the config needs data.{required} (or --{required} on the command line).")
+    return config
+
+
+def _check_keys(section: str, values: Any, valid: list[str]) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section {section!r} must be a mapping; got {values!r}.")
+    for key in values:
+        if key not in valid:
+            raise ConfigError(
+                f"unknown {section} option {key!r}{did_you_mean(key, valid)}. Valid: {', '.join(sorted(valid))}."
+            )
+
+
+def read_schema_file(path: str | Path):  # -> Schema
+    """A schema from YAML or JSON (the format ``Schema.to_dict`` writes)."""
+    from recfunnel.schema import Schema
+
+    source = Path(path)
+    if not source.is_file():
+        raise ConfigError(f"schema file {str(source)!r} does not exist.")
+    try:
+        data = yaml.safe_load(source.read_text())  # JSON is YAML too
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"schema file {str(source)!r} is not valid YAML/JSON: {exc}") from None
+    return Schema.from_dict(data)
+
+
+def ranker_from_config(config: dict[str, Any]):  # -> Ranker
+    """Build an unfitted Ranker from a validated config."""
+    from recfunnel.api import Ranker
+
+    model = dict(config["model"])
+    data = config.get("data") or {}
+    schema = read_schema_file(data["schema"]) if data.get("schema") else None
+    return Ranker(model.pop("name"), label=data["label"], schema=schema, params=model,
+                  trainer=config.get("trainer") or {}, on_nan=data.get("on_nan") or "mean",
+                  seed=int(config.get("seed", 2026)))

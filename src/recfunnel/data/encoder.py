@@ -1,0 +1,486 @@
+"""FeatureEncoder: raw frame columns to index and float tensors, fitted on training data only."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recfunnel.data.batch import Batch
+from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
+from recfunnel.schema.schema import Schema
+from recfunnel.schema.specs import Categorical, Label, MultiCategorical, Numeric, Sequence
+
+ENCODER_FORMAT = "recfunnel-encoder/1"
+PAD, OOV = 0, 1
+_DROP = -1  # marks a missing element of a multi-valued cell; dropped before padding
+_ON_NAN = ("mean", "error")
+IdFeature = Categorical | MultiCategorical | Sequence
+
+
+class FeatureEncoder:
+    """Learns vocabularies and numeric statistics, then turns frames into a :class:`Batch`.
+
+    Index 0 is padding and 1 is out-of-vocabulary; known values start at 2, ordered by
+    descending training frequency, then by value. Values are compared as strings, so 5 and "5"
+    are one value (integral floats are written as ints, because a NaN turns an int column into
+    floats). Hashed features (``hash_buckets=N``) map to ``2 + stable_hash(value) % N``.
+
+    Args:
+        schema: The features and labels to encode.
+        on_nan: What a NaN in a Numeric column becomes at transform: "mean" fills it with the
+            training mean and warns; "error" raises a SchemaError.
+
+    Raises:
+        SchemaError: If ``schema`` is not a Schema.
+        ConfigError: If ``on_nan`` is not "mean" or "error".
+
+    Example:
+        >>> import pandas as pd
+        >>> from recfunnel.schema.specs import Categorical, Label, Numeric
+        >>> schema = Schema(Categorical("item_id"), Numeric("age"), Label("click"))
+        >>> train = pd.DataFrame({"item_id": ["a", "b", "a", "c"], "age": [1.0, 3.0, 1.0, 3.0],
+        ...                       "click": [1, 0, 1, 0]})
+        >>> encoder = FeatureEncoder(schema).fit(train)
+        >>> encoder.vocabulary("item_id"), encoder.schema_.vocab_size("item_id")
+        (['a', 'b', 'c'], 5)
+        >>> batch = encoder.transform(pd.DataFrame({"item_id": ["b", "zzz"], "age": [3.0, 2.0]}),
+        ...                           labels=False)
+        >>> batch.features["item_id"].tolist(), batch.features["age"].tolist()
+        ([3, 1], [1.0, 0.0])
+    """
+
+    def __init__(self, schema: Schema, *, on_nan: str = "mean") -> None:
+        if not isinstance(schema, Schema):
+            raise SchemaError(f"FeatureEncoder needs a Schema; got {type(schema).__name__}.")
+        if on_nan not in _ON_NAN:
+            raise ConfigError(f"on_nan={on_nan!r} is not valid; expected one of {list(_ON_NAN)}.")
+        self.schema = schema
+        self.on_nan = on_nan
+        self._vocab: dict[str, np.ndarray] = {}
+        self._lookup: dict[str, pd.Index] = {}
+        self._stats: dict[str, tuple[float, float]] = {}
+        self._fitted_schema: Schema | None = None
+
+    def __repr__(self) -> str:
+        return f"FeatureEncoder(features={len(self.schema.inputs)}, fitted={self.is_fitted})"
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether ``fit`` (or ``from_dict``) has run."""
+        return self._fitted_schema is not None
+
+    @property
+    def schema_(self) -> Schema:
+        """The schema with ``vocab_size`` filled for every non-shared id feature."""
+        self._check_fitted()
+        return self._fitted_schema
+
+    # -- fitting ---------------------------------------------------------------------------------
+    def fit(self, frame: pd.DataFrame) -> FeatureEncoder:
+        """Learn vocabularies and numeric statistics from training rows (labels are not read).
+
+        Args:
+            frame: Training rows; must hold every input column of the schema.
+
+        Returns:
+            self, fitted.
+
+        Raises:
+            DataError: If ``frame`` is not a DataFrame or has no rows.
+            SchemaError: If a column is missing or a Numeric column holds non-numbers.
+        """
+        _check_frame(frame, "fit")
+        if len(frame) == 0:
+            raise DataError("cannot fit a FeatureEncoder on an empty frame (0 rows); pass the training rows.")
+        self._check_columns(frame, labels=False)
+        vocab: dict[str, np.ndarray] = {}
+        stats: dict[str, tuple[float, float]] = {}
+        for spec in self.schema.inputs:
+            column = frame[spec.name]
+            if isinstance(spec, Numeric):
+                stats[spec.name] = _numeric_stats(spec, column)
+            elif _has_vocabulary(spec):
+                values = column if isinstance(spec, Categorical) else _flatten(column, spec.sep)[1]
+                vocab[spec.name] = _learn_vocabulary(values, spec.min_count)
+        self._set_state(vocab, stats)
+        return self
+
+    def fit_transform(self, frame: pd.DataFrame, *, labels: bool = True) -> Batch:
+        """``fit(frame)`` then ``transform(frame, labels=labels)``."""
+        self.fit(frame)
+        return self._transform(frame, labels=labels, stacklevel=3)
+
+    def _set_state(self, vocab: dict[str, np.ndarray], stats: dict[str, tuple[float, float]]) -> None:
+        self._vocab = vocab
+        self._lookup = {name: pd.Index(values, dtype=object) for name, values in vocab.items()}
+        self._stats = stats
+        specs = []
+        for spec in self.schema.specs:
+            if isinstance(spec, IdFeature) and _owner(self.schema, spec) is spec:
+                size = spec.hash_buckets + 2 if spec.hash_buckets else len(vocab[spec.name]) + 2
+                spec = dataclasses.replace(spec, vocab_size=size)
+            specs.append(spec)
+        self._fitted_schema = Schema(*specs)
+
+    # -- transforming ----------------------------------------------------------------------------
+    def transform(self, frame: pd.DataFrame, *, labels: bool = True) -> Batch:
+        """Encode rows into a Batch.
+
+        Args:
+            frame: Rows with every input column (and every label column if ``labels``);
+                extra columns are ignored.
+            labels: Whether to read and validate the label columns.
+
+        Returns:
+            Batch: features in schema order (Categorical int64 (B,), MultiCategorical and
+            Sequence int64 (B, L), Numeric float32 (B,) or int64 (B,) when bucketized) and
+            labels float32 (B,).
+
+        Raises:
+            NotFittedError: If called before ``fit``.
+            SchemaError: On missing columns, bad values, unseen values with ``oov="error"``,
+                or NaN with ``on_nan="error"``.
+        """
+        return self._transform(frame, labels=labels, stacklevel=3)
+
+    def _transform(self, frame: pd.DataFrame, *, labels: bool, stacklevel: int) -> Batch:
+        self._check_fitted()
+        _check_frame(frame, "transform")
+        self._check_columns(frame, labels=labels)
+        features: dict[str, torch.Tensor] = {}
+        for spec in self.schema.inputs:
+            column = frame[spec.name]
+            if isinstance(spec, Numeric):
+                out = self._encode_numeric(spec, column, stacklevel + 1)
+            elif isinstance(spec, Categorical):
+                out = self._encode_values(spec, column, missing=OOV)
+            else:
+                out = self._encode_lists(spec, column)
+            features[spec.name] = torch.from_numpy(out)
+        label_specs = self.schema.labels if labels else ()
+        targets = {s.name: torch.from_numpy(_encode_label(s, frame[s.name])) for s in label_specs}
+        return Batch(features, targets)
+
+    def _encode_values(self, spec: IdFeature, values: pd.Series, *, missing: int) -> np.ndarray:
+        """Indices of scalar values (B,); missing values (NaN, None, "") become ``missing``."""
+        owner = _owner(self.schema, spec)
+        codes, uniques = pd.factorize(values)  # codes -1 for NaN/None
+        strings = _to_str(uniques)
+        if owner.hash_buckets:
+            table = _hash(strings, owner.hash_buckets)
+        else:
+            found = self._lookup[owner.name].get_indexer(strings)
+            table = np.where(found >= 0, found + 2, OOV).astype(np.int64)
+            unseen = (found < 0) & (strings != "")
+            if owner.oov == "error" and unseen.any():
+                _raise_unseen(spec, owner, codes, strings, unseen)
+        table[strings == ""] = missing
+        return np.append(table, np.int64(missing))[codes]  # code -1 picks the trailing `missing`
+
+    def _encode_lists(self, spec: MultiCategorical | Sequence, column: pd.Series) -> np.ndarray:
+        """(B, L) indices: MultiCategorical keeps the first L, right-padded; Sequence the last L, left-padded."""
+        rows, flat = _flatten(column, spec.sep)
+        indices = self._encode_values(spec, flat, missing=_DROP)
+        keep = indices != _DROP
+        rows, indices = rows[keep], indices[keep]
+        counts = np.bincount(rows, minlength=len(column))  # (B,)
+        position = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]  # rank within its row
+        length = spec.max_len
+        if isinstance(spec, Sequence):
+            position = position + length - counts[rows]  # most recent value lands in the last column
+        keep = (position >= 0) & (position < length)
+        out = np.zeros((len(column), length), dtype=np.int64)  # (B, L)
+        out[rows[keep], position[keep]] = indices[keep]
+        return out
+
+    def _encode_numeric(self, spec: Numeric, column: pd.Series, stacklevel: int) -> np.ndarray:
+        values = _numeric_column(spec.name, column)
+        nan = np.isnan(values)
+        if nan.any():
+            self._handle_nan(spec, nan, stacklevel + 1)
+        if spec.transform == "bucketize":
+            out = 1 + np.searchsorted(np.asarray(spec.boundaries), values, side="right")
+            out[nan] = PAD
+            return out.astype(np.int64)
+        mean, std = self._stats[spec.name]
+        values = np.where(nan, mean, _forward(spec, values))
+        if spec.transform != "none":
+            values = (values - mean) / std
+        return values.astype(np.float32)
+
+    def _handle_nan(self, spec: Numeric, nan: np.ndarray, stacklevel: int) -> None:
+        count, first = int(nan.sum()), int(np.flatnonzero(nan)[0])
+        if self.on_nan == "error":
+            raise SchemaError(
+                f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}); fill or "
+                f"drop them before encoding, or use FeatureEncoder(schema, on_nan='mean')."
+            )
+        filled = "the padding index 0" if spec.transform == "bucketize" else "the training mean"
+        warnings.warn(
+            f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}); encoded "
+            f"as {filled}. Pass on_nan='error' to fail instead.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+    # -- ids <-> raw values ----------------------------------------------------------------------
+    def encode_ids(self, name: str, values: Any) -> np.ndarray:
+        """Indices (int64, same length as ``values``) of raw values of id feature ``name``."""
+        self._check_fitted()
+        spec = self._id_spec(name)
+        series = values.reset_index(drop=True) if isinstance(values, pd.Series) else pd.Series(
+            np.asarray(values).reshape(-1)
+        )
+        return self._encode_values(spec, series, missing=OOV)
+
+    def decode_ids(self, name: str, indices: Any) -> np.ndarray:
+        """Raw values (object array of str) of indices of feature ``name``; 0 and 1 give None.
+
+        Raises:
+            SchemaError: If the feature is hashed (not invertible) or an index is out of range.
+        """
+        vocabulary = self._vocabulary_of(name)
+        table = np.empty(len(vocabulary) + 2, dtype=object)  # slots 0 (padding) and 1 (OOV) stay None
+        table[2:] = vocabulary
+        indices = np.asarray(indices)
+        if indices.dtype.kind not in "iu" and indices.size:
+            raise SchemaError(f"feature {name!r}: indices to decode must be integers; got dtype {indices.dtype}.")
+        out_of_range = (indices < 0) | (indices >= len(table))
+        if out_of_range.any():
+            raise SchemaError(
+                f"feature {name!r}: cannot decode index {int(indices[out_of_range].reshape(-1)[0])}; indices must "
+                f"be in [0, {len(table) - 1}] (vocab_size={len(table)})."
+            )
+        indices = indices.astype(np.int64)
+        return table[indices]
+
+    def vocabulary(self, name: str) -> list[str]:
+        """Raw values of feature ``name`` in index order, starting at index 2."""
+        return self._vocabulary_of(name).tolist()
+
+    def _vocabulary_of(self, name: str) -> np.ndarray:
+        self._check_fitted()
+        owner = _owner(self.schema, self._id_spec(name))
+        if owner.hash_buckets:
+            raise SchemaError(
+                f"feature {name!r} is hashed into {owner.hash_buckets} buckets, so it has no vocabulary and "
+                f"its indices cannot be decoded; drop hash_buckets to learn a vocabulary instead."
+            )
+        return self._vocab[owner.name]
+
+    def _id_spec(self, name: str) -> IdFeature:
+        spec = self.schema[name]  # raises with a did-you-mean for unknown names
+        if not isinstance(spec, IdFeature):
+            raise SchemaError(
+                f"feature {name!r} is a {type(spec).__name__}; only Categorical, MultiCategorical and "
+                f"Sequence features have ids."
+            )
+        return spec
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict holding the schema, vocabularies and numeric statistics."""
+        self._check_fitted()
+        return {
+            "format": ENCODER_FORMAT,
+            "on_nan": self.on_nan,
+            "schema": self.schema.to_dict(),
+            "vocabularies": {name: values.tolist() for name, values in self._vocab.items()},
+            "numeric": {name: {"mean": mean, "std": std} for name, (mean, std) in self._stats.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureEncoder:
+        """Rebuild a fitted encoder from ``to_dict`` output.
+
+        Raises:
+            SchemaError: If ``data`` is not encoder output or lacks a feature's state.
+        """
+        if not isinstance(data, dict) or data.get("format") != ENCODER_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise SchemaError(f"not a FeatureEncoder dict: expected format {ENCODER_FORMAT!r}; got {found!r}.")
+        encoder = cls(Schema.from_dict(data["schema"]), on_nan=data.get("on_nan", "mean"))
+        vocab, stats = {}, {}
+        for spec in encoder.schema.inputs:
+            try:
+                if isinstance(spec, Numeric):
+                    entry = data["numeric"][spec.name]
+                    stats[spec.name] = (float(entry["mean"]), float(entry["std"]))
+                elif _has_vocabulary(spec):
+                    vocab[spec.name] = np.array([str(v) for v in data["vocabularies"][spec.name]], dtype=object)
+            except (KeyError, TypeError):
+                raise SchemaError(
+                    f"FeatureEncoder dict has no fitted state for feature {spec.name!r}; save it again "
+                    f"with encoder.to_dict()."
+                ) from None
+        encoder._set_state(vocab, stats)
+        return encoder
+
+    # -- checks ----------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self._fitted_schema is None:
+            raise NotFittedError(
+                "This FeatureEncoder is not fitted yet; call fit(frame) on training data first "
+                "(or FeatureEncoder.from_dict(...) to load a fitted one)."
+            )
+
+    def _check_columns(self, frame: pd.DataFrame, *, labels: bool) -> None:
+        needed = self.schema.inputs + (self.schema.labels if labels else ())
+        missing = [s for s in needed if s.name not in frame.columns]
+        if not missing:
+            return
+        names = ", ".join(f"{s.name!r} ({type(s).__name__})" for s in missing)
+        present = ", ".join(str(c) for c in frame.columns[:30])
+        if len(frame.columns) > 30:
+            present += f", ... ({len(frame.columns) - 30} more)"
+        subject = f"column {names} is" if len(missing) == 1 else f"columns {names} are"
+        raise SchemaError(f"{subject} missing; columns present: {present}.")
+
+
+# -- helpers (vectorized; none loops over rows) ----------------------------------------------------
+def _owner(schema: Schema, spec: Any) -> Any:
+    """The spec whose vocabulary, hashing and oov policy apply (the shared Categorical for a shared Sequence)."""
+    return schema[spec.shares] if isinstance(spec, Sequence) and spec.shares is not None else spec
+
+
+def _has_vocabulary(spec: Any) -> bool:
+    shared = isinstance(spec, Sequence) and spec.shares is not None
+    return isinstance(spec, IdFeature) and not shared and not spec.hash_buckets
+
+
+def _check_frame(frame: Any, action: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"FeatureEncoder.{action} expects a pandas DataFrame; got {type(frame).__name__}.")
+    if frame.columns.has_duplicates:
+        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise DataError(f"the frame has duplicated column names {duplicated}; rename or drop them first.")
+
+
+def _to_str(values: Any) -> np.ndarray:
+    """Object array of str; integral floats are written as ints so 5.0 (an int column with NaN) is "5"."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f":
+        out = arr.astype(str).astype(object)
+        whole = np.isfinite(arr) & (np.mod(arr, 1) == 0) & (np.abs(arr) < 2**53)
+        out[whole] = arr[whole].astype(np.int64).astype(str)
+        return out
+    if arr.dtype.kind == "O":
+        return pd.Series(arr, dtype=object).astype(str).to_numpy(dtype=object)
+    return arr.astype(str).astype(object)
+
+
+def _hash(strings: np.ndarray, buckets: int) -> np.ndarray:
+    """2 + siphash(value) % buckets; pandas' fixed default key makes it identical across processes."""
+    hashed = pd.util.hash_array(strings.astype(object), categorize=False)  # uint64
+    return (hashed % np.uint64(buckets)).astype(np.int64) + 2
+
+
+def _learn_vocabulary(values: pd.Series, min_count: int) -> np.ndarray:
+    """Values seen at least ``min_count`` times, by descending count then value (object array of str)."""
+    codes, uniques = pd.factorize(values)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    table = pd.DataFrame({"value": pd.Series(_to_str(uniques), dtype=object), "count": counts})
+    table = table[table["value"] != ""].groupby("value", sort=False, as_index=False)["count"].sum()
+    table = table[table["count"] >= min_count]
+    table = table.sort_values(["count", "value"], ascending=[False, True], kind="stable")
+    return table["value"].to_numpy(dtype=object)
+
+
+def _flatten(column: pd.Series, sep: str) -> tuple[np.ndarray, pd.Series]:
+    """Explode list cells and ``sep``-joined strings into (row of each value, values)."""
+    cells = column.reset_index(drop=True)
+    if cells.dtype == object or isinstance(cells.dtype, pd.StringDtype):
+        cells = cells.astype(object)
+        try:
+            split = cells.str.split(sep, regex=False)  # NaN for list cells, which stay as they are
+            cells = split.where(split.notna(), cells)
+        except AttributeError:  # no string cell at all (e.g. only lists of ints)
+            pass
+    flat = cells.explode()  # empty lists and missing cells give one NaN, dropped later
+    return flat.index.to_numpy(dtype=np.int64), flat
+
+
+def _raise_unseen(spec: Any, owner: Any, codes: np.ndarray, strings: np.ndarray, unseen: np.ndarray) -> None:
+    counts = np.bincount(codes[codes >= 0], minlength=len(strings))
+    total, examples = int(counts[unseen].sum()), strings[unseen][:5].tolist()
+    raise SchemaError(
+        f"feature {spec.name!r} has {total} value(s) ({int(unseen.sum())} distinct) not in the vocabulary "
+        f"learned by fit, e.g. {examples}; refit the encoder on data that includes them, or set "
+        f"oov='oov' on {owner.name!r} to map unseen values to index 1."
+    )
+
+
+def _numeric_column(name: str, column: pd.Series) -> np.ndarray:
+    """float64 (B,) with NaN for missing; non-numbers and infinities raise a SchemaError."""
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.isnan(values) & column.notna().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise SchemaError(
+                f"column {name!r} (Numeric) holds non-numeric values, e.g. {column.iloc[row]!r} at row {row}; "
+                f"clean it (pd.to_numeric(frame[{name!r}], errors='coerce')) or declare Categorical({name!r})."
+            )
+    infinite = np.isinf(values)
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise SchemaError(
+            f"column {name!r} (Numeric) holds {int(infinite.sum())} infinite value(s) (first at row {row}); "
+            f"clip or drop them before encoding."
+        )
+    return values
+
+
+def _forward(spec: Numeric, values: np.ndarray) -> np.ndarray:
+    return np.sign(values) * np.log1p(np.abs(values)) if spec.transform == "log1p" else values
+
+
+def _numeric_stats(spec: Numeric, column: pd.Series) -> tuple[float, float]:
+    """(mean, std) of the (log1p-transformed) training values, NaN ignored; std 0 becomes 1."""
+    values = _numeric_column(spec.name, column)
+    if spec.transform == "bucketize":
+        return 0.0, 1.0
+    values = _forward(spec, values[~np.isnan(values)])
+    if values.size == 0:
+        return 0.0, 1.0
+    std = float(values.std())
+    return float(values.mean()), (std if std > 0 else 1.0)
+
+
+def _examples(values: np.ndarray, k: int = 5) -> list:
+    """Up to k distinct values, sorted when numeric, integral floats shown as ints."""
+    uniques = pd.unique(values)
+    if uniques.dtype.kind in "iufb":
+        uniques = np.sort(uniques)
+    return [int(v) if isinstance(v, float) and v.is_integer() else v for v in uniques[:k].tolist()]
+
+
+def _encode_label(spec: Label, column: pd.Series) -> np.ndarray:
+    """float32 (B,) after checking 0/1 (binary) or finiteness (regression)."""
+    missing = column.isna().to_numpy()
+    if missing.any():
+        raise SchemaError(
+            f"label {spec.name!r} has {int(missing.sum())} missing value(s) (first at row "
+            f"{int(np.flatnonzero(missing)[0])}); drop those rows or fill them before encoding."
+        )
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isin(values, (0.0, 1.0)) if spec.kind == "binary" else ~np.isfinite(values)
+    if bad.any():
+        found, row = _examples(column.to_numpy()[bad]), int(np.flatnonzero(bad)[0])
+        if spec.kind == "binary":
+            raise SchemaError(
+                f"label {spec.name!r} must be 0 or 1 for a binary task; found values {found} (e.g. row {row}). "
+                f"Map it first, e.g. (rating >= 4).astype(int), or declare Label({spec.name!r}, kind='regression')."
+            )
+        raise SchemaError(
+            f"label {spec.name!r} must hold finite numbers for a regression task; found values {found} "
+            f"(e.g. row {row}). Drop or fix those rows first."
+        )
+    return values.astype(np.float32)

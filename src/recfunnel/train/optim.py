@@ -1,0 +1,73 @@
+"""Optimizers: AdamW for dense weights, sparse row-wise updates for embedding tables."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recfunnel.errors import ConfigError
+
+SPARSE_OPTIMIZERS = ("adam", "adagrad")
+
+
+def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(dense, sparse) trainable parameters; sparse ones are weights of ``sparse=True`` embeddings."""
+    sparse_ids = {
+        id(m.weight) for m in model.modules()
+        if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse
+    }
+    dense, sparse = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (sparse if id(p) in sparse_ids else dense).append(p)
+    return dense, sparse
+
+
+def build_optimizers(model: nn.Module, *, lr: float, sparse_lr: float | None, weight_decay: float,
+                     sparse_optimizer: str) -> list[torch.optim.Optimizer]:
+    """One AdamW over dense weights and one sparse optimizer over embedding tables.
+
+    SparseAdam ("adam", lazy Adam) and Adagrad ("adagrad") update only the rows present in a
+    batch's gradient, so a step costs the same for a 10k-row table as for a 10M-row one.
+    """
+    if sparse_optimizer not in SPARSE_OPTIMIZERS:
+        raise ConfigError(
+            f"sparse_optimizer={sparse_optimizer!r} is not valid; expected one of {list(SPARSE_OPTIMIZERS)}."
+        )
+    dense, sparse = split_parameters(model)
+    optimizers: list[torch.optim.Optimizer] = []
+    if dense:
+        optimizers.append(torch.optim.AdamW(dense, lr=lr, weight_decay=weight_decay))
+    if sparse:
+        row_lr = sparse_lr if sparse_lr is not None else lr
+        if sparse_optimizer == "adam":
+            optimizers.append(torch.optim.SparseAdam(sparse, lr=row_lr))
+        else:
+            optimizers.append(torch.optim.Adagrad(sparse, lr=row_lr))
+    return optimizers
+
+
+def clip_gradients(model: nn.Module, max_norm: float) -> float:
+    """Scale all gradients (dense and sparse) so their global L2 norm is at most ``max_norm``.
+
+    ``torch.nn.utils.clip_grad_norm_`` does not accept sparse gradients, hence this version.
+    Returns the norm before clipping.
+    """
+    squares = []
+    for p in model.parameters():
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            squares.append(p.grad._values().pow(2).sum())
+        else:
+            squares.append(p.grad.pow(2).sum())
+    if not squares:
+        return 0.0
+    total = float(torch.stack(squares).sum().sqrt())
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad.mul_(scale)
+    return total

@@ -1,0 +1,82 @@
+"""Every registered ranking model, checked from the registry: a new model gets these tests free."""
+
+import inspect
+
+import pytest
+import torch
+
+from recfunnel.models import build_model, list_models
+from recfunnel.tasks import BinaryTask
+from recfunnel.testing import toy_batch, toy_schema
+
+RANKING = [info.name for info in list_models("ranking")]
+
+
+def _build(name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(name, toy_schema())
+
+
+def test_registry_has_the_foundation_models():
+    assert {"lr", "fm", "deepfm"} <= set(RANKING)
+
+
+@pytest.mark.parametrize("name", RANKING)
+def test_builds_with_defaults_and_returns_finite_logits(name):
+    logits = _build(name)(toy_batch(batch_size=16))
+    assert logits.shape == (16,)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", RANKING)
+def test_every_parameter_gets_a_gradient(name):
+    model = _build(name)
+    batch = toy_batch(batch_size=64)
+    BinaryTask("click").loss(model(batch), batch).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"no gradient for {missing}"
+
+
+@pytest.mark.parametrize("name", RANKING)
+def test_overfits_one_batch(name):
+    model = _build(name)
+    batch = toy_batch(batch_size=64)
+    task = BinaryTask("click")
+    from recfunnel.train import build_optimizers
+
+    optimizers = build_optimizers(model, lr=0.05, sparse_lr=0.05, weight_decay=0.0, sparse_optimizer="adam")
+    first = task.loss(model(batch), batch).item()
+    for _ in range(50):
+        loss = task.loss(model(batch), batch)
+        for opt in optimizers:
+            opt.zero_grad()
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
+    assert loss.item() < first / 2
+
+
+@pytest.mark.parametrize("name", RANKING)
+def test_state_dict_round_trip(name):
+    model, other = _build(name, seed=0), _build(name, seed=1)
+    batch = toy_batch(batch_size=8)
+    other.load_state_dict(model.state_dict())
+    model.eval(), other.eval()
+    torch.testing.assert_close(model(batch), other(batch))
+
+
+@pytest.mark.parametrize("name", RANKING)
+def test_same_seed_same_output(name):
+    batch = toy_batch(batch_size=8)
+    a, b = _build(name, seed=3).eval(), _build(name, seed=3).eval()
+    torch.testing.assert_close(a(batch), b(batch))
+
+
+@pytest.mark.parametrize("name", RANKING)
+def test_constructor_shape(name):
+    info = next(i for i in list_models("ranking") if i.name == name)
+    params = list(inspect.signature(info.cls.__init__).parameters.values())
+    assert [p.name for p in params[:2]] == ["self", "schema"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[2:])
+    assert len(params) - 2 <= 8
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)

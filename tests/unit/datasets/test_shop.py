@@ -1,0 +1,166 @@
+"""The synthetic shop: determinism, columns, value ranges, rates and a click model LR cannot fully learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recfunnel.data.splits import random_split
+from recfunnel.datasets import Shop, load_shop, make_shop, save_shop
+from recfunnel.errors import ConfigError, DataError
+
+SMALL = {"num_users": 400, "num_items": 150, "num_impressions": 40_000}
+
+IMPRESSION_COLUMNS = [
+    "user_id", "item_id", "timestamp", "session_id", "hour", "position", "category", "brand", "price",
+    "age", "gender", "region", "tags", "click", "purchase", "p_click",
+]
+
+
+@pytest.fixture(scope="module")
+def shop() -> Shop:
+    return make_shop()  # the defaults take well under a second
+
+
+def test_same_seed_gives_identical_frames() -> None:
+    first, second = make_shop(**SMALL, seed=5), make_shop(**SMALL, seed=5)
+    for name in ("users", "items", "impressions"):
+        pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name), check_exact=True)
+
+
+def test_different_seeds_give_different_frames() -> None:
+    first, second = make_shop(**SMALL, seed=5), make_shop(**SMALL, seed=6)
+    assert not first.impressions["click"].equals(second.impressions["click"])
+    assert not first.items["price"].equals(second.items["price"])
+
+
+def test_users_and_items_do_not_depend_on_the_number_of_impressions() -> None:
+    few, many = make_shop(**{**SMALL, "num_impressions": 500}), make_shop(**SMALL)
+    pd.testing.assert_frame_equal(few.users, many.users)
+    pd.testing.assert_frame_equal(few.items, many.items)
+
+
+def test_columns_and_sizes(shop: Shop) -> None:
+    assert list(shop.users.columns) == ["user_id", "age", "gender", "region"]
+    assert list(shop.items.columns) == ["item_id", "title", "category", "brand", "price", "tags"]
+    assert list(shop.impressions.columns) == IMPRESSION_COLUMNS
+    assert (len(shop.users), len(shop.items), len(shop.impressions)) == (2000, 500, 100_000)
+    assert shop.users["user_id"].is_unique and shop.items["item_id"].is_unique
+    assert shop.users["user_id"].iloc[17] == "u17" and shop.items["item_id"].iloc[42] == "i42"
+
+
+def test_value_ranges(shop: Shop) -> None:
+    users, items, imp = shop.users, shop.items, shop.impressions
+    assert users["age"].between(18, 70).all()
+    assert set(users["gender"]) == {"f", "m"}
+    assert 6 <= users["region"].nunique() <= 10
+    assert items["category"].nunique() == 12
+    assert (items["price"] > 0).all()
+    assert items["tags"].str.split("|").map(len).between(1, 4).all()
+    assert items["title"].str.match(r"^[A-Z][a-z]+ [a-z -]+ \d+$").all()
+    assert imp["hour"].between(0, 23).all() and imp["position"].between(1, 10).all()
+    assert imp["timestamp"].is_monotonic_increasing
+    days = (imp["timestamp"].max() - imp["timestamp"].min()) / 86_400
+    assert 25 <= days <= 31
+    assert imp["p_click"].between(0, 1).all()
+
+
+def test_features_are_joined_from_the_user_and_item_tables(shop: Shop) -> None:
+    imp = shop.impressions.head(2000)
+    joined = imp[["user_id", "item_id"]].merge(shop.users, on="user_id").merge(shop.items, on="item_id")
+    merged = imp.merge(joined, on=["user_id", "item_id"], suffixes=("", "_table")).drop_duplicates()
+    for column in ("age", "gender", "region", "category", "brand", "price", "tags"):
+        assert (merged[column] == merged[f"{column}_table"]).all(), column
+
+
+def test_sessions_have_pages_of_ten_positions(shop: Shop) -> None:
+    imp = shop.impressions
+    per_session = imp.groupby("session_id")
+    assert (per_session["user_id"].nunique() == 1).all()
+    assert per_session.size().max() <= 50
+    assert imp["user_id"].nunique() == len(shop.users)  # every user has a session at the defaults
+    counts = imp["user_id"].value_counts()
+    assert counts.iloc[0] > 10 * counts.median()  # power-law activity: a heavy head
+
+
+def test_popularity_is_skewed(shop: Shop) -> None:
+    counts = shop.impressions["item_id"].value_counts()
+    assert counts.iloc[:50].sum() > 0.3 * counts.sum()  # top 10% of items get far more than 10%
+
+
+def test_rates(shop: Shop) -> None:
+    imp = shop.impressions
+    ctr = imp["click"].mean()
+    assert 0.05 <= ctr <= 0.15
+    assert abs(imp["p_click"].mean() - ctr) < 0.01
+    assert ((imp["purchase"] == 1) <= (imp["click"] == 1)).all()  # purchases only after clicks
+    assert 0 < imp["purchase"].sum() < imp["click"].sum()
+
+
+def test_position_bias_is_visible(shop: Shop) -> None:
+    ctr = shop.impressions.groupby("position")["click"].mean()
+    assert ctr.loc[1] > 1.3 * ctr.loc[10]
+
+
+def test_best_auc_in_a_sane_range(shop: Shop) -> None:
+    assert 0.75 <= shop.best_auc <= 0.87
+
+
+def test_lr_on_ids_is_learnable_but_clearly_below_best_auc() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import OneHotEncoder
+
+    imp = make_shop(**SMALL, seed=3).impressions
+    train, test = random_split(len(imp), (0.8, 0.2), seed=0)
+    columns = ["user_id", "item_id"]
+    encoder = OneHotEncoder(handle_unknown="ignore").fit(imp.iloc[train][columns])
+    model = LogisticRegression(max_iter=1000, C=0.3)
+    model.fit(encoder.transform(imp.iloc[train][columns]), imp["click"].iloc[train])
+    lr_auc = roc_auc_score(imp["click"].iloc[test], model.predict_proba(encoder.transform(imp.iloc[test][columns]))[:, 1])
+    best_auc = roc_auc_score(imp["click"].iloc[test], imp["p_click"].iloc[test])
+    assert 0.55 < lr_auc < best_auc - 0.04
+
+
+def test_interactions_are_the_clicks(shop: Shop) -> None:
+    interactions = shop.interactions
+    assert list(interactions.columns) == ["user_id", "item_id", "timestamp", "weight"]
+    assert len(interactions) == shop.impressions["click"].sum()
+    assert set(interactions["weight"].unique()) == {1.0, 2.0}
+    assert interactions["weight"].eq(2.0).sum() == shop.impressions["purchase"].sum()
+
+
+def test_describe(shop: Shop) -> None:
+    summary = shop.describe()
+    assert summary["num_impressions"] == 100_000 and summary["num_users"] == 2000
+    assert summary["ctr"] == pytest.approx(shop.impressions["click"].mean())
+    assert summary["best_auc"] == shop.best_auc
+    assert 0 < summary["cvr"] < 1 and summary["num_sessions"] > 1000
+    assert repr(shop) == "Shop(users=2000, items=500, impressions=100000)"
+
+
+def test_many_categories_and_tiny_sizes() -> None:
+    wide = make_shop(num_users=30, num_items=40, num_impressions=300, num_categories=20, seed=1)
+    assert wide.items["category"].str.startswith("category_").any()
+    tiny = make_shop(num_users=1, num_items=1, num_impressions=1)
+    assert len(tiny.impressions) == 1
+    assert np.isnan(tiny.best_auc)
+
+
+@pytest.mark.parametrize("name, value", [("num_users", 0), ("num_items", -5), ("num_impressions", 2.5)])
+def test_bad_sizes_raise(name: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=rf"make_shop: {name} must be an int >= 1, got {value!r}"):
+        make_shop(**{name: value})  # type: ignore[arg-type]
+
+
+def test_save_and_load_round_trip(tmp_path) -> None:
+    shop = make_shop(num_users=20, num_items=15, num_impressions=400, seed=2)
+    loaded = load_shop(save_shop(shop, tmp_path / "shop"))
+    for name in ("users", "items", "impressions"):
+        pd.testing.assert_frame_equal(getattr(loaded, name), getattr(shop, name))
+
+
+def test_load_missing_files_raises(tmp_path) -> None:
+    with pytest.raises(DataError, match=r"users.csv, items.csv, impressions.csv not found in .*save_shop"):
+        load_shop(tmp_path)

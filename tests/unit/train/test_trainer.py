@@ -1,0 +1,106 @@
+"""The Trainer: sparse row updates, early stopping, NaN detection, determinism, checkpoint/resume."""
+
+import pytest
+import torch
+
+from recfunnel.errors import ConfigError, TrainingDivergedError
+from recfunnel.models.ranking.deepfm import DeepFM
+from recfunnel.models.ranking.fm import FM
+from recfunnel.tasks import BinaryTask
+from recfunnel.testing import toy_batch, toy_schema
+from recfunnel.train import Trainer, build_optimizers, clip_gradients, split_parameters
+
+TASK = BinaryTask("click")
+
+
+def _fm(seed=0):
+    torch.manual_seed(seed)
+    return FM(toy_schema(), embedding_dim=4)
+
+
+def test_embedding_tables_are_sparse_and_only_touched_rows_change():
+    model = _fm()
+    dense, sparse = split_parameters(model)
+    assert len(sparse) == 2 and all(p.dim() == 2 for p in sparse)
+    before = model.embedding.table.weight.detach().clone()
+    batch = toy_batch(batch_size=4)
+    optimizers = build_optimizers(model, lr=0.1, sparse_lr=0.1, weight_decay=0.0, sparse_optimizer="adam")
+    TASK.loss(model(batch), batch).backward()
+    assert model.embedding.table.weight.grad.is_sparse
+    for opt in optimizers:
+        opt.step()
+    changed = (model.embedding.table.weight != before).any(dim=1).nonzero().flatten()
+    emb = model.embedding
+    touched = torch.cat([batch.features["user_id"] + emb.offsets["user_id"],
+                         batch.features["item_id"] + emb.offsets["item_id"],
+                         batch.features["tags"].flatten() + emb.offsets["tags"],
+                         batch.features["history"].flatten() + emb.offsets["history"]]).unique()
+    assert set(changed.tolist()) <= set(touched.tolist())
+    assert len(changed) > 0
+
+
+def test_adagrad_option_and_bad_optimizer_name():
+    opts = build_optimizers(_fm(), lr=0.1, sparse_lr=None, weight_decay=0.0, sparse_optimizer="adagrad")
+    assert isinstance(opts[-1], torch.optim.Adagrad)
+    with pytest.raises(ConfigError, match="sparse_optimizer='sgd' is not valid"):
+        build_optimizers(_fm(), lr=0.1, sparse_lr=None, weight_decay=0.0, sparse_optimizer="sgd")
+
+
+def test_fit_learns_and_is_deterministic():
+    train, valid = toy_batch(batch_size=512, seed=1), toy_batch(batch_size=256, seed=2)
+    results = []
+    for _ in range(2):
+        model = _fm()
+        result = Trainer(max_epochs=5, batch_size=64, lr=0.02, patience=5).fit(model, TASK, train, valid)
+        results.append((result, Trainer().predict(model, valid)))
+    assert results[0][0].history[-1]["valid_auc"] > 0.9
+    torch.testing.assert_close(results[0][1], results[1][1])
+
+
+def test_early_stopping_restores_the_best_epoch():
+    train = toy_batch(batch_size=256, seed=1)
+    flipped = toy_batch(batch_size=256, seed=2)
+    flipped.labels["click"] = 1 - flipped.labels["click"]  # learning the rule makes this worse
+    model = _fm()
+    result = Trainer(max_epochs=20, batch_size=32, lr=0.05, patience=2).fit(model, TASK, train, flipped)
+    assert result.stopped_early
+    assert len(result.history) == result.best_epoch + 2
+    best = result.history[result.best_epoch - 1]["valid_auc"]
+    assert Trainer().evaluate(model, TASK, flipped)["auc"] == pytest.approx(best, abs=1e-6)
+
+
+def test_nan_loss_raises_a_clear_error():
+    batch = toy_batch(batch_size=64)
+    batch.labels["click"][0] = float("nan")
+    with pytest.raises(TrainingDivergedError, match=r"loss became nan at epoch 1, step 0; lower lr \(now 0.001\)"):
+        Trainer(max_epochs=1, batch_size=64).fit(_fm(), TASK, batch)
+
+
+def test_gradient_clipping_bounds_the_global_norm():
+    model = DeepFM(toy_schema(), embedding_dim=4, hidden_units=(8,))
+    batch = toy_batch(batch_size=32)
+    (TASK.loss(model(batch), batch) * 1000).backward()
+    before = clip_gradients(model, 0.5)
+    after = clip_gradients(model, 1e9)
+    assert before > 0.5
+    assert after == pytest.approx(0.5, rel=1e-3)
+
+
+def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
+    train, valid = toy_batch(batch_size=256, seed=1), toy_batch(batch_size=128, seed=2)
+    full = _fm()
+    Trainer(max_epochs=4, batch_size=32, patience=10).fit(full, TASK, train, valid)
+    part = _fm()
+    Trainer(max_epochs=2, batch_size=32, patience=10, checkpoint_dir=tmp_path).fit(part, TASK, train, valid)
+    resumed = _fm(seed=9)  # different init: everything must come from the checkpoint
+    result = Trainer(max_epochs=4, batch_size=32, patience=10, checkpoint_dir=tmp_path).fit(
+        resumed, TASK, train, valid, resume=True)
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    torch.testing.assert_close(Trainer().predict(full, valid), Trainer().predict(resumed, valid))
+
+
+def test_bad_trainer_options():
+    with pytest.raises(ConfigError, match="max_epochs must be a positive integer; got 0"):
+        Trainer(max_epochs=0)
+    with pytest.raises(ConfigError, match="lr must be a positive number; got -1"):
+        Trainer(lr=-1)
