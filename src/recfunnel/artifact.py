@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from recfunnel.errors import ArtifactError
@@ -82,7 +82,7 @@ def read_artifact(path: str | Path) -> dict[str, Any]:
         )
     try:
         parts["weights"] = load_file(str(root / "model.safetensors"))
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"{str(root / 'model.safetensors')!r} is corrupt: {exc}") from None
     return parts
 

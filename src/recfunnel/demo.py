@@ -27,6 +27,7 @@ SHOP_SCHEMA = Schema(
     Categorical("gender", role="user"),
     Categorical("region", role="user"),
     Categorical("hour", role="context"),
+    Numeric("position", transform="log1p", role="context"),
     Label("click"),
 )
 
@@ -45,7 +46,7 @@ def _score_row(name: str, test: pd.DataFrame, scores: np.ndarray, seconds: float
             "logloss": logloss(y, scores), "seconds": round(seconds, 1)}
 
 
-def run_demo(*, out: str | Path = "artifacts/demo", num_users: int = 5000, num_items: int = 1000,
+def run_demo(*, out: str | Path = "artifacts/demo", num_users: int = 2000, num_items: int = 500,
              num_impressions: int = 300_000, max_epochs: int = 5, seed: int = 2026,
              log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Generate the shop, split by time, train LR and DeepFM, compare with popularity, save DeepFM.
@@ -61,10 +62,11 @@ def run_demo(*, out: str | Path = "artifacts/demo", num_users: int = 5000, num_i
     train, valid = frame.iloc[rest[train_idx]], frame.iloc[rest[valid_idx]]
     test = frame.iloc[test_idx]
     rows = [_score_row("popularity (item CTR)", test, popularity_scores(train, test), 0.0)]
-    trainer = {"max_epochs": max_epochs, "batch_size": 4096, "lr": 2e-3, "seed": seed}
     rankers = {}
-    for name, params in (("lr", {}), ("deepfm", {"embedding_dim": 16, "hidden_units": (256, 128)})):
+    for name, params, lr in (("lr", {}, 0.01),
+                             ("deepfm", {"embedding_dim": 16, "hidden_units": (256, 128), "dropout": 0.2}, 1e-3)):
         log(f"training {name} on {len(train):,} rows (validating on {len(valid):,})")
+        trainer = {"max_epochs": max_epochs, "batch_size": 4096, "lr": lr, "sparse_lr": 0.01, "seed": seed}
         started = time.perf_counter()
         ranker = Ranker(name, schema=SHOP_SCHEMA, params=params, trainer=trainer).fit(train, valid)
         rows.append(_score_row(name, test, ranker.predict(test), time.perf_counter() - started))

@@ -51,10 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="synthetic shop -> DeepFM vs baselines -> saved artifact")
     demo.add_argument("--out", default="artifacts/demo")
-    demo.add_argument("--users", type=int, default=5000)
-    demo.add_argument("--items", type=int, default=1000)
+    demo.add_argument("--users", type=int, default=2000)
+    demo.add_argument("--items", type=int, default=500)
     demo.add_argument("--impressions", type=int, default=300_000)
-    demo.add_argument("--epochs", type=int, default=5)
+    demo.add_argument("--epochs", type=int, default=8)
     demo.add_argument("--json", action="store_true")
     return parser
 

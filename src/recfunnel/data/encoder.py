@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from recfunnel.data.batch import Batch
@@ -62,12 +64,9 @@ class FeatureEncoder:
         self.schema = schema
         self.on_nan = on_nan
         self._vocab: dict[str, np.ndarray] = {}
-        self._lookup: dict[str, pd.Index] = {}
+        self._lookup: dict[str, pa.Array] = {}
         self._stats: dict[str, tuple[float, float]] = {}
         self._fitted_schema: Schema | None = None
-
-    def __repr__(self) -> str:
-        return f"FeatureEncoder(features={len(self.schema.inputs)}, fitted={self.is_fitted})"
 
     @property
     def is_fitted(self) -> bool:
@@ -80,19 +79,15 @@ class FeatureEncoder:
         self._check_fitted()
         return self._fitted_schema
 
-    # -- fitting ---------------------------------------------------------------------------------
     def fit(self, frame: pd.DataFrame) -> FeatureEncoder:
-        """Learn vocabularies and numeric statistics from training rows (labels are not read).
-
-        Args:
-            frame: Training rows; must hold every input column of the schema.
+        """Learn vocabularies and numeric statistics from training rows (label columns are not read).
 
         Returns:
             self, fitted.
 
         Raises:
             DataError: If ``frame`` is not a DataFrame or has no rows.
-            SchemaError: If a column is missing or a Numeric column holds non-numbers.
+            SchemaError: If an input column is missing or a Numeric column holds non-numbers.
         """
         _check_frame(frame, "fit")
         if len(frame) == 0:
@@ -105,7 +100,7 @@ class FeatureEncoder:
             if isinstance(spec, Numeric):
                 stats[spec.name] = _numeric_stats(spec, column)
             elif _has_vocabulary(spec):
-                values = column if isinstance(spec, Categorical) else _flatten(column, spec.sep)[1]
+                values = _strings(column) if isinstance(spec, Categorical) else _flatten(column, spec.sep)[1]
                 vocab[spec.name] = _learn_vocabulary(values, spec.min_count)
         self._set_state(vocab, stats)
         return self
@@ -117,7 +112,7 @@ class FeatureEncoder:
 
     def _set_state(self, vocab: dict[str, np.ndarray], stats: dict[str, tuple[float, float]]) -> None:
         self._vocab = vocab
-        self._lookup = {name: pd.Index(values, dtype=object) for name, values in vocab.items()}
+        self._lookup = {name: pa.array(values, type=pa.large_string()) for name, values in vocab.items()}
         self._stats = stats
         specs = []
         for spec in self.schema.specs:
@@ -127,24 +122,17 @@ class FeatureEncoder:
             specs.append(spec)
         self._fitted_schema = Schema(*specs)
 
-    # -- transforming ----------------------------------------------------------------------------
     def transform(self, frame: pd.DataFrame, *, labels: bool = True) -> Batch:
-        """Encode rows into a Batch.
-
-        Args:
-            frame: Rows with every input column (and every label column if ``labels``);
-                extra columns are ignored.
-            labels: Whether to read and validate the label columns.
+        """Encode rows (extra columns ignored); ``labels=False`` neither needs nor reads label columns.
 
         Returns:
-            Batch: features in schema order (Categorical int64 (B,), MultiCategorical and
-            Sequence int64 (B, L), Numeric float32 (B,) or int64 (B,) when bucketized) and
-            labels float32 (B,).
+            Batch: features in schema order (Categorical int64 (B,), MultiCategorical and Sequence
+            int64 (B, L), Numeric float32 (B,), or int64 (B,) when bucketized); labels float32 (B,).
 
         Raises:
             NotFittedError: If called before ``fit``.
-            SchemaError: On missing columns, bad values, unseen values with ``oov="error"``,
-                or NaN with ``on_nan="error"``.
+            SchemaError: On missing columns, bad values, unseen values with ``oov="error"``, or NaN
+                with ``on_nan="error"``.
         """
         return self._transform(frame, labels=labels, stacklevel=3)
 
@@ -158,7 +146,7 @@ class FeatureEncoder:
             if isinstance(spec, Numeric):
                 out = self._encode_numeric(spec, column, stacklevel + 1)
             elif isinstance(spec, Categorical):
-                out = self._encode_values(spec, column, missing=OOV)
+                out = self._encode_values(spec, _strings(column), missing=OOV)
             else:
                 out = self._encode_lists(spec, column)
             features[spec.name] = torch.from_numpy(out)
@@ -166,21 +154,24 @@ class FeatureEncoder:
         targets = {s.name: torch.from_numpy(_encode_label(s, frame[s.name])) for s in label_specs}
         return Batch(features, targets)
 
-    def _encode_values(self, spec: IdFeature, values: pd.Series, *, missing: int) -> np.ndarray:
-        """Indices of scalar values (B,); missing values (NaN, None, "") become ``missing``."""
+    def _encode_values(self, spec: IdFeature, values: pa.Array, *, missing: int) -> np.ndarray:
+        """Indices (n,) of string values; null (missing) values become ``missing``."""
         owner = _owner(self.schema, spec)
-        codes, uniques = pd.factorize(values)  # codes -1 for NaN/None
-        strings = _to_str(uniques)
         if owner.hash_buckets:
-            table = _hash(strings, owner.hash_buckets)
-        else:
-            found = self._lookup[owner.name].get_indexer(strings)
-            table = np.where(found >= 0, found + 2, OOV).astype(np.int64)
-            unseen = (found < 0) & (strings != "")
-            if owner.oov == "error" and unseen.any():
-                _raise_unseen(spec, owner, codes, strings, unseen)
-        table[strings == ""] = missing
-        return np.append(table, np.int64(missing))[codes]  # code -1 picks the trailing `missing`
+            return _hash(values, owner.hash_buckets, missing)
+        found = pc.fill_null(pc.index_in(values, value_set=self._lookup[owner.name]), -1).to_numpy()
+        out = np.where(found >= 0, found + 2, OOV).astype(np.int64)
+        null = values.is_null().to_numpy(zero_copy_only=False)
+        unseen = (found < 0) & ~null
+        if owner.oov == "error" and unseen.any():
+            examples = pc.unique(values.filter(pa.array(unseen)))
+            raise SchemaError(
+                f"feature {spec.name!r} has {int(unseen.sum())} value(s) ({len(examples)} distinct) not in the "
+                f"vocabulary learned by fit, e.g. {examples[:5].to_pylist()}; refit the encoder on data that "
+                f"includes them, or set oov='oov' on {owner.name!r} to map unseen values to index 1."
+            )
+        out[null] = missing
+        return out
 
     def _encode_lists(self, spec: MultiCategorical | Sequence, column: pd.Series) -> np.ndarray:
         """(B, L) indices: MultiCategorical keeps the first L, right-padded; Sequence the last L, left-padded."""
@@ -216,27 +207,18 @@ class FeatureEncoder:
     def _handle_nan(self, spec: Numeric, nan: np.ndarray, stacklevel: int) -> None:
         count, first = int(nan.sum()), int(np.flatnonzero(nan)[0])
         if self.on_nan == "error":
-            raise SchemaError(
-                f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}); fill or "
-                f"drop them before encoding, or use FeatureEncoder(schema, on_nan='mean')."
-            )
+            raise SchemaError(f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}); "
+                              f"fill or drop them before encoding, or use FeatureEncoder(schema, on_nan='mean').")
         filled = "the padding index 0" if spec.transform == "bucketize" else "the training mean"
-        warnings.warn(
-            f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}); encoded "
-            f"as {filled}. Pass on_nan='error' to fail instead.",
-            UserWarning,
-            stacklevel=stacklevel,
-        )
+        warnings.warn(f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}); "
+                      f"encoded as {filled}. Pass on_nan='error' to fail instead.", UserWarning, stacklevel=stacklevel)
 
-    # -- ids <-> raw values ----------------------------------------------------------------------
     def encode_ids(self, name: str, values: Any) -> np.ndarray:
         """Indices (int64, same length as ``values``) of raw values of id feature ``name``."""
         self._check_fitted()
         spec = self._id_spec(name)
-        series = values.reset_index(drop=True) if isinstance(values, pd.Series) else pd.Series(
-            np.asarray(values).reshape(-1)
-        )
-        return self._encode_values(spec, series, missing=OOV)
+        series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values).reshape(-1))
+        return self._encode_values(spec, _strings(series), missing=OOV)
 
     def decode_ids(self, name: str, indices: Any) -> np.ndarray:
         """Raw values (object array of str) of indices of feature ``name``; 0 and 1 give None.
@@ -250,14 +232,11 @@ class FeatureEncoder:
         indices = np.asarray(indices)
         if indices.dtype.kind not in "iu" and indices.size:
             raise SchemaError(f"feature {name!r}: indices to decode must be integers; got dtype {indices.dtype}.")
-        out_of_range = (indices < 0) | (indices >= len(table))
-        if out_of_range.any():
-            raise SchemaError(
-                f"feature {name!r}: cannot decode index {int(indices[out_of_range].reshape(-1)[0])}; indices must "
-                f"be in [0, {len(table) - 1}] (vocab_size={len(table)})."
-            )
-        indices = indices.astype(np.int64)
-        return table[indices]
+        bad = (indices < 0) | (indices >= len(table))
+        if bad.any():
+            raise SchemaError(f"feature {name!r}: cannot decode index {int(indices[bad].reshape(-1)[0])}; indices "
+                              f"must be in [0, {len(table) - 1}] (vocab_size={len(table)}).")
+        return table[indices.astype(np.int64)]
 
     def vocabulary(self, name: str) -> list[str]:
         """Raw values of feature ``name`` in index order, starting at index 2."""
@@ -267,32 +246,23 @@ class FeatureEncoder:
         self._check_fitted()
         owner = _owner(self.schema, self._id_spec(name))
         if owner.hash_buckets:
-            raise SchemaError(
-                f"feature {name!r} is hashed into {owner.hash_buckets} buckets, so it has no vocabulary and "
-                f"its indices cannot be decoded; drop hash_buckets to learn a vocabulary instead."
-            )
+            raise SchemaError(f"feature {name!r} is hashed into {owner.hash_buckets} buckets, so it has no vocabulary "
+                              f"and its indices cannot be decoded; drop hash_buckets to learn a vocabulary.")
         return self._vocab[owner.name]
 
     def _id_spec(self, name: str) -> IdFeature:
         spec = self.schema[name]  # raises with a did-you-mean for unknown names
         if not isinstance(spec, IdFeature):
-            raise SchemaError(
-                f"feature {name!r} is a {type(spec).__name__}; only Categorical, MultiCategorical and "
-                f"Sequence features have ids."
-            )
+            raise SchemaError(f"feature {name!r} is a {type(spec).__name__}; only Categorical, MultiCategorical "
+                              f"and Sequence features have ids.")
         return spec
 
-    # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict holding the schema, vocabularies and numeric statistics."""
         self._check_fitted()
-        return {
-            "format": ENCODER_FORMAT,
-            "on_nan": self.on_nan,
-            "schema": self.schema.to_dict(),
-            "vocabularies": {name: values.tolist() for name, values in self._vocab.items()},
-            "numeric": {name: {"mean": mean, "std": std} for name, (mean, std) in self._stats.items()},
-        }
+        return {"format": ENCODER_FORMAT, "on_nan": self.on_nan, "schema": self.schema.to_dict(),
+                "vocabularies": {name: values.tolist() for name, values in self._vocab.items()},
+                "numeric": {name: {"mean": mean, "std": std} for name, (mean, std) in self._stats.items()}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureEncoder:
@@ -314,20 +284,15 @@ class FeatureEncoder:
                 elif _has_vocabulary(spec):
                     vocab[spec.name] = np.array([str(v) for v in data["vocabularies"][spec.name]], dtype=object)
             except (KeyError, TypeError):
-                raise SchemaError(
-                    f"FeatureEncoder dict has no fitted state for feature {spec.name!r}; save it again "
-                    f"with encoder.to_dict()."
-                ) from None
+                raise SchemaError(f"FeatureEncoder dict has no fitted state for feature {spec.name!r}; "
+                                  f"save it again with encoder.to_dict().") from None
         encoder._set_state(vocab, stats)
         return encoder
 
-    # -- checks ----------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         if self._fitted_schema is None:
-            raise NotFittedError(
-                "This FeatureEncoder is not fitted yet; call fit(frame) on training data first "
-                "(or FeatureEncoder.from_dict(...) to load a fitted one)."
-            )
+            raise NotFittedError("This FeatureEncoder is not fitted yet; call fit(frame) on training data first "
+                                 "(or FeatureEncoder.from_dict(...) to load a fitted one).")
 
     def _check_columns(self, frame: pd.DataFrame, *, labels: bool) -> None:
         needed = self.schema.inputs + (self.schema.labels if labels else ())
@@ -356,63 +321,59 @@ def _has_vocabulary(spec: Any) -> bool:
 def _check_frame(frame: Any, action: str) -> None:
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"FeatureEncoder.{action} expects a pandas DataFrame; got {type(frame).__name__}.")
-    if frame.columns.has_duplicates:
-        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-        raise DataError(f"the frame has duplicated column names {duplicated}; rename or drop them first.")
 
 
-def _to_str(values: Any) -> np.ndarray:
-    """Object array of str; integral floats are written as ints so 5.0 (an int column with NaN) is "5"."""
-    arr = np.asarray(values)
-    if arr.dtype.kind == "f":
-        out = arr.astype(str).astype(object)
-        whole = np.isfinite(arr) & (np.mod(arr, 1) == 0) & (np.abs(arr) < 2**53)
-        out[whole] = arr[whole].astype(np.int64).astype(str)
-        return out
-    if arr.dtype.kind == "O":
-        return pd.Series(arr, dtype=object).astype(str).to_numpy(dtype=object)
-    return arr.astype(str).astype(object)
+def _strings(values: pd.Series | pa.Array) -> pa.Array:
+    """Values as Arrow large_string, null where missing (NaN, None, ""); Arrow writes 5 and 5.0 as "5"."""
+    try:
+        arr = values if isinstance(values, pa.Array) else pa.array(values, from_pandas=True)
+        if pa.types.is_dictionary(arr.type):  # pandas categorical
+            arr = arr.cast(arr.type.value_type)
+        if pa.types.is_boolean(arr.type):  # as Python writes them, so True and "True" are one value
+            arr = pc.if_else(arr, "True", "False")
+        arr = arr.cast(pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # mixed Python objects
+        series = pd.Series(values.to_pandas() if isinstance(values, pa.Array) else values, dtype=object)
+        missing = series.isna().to_numpy()
+        arr = pa.array(series.astype(str).to_numpy(dtype=object), mask=missing, type=pa.large_string())
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.large_string()), arr)
 
 
-def _hash(strings: np.ndarray, buckets: int) -> np.ndarray:
+def _hash(values: pa.Array, buckets: int, missing: int) -> np.ndarray:
     """2 + siphash(value) % buckets; pandas' fixed default key makes it identical across processes."""
-    hashed = pd.util.hash_array(strings.astype(object), categorize=False)  # uint64
-    return (hashed % np.uint64(buckets)).astype(np.int64) + 2
+    encoded = pc.dictionary_encode(values)  # hash each distinct value once
+    words = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    table = (pd.util.hash_array(words, categorize=False) % np.uint64(buckets)).astype(np.int64) + 2
+    codes = pc.fill_null(encoded.indices, -1).to_numpy()
+    return np.append(table, np.int64(missing))[codes]  # code -1 (null) picks the trailing `missing`
 
 
-def _learn_vocabulary(values: pd.Series, min_count: int) -> np.ndarray:
+def _learn_vocabulary(values: pa.Array, min_count: int) -> np.ndarray:
     """Values seen at least ``min_count`` times, by descending count then value (object array of str)."""
-    codes, uniques = pd.factorize(values)
-    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
-    table = pd.DataFrame({"value": pd.Series(_to_str(uniques), dtype=object), "count": counts})
-    table = table[table["value"] != ""].groupby("value", sort=False, as_index=False)["count"].sum()
-    table = table[table["count"] >= min_count]
-    table = table.sort_values(["count", "value"], ascending=[False, True], kind="stable")
-    return table["value"].to_numpy(dtype=object)
+    counts = pc.value_counts(values)
+    table = pa.table({"value": counts.field("values"), "count": counts.field("counts")})
+    table = table.filter(pc.and_(pc.is_valid(table["value"]), pc.greater_equal(table["count"], min_count)))
+    table = table.sort_by([("count", "descending"), ("value", "ascending")])
+    return table["value"].to_numpy().astype(object)
 
 
-def _flatten(column: pd.Series, sep: str) -> tuple[np.ndarray, pd.Series]:
-    """Explode list cells and ``sep``-joined strings into (row of each value, values)."""
-    cells = column.reset_index(drop=True)
-    if cells.dtype == object or isinstance(cells.dtype, pd.StringDtype):
-        cells = cells.astype(object)
-        try:
-            split = cells.str.split(sep, regex=False)  # NaN for list cells, which stay as they are
-            cells = split.where(split.notna(), cells)
-        except AttributeError:  # no string cell at all (e.g. only lists of ints)
-            pass
-    flat = cells.explode()  # empty lists and missing cells give one NaN, dropped later
-    return flat.index.to_numpy(dtype=np.int64), flat
-
-
-def _raise_unseen(spec: Any, owner: Any, codes: np.ndarray, strings: np.ndarray, unseen: np.ndarray) -> None:
-    counts = np.bincount(codes[codes >= 0], minlength=len(strings))
-    total, examples = int(counts[unseen].sum()), strings[unseen][:5].tolist()
-    raise SchemaError(
-        f"feature {spec.name!r} has {total} value(s) ({int(unseen.sum())} distinct) not in the vocabulary "
-        f"learned by fit, e.g. {examples}; refit the encoder on data that includes them, or set "
-        f"oov='oov' on {owner.name!r} to map unseen values to index 1."
-    )
+def _flatten(column: pd.Series, sep: str) -> tuple[np.ndarray, pa.Array]:
+    """List cells and ``sep``-joined strings as (row of each value (n,), values (n,)), in cell order."""
+    try:
+        cells = pa.array(column, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # strings mixed with lists: split in pandas
+        cells = column.reset_index(drop=True).astype(object)
+        split = cells.str.split(sep, regex=False)  # NaN for list cells, which stay as they are
+        flat = split.where(split.notna(), cells).explode()  # empty or missing cells give one NaN
+        return flat.index.to_numpy(dtype=np.int64), _strings(flat)
+    if pa.types.is_dictionary(cells.type):
+        cells = cells.cast(cells.type.value_type)
+    if pa.types.is_string(cells.type) or pa.types.is_large_string(cells.type):
+        cells = pc.split_pattern(cells, sep)
+    if not (pa.types.is_list(cells.type) or pa.types.is_large_list(cells.type)):
+        return np.arange(len(cells), dtype=np.int64), _strings(cells)  # one value per cell
+    rows = pc.list_parent_indices(cells).to_numpy().astype(np.int64)
+    return rows, _strings(pc.list_flatten(cells))
 
 
 def _numeric_column(name: str, column: pd.Series) -> np.ndarray:
@@ -424,17 +385,13 @@ def _numeric_column(name: str, column: pd.Series) -> np.ndarray:
         bad = np.isnan(values) & column.notna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise SchemaError(
-                f"column {name!r} (Numeric) holds non-numeric values, e.g. {column.iloc[row]!r} at row {row}; "
-                f"clean it (pd.to_numeric(frame[{name!r}], errors='coerce')) or declare Categorical({name!r})."
-            )
+            raise SchemaError(f"column {name!r} (Numeric) holds non-numeric values, e.g. {column.iloc[row]!r} at row "
+                              f"{row}; clean it (pd.to_numeric(..., errors='coerce')) or declare Categorical({name!r}).")
     infinite = np.isinf(values)
     if infinite.any():
         row = int(np.flatnonzero(infinite)[0])
-        raise SchemaError(
-            f"column {name!r} (Numeric) holds {int(infinite.sum())} infinite value(s) (first at row {row}); "
-            f"clip or drop them before encoding."
-        )
+        raise SchemaError(f"column {name!r} (Numeric) holds {int(infinite.sum())} infinite value(s) (first at row "
+                          f"{row}); clip or drop them before encoding.")
     return values
 
 
@@ -444,11 +401,9 @@ def _forward(spec: Numeric, values: np.ndarray) -> np.ndarray:
 
 def _numeric_stats(spec: Numeric, column: pd.Series) -> tuple[float, float]:
     """(mean, std) of the (log1p-transformed) training values, NaN ignored; std 0 becomes 1."""
-    values = _numeric_column(spec.name, column)
-    if spec.transform == "bucketize":
-        return 0.0, 1.0
-    values = _forward(spec, values[~np.isnan(values)])
-    if values.size == 0:
+    values = _forward(spec, _numeric_column(spec.name, column))
+    values = values[~np.isnan(values)]
+    if spec.transform == "bucketize" or values.size == 0:
         return 0.0, 1.0
     std = float(values.std())
     return float(values.mean()), (std if std > 0 else 1.0)
@@ -466,10 +421,8 @@ def _encode_label(spec: Label, column: pd.Series) -> np.ndarray:
     """float32 (B,) after checking 0/1 (binary) or finiteness (regression)."""
     missing = column.isna().to_numpy()
     if missing.any():
-        raise SchemaError(
-            f"label {spec.name!r} has {int(missing.sum())} missing value(s) (first at row "
-            f"{int(np.flatnonzero(missing)[0])}); drop those rows or fill them before encoding."
-        )
+        raise SchemaError(f"label {spec.name!r} has {int(missing.sum())} missing value(s) (first at row "
+                          f"{int(np.flatnonzero(missing)[0])}); drop those rows or fill them before encoding.")
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isin(values, (0.0, 1.0)) if spec.kind == "binary" else ~np.isfinite(values)
     if bad.any():
@@ -479,8 +432,6 @@ def _encode_label(spec: Label, column: pd.Series) -> np.ndarray:
                 f"label {spec.name!r} must be 0 or 1 for a binary task; found values {found} (e.g. row {row}). "
                 f"Map it first, e.g. (rating >= 4).astype(int), or declare Label({spec.name!r}, kind='regression')."
             )
-        raise SchemaError(
-            f"label {spec.name!r} must hold finite numbers for a regression task; found values {found} "
-            f"(e.g. row {row}). Drop or fix those rows first."
-        )
+        raise SchemaError(f"label {spec.name!r} must hold finite numbers for a regression task; found values "
+                          f"{found} (e.g. row {row}). Drop or fix those rows first.")
     return values.astype(np.float32)

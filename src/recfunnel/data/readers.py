@@ -72,8 +72,9 @@ def _first_line(path: Path) -> str:
         return handle.readline()
 
 
-def _no_rows(path: PathLike) -> DataError:
-    return DataError(f"{str(path)!r} has no rows; expected a header and at least one data row.")
+def no_rows_error(path: PathLike) -> DataError:
+    """The DataError for a file that is empty or holds only a header line."""
+    return DataError(f"{str(path)!r} has no rows; the file is empty or holds only a header line.")
 
 
 def _scan(data: bytes, path: PathLike, check: Callable[[str, int], str | None], *, skip: int = 0) -> None:
@@ -89,12 +90,12 @@ def _scan(data: bytes, path: PathLike, check: Callable[[str, int], str | None], 
             raise DataError(f"line {number} of {str(path)!r}: {message}")
 
 
-def _parse(data: bytes, path: PathLike, **options: object) -> pd.DataFrame | None:
+def parse_delimited(data: bytes, path: PathLike, **options: object) -> pd.DataFrame | None:
     """pandas' C parser over in-memory bytes; None when a row does not fit the expected layout."""
     try:
         return pd.read_csv(io.BytesIO(data), engine="c", quoting=csv.QUOTE_NONE, index_col=False, **options)
     except pd.errors.EmptyDataError:
-        raise _no_rows(path) from None
+        raise no_rows_error(path) from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{str(path)!r} is not UTF-8 text ({exc}).") from None
     except (pd.errors.ParserError, ValueError):
@@ -137,11 +138,13 @@ def read_table(source: PathLike | pd.DataFrame, *, sep: str | None = None) -> pd
         try:
             frame = pd.read_csv(path, sep=sep, engine="c", compression="gzip" if gz else None)
         except pd.errors.EmptyDataError:
-            raise _no_rows(path) from None
+            raise no_rows_error(path) from None
         except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-            raise DataError(f"cannot read {str(path)!r} as {'TSV' if sep == chr(9) else 'CSV'}: {exc}") from None
+            raise DataError(
+                f"cannot read {str(path)!r} as {'TSV' if sep == chr(9) else 'CSV'}: {exc}"
+            ) from None
     if len(frame) == 0:
-        raise _no_rows(path)
+        raise no_rows_error(path)
     return frame
 
 
@@ -176,16 +179,24 @@ def read_libfm(path: PathLike, *, field_names: list[str] | tuple[str, ...] | Non
     data = read_bytes(path)
     first = _first_line_bytes(data)
     if not first:
-        raise _no_rows(path)
+        raise no_rows_error(path)
     num_fields = len(first.split()) - 1
+    if num_fields == 0:
+        raise DataError(f"the first line of {str(path)!r} has a label but no 'index:value' features.")
     names = [f"f{j}" for j in range(num_fields)] if field_names is None else list(field_names)
     if len(names) != num_fields:
         raise DataError(
             f"field_names has {len(names)} names but line 1 of {str(path)!r} has {num_fields} features."
         )
     width = 2 * num_fields + 1  # label, then index and value of each feature
-    dtypes = {0: "float64", **{c: "str" for c in range(1, width, 2)}, **{c: "float64" for c in range(2, width, 2)}}
-    frame = _parse(data.replace(b":", b" "), path, sep=r"\s+", header=None, names=range(width + 1), dtype=dtypes)
+    dtypes = {
+        0: "float64",
+        **{c: "str" for c in range(1, width, 2)},
+        **{c: "float64" for c in range(2, width, 2)},
+    }
+    frame = parse_delimited(
+        data.replace(b":", b" "), path, sep=r"\s+", header=None, names=range(width + 1), dtype=dtypes
+    )
     if frame is None or not _libfm_ok(frame, data, width):
         _scan(data, path, lambda line, _: _libfm_line_error(line, num_fields))
         raise DataError(f"{str(path)!r} is not a valid libFM file.")
@@ -196,7 +207,11 @@ def read_libfm(path: PathLike, *, field_names: list[str] | tuple[str, ...] | Non
 
 def _libfm_ok(frame: pd.DataFrame, data: bytes, width: int) -> bool:
     """Vectorized checks on the parsed (colon-split) frame and on the raw bytes."""
-    if frame[width].notna().any() or frame[width - 1].isna().any() or not frame[0].isin(list(LIBFM_LABELS)).all():
+    if (
+        frame[width].notna().any()
+        or frame[width - 1].isna().any()
+        or not frame[0].isin(list(LIBFM_LABELS)).all()
+    ):
         return False
     if not all(frame[c].str.isdigit().all() for c in range(1, width, 2)):
         return False
@@ -206,18 +221,26 @@ def _libfm_ok(frame: pd.DataFrame, data: bytes, width: int) -> bool:
 
 
 def _libfm_tokens_ok(data: bytes) -> bool:
-    """True when every line's first token has no ':' and every other token exactly one."""
+    """True when each line's first token has no ':' and every other token has exactly one.
+
+    Works on the sequence of events "token start", "colon" and "newline" in byte order: a token
+    start must be followed by a colon exactly when it is not the first on its line, and every
+    colon must directly follow a token start.
+    """
     arr = np.frombuffer(data, dtype=np.uint8)
     space = arr <= 32  # space, tab, CR, LF and other control bytes
-    start_mask = ~space
-    start_mask[1:] &= space[:-1]  # a token starts at a non-space byte after a space (or at byte 0)
-    starts = np.flatnonzero(start_mask)
-    token_of_colon = np.searchsorted(starts, np.flatnonzero(arr == 58), side="right") - 1
-    colons = np.bincount(token_of_colon, minlength=len(starts))
-    line = np.searchsorted(np.flatnonzero(arr == 10), starts)  # newlines before each token
-    first = np.ones(len(starts), dtype=bool)
-    first[1:] = line[1:] != line[:-1]
-    return bool(np.array_equal(colons, (~first).astype(colons.dtype)))
+    start = ~space
+    start[1:] &= space[:-1]  # a token starts at a non-space byte after a space (or at byte 0)
+    events = arr[start | (arr == 58) | (arr == 10)]
+    is_colon, is_newline = events == 58, events == 10
+    is_start = ~(is_colon | is_newline)
+    line_begin = np.ones_like(is_start)
+    line_begin[1:] = is_newline[:-1]
+    next_colon = np.zeros_like(is_start)
+    next_colon[:-1] = is_colon[1:]
+    after_start = np.zeros_like(is_start)
+    after_start[1:] = is_start[:-1]
+    return bool(np.array_equal(next_colon[is_start], ~line_begin[is_start]) and after_start[is_colon].all())
 
 
 def _libfm_line_error(line: str, num_fields: int) -> str | None:
@@ -234,7 +257,7 @@ def _libfm_line_error(line: str, num_fields: int) -> str | None:
         return f"expected {num_fields} features (as on line 1), got {len(features)}."
     for token in features:
         index, colon, value = token.partition(":")
-        if not colon:
+        if not colon or ":" in value:
             return f"token {token!r} is not 'index:value'."
         if not index.isdigit():
             return f"token {token!r} has a non-numeric index {index!r}."
@@ -243,7 +266,9 @@ def _libfm_line_error(line: str, num_fields: int) -> str | None:
         except ValueError:
             one = False
         if not one:
-            return f"token {token!r} has value {value!r}; read_libfm reads one-hot files where every value is 1."
+            return (
+                f"token {token!r} has value {value!r}; read_libfm reads one-hot files where every value is 1."
+            )
     return None
 
 
@@ -262,15 +287,19 @@ def read_criteo(path: PathLike) -> pd.DataFrame:
             0/1 or an integer field is not a number (the message gives the 1-based line number).
     """
     data = read_bytes(path)
-    dtypes = {"label": "str", **{f"I{i}": "float64" for i in range(1, 14)}, **{f"C{i}": "str" for i in range(1, 27)}}
-    frame = _parse(data, path, sep="\t", header=None, names=CRITEO_COLUMNS, dtype=dtypes,
-                   keep_default_na=False, na_values=[""])  # fmt: skip
+    dtypes = {
+        "label": "str",
+        **{f"I{i}": "float64" for i in range(1, 14)},
+        **{f"C{i}": "str" for i in range(1, 27)},
+    }
+    options = {"keep_default_na": False, "na_values": [""]}
+    frame = parse_delimited(data, path, sep="\t", header=None, names=CRITEO_COLUMNS, dtype=dtypes, **options)
     ok = frame is not None and data.count(b"\t") == 39 * len(frame) and frame["label"].isin(["0", "1"]).all()
     if not ok:
         _scan(data, path, _criteo_line_error)
         raise DataError(f"{str(path)!r} is not a valid Criteo file.")
     if len(frame) == 0:
-        raise _no_rows(path)
+        raise no_rows_error(path)
     frame["label"] = frame["label"].astype("int64")
     return frame
 
@@ -278,7 +307,8 @@ def read_criteo(path: PathLike) -> pd.DataFrame:
 def _criteo_line_error(line: str, number: int) -> str | None:
     fields = line.split("\t")
     if len(fields) != 40:
-        return f"expected 40 tab-separated fields (label, I1..I13, C1..C26); got {len(fields)}."
+        hint = "; use read_table for comma-separated files with a header" if len(fields) == 1 else ""
+        return f"expected 40 tab-separated fields (label, I1..I13, C1..C26); got {len(fields)}{hint}."
     if fields[0] not in ("0", "1"):
         return f"label {fields[0]!r} is not 0 or 1."
     for name, value in zip(CRITEO_COLUMNS[1:14], fields[1:14], strict=True):
@@ -312,7 +342,9 @@ def read_avazu(path: PathLike) -> pd.DataFrame:
         raise DataError(f"{str(path)!r} has no 'click' column; columns: {', '.join(header)}.")
     columns = header if has_header else AVAZU_COLUMNS
     options = {"header": 0} if has_header else {"header": None, "names": AVAZU_COLUMNS}
-    frame = _parse(data, path, sep=",", dtype="str", keep_default_na=False, na_values=[""], **options)
+    frame = parse_delimited(
+        data, path, sep=",", dtype="str", keep_default_na=False, na_values=[""], **options
+    )
     ok = (
         frame is not None
         and data.count(b",") == (len(columns) - 1) * (len(frame) + has_header)
@@ -323,14 +355,17 @@ def read_avazu(path: PathLike) -> pd.DataFrame:
         _scan(data, path, _avazu_line_checker(columns), skip=int(has_header))
         raise DataError(f"{str(path)!r} is not a valid Avazu file.")
     if len(frame) == 0:
-        raise _no_rows(path)
+        raise no_rows_error(path)
     frame = frame.drop(columns=["id"], errors="ignore")
     frame["click"] = frame["click"].astype("int64")
     if "hour" in frame:
         codes, hours = pd.factorize(frame["hour"])  # a few hundred distinct hours in 40M rows
-        stamps = pd.to_datetime(pd.Series(hours), format="%y%m%d%H")
+        try:
+            stamps = pd.to_datetime(pd.Series(hours), format="%y%m%d%H")
+        except ValueError as exc:
+            raise DataError(f"{str(path)!r}: an hour is not a valid YYMMDDHH time ({exc}).") from None
         frame["hour_of_day"] = stamps.dt.hour.to_numpy(dtype="int64")[codes]
-        frame["weekday"] = stamps.dt.weekday.to_numpy(dtype="int64")[codes]
+        frame["weekday"] = stamps.dt.day_of_week.to_numpy(dtype="int64")[codes]
     return frame
 
 

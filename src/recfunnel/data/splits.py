@@ -82,7 +82,9 @@ def _check_k(k: int, name: str = "k") -> None:
         raise ConfigError(f"{name} must be an int >= 1, got {k!r}.")
 
 
-def leave_last_k(users: Any, timestamps: Any, *, k: int = 1, seed: int = 2026) -> tuple[np.ndarray, np.ndarray]:
+def leave_last_k(
+    users: Any, timestamps: Any, *, k: int = 1, seed: int = 2026
+) -> tuple[np.ndarray, np.ndarray]:
     """Hold out each user's ``k`` latest interactions as test (leave-one-out when ``k=1``).
 
     Ties in time are broken by a seeded random order, so the split is deterministic for a seed.

@@ -107,7 +107,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _category_table(num_categories: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _category_table(
+    num_categories: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Names (C,), typical prices (C,) and title nouns (C, 5); extra categories get generic words."""
     known = CATEGORIES[:num_categories]
     extra = num_categories - len(known)
@@ -229,14 +231,14 @@ def _sample_by_weight(rng: np.random.Generator, weight: np.ndarray, group: np.nd
 def _draw_items(rng: np.random.Generator, user: np.ndarray, users: _Users, items: _Items) -> np.ndarray:
     """Pick the item of each slot: popular items overall, or popular within a preferred category."""
     n = len(user)
-    item = _sample_by_weight(rng, items.popularity, np.zeros(len(items.category), np.int64), np.zeros(n, np.int64))
+    everything = np.zeros(len(items.category), np.int64)  # one group: popularity over all items
+    item = _sample_by_weight(rng, items.popularity, everything, np.zeros(n, np.int64))
     personal = np.flatnonzero(rng.random(n) < PERSONALIZED_SHARE)
     has_items = np.bincount(items.category, minlength=users.preference.shape[1]) > 0
-    taste = np.exp(1.5 * users.preference) * has_items  # (U, C)
-    cumulative = np.cumsum(taste / taste.sum(axis=1, keepdims=True), axis=1)
-    draw = rng.random(len(personal))
-    category = (cumulative[user[personal]] < draw[:, None]).sum(axis=1)
-    category = np.minimum(category, len(has_items) - 1)
+    cumulative = np.cumsum(np.exp(1.5 * users.preference) * has_items, axis=1)[user[personal]]  # (n, C)
+    # The first category whose cumulative taste exceeds the draw; it always has items.
+    draw = rng.random(len(personal)) * cumulative[:, -1]
+    category = np.minimum((cumulative <= draw[:, None]).sum(axis=1), len(has_items) - 1)
     item[personal] = _sample_by_weight(rng, items.popularity, items.category, category)
     return item
 
@@ -251,10 +253,12 @@ def _click_logit(user: np.ndarray, item: np.ndarray, position: np.ndarray, hour:
             - 0.5 * np.log(position) + 0.3 * np.cos(2 * np.pi * (hour - 21) / 24))
 
 
-def _check_sizes(**sizes: int) -> None:
+def _check_arguments(seed: int, **sizes: int) -> None:
     for name, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"make_shop: {name} must be an int >= 1, got {value!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"make_shop: seed must be an int >= 0, got {seed!r}.")
 
 
 def make_shop(*, num_users: int = 2000, num_items: int = 500, num_impressions: int = 100_000,
@@ -280,7 +284,7 @@ def make_shop(*, num_users: int = 2000, num_items: int = 500, num_impressions: i
         A :class:`Shop` with ``users``, ``items`` and time-sorted ``impressions`` frames.
 
     Raises:
-        ConfigError: If a size is not an int >= 1.
+        ConfigError: If a size is not an int >= 1 or the seed is not an int >= 0.
 
     Example:
         >>> shop = make_shop(num_users=50, num_items=20, num_impressions=1_000, seed=0)
@@ -289,8 +293,8 @@ def make_shop(*, num_users: int = 2000, num_items: int = 500, num_impressions: i
         >>> bool(shop.impressions["purchase"].le(shop.impressions["click"]).all())
         True
     """
-    _check_sizes(num_users=num_users, num_items=num_items, num_impressions=num_impressions,
-                 num_categories=num_categories)
+    _check_arguments(seed, num_users=num_users, num_items=num_items, num_impressions=num_impressions,
+                     num_categories=num_categories)
     user_rng, item_rng, session_rng, outcome_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
     )
@@ -373,7 +377,9 @@ def load_shop(directory: str | Path) -> Shop:
     path = Path(directory)
     missing = [f"{name}.csv" for name in _FILES if not (path / f"{name}.csv").is_file()]
     if missing:
-        raise DataError(f"load_shop: {', '.join(missing)} not found in {str(path)!r}; write it with save_shop.")
+        raise DataError(
+            f"load_shop: {', '.join(missing)} not found in {str(path)!r}; write it with save_shop."
+        )
     text = dict.fromkeys(("user_id", "item_id", "session_id", "title", "category", "brand", "tags",
                           "gender", "region"), str)
     frames = [pd.read_csv(path / f"{name}.csv", dtype=text, keep_default_na=False) for name in _FILES]

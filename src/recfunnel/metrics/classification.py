@@ -80,7 +80,7 @@ def auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
             "evaluate on rows with both positives and negatives."
         )
     # An own rank implementation instead of sklearn.metrics.roc_auc_score: one argsort plus
-    # O(n) numpy passes takes ~60 ms on 1M rows, against ~340 ms for roc_auc_score, which
+    # O(n) numpy passes takes ~0.1 s on 1M rows, against ~0.4 s for roc_auc_score, which
     # builds the whole ROC curve and re-validates its input.
     order = np.argsort(scores)
     rank_sum = _positive_rank_sums(labels[order], scores[order], np.zeros(len(labels), np.int64), 1)

@@ -49,6 +49,12 @@ def test_ints_and_strings_are_the_same_value():
     assert _one(encoder, "x", [7, 5]).tolist() == [3, 2]
 
 
+def test_categorical_and_object_columns_match_string_values():
+    encoder = _fit(Categorical("x"), x=pd.Series(["b", "a", "b"], dtype="category"))
+    assert encoder.vocabulary("x") == ["b", "a"]
+    assert _one(encoder, "x", pd.Series(["a", "b", None], dtype=object)).tolist() == [3, 2, 1]
+
+
 def test_min_count_drops_rare_values_to_oov():
     encoder = _fit(Categorical("x", min_count=2), x=["a", "a", "b", "b", "b", "c"])
     assert encoder.vocabulary("x") == ["b", "a"]
@@ -96,6 +102,13 @@ def test_multi_categorical_from_strings_lists_and_arrays():
     ]
 
 
+def test_list_cells_of_ints_match_joined_strings():
+    encoder = _fit(MultiCategorical("tags", max_len=3), tags=[[1, 2], [2], [2, 3]])
+    assert encoder.vocabulary("tags") == ["2", "1", "3"]
+    assert _one(encoder, "tags", ["1|2", "3|9"]).tolist() == [[3, 2, 0], [4, 1, 0]]
+    assert _one(encoder, "tags", [np.array([3, 1]), np.array([], dtype=int)]).tolist() == [[4, 3, 0], [0, 0, 0]]
+
+
 def test_multi_categorical_custom_separator():
     encoder = _fit(MultiCategorical("tags", max_len=2, sep=","), tags=["a,b", "b"])
     assert _one(encoder, "tags", ["b,a", "a|b"]).tolist() == [[2, 3], [1, 0]]
@@ -113,6 +126,7 @@ def test_sequence_keeps_most_recent_and_left_pads_with_shared_vocabulary():
     out = encoder.transform(frame, labels=False).features["history"]
     assert out.tolist() == [[3, 4, 3], [0, 0, 4], [0, 0, 0], [0, 1, 2]]
     assert encoder.decode_ids("history", out[0].numpy()).tolist() == ["i2", "i3", "i2"]
+    assert encoder.encode_ids("history", ["i3", "i9"]).tolist() == [4, 1]
 
 
 def test_unshared_sequence_learns_its_own_vocabulary():

@@ -118,7 +118,8 @@ def test_lr_on_ids_is_learnable_but_clearly_below_best_auc() -> None:
     encoder = OneHotEncoder(handle_unknown="ignore").fit(imp.iloc[train][columns])
     model = LogisticRegression(max_iter=1000, C=0.3)
     model.fit(encoder.transform(imp.iloc[train][columns]), imp["click"].iloc[train])
-    lr_auc = roc_auc_score(imp["click"].iloc[test], model.predict_proba(encoder.transform(imp.iloc[test][columns]))[:, 1])
+    scores = model.predict_proba(encoder.transform(imp.iloc[test][columns]))[:, 1]
+    lr_auc = roc_auc_score(imp["click"].iloc[test], scores)
     best_auc = roc_auc_score(imp["click"].iloc[test], imp["p_click"].iloc[test])
     assert 0.55 < lr_auc < best_auc - 0.04
 
@@ -152,6 +153,11 @@ def test_many_categories_and_tiny_sizes() -> None:
 def test_bad_sizes_raise(name: str, value: object) -> None:
     with pytest.raises(ConfigError, match=rf"make_shop: {name} must be an int >= 1, got {value!r}"):
         make_shop(**{name: value})  # type: ignore[arg-type]
+
+
+def test_bad_seed_raises() -> None:
+    with pytest.raises(ConfigError, match=r"make_shop: seed must be an int >= 0, got -1"):
+        make_shop(seed=-1)
 
 
 def test_save_and_load_round_trip(tmp_path) -> None:
