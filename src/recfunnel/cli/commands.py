@@ -128,7 +128,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report)
         return 0
-    rows = [[r["model"], r["auc"], r["gauc"], r["logloss"], r["seconds"]] for r in report["models"]]
+    rows = [[r["model"], r["auc"], r["gauc"], r["logloss"], f"{r['seconds']:.1f}"] for r in report["models"]]
     Console().print(_table(f"test metrics on {report['rows']['test']:,} held-out impressions (last days)",
                            ["model", "AUC", "gAUC", "logloss", "train s"], rows))
     Console().print(f"best achievable AUC (true click probability): {report['best_auc']:.4f}")

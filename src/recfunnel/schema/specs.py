@@ -156,7 +156,7 @@ class Numeric:
         object.__setattr__(self, "boundaries", tuple(float(b) for b in self.boundaries))
         if self.transform == "bucketize":
             edges = self.boundaries
-            if not edges or any(a >= b for a, b in zip(edges, edges[1:])):
+            if not edges or any(a >= b for a, b in zip(edges, edges[1:], strict=False)):
                 raise SchemaError(
                     f"Numeric feature {self.name!r}: transform='bucketize' needs strictly increasing "
                     f"boundaries; got {list(edges)!r}."

@@ -15,7 +15,12 @@ from torch import nn
 from recfunnel.data.batch import Batch
 from recfunnel.errors import ConfigError, DataError, TrainingDivergedError
 from recfunnel.tasks import Task
-from recfunnel.train.checkpoint import flatten_optimizer, load_checkpoint, save_checkpoint, unflatten_optimizer
+from recfunnel.train.checkpoint import (
+    flatten_optimizer,
+    load_checkpoint,
+    save_checkpoint,
+    unflatten_optimizer,
+)
 from recfunnel.train.optim import build_optimizers, clip_gradients
 from recfunnel.train.progress import EpochProgress
 
@@ -233,7 +238,7 @@ class Trainer:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         state.best_weights = best or None
-        for opt, plain in zip(optimizers, meta["optimizers"]):
+        for opt, plain in zip(optimizers, meta["optimizers"], strict=True):
             opt.load_state_dict(unflatten_optimizer(plain, tensors))
         state.epoch, state.best_score, state.best_epoch = meta["epoch"], meta["best_score"], meta["best_epoch"]
         state.bad_epochs, state.plateau_epochs = meta["bad_epochs"], meta["plateau_epochs"]
