@@ -32,6 +32,22 @@ def _check_positive(kind: str, name: str, option: str, value: int | None, *, opt
         raise SchemaError(f"{kind} feature {name!r}: {option} must be a positive integer; got {value!r}.")
 
 
+def _check_id_options(spec: Categorical | MultiCategorical | Sequence) -> None:
+    """Checks shared by the id-like specs (Categorical, MultiCategorical, Sequence)."""
+    kind, name = type(spec).__name__, spec.name
+    _check_name(kind, name)
+    _check_choice(kind, name, "role", spec.role, ROLES)
+    _check_choice(kind, name, "oov", spec.oov, OOV_POLICIES)
+    _check_positive(kind, name, "min_count", spec.min_count, optional=False)
+    _check_positive(kind, name, "hash_buckets", spec.hash_buckets, optional=True)
+    _check_positive(kind, name, "vocab_size", spec.vocab_size, optional=True)
+    sep = getattr(spec, "sep", "|")
+    if not isinstance(sep, str) or not sep:
+        raise SchemaError(f"{kind} feature {name!r}: sep must be a non-empty string; got {sep!r}.")
+    max_len = getattr(spec, "max_len", 1)
+    _check_positive(kind, name, "max_len", max_len, optional=False)
+
+
 @dataclass(frozen=True)
 class Categorical:
     """A single-valued id-like column (user id, item id, category).
@@ -54,12 +70,7 @@ class Categorical:
     vocab_size: int | None = None
 
     def __post_init__(self) -> None:
-        _check_name("Categorical", self.name)
-        _check_choice("Categorical", self.name, "role", self.role, ROLES)
-        _check_choice("Categorical", self.name, "oov", self.oov, OOV_POLICIES)
-        _check_positive("Categorical", self.name, "min_count", self.min_count, optional=False)
-        _check_positive("Categorical", self.name, "hash_buckets", self.hash_buckets, optional=True)
-        _check_positive("Categorical", self.name, "vocab_size", self.vocab_size, optional=True)
+        _check_id_options(self)
 
 
 @dataclass(frozen=True)
@@ -85,16 +96,8 @@ class MultiCategorical:
     vocab_size: int | None = None
 
     def __post_init__(self) -> None:
-        _check_name("MultiCategorical", self.name)
-        _check_positive("MultiCategorical", self.name, "max_len", self.max_len, optional=False)
+        _check_id_options(self)
         _check_choice("MultiCategorical", self.name, "pooling", self.pooling, ("mean", "sum"))
-        _check_choice("MultiCategorical", self.name, "role", self.role, ROLES)
-        _check_choice("MultiCategorical", self.name, "oov", self.oov, OOV_POLICIES)
-        _check_positive("MultiCategorical", self.name, "min_count", self.min_count, optional=False)
-        _check_positive("MultiCategorical", self.name, "hash_buckets", self.hash_buckets, optional=True)
-        _check_positive("MultiCategorical", self.name, "vocab_size", self.vocab_size, optional=True)
-        if not isinstance(self.sep, str) or not self.sep:
-            raise SchemaError(f"MultiCategorical feature {self.name!r}: sep must be a non-empty string.")
 
 
 @dataclass(frozen=True)
@@ -120,15 +123,7 @@ class Sequence:
     vocab_size: int | None = None
 
     def __post_init__(self) -> None:
-        _check_name("Sequence", self.name)
-        _check_positive("Sequence", self.name, "max_len", self.max_len, optional=False)
-        _check_choice("Sequence", self.name, "role", self.role, ROLES)
-        _check_choice("Sequence", self.name, "oov", self.oov, OOV_POLICIES)
-        _check_positive("Sequence", self.name, "min_count", self.min_count, optional=False)
-        _check_positive("Sequence", self.name, "hash_buckets", self.hash_buckets, optional=True)
-        _check_positive("Sequence", self.name, "vocab_size", self.vocab_size, optional=True)
-        if not isinstance(self.sep, str) or not self.sep:
-            raise SchemaError(f"Sequence feature {self.name!r}: sep must be a non-empty string.")
+        _check_id_options(self)
 
 
 @dataclass(frozen=True)
