@@ -71,3 +71,20 @@ def clip_gradients(model: nn.Module, max_norm: float) -> float:
             if p.grad is not None:
                 p.grad.mul_(scale)
     return total
+
+
+def add_row_l2(parameters: list[torch.nn.Parameter], l2: float) -> None:
+    """Add ``l2 * row`` to the sparse gradient of every embedding row a batch touched.
+
+    This is L2 regularisation of the looked-up rows only ("lazy" weight decay): it keeps the
+    update sparse, where a penalty over the whole table would make every step O(table size).
+    """
+    for p in parameters:
+        if p.grad is None or not p.grad.is_sparse:
+            continue
+        grad = p.grad.coalesce()
+        rows = grad._indices()[0]
+        p.grad = torch.sparse_coo_tensor(
+            grad._indices(), grad._values() + l2 * p.detach()[rows], grad.shape, is_coalesced=True,
+            check_invariants=False,
+        )

@@ -21,7 +21,7 @@ from recfunnel.train.checkpoint import (
     save_checkpoint,
     unflatten_optimizer,
 )
-from recfunnel.train.optim import build_optimizers, clip_gradients
+from recfunnel.train.optim import add_row_l2, build_optimizers, clip_gradients, split_parameters
 from recfunnel.train.progress import EpochProgress
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class Trainer:
         lr: Learning rate of the dense AdamW optimizer.
         sparse_lr: Learning rate of the embedding tables' optimizer (default: ``lr``).
         weight_decay: AdamW weight decay of dense weights.
+        embedding_l2: L2 penalty on the embedding rows each batch looks up (keeps updates sparse).
         sparse_optimizer: "adam" (lazy Adam) or "adagrad" for the embedding tables.
         patience: Epochs without improvement of the monitored validation metric before stopping;
             the best epoch's weights are restored at the end.
@@ -83,7 +84,8 @@ class Trainer:
     """
 
     def __init__(self, *, max_epochs: int = 10, batch_size: int = 4096, lr: float = 1e-3,
-                 sparse_lr: float | None = None, weight_decay: float = 0.0, sparse_optimizer: str = "adam",
+                 sparse_lr: float | None = None, weight_decay: float = 0.0, embedding_l2: float = 0.0,
+                 sparse_optimizer: str = "adam",
                  patience: int = 2, lr_decay: float = 0.5, lr_patience: int = 1,
                  grad_clip: float | None = None, seed: int = 2026, device: str = "cpu",
                  eval_batch_size: int = 65536, checkpoint_dir: str | Path | None = None,
@@ -96,10 +98,12 @@ class Trainer:
         for name, value in (("lr", lr), ("sparse_lr", sparse_lr), ("grad_clip", grad_clip)):
             if value is not None and not (isinstance(value, (int, float)) and value > 0):
                 raise ConfigError(f"trainer option {name} must be a positive number; got {value!r}.")
+        if not (isinstance(embedding_l2, (int, float)) and embedding_l2 >= 0):
+            raise ConfigError(f"trainer option embedding_l2 must be >= 0; got {embedding_l2!r}.")
         if not 0 < lr_decay <= 1:
             raise ConfigError(f"trainer option lr_decay must be in (0, 1]; got {lr_decay!r}.")
         self.max_epochs, self.batch_size, self.lr, self.sparse_lr = max_epochs, batch_size, lr, sparse_lr
-        self.weight_decay, self.sparse_optimizer = weight_decay, sparse_optimizer
+        self.weight_decay, self.embedding_l2, self.sparse_optimizer = weight_decay, embedding_l2, sparse_optimizer
         self.patience, self.lr_decay, self.lr_patience = patience, lr_decay, lr_patience
         self.grad_clip, self.seed, self.device = grad_clip, seed, torch.device(device)
         self.eval_batch_size = eval_batch_size
@@ -164,6 +168,7 @@ class Trainer:
         shuffled = train[order.to(self.device)]  # one gather per epoch; batches are then views
         total, started = torch.zeros((), dtype=torch.float64), time.perf_counter()
         bar.start_epoch(state.epoch + 1, self.max_epochs, n)
+        sparse_params = split_parameters(model)[1]
         for step, begin in enumerate(range(0, n, self.batch_size)):
             batch = shuffled[begin:begin + self.batch_size]
             loss = task.loss(model(batch), batch)
@@ -176,6 +181,8 @@ class Trainer:
                     f"loss became {float(value)} at epoch {state.epoch + 1}, step {step}; lower lr "
                     f"(now {self.lr}) or set grad_clip."
                 )
+            if self.embedding_l2 > 0:
+                add_row_l2(sparse_params, self.embedding_l2)
             if self.grad_clip is not None:
                 clip_gradients(model, self.grad_clip)
             for opt in optimizers:

@@ -104,3 +104,18 @@ def test_bad_trainer_options():
         Trainer(max_epochs=0)
     with pytest.raises(ConfigError, match="lr must be a positive number; got -1"):
         Trainer(lr=-1)
+
+
+def test_row_l2_only_changes_touched_rows_gradients():
+    from recfunnel.train.optim import add_row_l2
+
+    model = _fm()
+    batch = toy_batch(batch_size=4)
+    TASK.loss(model(batch), batch).backward()
+    table = model.embedding.table.weight
+    plain = table.grad.coalesce()
+    add_row_l2([table], 0.5)
+    regularised = table.grad.coalesce()
+    assert torch.equal(plain._indices(), regularised._indices())
+    rows = plain._indices()[0]
+    torch.testing.assert_close(regularised._values(), plain._values() + 0.5 * table.detach()[rows])

@@ -1,0 +1,179 @@
+"""Shared helpers of the benchmarks: threads, dataset loading, peer subprocesses, timing and tables.
+
+Peers run in ``.venv-peers`` (a different interpreter): ``run_peer`` writes the exact encoded rows
+that recfunnel trains on to an ``.npz`` in a temporary directory, runs
+``.venv-peers/bin/python benchmarks/peers/<script> <npz> <out.json>`` and returns the JSON it wrote.
+Nothing here imports a peer library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recfunnel.data import Batch, movielens_ctr, read_libfm, read_movielens
+from recfunnel.schema import Categorical, Label, MultiCategorical, Schema
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS_DIR = ROOT / "benchmarks" / "peers"
+PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
+SCRATCH = ROOT / ".bench"
+THREADS = 2
+ML100K_CATEGORICALS = ("user_id", "item_id", "age", "gender", "occupation", "zip")
+
+
+# -- environment -----------------------------------------------------------------------------------
+def set_threads(threads: int = THREADS) -> None:
+    """Pin torch's intra-op threads (the same number is passed to every peer process)."""
+    torch.set_num_threads(threads)
+
+
+def peer_env(threads: int = THREADS) -> dict[str, str]:
+    """Environment of a peer process: same thread count, no BLAS oversubscription."""
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = str(threads)
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+# -- data ------------------------------------------------------------------------------------------
+def find_file(directory: Path, name: str) -> Path:
+    """``directory/name`` or ``directory/name.gz``, whichever exists."""
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise SystemExit(f"cannot find {name}(.gz) in {directory}; pass the right --data directory.")
+
+
+def frappe_dir(data: str | Path) -> Path:
+    """Accept either the frappe-nfm directory itself or its parent data directory."""
+    path = Path(data)
+    return path / "frappe-nfm" if (path / "frappe-nfm").is_dir() else path
+
+
+def read_frappe(data: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(validation, test) frames of the NFM Frappe split: label + f0..f9 (string feature indices)."""
+    directory = frappe_dir(data)
+    valid = read_libfm(find_file(directory, "frappe.validation.libfm"))
+    test = read_libfm(find_file(directory, "frappe.test.libfm"))
+    return valid, test
+
+
+def frappe_schema(frame: pd.DataFrame) -> Schema:
+    """One Categorical per libFM field, label "label"."""
+    return Schema(*(Categorical(c) for c in frame.columns if c != "label"), Label("label"))
+
+
+def read_ml100k_ctr(data: str | Path) -> pd.DataFrame:
+    """MovieLens 100K as CTR rows (rating >= 4 is a click), with user and item features."""
+    path = Path(data)
+    directory = path / "ml-100k" if (path / "ml-100k").is_dir() else path
+    return movielens_ctr(read_movielens(directory), threshold=4.0)
+
+
+def ml100k_schema() -> Schema:
+    """user_id, item_id, age, gender, occupation, zip as Categorical; genres as MultiCategorical."""
+    return Schema(
+        Categorical("user_id", role="user"), Categorical("item_id", role="item"),
+        Categorical("age", role="user"), Categorical("gender", role="user"),
+        Categorical("occupation", role="user"), Categorical("zip", role="user"),
+        MultiCategorical("genres", max_len=6, role="item"), Label("click"),
+    )
+
+
+def feature_meta(schema: Schema, batch: Batch) -> list[dict[str, Any]]:
+    """Per input feature: name, kind ("sparse" or "varlen"), vocab_size and maxlen, for peers."""
+    meta = []
+    for spec in schema.inputs:
+        column = batch.features[spec.name]
+        kind = "varlen" if column.ndim == 2 else "sparse"
+        meta.append({"name": spec.name, "kind": kind, "vocab_size": int(spec.vocab_size),
+                     "maxlen": int(column.shape[1]) if kind == "varlen" else 1})
+    return meta
+
+
+def batch_arrays(batch: Batch, label: str, prefix: str = "") -> dict[str, np.ndarray]:
+    """The encoded columns of a Batch as numpy arrays keyed ``{prefix}x.{name}`` and ``{prefix}y``."""
+    arrays = {f"{prefix}x.{k}": v.numpy() for k, v in batch.features.items()}
+    arrays[f"{prefix}y"] = batch.labels[label].numpy().astype(np.float32)
+    return arrays
+
+
+# -- peers -----------------------------------------------------------------------------------------
+def run_peer(script: str, arrays: dict[str, np.ndarray], config: dict[str, Any], *,
+             timeout: float | None = None) -> dict[str, Any]:
+    """Run ``benchmarks/peers/<script>`` in the peers venv on ``arrays``; return its JSON output.
+
+    ``config`` travels inside the npz as the JSON string ``__config__``.
+    """
+    if not PEERS_PYTHON.exists():
+        raise SystemExit(f"{PEERS_PYTHON} is missing; build it with `bash ../shared/peers/setup.sh`.")
+    with tempfile.TemporaryDirectory(prefix="recfunnel-bench-") as tmp:
+        npz, out = Path(tmp) / "rows.npz", Path(tmp) / "out.json"
+        np.savez(npz, __config__=np.array(json.dumps(config)), **arrays)
+        started = time.perf_counter()
+        proc = subprocess.run([str(PEERS_PYTHON), str(PEERS_DIR / script), str(npz), str(out)],
+                              cwd=ROOT, env=peer_env(config.get("threads", THREADS)),
+                              stdout=subprocess.PIPE, text=True, timeout=timeout)
+        if proc.returncode != 0 or not out.exists():
+            sys.stderr.write(proc.stdout[-4000:])
+            raise RuntimeError(f"peer {script} failed with exit code {proc.returncode}")
+        result = json.loads(out.read_text())
+        result["process_seconds"] = time.perf_counter() - started
+        return result
+
+
+# -- timing and output -----------------------------------------------------------------------------
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(seconds, result) of one call."""
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def median(values: Sequence[float]) -> float:
+    """Median of a non-empty sequence."""
+    return float(statistics.median(values))
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str = "",
+                 notes: Sequence[str] = ()) -> str:
+    """A plain-text table; floats are written with 4 significant decimals unless pre-formatted."""
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:,.4f}" if abs(value) < 100 else f"{value:,.0f}"
+        return str(value)
+
+    body = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
+    line = "+".join("-" * (w + 2) for w in widths)
+    out = [title] if title else []
+    out.append(" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    out.append(line)
+    for row in body:
+        out.append(" | ".join(
+            (c.rjust(w) if i else c.ljust(w)) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ))
+    out.extend(notes)
+    return "\n".join(out)
+
+
+def save_json(name: str, payload: dict[str, Any]) -> Path:
+    """Write raw results to ``.bench/<name>.json`` (git-ignored) for later inspection."""
+    SCRATCH.mkdir(exist_ok=True)
+    path = SCRATCH / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2, default=float))
+    return path
