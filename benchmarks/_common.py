@@ -159,7 +159,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title
 
     body = [[cell(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(headers)]
-    line = "+".join("-" * (w + 2) for w in widths)
+    line = "-+-".join("-" * w for w in widths)
     out = [title] if title else []
     out.append(" | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     out.append(line)

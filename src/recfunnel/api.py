@@ -177,7 +177,7 @@ def _make_trainer(options: dict[str, Any]) -> Trainer:
     for key in options:
         if key not in valid:
             raise ConfigError(
-                f"unknown trainer option {key!r}{did_you_mean(key, list(valid))}. Valid: {', '.join(sorted(valid))}."
+                f"unknown trainer option {key!r}{did_you_mean(key, list(valid)) or '.'} Valid: {', '.join(sorted(valid))}."
             )
     return Trainer(**options)
 
@@ -196,10 +196,13 @@ def load(path: str | Path) -> Ranker:
                         on_nan=config.get("on_nan", "mean"), seed=config.get("seed", 2026))
         model = build_model(ranker.model_name, schema, ranker.params)
         model.load_state_dict(parts["weights"])
-    except (KeyError, SchemaError, ConfigError, RuntimeError) as exc:
-        raise ArtifactError(f"artifact {str(path)!r} is inconsistent and cannot be loaded: {exc}") from None
+        task = task_from_dict(config["task"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        # a hand-edited or foreign file: a missing key, a wrong type, an unknown name, mismatched weights
+        reason = f"missing entry {exc}" if type(exc) is KeyError else str(exc)
+        raise ArtifactError(f"artifact {str(path)!r} is inconsistent and cannot be loaded: {reason}") from None
     model.eval()
-    ranker.encoder_, ranker.model_, ranker.task_ = encoder, model, task_from_dict(config["task"])
+    ranker.encoder_, ranker.model_, ranker.task_ = encoder, model, task
     ranker.metrics_ = {k: v for k, v in parts["metrics"].items() if k not in ("history", "rows")}
     ranker.rows_ = parts["metrics"].get("rows", {})
     return ranker

@@ -27,6 +27,8 @@ def write_artifact(path: str | Path, *, config: dict[str, Any], schema: dict[str
     An existing artifact at ``path`` is replaced only once the new one is complete.
     """
     target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise ArtifactError(f"{str(target)!r} is a file, not an artifact directory; choose another --out path.")
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and not (target / "config.json").exists() and any(target.iterdir()):
         raise ArtifactError(

@@ -74,6 +74,11 @@ def _section_of(key: str, config: dict[str, Any]) -> str:
         if key in keys:
             return section
     known = model_keys + list(trainer_options()) + list(DATA_KEYS)
+    if model is None:  # the model's options are unknown until it is named
+        raise ConfigError(
+            f"unknown option {key!r}: name the model first (--model deepfm or `model: {{name: deepfm}}`) "
+            f"so its options are known, or prefix the key with its section (model., trainer., data.)."
+        )
     raise ConfigError(
         f"unknown option {key!r}{did_you_mean(key, known)}; prefix it with its section "
         f"(model., trainer., data.) or see `recfunnel models` for model options."
@@ -93,8 +98,8 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
     for key in model:
         if key != "name" and key not in valid:
             raise ConfigError(
-                f"unknown option {key!r} for model {model['name']!r}{did_you_mean(key, list(valid))}. "
-                f"Valid: {', '.join(sorted(valid))}."
+                f"unknown option {key!r} for model {model['name']!r}{did_you_mean(key, list(valid)) or '.'} "
+                + (f"Valid: {', '.join(sorted(valid))}." if valid else f"Model {model['name']!r} takes no options.")
             )
     _check_keys("trainer", config.get("trainer") or {}, list(trainer_options()))
     data = config.get("data") or {}
@@ -111,7 +116,7 @@ def _check_keys(section: str, values: Any, valid: list[str]) -> None:
     for key in values:
         if key not in valid:
             raise ConfigError(
-                f"unknown {section} option {key!r}{did_you_mean(key, valid)}. Valid: {', '.join(sorted(valid))}."
+                f"unknown {section} option {key!r}{did_you_mean(key, valid) or '.'} Valid: {', '.join(sorted(valid))}."
             )
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from recfunnel.cli.main import default_out, emit_json
@@ -68,7 +70,7 @@ def run_train(args: argparse.Namespace) -> int:
     rows = [[int(r["epoch"]), r["train_loss"], *[r.get(f"valid_{m}", "-") for m in metrics], f"{r['seconds']:.1f}s"]
             for r in ranker.result_.history]
     console.print(_table(f"{config['model']['name']} training", ["epoch", "train loss", *metrics, "time"], rows))
-    console.print(f"saved artifact to [bold]{out}[/]")
+    console.print(f"saved artifact to [bold]{escape(str(out))}[/]", soft_wrap=True)  # paths: no markup, no wrap
     return 0
 
 
@@ -90,8 +92,13 @@ def run_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from recfunnel.api import load, load_frame
-    from recfunnel.errors import SchemaError
+    from recfunnel.errors import ConfigError, SchemaError
 
+    target = Path(args.out)  # checked before the model runs, so a typo costs no scoring time
+    blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None or target.is_dir():
+        what = f"{str(blocker)!r} is a file" if blocker else "it is a directory"
+        raise ConfigError(f"cannot write --out {args.out!r}: {what}; give a CSV file path such as scores.csv.")
     ranker = load(args.artifact)
     frame = load_frame(args.data, fmt=args.format)
     keep = [c for c in args.keep.split(",") if c]
@@ -100,8 +107,9 @@ def run_predict(args: argparse.Namespace) -> int:
         raise SchemaError(f"--keep names columns that are not in the data: {missing}; present: {list(frame.columns)}.")
     out = pd.DataFrame({c: frame[c].to_numpy() for c in keep})
     out["score"] = ranker.predict(frame)
+    target.parent.mkdir(parents=True, exist_ok=True)  # as `train --out` does
     out.to_csv(args.out, index=False)
-    console.print(f"wrote {len(out)} scores to [bold]{args.out}[/]")
+    console.print(f"wrote {len(out)} scores to [bold]{escape(args.out)}[/]", soft_wrap=True)
     return 0
 
 
@@ -132,6 +140,7 @@ def run_demo(args: argparse.Namespace) -> int:
     Console().print(_table(f"test metrics on {report['rows']['test']:,} held-out impressions (last days)",
                            ["model", "AUC", "gAUC", "logloss", "train s"], rows))
     Console().print(f"best achievable AUC (true click probability): {report['best_auc']:.4f}")
-    Console().print(f"saved the DeepFM artifact to [bold]{report['artifact']}[/]; try:\n"
-                    f"  recfunnel evaluate {report['artifact']} --data {report['test_file']} --json")
+    Console().print(f"saved the DeepFM artifact to [bold]{escape(report['artifact'])}[/]; try:\n"
+                    f"  recfunnel evaluate {escape(report['artifact'])} --data {escape(report['test_file'])} --json",
+                    soft_wrap=True)
     return 0

@@ -68,22 +68,42 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
+            warnings.showwarning = _show_warning  # restored by catch_warnings on exit
             return getattr(commands, f"run_{args.command}")(args)
     except RecfunnelError as exc:
         _error(f"{type(exc).__name__}: {exc}")
     except FileNotFoundError as exc:
         _error(f"file not found: {exc.filename or exc}")
+    except OSError as exc:  # e.g. --out names a path inside a file or an unwritable directory
+        _error(f"{exc.strerror or exc}: {exc.filename!r}" if exc.filename else str(exc))
     except KeyboardInterrupt:
         _error("interrupted")
     return 2
 
 
+def _for_cli(message: str) -> str:
+    """Library messages name Python arguments; add the flag a command-line user would type."""
+    if "on_nan=" in message:
+        message += " (on the command line: --on-nan mean or --on-nan error)"
+    return message
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Print a warning as one 'warning: ...' line, without the library's file name and source line."""
+    _print("warning: ", "bold yellow", _for_cli(str(message)))
+
+
 def _error(message: str) -> None:
+    _print("error: ", "bold red", _for_cli(message))
+
+
+def _print(prefix: str, style: str, message: str) -> None:
     from rich.console import Console
     from rich.text import Text
 
     # Text, not markup: messages quote user values such as [400, 400] that markup would eat.
-    Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble(("error: ", "bold red"), message))
+    Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble((prefix, style), message))
 
 
 def emit_json(data: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -97,6 +98,13 @@ def _infer_label(name: str, column: pd.Series) -> Label:
             f"binary, any real for regression). Map it to numbers first, e.g. (frame[{name!r}] == 'yes').astype(int)."
         )
     binary = bool(values.isin([0, 1]).all())
+    if not binary and bool(values.isin([0, 1]).mean() > 0.9):
+        odd = values[~values.isin([0, 1])].unique()[:5].tolist()
+        warnings.warn(
+            f"label column {name!r} is almost all 0/1 but also holds {odd}; it is treated as a regression "
+            f"target. Fix those rows, or declare Label({name!r}, kind='regression') to silence this.",
+            stacklevel=3,
+        )
     return Label(name, kind="binary" if binary else "regression")
 
 

@@ -68,8 +68,11 @@ def read_bytes(path: PathLike) -> bytes:
 
 def _first_line(path: Path) -> str:
     opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as handle:
-        return handle.readline()
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as handle:
+            return handle.readline()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{str(path)!r} is not a valid gzip file: {exc}") from None
 
 
 def no_rows_error(path: PathLike) -> DataError:
@@ -139,7 +142,7 @@ def read_table(source: PathLike | pd.DataFrame, *, sep: str | None = None) -> pd
             frame = pd.read_csv(path, sep=sep, engine="c", compression="gzip" if gz else None)
         except pd.errors.EmptyDataError:
             raise no_rows_error(path) from None
-        except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, zlib.error) as exc:
             raise DataError(
                 f"cannot read {str(path)!r} as {'TSV' if sep == chr(9) else 'CSV'}: {exc}"
             ) from None

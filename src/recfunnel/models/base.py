@@ -108,10 +108,9 @@ def build_model(name: str, schema: Schema, params: dict[str, Any] | None = None)
     valid = info.hyperparameters()
     for key in params:
         if key not in valid:
-            raise ConfigError(
-                f"unknown option {key!r} for model {info.name!r}{did_you_mean(key, list(valid))}. "
-                f"Valid: {', '.join(sorted(valid))}."
-            )
+            options = f"Valid: {', '.join(sorted(valid))}." if valid else f"Model {info.name!r} takes no options."
+            hint = did_you_mean(key, list(valid))
+            raise ConfigError(f"unknown option {key!r} for model {info.name!r}{hint}{' ' if hint else '. '}{options}")
     for key, default in valid.items():
         if isinstance(default, tuple) and isinstance(params.get(key), list):
             params[key] = tuple(params[key])
