@@ -165,7 +165,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title
     out.append(line)
     for row in body:
         out.append(" | ".join(
-            (c.rjust(w) if i else c.ljust(w)) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            (c.rjust(w) if i and c[:1].isdigit() else c.ljust(w))
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
         ))
     out.extend(notes)
     return "\n".join(out)

@@ -5,7 +5,7 @@ Run (from the repository root)::
 
     .venv/bin/python benchmarks/embedding_scaling.py
     # options: --sizes 10000,1000000,10000000 --model fm --embedding-dim 16 --batch-size 4096
-    #          --steps 30 --dense-steps 10 --warmup 5 --threads 2 --no-dense
+    #          --steps 30 --dense-steps 10 --warmup 5 --repeats 3 --threads 2 --no-dense
 
 No data is read: the fitted schema is built directly (``Categorical("big", vocab_size=V)`` plus five
 ``Categorical`` fields of 100 ids each, ``Label("click")``), and one batch of 4096 rows is drawn
@@ -20,6 +20,10 @@ from ``recfunnel.train.build_optimizers`` exactly as the Trainer builds them (Ad
 weights + SparseAdam, or + Adagrad, over the sparse tables). For contrast, "dense adam" switches
 the tables to dense gradients (``nn.Embedding.sparse = False``) and steps ``torch.optim.Adam``
 over everything, i.e. what a plain model without sparse embeddings does.
+Every (size, optimizer) pair runs ``--repeats`` times, each in a fresh Python process (so one
+configuration's freed gigabytes cannot slow the next one's first touches; on this VM that effect
+made single in-process runs swing by 20x); the table shows the median of the per-process medians
+and the p10-p90 of all steps pooled.
 Target (issue): the 10M-row step at most 1.3x the 10k-row step.
 Memory: 10M x 16 float32 = 640 MB of weights, x3 with Adam's two moment buffers (plus the dense
 gradient for "dense adam").
@@ -28,8 +32,11 @@ gradient for "dense adam").
 from __future__ import annotations
 
 import argparse
-import gc
+import json
+import subprocess
+import sys
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -92,6 +99,27 @@ def step_times(model: nn.Module, optimizers: list, batch: Batch, *, steps: int, 
     return times
 
 
+def run_one(args: argparse.Namespace) -> None:
+    """Child process: time one (size, optimizer) pair and print the step seconds as JSON."""
+    warnings.filterwarnings("ignore", message="Sparse invariant checks")  # torch's Adagrad, on every step
+    set_threads(args.threads)
+    rows, name = args.one_size, args.one_optimizer
+    batch = make_batch(rows, args.batch_size)
+    model, opts = build(args.model, rows, args.embedding_dim, name)
+    dense = name == "dense adam"
+    times = step_times(model, opts, batch, steps=args.dense_steps if dense else args.steps,
+                       warmup=2 if dense else args.warmup)
+    print(json.dumps(times))
+
+
+def run_child(args: argparse.Namespace, rows: int, name: str) -> list[float]:
+    command = [sys.executable, __file__, "--one-size", str(rows), "--one-optimizer", name]
+    for option in ("model", "embedding_dim", "batch_size", "steps", "dense_steps", "warmup", "threads"):
+        command += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
+    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="10000,1000000,10000000")
@@ -101,42 +129,46 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--dense-steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="fresh processes per configuration")
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--no-dense", action="store_true", help="skip the dense-Adam contrast")
+    parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--one-optimizer", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    set_threads(args.threads)
+    if args.one_size is not None:
+        run_one(args)
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     optimizers = ["sparse adam", "sparse adagrad"] + ([] if args.no_dense else ["dense adam"])
-    results: dict[str, dict[int, list[float]]] = {name: {} for name in optimizers}
-    for rows in sizes:
-        batch = make_batch(rows, args.batch_size)
-        for name in optimizers:
-            model, opts = build(args.model, rows, args.embedding_dim, name)
-            steps = args.dense_steps if name == "dense adam" else args.steps
-            times = step_times(model, opts, batch, steps=steps, warmup=args.warmup if steps > 10 else 2)
-            results[name][rows] = times
-            print(f"  {rows:>11,} rows  {name:15s} median {1000 * np.median(times):8.1f} ms", flush=True)
-            del model, opts
-            gc.collect()
+    runs: dict[str, dict[int, list[list[float]]]] = {name: {r: [] for r in sizes} for name in optimizers}
+    for repeat in range(args.repeats):
+        for rows in sizes:
+            for name in optimizers:
+                times = run_child(args, rows, name)
+                runs[name][rows].append(times)
+                print(f"  repeat {repeat + 1}/{args.repeats} {rows:>11,} rows  {name:15s} "
+                      f"median {1000 * np.median(times):8.1f} ms", flush=True)
+    step_ms = {name: {r: float(np.median([np.median(t) for t in runs[name][r]])) * 1000 for r in sizes}
+               for name in optimizers}
     table = []
     for name in optimizers:
-        base = float(np.median(results[name][sizes[0]]))
         for rows in sizes:
-            times = np.array(results[name][rows]) * 1000
-            table.append([name, f"{rows:,}", f"{np.median(times):.1f}",
-                          f"{np.percentile(times, 10):.1f}-{np.percentile(times, 90):.1f}",
-                          f"{np.median(times) / (1000 * base):.2f}", str(len(times))])
-    adam = results["sparse adam"]
-    ratio = float(np.median(adam[sizes[-1]]) / np.median(adam[sizes[0]]))
-    notes = [f"median (and p10-p90) wall time per step over the listed steps after warm-up; one fixed batch "
-             f"of {args.batch_size} rows; {args.model}, D={args.embedding_dim}, {args.threads} threads, "
-             f"torch {torch.__version__}.",
-             f"sparse adam: {sizes[-1]:,}-row step / {sizes[0]:,}-row step = {ratio:.2f} (target <= 1.3)"]
-    save_json("embedding_scaling", {"args": vars(args), "step_seconds": {k: {str(r): v for r, v in d.items()}
-                                                                         for k, d in results.items()}})
+            pooled = np.concatenate(runs[name][rows]) * 1000
+            table.append([name, f"{rows:,}", f"{step_ms[name][rows]:.1f}",
+                          f"{np.percentile(pooled, 10):.1f}-{np.percentile(pooled, 90):.1f}",
+                          f"{step_ms[name][rows] / step_ms[name][sizes[0]]:.2f}",
+                          f"{len(runs[name][rows])}x{len(runs[name][rows][0])}"])
+    notes = [f"step ms = median over {args.repeats} fresh processes of the median step time after warm-up; "
+             f"one fixed batch of {args.batch_size} rows; {args.model}, D={args.embedding_dim}, "
+             f"{args.threads} threads, torch {torch.__version__}."]
+    for name in ("sparse adam", "sparse adagrad"):
+        ratio = step_ms[name][sizes[-1]] / step_ms[name][sizes[0]]
+        notes.append(f"{name}: {sizes[-1]:,}-row step / {sizes[0]:,}-row step = {ratio:.2f} (target <= 1.3)")
+    save_json("embedding_scaling", {"args": vars(args), "step_ms": step_ms,
+                                    "runs": {k: {str(r): v for r, v in d.items()} for k, d in runs.items()}})
     print()
-    print(format_table(["optimizer", "table rows", "step ms", "p10-p90 ms", "vs smallest", "steps"], table,
-                       title=f"Training step time vs embedding table size ({args.model})", notes=notes))
+    print(format_table(["optimizer", "table rows", "step ms", "p10-p90 ms", "vs smallest", "runs x steps"],
+                       table, title=f"Training step time vs embedding table size ({args.model})", notes=notes))
 
 
 if __name__ == "__main__":

@@ -42,8 +42,17 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from _common import (
-    THREADS, batch_arrays, feature_meta, format_table, frappe_schema, median, read_frappe, run_peer,
-    save_json, set_threads, timed,
+    THREADS,
+    batch_arrays,
+    feature_meta,
+    format_table,
+    frappe_schema,
+    median,
+    read_frappe,
+    run_peer,
+    save_json,
+    set_threads,
+    timed,
 )
 from torch import nn
 

@@ -13,6 +13,7 @@ import torch
 
 import recfunnel
 from recfunnel.artifact import model_card, read_artifact, write_artifact
+from recfunnel.data.batch import Batch
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.infer import infer_schema
 from recfunnel.data.readers import read_criteo, read_libfm, read_table
@@ -132,43 +133,45 @@ class Ranker:
         return labels[0]
 
     # -- inference ------------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
+    def _fitted(self) -> tuple[torch.nn.Module, FeatureEncoder, Task]:
         if self.model_ is None or self.encoder_ is None or self.task_ is None:
             raise NotFittedError("This Ranker is not fitted yet; call fit(...) or recfunnel.load(path) first.")
+        return self.model_, self.encoder_, self.task_
 
     def predict(self, data: Data) -> np.ndarray:
         """Predictions for every row (probabilities for a binary label), shape (N,)."""
-        self._check_fitted()
+        model, _, task = self._fitted()
         batch = self._encode(load_frame(data), labels=False)
-        return self.task_.link(self.trainer.predict(self.model_, batch)).numpy()
+        return task.link(self.trainer.predict(model, batch)).numpy()
 
     def evaluate(self, data: Data) -> dict[str, float]:
         """The task's metrics on labelled data (AUC and log loss for a binary label)."""
-        self._check_fitted()
+        model, _, task = self._fitted()
         batch = self._encode(load_frame(data), labels=True)
-        return self.trainer.evaluate(self.model_, self.task_, batch)
+        return self.trainer.evaluate(model, task, batch)
 
-    def _encode(self, frame: pd.DataFrame, *, labels: bool):
+    def _encode(self, frame: pd.DataFrame, *, labels: bool) -> Batch:
+        encoder = self._fitted()[1]
         try:
-            return self.encoder_.transform(frame, labels=labels)
+            return encoder.transform(frame, labels=labels)
         except SchemaError as exc:
-            trained = [f.name for f in self.encoder_.schema_.inputs]
+            trained = [f.name for f in encoder.schema_.inputs]
             raise SchemaError(f"{exc} This model was trained on columns: {', '.join(trained)}.") from None
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the artifact directory (safetensors weights, JSON schema/encoder/config/metrics)."""
-        self._check_fitted()
+        model, encoder, task = self._fitted()
         history = self.result_.history if self.result_ else []
         config = {"estimator": "ranker", "model": self.model_name, "params": self.params,
-                  "task": self.task_.to_dict(), "trainer": self.trainer_params, "on_nan": self.on_nan,
+                  "task": task.to_dict(), "trainer": self.trainer_params, "on_nan": self.on_nan,
                   "seed": self.seed, "recfunnel_version": recfunnel.__version__}
         flat = {k: v for k, v in self.metrics_.get("valid", {}).items()}
-        card = model_card(model=self.model_name, params=self.params, task=self.task_.to_dict(), rows=self.rows_,
+        card = model_card(model=self.model_name, params=self.params, task=task.to_dict(), rows=self.rows_,
                           metrics={f"valid {k}": v for k, v in flat.items()},
-                          features=[f.name for f in self.encoder_.schema_.inputs])
-        return write_artifact(path, config=config, schema=self.encoder_.schema_.to_dict(),
-                              encoder=self.encoder_.to_dict(), weights=self.model_.state_dict(),
+                          features=[f.name for f in encoder.schema_.inputs])
+        return write_artifact(path, config=config, schema=encoder.schema_.to_dict(),
+                              encoder=encoder.to_dict(), weights=model.state_dict(),
                               metrics={**self.metrics_, "rows": self.rows_, "history": history}, card=card)
 
 

@@ -76,8 +76,7 @@ class FeatureEncoder:
     @property
     def schema_(self) -> Schema:
         """The schema with ``vocab_size`` filled for every non-shared id feature."""
-        self._check_fitted()
-        return self._fitted_schema
+        return self._check_fitted()
 
     def fit(self, frame: pd.DataFrame) -> FeatureEncoder:
         """Learn vocabularies and numeric statistics from training rows (label columns are not read).
@@ -289,10 +288,12 @@ class FeatureEncoder:
         encoder._set_state(vocab, stats)
         return encoder
 
-    def _check_fitted(self) -> None:
-        if self._fitted_schema is None:
+    def _check_fitted(self) -> Schema:
+        schema = self._fitted_schema
+        if schema is None:
             raise NotFittedError("This FeatureEncoder is not fitted yet; call fit(frame) on training data first "
                                  "(or FeatureEncoder.from_dict(...) to load a fitted one).")
+        return schema
 
     def _check_columns(self, frame: pd.DataFrame, *, labels: bool) -> None:
         needed = self.schema.inputs + (self.schema.labels if labels else ())

@@ -93,8 +93,10 @@ def read_movielens(path: PathLike) -> MovieLens:
 
 
 def _find(directory: Path, name: str | None) -> Path | None:
+    if not name:
+        return None
     for candidate in (name, f"{name}.gz"):
-        if name and (directory / candidate).is_file():
+        if (directory / candidate).is_file():
             return directory / candidate
     return None
 

@@ -96,7 +96,9 @@ def _scan(data: bytes, path: PathLike, check: Callable[[str, int], str | None], 
 def parse_delimited(data: bytes, path: PathLike, **options: object) -> pd.DataFrame | None:
     """pandas' C parser over in-memory bytes; None when a row does not fit the expected layout."""
     try:
-        return pd.read_csv(io.BytesIO(data), engine="c", quoting=csv.QUOTE_NONE, index_col=False, **options)
+        return pd.read_csv(  # type: ignore[call-overload]  # pandas-stubs: **options is not matched per keyword
+            io.BytesIO(data), engine="c", quoting=csv.QUOTE_NONE, index_col=False, **options
+        )
     except pd.errors.EmptyDataError:
         raise no_rows_error(path) from None
     except UnicodeDecodeError as exc:
@@ -298,7 +300,7 @@ def read_criteo(path: PathLike) -> pd.DataFrame:
     options = {"keep_default_na": False, "na_values": [""]}
     frame = parse_delimited(data, path, sep="\t", header=None, names=CRITEO_COLUMNS, dtype=dtypes, **options)
     ok = frame is not None and data.count(b"\t") == 39 * len(frame) and frame["label"].isin(["0", "1"]).all()
-    if not ok:
+    if frame is None or not ok:
         _scan(data, path, _criteo_line_error)
         raise DataError(f"{str(path)!r} is not a valid Criteo file.")
     if len(frame) == 0:
@@ -354,7 +356,7 @@ def read_avazu(path: PathLike) -> pd.DataFrame:
         and frame["click"].isin(["0", "1"]).all()
         and ("hour" not in frame or frame["hour"].str.fullmatch(r"\d{8}").fillna(False).all())
     )
-    if not ok:
+    if frame is None or not ok:
         _scan(data, path, _avazu_line_checker(columns), skip=int(has_header))
         raise DataError(f"{str(path)!r} is not a valid Avazu file.")
     if len(frame) == 0:

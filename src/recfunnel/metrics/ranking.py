@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -23,7 +24,7 @@ __all__ = [
 ]
 
 #: One held-out item index per user (U,), -1 for none; or a binary CSR matrix (U, num_items).
-Relevant = ArrayLike | sparse.spmatrix | sparse.sparray
+Relevant: TypeAlias = ArrayLike | sparse.spmatrix | sparse.sparray
 
 
 def _as_topk(topk: ArrayLike) -> np.ndarray:
@@ -134,7 +135,7 @@ def _precision(hits: np.ndarray, num_relevant: np.ndarray, k: int) -> np.ndarray
 
 
 def _hit(hits: np.ndarray, num_relevant: np.ndarray, k: int) -> np.ndarray:
-    return hits.any(axis=1).astype(np.float64)
+    return np.asarray(hits.any(axis=1), dtype=np.float64)
 
 
 def _mrr(hits: np.ndarray, num_relevant: np.ndarray, k: int) -> np.ndarray:

@@ -39,7 +39,7 @@ class ModelInfo:
 
     name: str
     kind: str
-    cls: type
+    cls: type[Any]
 
     @property
     def summary(self) -> str:

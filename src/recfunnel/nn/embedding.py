@@ -72,6 +72,7 @@ class FeatureEmbedding(nn.Module):
         self.single = [f.name for f in self.features if self._is_single(f)]
         self.bags = [f for f in self.features if isinstance(f, (MultiCategorical, Sequence))]
         self.numeric = [f.name for f in self.features if isinstance(f, Numeric) and f.vocab_size is None]
+        self.single_offsets: torch.Tensor
         self.register_buffer(
             "single_offsets", torch.tensor([self.offsets[n] for n in self.single], dtype=torch.long),
             persistent=False,
@@ -116,7 +117,7 @@ class FeatureEmbedding(nn.Module):
         for spec in self.bags:
             pooling = spec.pooling if isinstance(spec, MultiCategorical) else "mean"
             parts.append(self.pooled(spec.name, features[spec.name], pooling).unsqueeze(1))
-        if self.numeric:
+        if self.numeric_vectors is not None:
             values = torch.stack([features[n] for n in self.numeric], dim=1)  # (B, Fn)
             parts.append(values.unsqueeze(-1) * self.numeric_vectors)         # (B, Fn, D)
         return torch.cat(parts, dim=1)

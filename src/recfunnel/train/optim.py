@@ -16,7 +16,8 @@ def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Para
         id(m.weight) for m in model.modules()
         if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse
     }
-    dense, sparse = [], []
+    dense: list[nn.Parameter] = []
+    sparse: list[nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
             (sparse if id(p) in sparse_ids else dense).append(p)

@@ -95,9 +95,9 @@ class Trainer:
                             ("lr_patience", lr_patience)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"trainer option {name} must be a positive integer; got {value!r}.")
-        for name, value in (("lr", lr), ("sparse_lr", sparse_lr), ("grad_clip", grad_clip)):
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise ConfigError(f"trainer option {name} must be a positive number; got {value!r}.")
+        for name, number in (("lr", lr), ("sparse_lr", sparse_lr), ("grad_clip", grad_clip)):
+            if number is not None and not (isinstance(number, (int, float)) and number > 0):
+                raise ConfigError(f"trainer option {name} must be a positive number; got {number!r}.")
         if not (isinstance(embedding_l2, (int, float)) and embedding_l2 >= 0):
             raise ConfigError(f"trainer option embedding_l2 must be >= 0; got {embedding_l2!r}.")
         if not 0 < lr_decay <= 1:

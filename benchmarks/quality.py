@@ -1,0 +1,219 @@
+"""Test AUC / log loss of recfunnel's LR, FM and DeepFM next to DeepCTR-Torch's DeepFM and LightGBM.
+
+Run (from the repository root)::
+
+    .venv/bin/python benchmarks/quality.py --data /work/shared/data --dataset both
+    # options: --dataset frappe|ml100k|both  --grid small|full  --max-epochs 30
+    #          --models lr,fm,deepfm  --no-peers  --threads 2
+
+Protocols (fixed; every system sees exactly the same encoded rows):
+
+* frappe: test = frappe.test.libfm (28,860 rows); train / valid = frappe.validation.libfm (57,722
+  rows) split 80/20 by ``recfunnel.data.random_split(n, (0.8, 0.2), seed=2026)``. Ten
+  Categorical fields f0..f9.
+* ml100k: ``movielens_ctr(read_movielens(...))`` (rating >= 4 is a click), features user_id, item_id,
+  age, gender, occupation, zip (Categorical) and genres (MultiCategorical, mean-pooled, max 6),
+  split 80/10/10 by ``random_split(n, (0.8, 0.1, 0.1), seed=2026)``.
+
+Systems:
+
+* recfunnel LR, FM, DeepFM through ``recfunnel.api.Ranker(...).fit(train, valid)`` (early stopping
+  on valid AUC, best epoch restored), tested with ``Ranker.predict(test)``.
+* DeepCTR-Torch 0.3.0 DeepFM (``benchmarks/peers/deepctr_deepfm.py`` in ``.venv-peers``), on the
+  rows encoded by the same ``FeatureEncoder`` fitted on train; genres as a ``VarLenSparseFeat``
+  (mean combiner, 0 = padding). Its own defaults for regularisation/init (l2_reg_embedding =
+  l2_reg_linear = 1e-5, init_std 1e-4), Adam at the grid's lr, best epoch by valid AUC.
+* LightGBM (``benchmarks/peers/lightgbm_gbdt.py``): encoded ids as categorical features, genres as
+  multi-hot 0/1 columns, early stopping (50 rounds) on valid AUC.
+
+Every system tries a small grid (``--grid full`` for a larger one); the configuration is chosen by
+VALID AUC only, and only the chosen one is scored on test. Metrics are ``recfunnel.metrics.auc`` and
+``logloss`` on every system's test predictions. "train s" is the wall time of the chosen
+configuration's training (with its per-epoch validation); "grid s" is the whole search.
+Timings are single runs on a shared 2-core machine: read them as rough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from _common import (
+    THREADS,
+    batch_arrays,
+    feature_meta,
+    format_table,
+    frappe_schema,
+    ml100k_schema,
+    read_frappe,
+    read_ml100k_ctr,
+    run_peer,
+    save_json,
+    set_threads,
+)
+
+from recfunnel.api import Ranker
+from recfunnel.data import FeatureEncoder, random_split
+from recfunnel.metrics import auc, logloss
+from recfunnel.schema import Schema
+
+SEED = 2026
+
+
+def grid(space: dict[str, list]) -> list[dict[str, Any]]:
+    keys = list(space)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*space.values())]
+
+
+# Search spaces: (model params, trainer params). Small = the default run; full = more points.
+RECFUNNEL_SPACES = {
+    "small": {
+        "lr": ({}, {"sparse_lr": [0.01, 0.05], "batch_size": [1024]}),
+        "fm": ({"embedding_dim": [16]}, {"sparse_lr": [0.001, 0.01], "batch_size": [1024]}),
+        "deepfm": ({"embedding_dim": [16], "dropout": [0.0, 0.2]},
+                   {"sparse_lr": [0.001, 0.01], "batch_size": [1024]}),
+    },
+    "full": {
+        "lr": ({}, {"sparse_lr": [0.005, 0.01, 0.05], "batch_size": [1024]}),
+        "fm": ({"embedding_dim": [10, 16]}, {"sparse_lr": [0.001, 0.005, 0.01], "batch_size": [1024]}),
+        "deepfm": ({"embedding_dim": [10, 16], "dropout": [0.0, 0.2]},
+                   {"sparse_lr": [0.001, 0.005, 0.01], "batch_size": [1024, 4096]}),
+    },
+}
+DEEPCTR_SPACES = {
+    "small": {"embedding_dim": [16], "dropout": [0.0, 0.2], "lr": [0.001, 0.003], "batch_size": [1024]},
+    "full": {"embedding_dim": [10, 16], "dropout": [0.0, 0.2], "lr": [0.001, 0.003, 0.01],
+             "batch_size": [1024, 4096]},
+}
+LIGHTGBM_SPACES = {
+    "small": {"learning_rate": [0.05], "num_leaves": [31, 127], "min_data_in_leaf": [20, 100]},
+    "full": {"learning_rate": [0.02, 0.05], "num_leaves": [31, 63, 127, 255], "min_data_in_leaf": [20, 100],
+             "cat_smooth": [10, 50]},
+}
+
+
+def load_dataset(name: str, data: str) -> tuple[Schema, str, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(schema, label, train, valid, test) under the fixed protocol of each dataset."""
+    if name == "frappe":
+        frame, test = read_frappe(data)
+        train_idx, valid_idx = random_split(len(frame), (0.8, 0.2), seed=SEED)
+        return frappe_schema(frame), "label", frame.iloc[train_idx], frame.iloc[valid_idx], test
+    frame = read_ml100k_ctr(data).drop(columns=["timestamp"])
+    train_idx, valid_idx, test_idx = random_split(len(frame), (0.8, 0.1, 0.1), seed=SEED)
+    return ml100k_schema(), "click", frame.iloc[train_idx], frame.iloc[valid_idx], frame.iloc[test_idx]
+
+
+def tune_recfunnel(model: str, schema: Schema, label: str, splits: tuple, space: tuple,
+                   max_epochs: int) -> dict[str, Any]:
+    """Fit every grid point, keep the best by valid AUC, score it on test."""
+    train, valid, test = splits
+    runs, best, best_ranker = [], None, None
+    started = time.perf_counter()
+    for params in grid(space[0]):
+        for trainer in grid(space[1]):
+            options = {"max_epochs": max_epochs, "lr": 1e-3, "progress": False, "seed": SEED, **trainer}
+            ranker = Ranker(model, label=label, schema=schema, params=params, trainer=options, seed=SEED)
+            t0 = time.perf_counter()
+            ranker.fit(train, valid)
+            seconds = time.perf_counter() - t0
+            run = {"params": {**params, **trainer}, "valid_auc": ranker.metrics_["valid"]["auc"],
+                   "best_epoch": ranker.result_.best_epoch, "epochs_run": len(ranker.result_.history),
+                   "train_seconds": seconds}
+            print(f"  recfunnel {model:6s} {run['params']} valid_auc={run['valid_auc']:.5f} "
+                  f"epoch={run['best_epoch']}/{run['epochs_run']} {seconds:.1f}s", flush=True)
+            runs.append(run)
+            if best is None or run["valid_auc"] > best["valid_auc"]:
+                best, best_ranker = run, ranker
+    prediction = best_ranker.predict(test)
+    return {"runs": runs, "best": best, "grid_seconds": time.perf_counter() - started,
+            "test_pred": prediction}
+
+
+def peer_arrays(schema: Schema, label: str, splits: tuple) -> tuple[dict, list[dict]]:
+    """Encode the three splits with an encoder fitted on train, as the Ranker does."""
+    encoder = FeatureEncoder(schema).fit(splits[0])
+    arrays: dict[str, np.ndarray] = {}
+    batches = [encoder.transform(part) for part in splits]
+    for prefix, batch in zip(("train.", "valid.", "test."), batches, strict=True):
+        arrays.update(batch_arrays(batch, label, prefix=prefix))
+    return arrays, feature_meta(encoder.schema_, batches[0])
+
+
+def run_peers(schema: Schema, label: str, splits: tuple, args: argparse.Namespace) -> dict[str, dict]:
+    arrays, features = peer_arrays(schema, label, splits)
+    base = {"mode": "quality", "threads": args.threads, "features": features, "seed": SEED}
+    results = {}
+    deepctr_grid = [{**p, "hidden_units": [400, 400, 400]} for p in grid(DEEPCTR_SPACES[args.grid])]
+    started = time.perf_counter()
+    results["DeepCTR-Torch DeepFM"] = run_peer("deepctr_deepfm.py", arrays, {
+        **base, "grid": deepctr_grid, "max_epochs": args.max_epochs, "patience": 2})
+    results["DeepCTR-Torch DeepFM"]["grid_seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    results["LightGBM"] = run_peer("lightgbm_gbdt.py", arrays, {**base, "grid": grid(LIGHTGBM_SPACES[args.grid])})
+    results["LightGBM"]["grid_seconds"] = time.perf_counter() - started
+    for result in results.values():
+        result["test_pred"] = np.asarray(result["best"].pop("test_pred"))
+    return results
+
+
+def evaluate_dataset(name: str, args: argparse.Namespace) -> tuple[str, dict]:
+    schema, label, train, valid, test = load_dataset(name, args.data)
+    print(f"{name}: train {len(train):,}, valid {len(valid):,}, test {len(test):,} rows; "
+          f"positive rate {train[label].mean():.3f}", flush=True)
+    splits = (train, valid, test)
+    results: dict[str, dict] = {}
+    for model in args.models.split(","):
+        results[f"recfunnel {model}"] = tune_recfunnel(model, schema, label, splits,
+                                                       RECFUNNEL_SPACES[args.grid][model], args.max_epochs)
+    if not args.no_peers:
+        results.update(run_peers(schema, label, splits, args))
+    y_test = test[label].to_numpy().astype(np.float64)
+    rows = []
+    for system, result in results.items():
+        best = result["best"]
+        prediction = np.clip(np.asarray(result["test_pred"], dtype=np.float64), 0.0, 1.0)
+        result["test_auc"], result["test_logloss"] = auc(y_test, prediction), logloss(y_test, prediction)
+        stop = (f"epoch {best['best_epoch']}" if "best_epoch" in best else f"{best['best_iteration']} trees")
+        shown = {k: v for k, v in best["params"].items() if k not in ("hidden_units",)}
+        rows.append([system, f"{best['valid_auc']:.4f}", f"{result['test_auc']:.4f}",
+                     f"{result['test_logloss']:.4f}", f"{best['train_seconds']:.1f}",
+                     f"{result['grid_seconds']:.0f}", f"{len(result['runs'])}", stop,
+                     " ".join(f"{k}={v}" for k, v in shown.items())])
+        result.pop("test_pred")
+    table = format_table(
+        ["system", "valid AUC", "test AUC", "test logloss", "train s", "grid s", "grid", "stopped at",
+         "chosen by valid AUC"], rows,
+        title=f"{name}: train {len(train):,} / valid {len(valid):,} / test {len(test):,} rows",
+        notes=[f"grid={args.grid}, max_epochs={args.max_epochs}, {args.threads} threads; DeepFMs use "
+               "hidden_units (400, 400, 400); recfunnel dense lr 1e-3 (AdamW), sparse_lr as listed."])
+    return table, results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="directory holding frappe-nfm/ and ml-100k/")
+    parser.add_argument("--dataset", default="both", choices=["frappe", "ml100k", "both"])
+    parser.add_argument("--grid", default="small", choices=["small", "full"])
+    parser.add_argument("--max-epochs", type=int, default=30)
+    parser.add_argument("--models", default="lr,fm,deepfm")
+    parser.add_argument("--threads", type=int, default=THREADS)
+    parser.add_argument("--no-peers", action="store_true")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    names = ["frappe", "ml100k"] if args.dataset == "both" else [args.dataset]
+    tables, raw = [], {}
+    for name in names:
+        table, raw[name] = evaluate_dataset(name, args)
+        tables.append(table)
+    save_json("quality", {"args": vars(args), "results": raw})
+    for table in tables:
+        print()
+        print(table)
+
+
+if __name__ == "__main__":
+    main()
