@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "init_std_1e-4": {"init_std": 1e-4},
     "emb_l2_1e-5": {"emb_l2": 1e-5},
     "emb_l2_1e-4": {"emb_l2": 1e-4},
+    "combined": {"model": {"dropout": 0.5, "embedding_dim": 32}, "trainer": {"sparse_lr": 0.03}},
 }
 
 
@@ -105,6 +107,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args()
     set_threads(args.threads)
+    warnings.filterwarnings("ignore", message="Sparse invariant checks")  # torch's sparse Adagrad
     frame, test = read_frappe(args.data)
     train_idx, valid_idx = random_split(len(frame), (0.8, 0.2), seed=2026)
     encoder = FeatureEncoder(frappe_schema(frame)).fit(frame.iloc[train_idx])

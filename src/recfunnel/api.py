@@ -64,6 +64,7 @@ class Ranker:
         params: The model's keyword arguments (checked against its signature).
         trainer: A Trainer, or a dict of its keyword arguments.
         on_nan: NaN in numeric columns: "mean" fills the training mean and warns, "error" raises.
+        monitor: Validation metric for early stopping (default: AUC for binary, RMSE for regression).
         seed: Seeds model initialisation (training is seeded by the trainer's own seed).
 
     Example:
@@ -77,12 +78,12 @@ class Ranker:
 
     def __init__(self, model: str = "deepfm", *, label: str | None = None, schema: Schema | None = None,
                  params: dict[str, Any] | None = None, trainer: Trainer | dict[str, Any] | None = None,
-                 on_nan: str = "mean", seed: int = 2026) -> None:
+                 on_nan: str = "mean", monitor: str | None = None, seed: int = 2026) -> None:
         self.model_name = get_model(model).name
         self.label, self.schema, self.params = label, schema, dict(params or {})
         self.trainer = trainer if isinstance(trainer, Trainer) else _make_trainer(trainer or {})
         self.trainer_params = {} if isinstance(trainer, Trainer) else dict(trainer or {})
-        self.on_nan, self.seed = on_nan, seed
+        self.on_nan, self.monitor, self.seed = on_nan, monitor, seed
         self.encoder_: FeatureEncoder | None = None
         self.model_: torch.nn.Module | None = None
         self.task_: Task | None = None
@@ -97,7 +98,7 @@ class Ranker:
         schema = self.schema or infer_schema(train_frame, self._label_for(train_frame))
         label = self._resolve_label(schema)
         self.encoder_ = FeatureEncoder(schema, on_nan=self.on_nan).fit(train_frame)
-        self.task_ = task_for_label(label.name, label.kind)
+        self.task_ = task_for_label(label.name, label.kind, monitor=self.monitor)
         train_batch = self.encoder_.transform(train_frame)
         valid_batch = self.encoder_.transform(load_frame(valid)) if valid is not None else None
         with torch.random.fork_rng(devices=[]):

@@ -13,7 +13,7 @@ from recfunnel.errors import ConfigError, did_you_mean
 from recfunnel.models import get_model
 
 DATA_KEYS = ("train", "valid", "test", "label", "schema", "format", "on_nan")
-SECTIONS = ("model", "data", "trainer", "out", "seed")
+SECTIONS = ("model", "data", "trainer", "out", "seed", "monitor")
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -143,4 +143,5 @@ def ranker_from_config(config: dict[str, Any]):  # -> Ranker
     schema = read_schema_file(data["schema"]) if data.get("schema") else None
     return Ranker(model.pop("name"), label=data["label"], schema=schema, params=model,
                   trainer=config.get("trainer") or {}, on_nan=data.get("on_nan") or "mean",
+                  monitor=config.get("monitor"),
                   seed=int(config.get("seed", 2026)))

@@ -55,3 +55,11 @@ def test_errors(frames, tmp_path):
     (tmp_path / "junk").mkdir()
     with pytest.raises(ArtifactError, match="is not a recfunnel artifact: missing config.json"):
         load(tmp_path / "junk")
+
+
+def test_monitor_logloss_early_stops_on_logloss(frames):
+    train, valid, _ = frames
+    ranker = Ranker("fm", label="click", trainer=TRAINER, monitor="logloss").fit(train, valid)
+    assert ranker.task_.monitor == "logloss" and ranker.task_.monitor_mode == "min"
+    with pytest.raises(ConfigError, match="monitor='aucc' is not a metric of a binary task; did you mean 'auc'"):
+        Ranker("fm", label="click", trainer=TRAINER, monitor="aucc").fit(train, valid)

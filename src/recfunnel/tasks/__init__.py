@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from recfunnel.data.batch import Batch
-from recfunnel.errors import ConfigError
+from recfunnel.errors import ConfigError, did_you_mean
 from recfunnel.metrics import get_metric
 
 
@@ -102,11 +102,19 @@ class RegressionTask(Task):
 TASKS = {"binary": BinaryTask, "regression": RegressionTask}
 
 
-def task_for_label(label: str, kind: str) -> Task:
-    """The default task of a label kind ("binary" or "regression")."""
+def task_for_label(label: str, kind: str, *, monitor: str | None = None) -> Task:
+    """The task of a label kind ("binary" or "regression"), optionally watching another metric."""
     if kind not in TASKS:
         raise ConfigError(f"no task for label kind {kind!r}; expected one of {list(TASKS)}.")
-    return TASKS[kind](label)
+    task = TASKS[kind](label)
+    if monitor is None:
+        return task
+    if monitor not in task.metrics:
+        raise ConfigError(
+            f"monitor={monitor!r} is not a metric of a {kind} task{did_you_mean(monitor, task.metrics)}; "
+            f"valid: {list(task.metrics)}."
+        )
+    return TASKS[kind](label, task.metrics, monitor)
 
 
 def task_from_dict(data: dict) -> Task:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,10 @@ class Trainer:
         if resume:
             self._restore(model, optimizers, state)
         train = train.to(self.device)
-        with torch.random.fork_rng(devices=[]), EpochProgress(self.progress) as bar:
+        with torch.random.fork_rng(devices=[]), EpochProgress(self.progress) as bar, warnings.catch_warnings():
+            # torch's sparse optimizers build COO tensors without invariant checks and warn on
+            # every call; the tensors come from autograd and are valid, so the warning is noise.
+            warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
             while state.epoch < self.max_epochs:
                 row = self._run_epoch(model, task, train, optimizers, state, bar)
                 if valid is not None:
