@@ -80,7 +80,7 @@ def _section_of(key: str, config: dict[str, Any]) -> str:
             f"so its options are known, or prefix the key with its section (model., trainer., data.)."
         )
     raise ConfigError(
-        f"unknown option {key!r}{did_you_mean(key, known)}; prefix it with its section "
+        f"unknown option {key!r}{did_you_mean(key, known) or '.'} Prefix it with its section "
         f"(model., trainer., data.) or see `recfunnel models` for model options."
     )
 

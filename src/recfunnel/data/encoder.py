@@ -13,13 +13,23 @@ import pyarrow.compute as pc
 import torch
 
 from recfunnel.data.batch import Batch
+from recfunnel.data.columns import (
+    DROP,
+    encode_label,
+    flatten,
+    forward,
+    hash_values,
+    learn_vocabulary,
+    numeric_column,
+    numeric_stats,
+    strings,
+)
 from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
 from recfunnel.schema.schema import Schema
-from recfunnel.schema.specs import Categorical, Label, MultiCategorical, Numeric, Sequence
+from recfunnel.schema.specs import Categorical, MultiCategorical, Numeric, Sequence
 
 ENCODER_FORMAT = "recfunnel-encoder/1"
 PAD, OOV = 0, 1
-_DROP = -1  # marks a missing element of a multi-valued cell; dropped before padding
 _ON_NAN = ("mean", "error")
 IdFeature = Categorical | MultiCategorical | Sequence
 
@@ -97,10 +107,10 @@ class FeatureEncoder:
         for spec in self.schema.inputs:
             column = frame[spec.name]
             if isinstance(spec, Numeric):
-                stats[spec.name] = _numeric_stats(spec, column)
+                stats[spec.name] = numeric_stats(spec, column)
             elif _has_vocabulary(spec):
-                values = _strings(column) if isinstance(spec, Categorical) else _flatten(column, spec.sep)[1]
-                vocab[spec.name] = _learn_vocabulary(values, spec.min_count)
+                values = strings(column) if isinstance(spec, Categorical) else flatten(column, spec.sep)[1]
+                vocab[spec.name] = learn_vocabulary(values, spec.min_count)
         self._set_state(vocab, stats)
         return self
 
@@ -145,19 +155,19 @@ class FeatureEncoder:
             if isinstance(spec, Numeric):
                 out = self._encode_numeric(spec, column, stacklevel + 1)
             elif isinstance(spec, Categorical):
-                out = self._encode_values(spec, _strings(column), missing=OOV)
+                out = self._encode_values(spec, strings(column), missing=OOV)
             else:
                 out = self._encode_lists(spec, column)
             features[spec.name] = torch.from_numpy(out)
         label_specs = self.schema.labels if labels else ()
-        targets = {s.name: torch.from_numpy(_encode_label(s, frame[s.name])) for s in label_specs}
+        targets = {s.name: torch.from_numpy(encode_label(s, frame[s.name])) for s in label_specs}
         return Batch(features, targets)
 
     def _encode_values(self, spec: IdFeature, values: pa.Array, *, missing: int) -> np.ndarray:
         """Indices (n,) of string values; null (missing) values become ``missing``."""
         owner = _owner(self.schema, spec)
         if owner.hash_buckets:
-            return _hash(values, owner.hash_buckets, missing)
+            return hash_values(values, owner.hash_buckets, missing)
         found = pc.fill_null(pc.index_in(values, value_set=self._lookup[owner.name]), -1).to_numpy()
         out = np.where(found >= 0, found + 2, OOV).astype(np.int64)
         null = values.is_null().to_numpy(zero_copy_only=False)
@@ -174,9 +184,9 @@ class FeatureEncoder:
 
     def _encode_lists(self, spec: MultiCategorical | Sequence, column: pd.Series) -> np.ndarray:
         """(B, L) indices: MultiCategorical keeps the first L, right-padded; Sequence the last L, left-padded."""
-        rows, flat = _flatten(column, spec.sep)
-        indices = self._encode_values(spec, flat, missing=_DROP)
-        keep = indices != _DROP
+        rows, flat = flatten(column, spec.sep)
+        indices = self._encode_values(spec, flat, missing=DROP)
+        keep = indices != DROP
         rows, indices = rows[keep], indices[keep]
         counts = np.bincount(rows, minlength=len(column))  # (B,)
         position = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]  # rank within its row
@@ -189,7 +199,7 @@ class FeatureEncoder:
         return out
 
     def _encode_numeric(self, spec: Numeric, column: pd.Series, stacklevel: int) -> np.ndarray:
-        values = _numeric_column(spec.name, column)
+        values = numeric_column(spec.name, column)
         nan = np.isnan(values)
         if nan.any():
             self._handle_nan(spec, nan, stacklevel + 1)
@@ -198,7 +208,7 @@ class FeatureEncoder:
             out[nan] = PAD
             return out.astype(np.int64)
         mean, std = self._stats[spec.name]
-        values = np.where(nan, mean, _forward(spec, values))
+        values = np.where(nan, mean, forward(spec, values))
         if spec.transform != "none":
             values = (values - mean) / std
         return values.astype(np.float32)
@@ -217,7 +227,7 @@ class FeatureEncoder:
         self._check_fitted()
         spec = self._id_spec(name)
         series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values).reshape(-1))
-        return self._encode_values(spec, _strings(series), missing=OOV)
+        return self._encode_values(spec, strings(series), missing=OOV)
 
     def decode_ids(self, name: str, indices: Any) -> np.ndarray:
         """Raw values (object array of str) of indices of feature ``name``; 0 and 1 give None.
@@ -322,117 +332,3 @@ def _has_vocabulary(spec: Any) -> bool:
 def _check_frame(frame: Any, action: str) -> None:
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"FeatureEncoder.{action} expects a pandas DataFrame; got {type(frame).__name__}.")
-
-
-def _strings(values: pd.Series | pa.Array) -> pa.Array:
-    """Values as Arrow large_string, null where missing (NaN, None, ""); Arrow writes 5 and 5.0 as "5"."""
-    try:
-        arr = values if isinstance(values, pa.Array) else pa.array(values, from_pandas=True)
-        if pa.types.is_dictionary(arr.type):  # pandas categorical
-            arr = arr.cast(arr.type.value_type)
-        if pa.types.is_boolean(arr.type):  # as Python writes them, so True and "True" are one value
-            arr = pc.if_else(arr, "True", "False")
-        arr = arr.cast(pa.large_string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):  # mixed Python objects
-        series = pd.Series(values.to_pandas() if isinstance(values, pa.Array) else values, dtype=object)
-        missing = series.isna().to_numpy()
-        arr = pa.array(series.astype(str).to_numpy(dtype=object), mask=missing, type=pa.large_string())
-    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.large_string()), arr)
-
-
-def _hash(values: pa.Array, buckets: int, missing: int) -> np.ndarray:
-    """2 + siphash(value) % buckets; pandas' fixed default key makes it identical across processes."""
-    encoded = pc.dictionary_encode(values)  # hash each distinct value once
-    words = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
-    table = (pd.util.hash_array(words, categorize=False) % np.uint64(buckets)).astype(np.int64) + 2
-    codes = pc.fill_null(encoded.indices, -1).to_numpy()
-    return np.append(table, np.int64(missing))[codes]  # code -1 (null) picks the trailing `missing`
-
-
-def _learn_vocabulary(values: pa.Array, min_count: int) -> np.ndarray:
-    """Values seen at least ``min_count`` times, by descending count then value (object array of str)."""
-    counts = pc.value_counts(values)
-    table = pa.table({"value": counts.field("values"), "count": counts.field("counts")})
-    table = table.filter(pc.and_(pc.is_valid(table["value"]), pc.greater_equal(table["count"], min_count)))
-    table = table.sort_by([("count", "descending"), ("value", "ascending")])
-    return table["value"].to_numpy().astype(object)
-
-
-def _flatten(column: pd.Series, sep: str) -> tuple[np.ndarray, pa.Array]:
-    """List cells and ``sep``-joined strings as (row of each value (n,), values (n,)), in cell order."""
-    try:
-        cells = pa.array(column, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # strings mixed with lists: split in pandas
-        cells = column.reset_index(drop=True).astype(object)
-        split = cells.str.split(sep, regex=False)  # NaN for list cells, which stay as they are
-        flat = split.where(split.notna(), cells).explode()  # empty or missing cells give one NaN
-        return flat.index.to_numpy(dtype=np.int64), _strings(flat)
-    if pa.types.is_dictionary(cells.type):
-        cells = cells.cast(cells.type.value_type)
-    if pa.types.is_string(cells.type) or pa.types.is_large_string(cells.type):
-        cells = pc.split_pattern(cells, sep)
-    if not (pa.types.is_list(cells.type) or pa.types.is_large_list(cells.type)):
-        return np.arange(len(cells), dtype=np.int64), _strings(cells)  # one value per cell
-    rows = pc.list_parent_indices(cells).to_numpy().astype(np.int64)
-    return rows, _strings(pc.list_flatten(cells))
-
-
-def _numeric_column(name: str, column: pd.Series) -> np.ndarray:
-    """float64 (B,) with NaN for missing; non-numbers and infinities raise a SchemaError."""
-    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = np.isnan(values) & column.notna().to_numpy()
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise SchemaError(f"column {name!r} (Numeric) holds non-numeric values, e.g. {column.iloc[row]!r} at row "
-                              f"{row}; clean it (pd.to_numeric(..., errors='coerce')) or declare Categorical({name!r}).")
-    infinite = np.isinf(values)
-    if infinite.any():
-        row = int(np.flatnonzero(infinite)[0])
-        raise SchemaError(f"column {name!r} (Numeric) holds {int(infinite.sum())} infinite value(s) (first at row "
-                          f"{row}); clip or drop them before encoding.")
-    return values
-
-
-def _forward(spec: Numeric, values: np.ndarray) -> np.ndarray:
-    return np.sign(values) * np.log1p(np.abs(values)) if spec.transform == "log1p" else values
-
-
-def _numeric_stats(spec: Numeric, column: pd.Series) -> tuple[float, float]:
-    """(mean, std) of the (log1p-transformed) training values, NaN ignored; std 0 becomes 1."""
-    values = _forward(spec, _numeric_column(spec.name, column))
-    values = values[~np.isnan(values)]
-    if spec.transform == "bucketize" or values.size == 0:
-        return 0.0, 1.0
-    std = float(values.std())
-    return float(values.mean()), (std if std > 0 else 1.0)
-
-
-def _examples(values: np.ndarray, k: int = 5) -> list:
-    """Up to k distinct values, sorted when numeric, integral floats shown as ints."""
-    uniques = pd.unique(values)
-    if uniques.dtype.kind in "iufb":
-        uniques = np.sort(uniques)
-    return [int(v) if isinstance(v, float) and v.is_integer() else v for v in uniques[:k].tolist()]
-
-
-def _encode_label(spec: Label, column: pd.Series) -> np.ndarray:
-    """float32 (B,) after checking 0/1 (binary) or finiteness (regression)."""
-    missing = column.isna().to_numpy()
-    if missing.any():
-        raise SchemaError(f"label {spec.name!r} has {int(missing.sum())} missing value(s) (first at row "
-                          f"{int(np.flatnonzero(missing)[0])}); drop those rows or fill them before encoding.")
-    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isin(values, (0.0, 1.0)) if spec.kind == "binary" else ~np.isfinite(values)
-    if bad.any():
-        found, row = _examples(column.to_numpy()[bad]), int(np.flatnonzero(bad)[0])
-        if spec.kind == "binary":
-            raise SchemaError(
-                f"label {spec.name!r} must be 0 or 1 for a binary task; found values {found} (e.g. row {row}). "
-                f"Map it first, e.g. (rating >= 4).astype(int), or declare Label({spec.name!r}, kind='regression')."
-            )
-        raise SchemaError(f"label {spec.name!r} must hold finite numbers for a regression task; found values "
-                          f"{found} (e.g. row {row}). Drop or fix those rows first.")
-    return values.astype(np.float32)
