@@ -85,13 +85,13 @@ def numeric_column(name: str, column: pd.Series) -> np.ndarray:
     return values
 
 
-def forward(spec: Numeric, values: np.ndarray) -> np.ndarray:
+def numeric_transform(spec: Numeric, values: np.ndarray) -> np.ndarray:
     return np.sign(values) * np.log1p(np.abs(values)) if spec.transform == "log1p" else values
 
 
 def numeric_stats(spec: Numeric, column: pd.Series) -> tuple[float, float]:
     """(mean, std) of the (log1p-transformed) training values, NaN ignored; std 0 becomes 1."""
-    values = forward(spec, numeric_column(spec.name, column))
+    values = numeric_transform(spec, numeric_column(spec.name, column))
     values = values[~np.isnan(values)]
     if spec.transform == "bucketize" or values.size == 0:
         return 0.0, 1.0

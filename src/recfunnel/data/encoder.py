@@ -17,11 +17,11 @@ from recfunnel.data.columns import (
     DROP,
     encode_label,
     flatten,
-    forward,
     hash_values,
     learn_vocabulary,
     numeric_column,
     numeric_stats,
+    numeric_transform,
     strings,
 )
 from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
@@ -208,7 +208,7 @@ class FeatureEncoder:
             out[nan] = PAD
             return out.astype(np.int64)
         mean, std = self._stats[spec.name]
-        values = np.where(nan, mean, forward(spec, values))
+        values = np.where(nan, mean, numeric_transform(spec, values))
         if spec.transform != "none":
             values = (values - mean) / std
         return values.astype(np.float32)
