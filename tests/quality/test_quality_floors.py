@@ -57,3 +57,12 @@ def test_movielens_ctr_test_auc(model, floor):
     train, valid, test = _movielens()
     ranker = Ranker(model, label="click", trainer=TRAINER).fit(train, valid)
     assert auc(test["click"].to_numpy(), ranker.predict(test)) > floor
+
+
+def test_demo_shop_deepfm_beats_baselines_and_nears_the_best_auc(tmp_path):
+    from recfunnel.demo import run_demo
+
+    report = run_demo(out=tmp_path / "demo")
+    scores = {row["model"]: row["auc"] for row in report["models"]}
+    assert scores["deepfm"] > scores["lr"] > scores["popularity (item CTR)"]
+    assert scores["deepfm"] > report["best_auc"] - 0.1

@@ -4,7 +4,7 @@ import torch
 
 from recfunnel.data.batch import Batch
 from recfunnel.models.base import RankingModel, register_model
-from recfunnel.nn import MLP, FactorizationMachine, FeatureEmbedding, LinearTerm
+from recfunnel.nn import MLP, FactorizationMachine, FeatureEmbedding
 from recfunnel.schema import Schema
 
 
@@ -29,13 +29,11 @@ class DeepFM(RankingModel):
                  hidden_units: tuple[int, ...] = (400, 400, 400), dropout: float = 0.0,
                  batch_norm: bool = False) -> None:
         super().__init__(schema)
-        self.embedding = FeatureEmbedding(schema.inputs, embedding_dim)
-        self.linear = LinearTerm(schema.inputs)
+        self.embedding = FeatureEmbedding(schema.inputs, embedding_dim, with_linear=True)
         self.fm = FactorizationMachine()
         self.mlp = MLP(self.embedding.flat_dim, [*hidden_units, 1], dropout=dropout, batch_norm=batch_norm)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,); no sigmoid, because the task owns the link function."""
-        emb = self.embedding(batch.features)                  # (B, F, D)
-        logits = self.linear(batch.features) + self.fm(emb)   # (B,)
-        return logits + self.mlp(emb.flatten(1)).squeeze(-1)  # (B,)
+        emb, linear = self.embedding.forward_with_linear(batch.features)  # (B, F, D), (B,)
+        return linear + self.fm(emb) + self.mlp(emb.flatten(1)).squeeze(-1)  # (B,)

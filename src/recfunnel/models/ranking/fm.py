@@ -4,7 +4,7 @@ import torch
 
 from recfunnel.data.batch import Batch
 from recfunnel.models.base import RankingModel, register_model
-from recfunnel.nn import FactorizationMachine, FeatureEmbedding, LinearTerm
+from recfunnel.nn import FactorizationMachine, FeatureEmbedding
 from recfunnel.schema import Schema
 
 
@@ -24,10 +24,10 @@ class FM(RankingModel):
 
     def __init__(self, schema: Schema, *, embedding_dim: int = 16) -> None:
         super().__init__(schema)
-        self.embedding = FeatureEmbedding(schema.inputs, embedding_dim)
-        self.linear = LinearTerm(schema.inputs)
+        self.embedding = FeatureEmbedding(schema.inputs, embedding_dim, with_linear=True)
         self.fm = FactorizationMachine()
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,)."""
-        return self.linear(batch.features) + self.fm(self.embedding(batch.features))  # (B,)
+        fields, linear = self.embedding.forward_with_linear(batch.features)  # (B, F, D), (B,)
+        return linear + self.fm(fields)                                      # (B,)
