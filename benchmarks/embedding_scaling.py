@@ -79,7 +79,7 @@ def build(model_name: str, rows: int, dim: int, optimizer: str) -> tuple[nn.Modu
                 module.sparse = False
         return model, [torch.optim.Adam(model.parameters(), lr=1e-3)]
     sparse = optimizer.split()[-1]
-    return model, build_optimizers(model, lr=1e-3, sparse_lr=None, weight_decay=0.0, sparse_optimizer=sparse)
+    return model, build_optimizers(model, lr=1e-3, sparse_lr=0.01, weight_decay=0.0, sparse_optimizer=sparse)
 
 
 def step_times(model: nn.Module, optimizers: list, batch: Batch, *, steps: int, warmup: int) -> list[float]:

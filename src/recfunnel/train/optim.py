@@ -24,7 +24,7 @@ def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Para
     return dense, sparse
 
 
-def build_optimizers(model: nn.Module, *, lr: float, sparse_lr: float | None, weight_decay: float,
+def build_optimizers(model: nn.Module, *, lr: float, sparse_lr: float, weight_decay: float,
                      sparse_optimizer: str) -> list[torch.optim.Optimizer]:
     """One AdamW over dense weights and one sparse optimizer over embedding tables.
 
@@ -40,11 +40,10 @@ def build_optimizers(model: nn.Module, *, lr: float, sparse_lr: float | None, we
     if dense:
         optimizers.append(torch.optim.AdamW(dense, lr=lr, weight_decay=weight_decay))
     if sparse:
-        row_lr = sparse_lr if sparse_lr is not None else lr
         if sparse_optimizer == "adam":
-            optimizers.append(torch.optim.SparseAdam(sparse, lr=row_lr))
+            optimizers.append(torch.optim.SparseAdam(sparse, lr=sparse_lr))
         else:
-            optimizers.append(torch.optim.Adagrad(sparse, lr=row_lr))
+            optimizers.append(torch.optim.Adagrad(sparse, lr=sparse_lr))
     return optimizers
 
 

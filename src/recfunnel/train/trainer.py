@@ -58,7 +58,9 @@ class Trainer:
         max_epochs: Upper bound on passes over the training rows.
         batch_size: Rows per optimisation step.
         lr: Learning rate of the dense AdamW optimizer.
-        sparse_lr: Learning rate of the embedding tables' optimizer (default: ``lr``).
+        sparse_lr: Learning rate of the embedding tables' optimizer. Larger than ``lr`` by default,
+            because each row is updated only in the batches that hold its id (0.01 was the best
+            value for lazy Adam on every data set in BENCHMARKS.md; Adagrad wants about 0.05).
         weight_decay: AdamW weight decay of dense weights.
         embedding_l2: L2 penalty on the embedding rows each batch looks up (keeps updates sparse).
         sparse_optimizer: "adam" (lazy Adam) or "adagrad" for the embedding tables.
@@ -85,7 +87,7 @@ class Trainer:
     """
 
     def __init__(self, *, max_epochs: int = 10, batch_size: int = 4096, lr: float = 1e-3,
-                 sparse_lr: float | None = None, weight_decay: float = 0.0, embedding_l2: float = 0.0,
+                 sparse_lr: float = 0.01, weight_decay: float = 0.0, embedding_l2: float = 0.0,
                  sparse_optimizer: str = "adam",
                  patience: int = 2, lr_decay: float = 0.5, lr_patience: int = 1,
                  grad_clip: float | None = None, seed: int = 2026, device: str = "cpu",

@@ -40,10 +40,10 @@ def test_embedding_tables_are_sparse_and_only_touched_rows_change():
 
 
 def test_adagrad_option_and_bad_optimizer_name():
-    opts = build_optimizers(_fm(), lr=0.1, sparse_lr=None, weight_decay=0.0, sparse_optimizer="adagrad")
+    opts = build_optimizers(_fm(), lr=0.1, sparse_lr=0.05, weight_decay=0.0, sparse_optimizer="adagrad")
     assert isinstance(opts[-1], torch.optim.Adagrad)
     with pytest.raises(ConfigError, match="sparse_optimizer='sgd' is not valid"):
-        build_optimizers(_fm(), lr=0.1, sparse_lr=None, weight_decay=0.0, sparse_optimizer="sgd")
+        build_optimizers(_fm(), lr=0.1, sparse_lr=0.05, weight_decay=0.0, sparse_optimizer="sgd")
 
 
 def test_fit_learns_and_is_deterministic():
