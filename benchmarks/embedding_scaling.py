@@ -139,14 +139,14 @@ def main() -> None:
         run_one(args)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
-    optimizers = ["sparse adam", "sparse adagrad"] + ([] if args.no_dense else ["dense adam"])
+    optimizers = ["sparse adam", "sparse adagrad", "sparse rowwise_adagrad"] + ([] if args.no_dense else ["dense adam"])
     runs: dict[str, dict[int, list[list[float]]]] = {name: {r: [] for r in sizes} for name in optimizers}
     for repeat in range(args.repeats):
         for rows in sizes:
             for name in optimizers:
                 times = run_child(args, rows, name)
                 runs[name][rows].append(times)
-                print(f"  repeat {repeat + 1}/{args.repeats} {rows:>11,} rows  {name:15s} "
+                print(f"  repeat {repeat + 1}/{args.repeats} {rows:>11,} rows  {name:22s} "
                       f"median {1000 * np.median(times):8.1f} ms", flush=True)
     step_ms = {name: {r: float(np.median([np.median(t) for t in runs[name][r]])) * 1000 for r in sizes}
                for name in optimizers}
@@ -161,7 +161,7 @@ def main() -> None:
     notes = [f"step ms = median over {args.repeats} fresh processes of the median step time after warm-up; "
              f"one fixed batch of {args.batch_size} rows; {args.model}, D={args.embedding_dim}, "
              f"{args.threads} threads, torch {torch.__version__}."]
-    for name in ("sparse adam", "sparse adagrad"):
+    for name in ("sparse adam", "sparse adagrad", "sparse rowwise_adagrad"):
         ratio = step_ms[name][sizes[-1]] / step_ms[name][sizes[0]]
         notes.append(f"{name}: {sizes[-1]:,}-row step / {sizes[0]:,}-row step = {ratio:.2f} (target <= 1.3)")
     save_json("embedding_scaling", {"args": vars(args), "step_ms": step_ms,

@@ -64,28 +64,32 @@ from recfunnel.schema import Schema
 SEED = 2026
 
 
-def grid(space: dict[str, list]) -> list[dict[str, Any]]:
+def grid(space: dict[str, list] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every combination of a {name: [values]} space; a list of dicts is taken as the points."""
+    if isinstance(space, list):
+        return space
     keys = list(space)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*space.values())]
 
 
+# Embedding-table optimizers paired with their learning rates (lazy Adam, element-wise Adagrad).
+ADAM, ADAGRAD = {"sparse_optimizer": "adam", "sparse_lr": 0.01}, {"sparse_optimizer": "adagrad", "sparse_lr": 0.1}
 # Search spaces: (model params, trainer params). Small = the default run; full = more points.
-RECFUNNEL_SPACES = {
+RECFUNNEL_SPACES: dict[str, dict[str, tuple[Any, Any]]] = {
     "small": {
-        "lr": ({}, {"sparse_lr": [0.01, 0.05], "batch_size": [1024]}),
-        "fm": ({"embedding_dim": [16]}, {"sparse_lr": [0.001, 0.01], "batch_size": [1024]}),
-        "deepfm": ({"embedding_dim": [16], "dropout": [0.0, 0.2]},
-                   {"sparse_lr": [0.001, 0.01], "batch_size": [1024]}),
+        "lr": ({}, [ADAM, {**ADAM, "sparse_lr": 0.05}, ADAGRAD]),
+        "fm": ({"embedding_dim": [16, 32]}, [ADAM, ADAGRAD]),
+        "deepfm": ({"embedding_dim": [16, 32], "dropout": [0.2, 0.5]}, [ADAM, ADAGRAD]),
     },
     "full": {
-        "lr": ({}, {"sparse_lr": [0.005, 0.01, 0.05], "batch_size": [1024]}),
-        "fm": ({"embedding_dim": [10, 16]}, {"sparse_lr": [0.001, 0.005, 0.01], "batch_size": [1024]}),
-        "deepfm": ({"embedding_dim": [10, 16], "dropout": [0.0, 0.2]},
-                   {"sparse_lr": [0.001, 0.005, 0.01], "batch_size": [1024, 4096]}),
+        "lr": ({}, [ADAM, {**ADAM, "sparse_lr": 0.05}, ADAGRAD, {**ADAGRAD, "sparse_lr": 0.05}]),
+        "fm": ({"embedding_dim": [10, 16, 32, 64]}, [ADAM, ADAGRAD, {**ADAGRAD, "sparse_lr": 0.05}]),
+        "deepfm": ({"embedding_dim": [10, 16, 32, 64], "dropout": [0.0, 0.2, 0.5], "batch_norm": [False, True]},
+                   [ADAM, ADAGRAD, {**ADAGRAD, "sparse_lr": 0.05}]),
     },
 }
 DEEPCTR_SPACES = {
-    "small": {"embedding_dim": [16], "dropout": [0.0, 0.2], "lr": [0.001, 0.003], "batch_size": [1024]},
+    "small": {"embedding_dim": [16, 32], "dropout": [0.2, 0.5], "lr": [0.001, 0.003], "batch_size": [1024]},
     "full": {"embedding_dim": [10, 16], "dropout": [0.0, 0.2], "lr": [0.001, 0.003, 0.01],
              "batch_size": [1024, 4096]},
 }
@@ -115,7 +119,8 @@ def tune_recfunnel(model: str, schema: Schema, label: str, splits: tuple, space:
     started = time.perf_counter()
     for params in grid(space[0]):
         for trainer in grid(space[1]):
-            options = {"max_epochs": max_epochs, "lr": 1e-3, "progress": False, "seed": SEED, **trainer}
+            options = {"max_epochs": max_epochs, "lr": 1e-3, "batch_size": 1024, "patience": 3,
+                       "progress": False, "seed": SEED, **trainer}
             ranker = Ranker(model, label=label, schema=schema, params=params, trainer=options, seed=SEED)
             t0 = time.perf_counter()
             ranker.fit(train, valid)
@@ -150,7 +155,7 @@ def run_peers(schema: Schema, label: str, splits: tuple, args: argparse.Namespac
     deepctr_grid = [{**p, "hidden_units": [400, 400, 400]} for p in grid(DEEPCTR_SPACES[args.grid])]
     started = time.perf_counter()
     results["DeepCTR-Torch DeepFM"] = run_peer("deepctr_deepfm.py", arrays, {
-        **base, "grid": deepctr_grid, "max_epochs": args.max_epochs, "patience": 2})
+        **base, "grid": deepctr_grid, "max_epochs": args.max_epochs, "patience": 3})
     results["DeepCTR-Torch DeepFM"]["grid_seconds"] = time.perf_counter() - started
     started = time.perf_counter()
     results["LightGBM"] = run_peer("lightgbm_gbdt.py", arrays, {**base, "grid": grid(LIGHTGBM_SPACES[args.grid])})

@@ -119,3 +119,28 @@ def test_row_l2_only_changes_touched_rows_gradients():
     assert torch.equal(plain._indices(), regularised._indices())
     rows = plain._indices()[0]
     torch.testing.assert_close(regularised._values(), plain._values() + 0.5 * table.detach()[rows])
+
+
+def test_rowwise_adagrad_matches_its_formula_on_touched_rows_only():
+    from recfunnel.train.optim import RowWiseAdagrad
+
+    table = torch.nn.Embedding(6, 3, sparse=True)
+    before = table.weight.detach().clone()
+    opt = RowWiseAdagrad(table.parameters(), lr=0.5)
+    ids = torch.tensor([1, 1, 4])
+    (table(ids) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    opt.step()
+    grad = torch.zeros(6, 3)
+    grad[1], grad[4] = 2.0, 1.0  # row 1 looked up twice, row 4 once; d(sum)/d(row) per column
+    grad *= torch.tensor([1.0, 2.0, 3.0])
+    accumulated = grad.pow(2).mean(1)
+    expected = before - 0.5 * grad / (accumulated.sqrt().unsqueeze(1) + 1e-8)
+    expected[[0, 2, 3, 5]] = before[[0, 2, 3, 5]]
+    torch.testing.assert_close(table.weight.detach(), expected)
+
+
+def test_rowwise_adagrad_trains_through_the_trainer():
+    train, valid = toy_batch(batch_size=512, seed=1), toy_batch(batch_size=256, seed=2)
+    result = Trainer(max_epochs=5, batch_size=64, lr=0.02, sparse_lr=0.1, sparse_optimizer="rowwise_adagrad",
+                     patience=5).fit(_fm(), TASK, train, valid)
+    assert result.history[-1]["valid_auc"] > 0.9
