@@ -79,7 +79,7 @@ RECFUNNEL_SPACES: dict[str, dict[str, tuple[Any, Any]]] = {
     "small": {
         "lr": ({}, [ADAM, {**ADAM, "sparse_lr": 0.05}, ADAGRAD]),
         "fm": ({"embedding_dim": [16, 32]}, [ADAM, ADAGRAD]),
-        "deepfm": ({"embedding_dim": [16, 32], "dropout": [0.2, 0.5]}, [ADAM, ADAGRAD]),
+        "deepfm": ({"embedding_dim": [16, 32], "dropout": [0.3, 0.6]}, [ADAM, ADAGRAD]),
     },
     "full": {
         "lr": ({}, [ADAM, {**ADAM, "sparse_lr": 0.05}, ADAGRAD, {**ADAGRAD, "sparse_lr": 0.05}]),
@@ -89,7 +89,7 @@ RECFUNNEL_SPACES: dict[str, dict[str, tuple[Any, Any]]] = {
     },
 }
 DEEPCTR_SPACES = {
-    "small": {"embedding_dim": [16, 32], "dropout": [0.2, 0.5], "lr": [0.001, 0.003], "batch_size": [1024]},
+    "small": {"embedding_dim": [16, 32], "dropout": [0.3, 0.6], "lr": [0.001, 0.003], "batch_size": [1024]},
     "full": {"embedding_dim": [10, 16], "dropout": [0.0, 0.2], "lr": [0.001, 0.003, 0.01],
              "batch_size": [1024, 4096]},
 }
