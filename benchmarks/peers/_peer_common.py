@@ -23,6 +23,15 @@ def split_inputs(arrays: dict[str, np.ndarray], prefix: str, names: list[str]) -
     return {n: arrays[f"{prefix}x.{n}"] for n in names}, arrays[f"{prefix}y"]
 
 
+def best_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """{"runs", "best"}: the run with the highest valid AUC keeps its test predictions, the rest drop them."""
+    best = max(runs, key=lambda r: r["valid_auc"])
+    for run in runs:
+        if run is not best:
+            run.pop("test_pred")
+    return {"runs": runs, "best": best}
+
+
 def write_result(path: str, payload: dict[str, Any]) -> None:
     """Write the JSON result the benchmark reads back."""
     Path(path).write_text(json.dumps(payload, default=float))

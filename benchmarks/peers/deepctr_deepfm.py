@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _peer_common import load_rows, main_args, split_inputs, write_result  # noqa: E402
+from _peer_common import best_of, load_rows, main_args, split_inputs, write_result  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 with contextlib.redirect_stdout(io.StringIO()):  # its import starts a PyPI version check that prints
@@ -113,11 +113,7 @@ def quality(config: dict, arrays: dict) -> dict:
         print(f"deepctr {params} valid_auc={run['valid_auc']:.5f} epoch={run['best_epoch']} "
               f"{run['train_seconds']:.1f}s", file=sys.stderr, flush=True)
         runs.append(run)
-    best = max(runs, key=lambda r: r["valid_auc"])
-    for run in runs:
-        if run is not best:
-            run.pop("test_pred")
-    return {"runs": runs, "best": best}
+    return best_of(runs)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lightgbm as lgb  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from _peer_common import load_rows, main_args, write_result  # noqa: E402
+from _peer_common import best_of, load_rows, main_args, write_result  # noqa: E402
 
 
 def frame(arrays: dict, prefix: str, features: list[dict], bag_ids: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -59,11 +59,7 @@ def main() -> None:
         print(f"lightgbm {grid_params} valid_auc={run['valid_auc']:.5f} iters={run['best_iteration']} "
               f"{seconds:.1f}s", file=sys.stderr, flush=True)
         runs.append(run)
-    best = max(runs, key=lambda r: r["valid_auc"])
-    for run in runs:
-        if run is not best:
-            run.pop("test_pred")
-    write_result(out, {"runs": runs, "best": best, "lightgbm": lgb.__version__})
+    write_result(out, {**best_of(runs), "lightgbm": lgb.__version__})
 
 
 if __name__ == "__main__":
