@@ -19,6 +19,7 @@ _LAZY = {
     "FeatureEncoder": "recfunnel.data",
     "Trainer": "recfunnel.train",
     "Ranker": "recfunnel.api",
+    "Retriever": "recfunnel.retriever",
     "load": "recfunnel.api",
     "get_model": "recfunnel.models",
     "list_models": "recfunnel.models",

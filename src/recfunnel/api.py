@@ -186,12 +186,17 @@ def _make_trainer(options: dict[str, Any]) -> Trainer:
     return Trainer(**options)
 
 
-def load(path: str | Path) -> Ranker:
-    """Load an artifact written by ``Ranker.save``; never unpickles anything."""
+def load(path: str | Path) -> Any:
+    """Load an artifact written by ``Ranker.save`` or ``Retriever.save``; never unpickles anything."""
     parts = read_artifact(path)
     config = parts["config"]
+    if config.get("estimator") == "retriever":
+        from recfunnel.retriever import load_retriever
+
+        return load_retriever(path, parts)
     if config.get("estimator") != "ranker":
-        raise ArtifactError(f"{str(path)!r} holds a {config.get('estimator')!r} estimator; expected 'ranker'.")
+        raise ArtifactError(f"{str(path)!r} holds a {config.get('estimator')!r} estimator; "
+                            "expected 'ranker' or 'retriever'.")
     try:
         schema = Schema.from_dict(parts["schema"])
         encoder = FeatureEncoder.from_dict(parts["encoder"])

@@ -12,7 +12,10 @@ from recfunnel.api import trainer_options
 from recfunnel.errors import ConfigError, did_you_mean
 from recfunnel.models import get_model
 
-DATA_KEYS = ("train", "valid", "test", "label", "schema", "format", "on_nan")
+RANKING_DATA_KEYS = ("train", "valid", "test", "label", "schema", "format", "on_nan")
+RETRIEVAL_DATA_KEYS = ("train", "valid", "test", "format", "user_col", "item_col", "time_col", "weight_col",
+                       "user_features", "item_features", "max_history")
+DATA_KEYS = tuple(dict.fromkeys(RANKING_DATA_KEYS + RETRIEVAL_DATA_KEYS))
 SECTIONS = ("model", "data", "trainer", "out", "seed", "monitor")
 
 
@@ -103,8 +106,15 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
             )
     _check_keys("trainer", config.get("trainer") or {}, list(trainer_options()))
     data = config.get("data") or {}
-    _check_keys("data", data, list(DATA_KEYS))
-    for required in ("train", "label"):
+    retrieval = get_model(model["name"]).kind == "retrieval"
+    wrong_kind = [k for k in data if k not in (RETRIEVAL_DATA_KEYS if retrieval else RANKING_DATA_KEYS)
+                  and k in DATA_KEYS]
+    if wrong_kind:
+        kind = "retrieval" if retrieval else "ranking"
+        raise ConfigError(f"data option {wrong_kind[0]!r} does not apply to {model['name']!r}, a {kind} model; "
+                          f"valid: {', '.join(RETRIEVAL_DATA_KEYS if retrieval else RANKING_DATA_KEYS)}.")
+    _check_keys("data", data, list(RETRIEVAL_DATA_KEYS if retrieval else RANKING_DATA_KEYS))
+    for required in ("train",) if retrieval else ("train", "label"):
         if not data.get(required):
             raise ConfigError(f"the config needs data.{required} (or --{required} on the command line).")
     return config
@@ -145,3 +155,15 @@ def ranker_from_config(config: dict[str, Any]):  # -> Ranker
                   trainer=config.get("trainer") or {}, on_nan=data.get("on_nan") or "mean",
                   monitor=config.get("monitor"),
                   seed=int(config.get("seed", 2026)))
+
+
+def retriever_from_config(config: dict[str, Any]):  # -> Retriever
+    """Build an unfitted Retriever from a validated config."""
+    from recfunnel.retriever import Retriever
+
+    model = dict(config["model"])
+    data = config.get("data") or {}
+    columns = {k: data[k] for k in ("user_col", "item_col", "time_col", "weight_col") if data.get(k)}
+    return Retriever(model.pop("name"), params=model, trainer=config.get("trainer") or {},
+                     max_history=int(data.get("max_history") or 50), seed=int(config.get("seed", 2026)),
+                     **columns)

@@ -8,11 +8,11 @@ LAYERS = [
     {"errors"},
     {"schema"},
     {"data", "metrics", "datasets", "testing"},
-    {"nn"},
+    {"nn", "index"},  # index sits below models: retrieval models answer top-k queries with it
     {"models", "tasks"},
-    {"train", "index"},
+    {"train"},
     {"funnel"},
-    {"api", "config", "artifact", "demo"},
+    {"api", "retriever", "config", "artifact", "demo"},
     {"serving"},
     {"cli"},
 ]

@@ -30,7 +30,9 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     config = load_config(args.config) if args.config else {}
     flags = {"model.name": args.model, "data.train": args.train, "data.valid": args.valid,
              "data.label": args.label, "data.schema": args.schema, "data.format": args.format,
-             "data.on_nan": args.on_nan, "out": args.out}
+             "data.on_nan": args.on_nan, "out": args.out, "data.user_col": args.user_col,
+             "data.item_col": args.item_col, "data.time_col": args.time_col, "data.weight_col": args.weight_col,
+             "data.user_features": args.user_features, "data.item_features": args.item_features}
     config = apply_overrides(config, [])
     for key, value in flags.items():
         if value is None:
@@ -51,6 +53,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = _config_from_args(args)
     data = config["data"]
+    if _is_retrieval(config["model"]["name"]):
+        return _train_retriever(args, config)
     ranker = ranker_from_config(config)
     train = load_frame(data["train"], fmt=data.get("format"))
     valid = load_frame(data["valid"], fmt=data.get("format")) if data.get("valid") else None
@@ -74,12 +78,62 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_retrieval(name: str) -> bool:
+    from recfunnel.models import get_model
+
+    return get_model(name).kind == "retrieval"
+
+
+def _train_retriever(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    from recfunnel.api import load_frame
+    from recfunnel.config import retriever_from_config
+
+    data = config["data"]
+    retriever = retriever_from_config(config)
+    read = {k: load_frame(data[k], fmt=data.get("format")) if data.get(k) else None
+            for k in ("train", "valid", "user_features", "item_features")}
+    retriever.fit(read["train"], read["valid"], user_features=read["user_features"],
+                  item_features=read["item_features"])
+    out = retriever.save(config.get("out") or default_out(config["model"]["name"]))
+    metrics = retriever.metrics_.get("valid", {})
+    info = retriever.model_.info if retriever.model_ else None
+    if args.json:
+        emit_json({"artifact": str(out), "metrics": metrics,
+                   "history": retriever.result_.history if retriever.result_ else []})
+        return 0
+    if info is not None:
+        console.print(f"{config['model']['name']}: {info.num_users:,} users, {info.num_items:,} items, "
+                      f"{len(retriever.data_ or []):,} interactions")
+    if metrics:
+        console.print(_table("validation (full ranking, training items left out)", ["metric", "value"],
+                             [[k, v] for k, v in metrics.items() if k.endswith(("@10", "@50")) or k == "users"]))
+    console.print(f"saved artifact to [bold]{escape(str(out))}[/]", soft_wrap=True)
+    return 0
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    from recfunnel.errors import ConfigError
+
+    try:
+        ks = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        ks = ()
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"--k expects positive integers separated by commas, e.g. 10,20,50; got {text!r}.")
+    return ks
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """`recfunnel evaluate ARTIFACT --data FILE`."""
     from recfunnel.api import load, load_frame
+    from recfunnel.retriever import Retriever
 
     ranker = load(args.artifact)
-    metrics = ranker.evaluate(load_frame(args.data, fmt=args.format))
+    if isinstance(ranker, Retriever):
+        exclude = [load_frame(path, fmt=args.format) for path in args.exclude]
+        metrics = ranker.evaluate(load_frame(args.data, fmt=args.format), exclude=exclude, ks=_ks(args.k))
+    else:
+        metrics = ranker.evaluate(load_frame(args.data, fmt=args.format))
     if args.json:
         emit_json(metrics)
     else:
@@ -110,6 +164,43 @@ def run_predict(args: argparse.Namespace) -> int:
     target.parent.mkdir(parents=True, exist_ok=True)  # as `train --out` does
     out.to_csv(args.out, index=False)
     console.print(f"wrote {len(out)} scores to [bold]{escape(args.out)}[/]", soft_wrap=True)
+    return 0
+
+
+def _load_retriever(path: str):  # -> Retriever
+    from recfunnel.api import load
+    from recfunnel.errors import ConfigError
+    from recfunnel.retriever import Retriever
+
+    model = load(path)
+    if not isinstance(model, Retriever):
+        raise ConfigError(f"{path!r} holds a ranking model; `recommend` and `similar` need a retrieval model "
+                          "(train one with e.g. `recfunnel train --model als ...`).")
+    return model
+
+
+def _print_lists(title: str, key: str, lists: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(lists.to_records(key))
+        return
+    frame = lists.to_frame(key)
+    Console().print(_table(title, [key, "rank", "item_id", "score"],
+                           [[r[key], r["rank"], r["item_id"], float(r["score"])] for r in frame.to_dict("records")]))
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    """`recfunnel recommend ARTIFACT --user ID [--user ID ...] --k 10`."""
+    retriever = _load_retriever(args.artifact)
+    lists = retriever.recommend(args.user, args.k, exclude_seen=not args.include_seen)
+    _print_lists(f"top {args.k} from {retriever.model_name}", "user_id", lists, args.json)
+    return 0
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    """`recfunnel similar ARTIFACT --item ID [--item ID ...] --k 10`."""
+    retriever = _load_retriever(args.artifact)
+    lists = retriever.similar_items(args.item, args.k)
+    _print_lists(f"{args.k} most similar items ({retriever.model_name})", "query_item", lists, args.json)
     return 0
 
 

@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--on-nan", choices=["mean", "error"], help="NaN in numeric columns (default: mean)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override an option, e.g. embedding_dim=10 or trainer.max_epochs=5")
+    train.add_argument("--user-col", help="retrieval models: the user id column (default user_id)")
+    train.add_argument("--item-col", help="retrieval models: the item id column (default item_id)")
+    train.add_argument("--time-col", help="retrieval models: timestamp column (orders histories)")
+    train.add_argument("--weight-col", help="retrieval models: interaction weight column")
+    train.add_argument("--user-features", help="retrieval models: table of user features keyed by --user-col")
+    train.add_argument("--item-features", help="retrieval models: table of item features keyed by --item-col")
     train.add_argument("--out", help="artifact directory to write (default runs/<model>)")
     train.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -36,7 +42,23 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("artifact")
     evaluate.add_argument("--data", required=True)
     evaluate.add_argument("--format", choices=["csv", "tsv", "parquet", "libfm", "criteo"])
+    evaluate.add_argument("--exclude", action="append", default=[], metavar="FILE",
+                          help="retrieval: more interactions to leave out of the ranking (e.g. valid.csv)")
+    evaluate.add_argument("--k", default="10,20,50", help="retrieval: cut-offs, comma-separated (default 10,20,50)")
     evaluate.add_argument("--json", action="store_true")
+
+    recommend = sub.add_parser("recommend", help="top-k items for users with a saved retrieval model")
+    recommend.add_argument("artifact")
+    recommend.add_argument("--user", action="append", required=True, help="user id (repeat for several)")
+    recommend.add_argument("--k", type=int, default=10)
+    recommend.add_argument("--include-seen", action="store_true", help="do not leave out the user's training items")
+    recommend.add_argument("--json", action="store_true")
+
+    similar = sub.add_parser("similar", help="items most similar to an item with a saved retrieval model")
+    similar.add_argument("artifact")
+    similar.add_argument("--item", action="append", required=True, help="item id (repeat for several)")
+    similar.add_argument("--k", type=int, default=10)
+    similar.add_argument("--json", action="store_true")
 
     predict = sub.add_parser("predict", help="score rows with a saved model")
     predict.add_argument("artifact")

@@ -9,6 +9,20 @@ from recfunnel.models.base import (
     list_models,
     register_model,
 )
-from recfunnel.models.ranking import deepfm, fm, lr  # noqa: F401  (registration)
+
+
+def _register_all() -> None:
+    """Import every model module so each registers itself: a new model file needs no edit here."""
+    import importlib
+    import pkgutil
+
+    for package in ("ranking", "retrieval"):
+        module = importlib.import_module(f"recfunnel.models.{package}")
+        for info in pkgutil.iter_modules(module.__path__):
+            if not info.name.startswith("_") and info.name != "base":
+                importlib.import_module(f"recfunnel.models.{package}.{info.name}")
+
+
+_register_all()
 
 __all__ = ["ModelInfo", "RankingModel", "RecModel", "build_model", "get_model", "list_models", "register_model"]

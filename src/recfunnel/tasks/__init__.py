@@ -99,6 +99,31 @@ class RegressionTask(Task):
         return F.mse_loss(logits, batch.labels[self.label])
 
 
+@dataclass(frozen=True)
+class RetrievalTask(Task):
+    """Sampled softmax for retrieval: cross-entropy of each row's target among its candidates.
+
+    The model's forward returns ``(logits (B, C), target (B,))``, already holding any
+    temperature, log-Q correction and masking; ranking metrics are computed by the Retriever
+    over the whole catalogue, not per batch, so this task has none.
+
+    Example:
+        >>> round(RetrievalTask().loss((torch.zeros(2, 4), torch.tensor([0, 3])), Batch({})).item(), 4)  # log 4
+        1.3863
+    """
+
+    label: str = ""
+    kind: str = field(default="retrieval", init=False)
+
+    def __post_init__(self) -> None:
+        pass
+
+    def loss(self, logits, batch: Batch) -> torch.Tensor:  # type: ignore[override]
+        """Mean cross-entropy of the target column."""
+        scores, target = logits
+        return F.cross_entropy(scores, target)
+
+
 TASKS = {"binary": BinaryTask, "regression": RegressionTask}
 
 
@@ -125,4 +150,4 @@ def task_from_dict(data: dict) -> Task:
     return cls(data["label"], tuple(data["metrics"]), data["monitor"])
 
 
-__all__ = ["Task", "BinaryTask", "RegressionTask", "task_for_label", "task_from_dict"]
+__all__ = ["Task", "BinaryTask", "RegressionTask", "RetrievalTask", "task_for_label", "task_from_dict"]

@@ -1,0 +1,240 @@
+"""Interactions: (user, item[, time, weight]) rows encoded to dense indices, for retrieval models.
+
+Raw ids map to indices ``0..n-1`` through an :class:`IdMap`; the same maps encode validation and
+test rows, so every model sees one index space. Nothing here loops over rows in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from recfunnel.data.batch import Batch
+from recfunnel.errors import DataError, SchemaError, did_you_mean
+from recfunnel.schema import Schema
+
+__all__ = ["History", "IdMap", "Interactions", "InteractionInfo"]
+
+
+class IdMap:
+    """Raw ids (ints or strings) <-> dense indices 0..n-1, in sorted id order.
+
+    Example:
+        >>> ids = IdMap(["b", "a", "b"])
+        >>> ids.index(["a", "zz", "b"]).tolist(), ids.ids.tolist()
+        ([0, -1, 1], ['a', 'b'])
+    """
+
+    def __init__(self, values: Any) -> None:
+        self.ids = _unique(np.asarray(values))
+        self._index = pd.Index(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self, values: Any) -> np.ndarray:
+        """Indices of raw ids (vectorised), -1 for ids not in the map."""
+        array = np.atleast_1d(np.asarray(values))
+        if array.dtype.kind in "OUS" and self.ids.dtype.kind in "iuf":
+            # ids typed on the command line or read as strings: compare as numbers
+            array = pd.to_numeric(pd.Series(array), errors="coerce").to_numpy()
+        elif array.dtype.kind in "iuf" and self.ids.dtype.kind in "OUS":
+            array = array.astype(str)
+        return self._index.get_indexer(array).astype(np.int64)
+
+    def to_list(self) -> list[Any]:
+        """JSON-ready raw ids in index order."""
+        return self.ids.tolist()
+
+    @classmethod
+    def from_list(cls, ids: list[Any]) -> IdMap:
+        """Inverse of ``to_list``."""
+        return cls(np.asarray(ids))
+
+
+def _unique(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind == "O":
+        values = values.astype(str)
+    if values.dtype.kind == "f":
+        if np.isnan(values).any():
+            raise DataError("an id column holds missing values (NaN); drop or fill those rows first.")
+        if (values == np.round(values)).all():
+            values = values.astype(np.int64)
+    return np.unique(values)
+
+
+@dataclass(frozen=True)
+class InteractionInfo:
+    """What a retrieval model is built from (the retrieval analogue of a Schema): catalogue sizes,
+    the history length it may read, and the fitted schemas of the user and item feature tables."""
+
+    num_users: int
+    num_items: int
+    max_history: int = 50
+    user_schema: Schema | None = None
+    item_schema: Schema | None = None
+
+
+@dataclass
+class History:
+    """Users' past items for scoring: a CSR matrix (B, num_items) and recent items in time order.
+
+    ``recent`` is (B, L) int64 item indices, the latest last, left-padded with -1.
+    """
+
+    matrix: sparse.csr_matrix
+    recent: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[0])
+
+
+@dataclass
+class Interactions:
+    """Encoded interaction rows and the id maps that encoded them.
+
+    Rows whose user or item is not in the maps have index -1 (only possible for data encoded with
+    another set's maps, e.g. test rows); ``known()`` drops them. ``user_features`` and
+    ``item_features``, when present, hold one encoded row per user / item index.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    user_ids: IdMap
+    item_ids: IdMap
+    timestamps: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    user_features: Batch | None = None
+    item_features: Batch | None = None
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, *, user_col: str = "user_id", item_col: str = "item_id",
+                   time_col: str | None = None, weight_col: str | None = None,
+                   user_ids: IdMap | None = None, item_ids: IdMap | None = None) -> Interactions:
+        """Encode a frame; builds the id maps from it unless ``user_ids``/``item_ids`` are given.
+
+        Raises:
+            SchemaError: A named column is missing.
+            DataError: The frame is empty, or a weight or time is missing or not numeric.
+        """
+        names = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "weight_col": weight_col}
+        for option, column in names.items():
+            if column is not None and column not in frame.columns:
+                present = list(map(str, frame.columns))
+                raise SchemaError(
+                    f"{option.replace('_', '-')} {column!r} is not a column{did_you_mean(column, present) or '.'} "
+                    f"Columns present: {', '.join(present)}."
+                )
+        if len(frame) == 0:
+            raise DataError("the interaction data has no rows.")
+        user_values, item_values = frame[user_col].to_numpy(), frame[item_col].to_numpy()
+        user_ids = user_ids or IdMap(user_values)
+        item_ids = item_ids or IdMap(item_values)
+        return cls(
+            users=user_ids.index(user_values), items=item_ids.index(item_values),
+            user_ids=user_ids, item_ids=item_ids,
+            timestamps=_numeric(frame, time_col, np.float64) if time_col else None,
+            weights=_numeric(frame, weight_col, np.float32) if weight_col else None,
+            columns={k: v for k, v in names.items() if v is not None},
+        )
+
+    def encode(self, frame: pd.DataFrame) -> Interactions:
+        """Encode another frame with these id maps and column names (unknown ids become -1)."""
+        return Interactions.from_frame(frame, user_ids=self.user_ids, item_ids=self.item_ids, **self.columns)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @property
+    def info(self) -> InteractionInfo:
+        """Catalogue sizes (the Retriever adds the history length and feature schemas)."""
+        return InteractionInfo(len(self.user_ids), len(self.item_ids))
+
+    def known(self) -> Interactions:
+        """Only the rows whose user and item are both in the maps."""
+        keep = (self.users >= 0) & (self.items >= 0)
+        return self.take(np.flatnonzero(keep))
+
+    def take(self, rows: np.ndarray) -> Interactions:
+        """The rows at ``rows`` (an index array), same maps."""
+        return Interactions(self.users[rows], self.items[rows], self.user_ids, self.item_ids,
+                            None if self.timestamps is None else self.timestamps[rows],
+                            None if self.weights is None else self.weights[rows], dict(self.columns),
+                            self.user_features, self.item_features)
+
+    def matrix(self, *, binary: bool = True) -> sparse.csr_matrix:
+        """(num_users, num_items) CSR; repeated pairs are summed (or set to 1 when ``binary``)."""
+        data = self.known()
+        values = np.ones(len(data), np.float32) if data.weights is None else data.weights
+        shape = (len(self.user_ids), len(self.item_ids))
+        matrix = sparse.csr_matrix((values, (data.users, data.items)), shape=shape, dtype=np.float32)
+        matrix.sum_duplicates()
+        if binary:
+            matrix.data[:] = 1.0
+        return matrix
+
+    def time_order(self) -> np.ndarray:
+        """Row order by user, then time (then row order): the order histories are read in."""
+        times = self.timestamps if self.timestamps is not None else np.arange(len(self), dtype=np.float64)
+        return np.lexsort((np.arange(len(self)), times, self.users))
+
+    def recent_items(self, max_len: int) -> np.ndarray:
+        """(num_users, max_len) each user's latest items in time order, left-padded with -1."""
+        data = self.known()
+        order = data.time_order()
+        users, items = data.users[order], data.items[order]
+        counts = np.bincount(users, minlength=len(self.user_ids))
+        ends = np.cumsum(counts)
+        position_from_end = ends[users] - np.arange(len(users)) - 1  # 0 = the user's latest row
+        keep = position_from_end < max_len
+        out = np.full((len(self.user_ids), max_len), -1, dtype=np.int64)
+        out[users[keep], max_len - 1 - position_from_end[keep]] = items[keep]
+        return out
+
+    def prefix_histories(self, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+        """For every row in time order: (row index, the user's up to ``max_len`` earlier items).
+
+        Returns ``rows`` (N,) and ``history`` (N, max_len) left-padded with -1: the training
+        examples of next-item models (predict ``items[rows]`` from ``history``).
+        """
+        data_rows = np.flatnonzero((self.users >= 0) & (self.items >= 0))
+        order = data_rows[self.take(data_rows).time_order()]
+        users, items = self.users[order], self.items[order]
+        padded = np.concatenate([np.full(max_len, -1, np.int64), items])
+        windows = np.lib.stride_tricks.sliding_window_view(padded, max_len)[: len(items)]  # items before row i
+        owner = np.concatenate([np.full(max_len, -1, np.int64), users])
+        owners = np.lib.stride_tricks.sliding_window_view(owner, max_len)[: len(items)]
+        history = np.where(owners == users[:, None], windows, -1)
+        return order, history
+
+
+def _numeric(frame: pd.DataFrame, column: str, dtype: type) -> np.ndarray:
+    values = frame[column]
+    if values.dtype.kind == "M":
+        values = values.astype("int64") / 1e9
+    values = pd.to_numeric(values, errors="coerce")
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise DataError(f"column {column!r} must be numeric with no missing values; row {row + 1} is "
+                        f"{frame[column].iloc[row]!r}.")
+    return values.to_numpy(dtype)
+
+
+def history_for(data: Interactions, users: np.ndarray, max_len: int,
+                matrix: sparse.csr_matrix | None = None, recent: np.ndarray | None = None) -> History:
+    """The History of ``users`` (indices; -1 gives an empty history) from the training interactions."""
+    matrix = data.matrix() if matrix is None else matrix
+    recent = data.recent_items(max_len) if recent is None else recent
+    known = users >= 0
+    safe = np.where(known, users, 0)
+    rows = matrix[safe]
+    if not known.all():
+        rows = sparse.diags(known.astype(np.float32)) @ rows
+        rows.eliminate_zeros()
+    seq = np.where(known[:, None], recent[safe], -1)
+    return History(sparse.csr_matrix(rows), seq)

@@ -1,0 +1,1 @@
+"""Retrieval (candidate generation) models: catalogue-wide scores for users and items."""

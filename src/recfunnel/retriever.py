@@ -1,0 +1,384 @@
+"""Retriever: the estimator for candidate generation (fit / recommend / similar_items / evaluate / save).
+
+Raw ids in, raw ids out; the model behind it may be gradient-trained (two-tower, YouTube DNN) or
+not (popularity, ItemCF, ALS): the Retriever asks neither.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import sparse
+
+import recfunnel
+from recfunnel.api import Data, _make_trainer, load_frame
+from recfunnel.artifact import write_artifact
+from recfunnel.data.batch import Batch
+from recfunnel.data.encoder import FeatureEncoder
+from recfunnel.data.infer import infer_schema
+from recfunnel.data.interactions import History, IdMap, InteractionInfo, Interactions, history_for
+from recfunnel.errors import ArtifactError, ConfigError, DataError, NotFittedError, SchemaError
+from recfunnel.index import topk_excluding
+from recfunnel.metrics import coverage, ranking_report
+from recfunnel.models import build_model, get_model
+from recfunnel.models.retrieval.base import RetrievalModel
+from recfunnel.tasks import RetrievalTask
+from recfunnel.train import Trainer, TrainResult
+
+logger = logging.getLogger(__name__)
+KS = (10, 20, 50)
+
+
+@dataclass
+class Recommendations:
+    """Top-k lists: ``items`` (B, k) raw ids and ``scores`` (B, k); ``valid`` is False where a
+    list had fewer than k items to give (those places hold None / -inf)."""
+
+    keys: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+    valid: np.ndarray
+
+    def to_frame(self, key: str = "user_id") -> pd.DataFrame:
+        """Long format: one row per (key, rank) with the item and its score."""
+        rows, ranks = np.nonzero(self.valid)
+        return pd.DataFrame({key: self.keys[rows], "rank": ranks + 1, "item_id": self.items[rows, ranks],
+                             "score": self.scores[rows, ranks]})
+
+    def to_records(self, key: str = "user_id") -> list[dict[str, Any]]:
+        """JSON-ready: ``[{key: id, "items": [{"item_id": ..., "score": ...}, ...]}, ...]``."""
+        return [{key: _plain(k), "items": [{"item_id": _plain(i), "score": float(s)}
+                                           for i, s, ok in zip(items, scores, valid, strict=True) if ok]}
+                for k, items, scores, valid in zip(self.keys, self.items, self.scores, self.valid, strict=True)]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+class Retriever:
+    """Generates candidates from interaction logs with any retrieval model in the registry.
+
+    Args:
+        model: Registry name of a retrieval model ("popularity", "itemcf", "als", ...).
+        params: The model's keyword arguments (checked against its signature).
+        user_col, item_col: Columns holding the raw user and item ids.
+        time_col: Optional timestamp column (orders histories; needed by time-decayed popularity).
+        weight_col: Optional interaction weight (e.g. a count or rating).
+        trainer: Trainer or its keyword arguments, for gradient-trained models.
+        max_history: Recent items kept per user for history-based models.
+        seed: Seeds model initialisation and any sampling in fit.
+
+    Example:
+        >>> frame = pd.DataFrame({"user_id": [1, 1, 2, 3], "item_id": ["a", "b", "a", "c"]})
+        >>> top = Retriever("popularity").fit(frame).recommend([2, 99], k=2)
+        >>> top.items.tolist()
+        [['b', 'c'], ['a', 'b']]
+    """
+
+    def __init__(self, model: str = "als", *, params: dict[str, Any] | None = None, user_col: str = "user_id",
+                 item_col: str = "item_id", time_col: str | None = None, weight_col: str | None = None,
+                 trainer: Trainer | dict[str, Any] | None = None, max_history: int = 50,
+                 seed: int = 2026) -> None:
+        info = get_model(model)
+        if info.kind != "retrieval":
+            raise ConfigError(f"model {model!r} is a {info.kind} model; a Retriever needs a retrieval model "
+                              f"(see `recfunnel models --kind retrieval`).")
+        self.model_name, self.params = info.name, dict(params or {})
+        self.columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "weight_col": weight_col}
+        self.trainer = trainer if isinstance(trainer, Trainer) else _make_trainer(trainer or {})
+        self.trainer_params = {} if isinstance(trainer, Trainer) else dict(trainer or {})
+        self.max_history, self.seed = max_history, seed
+        self.model_: RetrievalModel | None = None
+        self.data_: Interactions | None = None
+        self.result_: TrainResult | None = None
+        self.metrics_: dict[str, Any] = {}
+        self.encoders_: dict[str, FeatureEncoder] = {}
+
+    # -- training -------------------------------------------------------------------------------
+    def fit(self, train: Data | Interactions, valid: Data | None = None, *,
+            user_features: Data | None = None, item_features: Data | None = None) -> Retriever:
+        """Encode the interactions, build the model and fit it; with ``valid``, report its metrics.
+
+        Args:
+            train: Interactions (a frame or file with the user and item columns).
+            valid: Held-out interactions to report full-ranking metrics on.
+            user_features, item_features: Optional tables keyed by the user / item column, one
+                row per id, with any other columns as features (typed like ``recfunnel train``
+                types them). Feature-based models (two-tower) read them; items that appear only
+                in ``item_features`` join the catalogue and can be recommended without any
+                interaction.
+        """
+        user_col, item_col = self.columns["user_col"] or "user_id", self.columns["item_col"] or "item_id"
+        users_table = _keyed_table(user_features, user_col, "user_features")
+        items_table = _keyed_table(item_features, item_col, "item_features")
+        if isinstance(train, Interactions):
+            data = train
+        else:
+            frame = load_frame(train)
+            columns = {k: v for k, v in self.columns.items() if v is not None}
+            user_ids = _union_ids(frame, users_table, user_col)
+            item_ids = _union_ids(frame, items_table, item_col)
+            data = Interactions.from_frame(frame, **columns, user_ids=user_ids, item_ids=item_ids)
+        self.encoders_ = {}
+        for side, table, key, ids in (("user", users_table, user_col, data.user_ids),
+                                      ("item", items_table, item_col, data.item_ids)):
+            if table is not None:
+                self.encoders_[side], batch = _encode_table(table, key, ids)
+                setattr(data, f"{side}_features", batch)
+        info = self._info(len(data.user_ids), len(data.item_ids))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model: Any = build_model(self.model_name, info, self.params)  # type: ignore[arg-type]
+            if model.gradient_trained:
+                self.result_ = self.trainer.fit(model, RetrievalTask(), model.training_batch(data, seed=self.seed))
+                model.eval()
+            else:
+                model.fit(data)
+        self.model_ = model
+        self._remember(data.take(data.time_order()))
+        if valid is not None:
+            self.metrics_["valid"] = self.evaluate(valid)
+        return self
+
+    def _info(self, num_users: int, num_items: int) -> InteractionInfo:
+        schemas = {f"{side}_schema": enc.schema_ for side, enc in self.encoders_.items()}
+        return InteractionInfo(num_users, num_items, self.max_history, **schemas)
+
+    def _remember(self, data: Interactions) -> None:
+        """Keep the training interactions (time-ordered) for seen-item exclusion and histories."""
+        self.data_ = data
+        self.seen_ = data.matrix()
+        self.recent_ = data.recent_items(self.max_history)
+        self.popularity_ = torch.from_numpy(np.asarray(self.seen_.sum(0)).ravel().astype(np.float32))
+
+    def _fitted(self) -> tuple[RetrievalModel, Interactions]:
+        if self.model_ is None or self.data_ is None:
+            raise NotFittedError("This Retriever is not fitted yet; call fit(...) or recfunnel.load(path) first.")
+        return self.model_, self.data_
+
+    # -- inference ------------------------------------------------------------------------------
+    def history(self, users: np.ndarray, extra: list[list[Any]] | None = None) -> History:
+        """Training history of user indices, plus optional recent raw item ids per user."""
+        _, data = self._fitted()
+        hist = history_for(data, users, self.max_history, self.seen_, self.recent_)
+        if extra is None:
+            return hist
+        if len(extra) != len(users):
+            raise DataError(f"got {len(extra)} extra histories for {len(users)} users; pass one list per user.")
+        lengths = np.array([len(e) for e in extra])
+        flat = data.item_ids.index(np.concatenate([np.asarray(e, dtype=object) for e in extra]) if lengths.sum()
+                                   else np.empty(0, np.int64))
+        owner = np.repeat(np.arange(len(users)), lengths)
+        ok = flat >= 0
+        added = sparse.csr_matrix((np.ones(ok.sum(), np.float32), (owner[ok], flat[ok])), shape=hist.matrix.shape)
+        matrix = (hist.matrix + added).tocsr()
+        matrix.data[:] = 1.0
+        recent = hist.recent
+        for row in np.flatnonzero(lengths):  # per request, over the few users with live events
+            items = flat[owner == row]
+            merged = np.concatenate([recent[row][recent[row] >= 0], items[items >= 0]])[-self.max_history:]
+            recent[row] = -1
+            recent[row, self.max_history - len(merged):] = merged
+        return History(matrix, recent)
+
+    def _scores(self, users: np.ndarray, hist: History) -> torch.Tensor:
+        model, _ = self._fitted()
+        with torch.no_grad():  # not inference_mode: the rows are edited in place after
+            scores = model.score(users, hist).float()
+        cold = (users < 0) & (np.diff(hist.matrix.indptr) == 0)
+        if cold.any():  # nothing known about them: the popularity fallback
+            scores[torch.from_numpy(cold)] = self.popularity_
+        return scores
+
+    def _chunk(self) -> int:
+        model, _ = self._fitted()
+        return max(1, (1 << 24) // max(model.info.num_items, 1))  # about 64 MB of float scores per chunk
+
+    def recommend(self, users: Any, k: int = 10, *, exclude_seen: bool = True,
+                  recent: list[list[Any]] | None = None) -> Recommendations:
+        """Top-``k`` items for raw user ids; unknown users get the popularity fallback.
+
+        Args:
+            users: One raw user id or a list of them.
+            k: List length.
+            exclude_seen: Leave out items the user interacted with in training (and in ``recent``).
+            recent: Optional raw item ids per user seen since training (a new user's clicks).
+        """
+        _check_k(k)
+        model, data = self._fitted()
+        keys = np.atleast_1d(np.asarray(users, dtype=object if np.ndim(users) == 0 else None))
+        index = data.user_ids.index(keys)
+        scores_out, items_out = [], []
+        for start in range(0, len(index), self._chunk()):
+            part = index[start:start + self._chunk()]
+            hist = self.history(part, None if recent is None else recent[start:start + len(part)])
+            values, items = topk_excluding(self._scores(part, hist), k, hist.matrix if exclude_seen else None)
+            scores_out.append(values.numpy())
+            items_out.append(items.numpy())
+        keys = np.where(index >= 0, data.user_ids.ids[np.maximum(index, 0)].astype(object), keys)  # typed ids
+        return self._lists(keys, np.concatenate(items_out), np.concatenate(scores_out))
+
+    def similar_items(self, items: Any, k: int = 10) -> Recommendations:
+        """The ``k`` items most similar to each raw item id (never the item itself)."""
+        _check_k(k)
+        model, data = self._fitted()
+        keys = np.atleast_1d(np.asarray(items, dtype=object if np.ndim(items) == 0 else None))
+        index = data.item_ids.index(keys)
+        unknown = keys[index < 0]
+        if len(unknown):
+            raise DataError(f"unknown item id(s) {unknown[:5].tolist()}: not in the training data.")
+        with torch.no_grad():  # not inference_mode: the rows are edited in place after
+            scores = model.similar(index).float()
+        itself = sparse.csr_matrix((np.ones(len(index)), (np.arange(len(index)), index)), shape=scores.shape)
+        values, top = topk_excluding(scores, k, itself)
+        return self._lists(data.item_ids.ids[index].astype(object), top.numpy(), values.numpy())
+
+    def _lists(self, keys: np.ndarray, top: np.ndarray, scores: np.ndarray) -> Recommendations:
+        _, data = self._fitted()
+        valid = top >= 0
+        raw = data.item_ids.ids[np.where(valid, top, 0)].astype(object)
+        raw[~valid] = None
+        return Recommendations(keys, raw, np.where(valid, scores, -np.inf).astype(np.float32), valid)
+
+    def evaluate(self, test: Data, *, exclude: Data | Sequence[Data] | None = None,
+                 ks: tuple[int, ...] = KS) -> dict[str, float]:
+        """Full-ranking metrics over the whole catalogue, leaving out each user's training items.
+
+        Args:
+            test: Held-out interactions (same columns as training).
+            exclude: More interactions to leave out of the ranking (e.g. the validation rows
+                when scoring the test rows).
+            ks: Cut-offs of recall/ndcg/hit/mrr/precision.
+
+        Returns:
+            ``recall@k``, ``ndcg@k``, ``hit@k``, ``mrr@k``, ``precision@k`` for each k, ``coverage@k``
+            for the largest k, and ``users``: how many test users were ranked. Test rows of users or
+            items unseen in training cannot be ranked and are left out (logged).
+        """
+        model, data = self._fitted()
+        rows = data.encode(load_frame(test))
+        known = rows.known()
+        if len(known) < len(rows):
+            logger.warning("evaluate: %d of %d test rows have a user or item unseen in training; left out",
+                           len(rows) - len(known), len(rows))
+        if len(known) == 0:
+            raise DataError("no test row has a user and an item seen in training; nothing to evaluate.")
+        users = np.unique(known.users)
+        relevant = known.matrix()[users]
+        blocked = self.seen_
+        extras: list[Any] = [] if exclude is None else list(exclude) if isinstance(exclude, (list, tuple)) else [exclude]
+        for extra in extras:
+            blocked = blocked + data.encode(load_frame(extra)).matrix()
+        blocked = sparse.csr_matrix(blocked)
+        depth = max(ks)
+        tops = []
+        for start in range(0, len(users), self._chunk()):
+            part = users[start:start + self._chunk()]
+            hist = self.history(part)
+            tops.append(topk_excluding(self._scores(part, hist), depth, blocked[part])[1].numpy())
+        top = np.concatenate(tops)
+        report = ranking_report(top, relevant, ks)
+        report[f"coverage@{depth}"] = coverage(top, model.info.num_items)
+        report["users"] = float(len(users))
+        return report
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact: model tensors and the training interactions (safetensors), ids (JSON)."""
+        model, data = self._fitted()
+        weights = {f"model.{k}": v for k, v in model.state_dict().items()}
+        weights["train.users"] = torch.from_numpy(data.users.astype(np.int32))
+        weights["train.items"] = torch.from_numpy(data.items.astype(np.int32))
+        config = {"estimator": "retriever", "model": self.model_name, "params": self.params,
+                  "columns": self.columns, "trainer": self.trainer_params, "max_history": self.max_history,
+                  "seed": self.seed, "recfunnel_version": recfunnel.__version__}
+        info = model.info
+        card = (f"# {self.model_name} retriever\n\n{info.num_users} users, {info.num_items} items, "
+                f"{len(data)} training interactions.\n\n## Hyperparameters\n\n"
+                + "".join(f"- `{k}`: {v}\n" for k, v in sorted(self.params.items())) or "- (defaults)\n")
+        card += "\n## Metrics\n\n" + "".join(f"- valid {k}: {v:.5f}\n" for k, v in self.metrics_.get("valid", {}).items())
+        history = self.result_.history if self.result_ else []
+        encoders = self.encoders_
+        return write_artifact(path, config=config, schema={k: e.schema_.to_dict() for k, e in encoders.items()},
+                              encoder={"users": data.user_ids.to_list(), "items": data.item_ids.to_list(),
+                                       **{f"{k}_features": e.to_dict() for k, e in encoders.items()}},
+                              weights=weights, metrics={**self.metrics_, "history": history}, card=card)
+
+
+def _keyed_table(source: Data | None, key: str, name: str) -> pd.DataFrame | None:
+    if source is None:
+        return None
+    table = load_frame(source)
+    if key not in table.columns:
+        raise SchemaError(f"{name} has no {key!r} column to join on; columns present: "
+                          f"{', '.join(map(str, table.columns))}.")
+    duplicated = table[key].duplicated()
+    if duplicated.any():
+        raise DataError(f"{name} lists {table[key][duplicated].iloc[0]!r} more than once; give one row per id.")
+    return table
+
+
+def _union_ids(frame: pd.DataFrame, table: pd.DataFrame | None, key: str) -> IdMap | None:
+    if table is None or key not in frame.columns:
+        return None  # Interactions.from_frame reports a missing column
+    return IdMap(np.concatenate([frame[key].to_numpy(), table[key].to_numpy()]))
+
+
+def _encode_table(table: pd.DataFrame, key: str, ids: IdMap) -> tuple[FeatureEncoder, Batch]:
+    """Fit an encoder on a feature table and encode one row per id, in index order."""
+    schema = infer_schema(table, [])
+    encoder = FeatureEncoder(schema).fit(table)
+    position = ids.index(table[key].to_numpy())
+    rows = np.full(len(ids), -1)
+    rows[position[position >= 0]] = np.flatnonzero(position >= 0)  # table row of each id, -1 for none
+    aligned = table.iloc[np.maximum(rows, 0)].reset_index(drop=True)
+    if (rows < 0).any():  # ids without a row get empty features (OOV ids, mean numerics)
+        aligned.loc[rows < 0, [c for c in table.columns if c != key]] = None
+        aligned[key] = ids.ids
+        logger.info("%d ids have no row in the %s feature table", int((rows < 0).sum()), key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the NaN-filled rows above are expected, not user data
+        return encoder, encoder.transform(aligned, labels=False)
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"k must be a positive integer; got {k!r}.")
+
+
+def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
+    """Rebuild a Retriever from a read artifact (see ``recfunnel.load``)."""
+    config, weights = parts["config"], parts["weights"]
+    try:
+        columns = config["columns"]
+        retriever = Retriever(config["model"], params=config.get("params"), trainer=config.get("trainer"),
+                              max_history=int(config.get("max_history", 50)), seed=config.get("seed", 2026),
+                              **columns)
+        user_ids = IdMap.from_list(parts["encoder"]["users"])
+        item_ids = IdMap.from_list(parts["encoder"]["items"])
+        data = Interactions(weights["train.users"].numpy().astype(np.int64),
+                            weights["train.items"].numpy().astype(np.int64), user_ids, item_ids,
+                            columns={k: v for k, v in columns.items() if v is not None})
+        retriever.encoders_ = {side: FeatureEncoder.from_dict(parts["encoder"][f"{side}_features"])
+                               for side in ("user", "item") if f"{side}_features" in parts["encoder"]}
+        info = retriever._info(len(user_ids), len(item_ids))
+        model: Any = build_model(retriever.model_name, info, retriever.params)  # type: ignore[arg-type]
+        model.load_state_dict({k[6:]: v for k, v in weights.items() if k.startswith("model.")})
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        reason = f"missing entry {exc}" if type(exc) is KeyError else str(exc)
+        raise ArtifactError(f"artifact {str(path)!r} is inconsistent and cannot be loaded: {reason}") from None
+    if model.gradient_trained:
+        model.eval()
+    retriever.model_ = model
+    retriever._remember(data)
+    retriever.metrics_ = {k: v for k, v in parts["metrics"].items() if k != "history"}
+    return retriever

@@ -1,0 +1,71 @@
+"""`recfunnel train / evaluate / recommend / similar` with retrieval models, on the checkerboard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recfunnel.testing import checkerboard
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("board")
+    train, test = checkerboard(num_users=20, num_items=10)
+    valid = test.sample(frac=1.0, random_state=0).iloc[:5]
+    train.to_csv(root / "train.csv", index=False)
+    test.to_csv(root / "test.csv", index=False)
+    valid.to_csv(root / "valid.csv", index=False)
+    return root
+
+
+def test_train_evaluate_recommend_similar(cli, board, tmp_path):
+    out = tmp_path / "runs" / "pop"
+    result = cli("train", "--model", "popularity", "--train", board / "train.csv", "--user-col", "user_id",
+                 "--item-col", "item_id", "--time-col", "ts", "--valid", board / "valid.csv", "--out", out)
+    assert result.code == 0, result.err
+    assert "saved artifact" in result.err and "recall@10" in result.err
+    metrics = json.loads(cli("evaluate", out, "--data", board / "test.csv", "--json").out)
+    assert {"recall@10", "ndcg@10", "hit@10", "mrr@10", "recall@20", "ndcg@50", "users"} <= set(metrics)
+    assert metrics["users"] == 20.0
+    narrow = json.loads(cli("evaluate", out, "--data", board / "test.csv", "--k", "1,2", "--json").out)
+    assert set(k for k in narrow if "@" in k) >= {"recall@1", "recall@2"}
+    excluded = json.loads(cli("evaluate", out, "--data", board / "test.csv", "--exclude", board / "test.csv",
+                              "--json").out)
+    assert excluded["recall@10"] == 0.0  # the answers themselves were left out
+    lists = json.loads(cli("recommend", out, "--user", "3", "--user", "stranger", "--k", "3", "--json").out)
+    assert [entry["user_id"] for entry in lists] == [3, "stranger"]
+    assert all(len(entry["items"]) == 3 for entry in lists)
+    table = cli("recommend", out, "--user", "3", "--k", "2")
+    assert table.code == 0 and "item_id" in table.out
+    similar = json.loads(cli("similar", out, "--item", "4", "--k", "2", "--json").out)
+    assert similar[0]["query_item"] == 4 and 4 not in [i["item_id"] for i in similar[0]["items"]]
+
+
+def test_yaml_config_for_a_retrieval_model(cli, board, tmp_path):
+    config = {"model": {"name": "popularity", "half_life": 3.0},
+              "data": {"train": str(board / "train.csv"), "time_col": "ts"}, "out": str(tmp_path / "p")}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(config))
+    result = cli("train", tmp_path / "r.yaml", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["artifact"] == str(tmp_path / "p")
+
+
+def test_user_errors(cli, board, tmp_path, artifact):
+    cli("train", "--model", "popularity", "--train", board / "train.csv", "--user-col", "usr").fails(
+        "user-col 'usr' is not a column", "did you mean 'user_id'")
+    cli("train", "--model", "popularity", "--train", board / "train.csv", "--label", "x").fails(
+        "'label' does not apply to 'popularity', a retrieval model")
+    cli("train", "--model", "popularity", "--train", board / "train.csv", "--set", "half_life=-1").fails(
+        "half_life must be > 0")
+    cli("train", "--model", "popularity", "--train", board / "train.csv", "--set", "half_life=5").fails(
+        "needs a time column")
+    cli("recommend", artifact, "--user", "1").fails("holds a ranking model")
+    out = tmp_path / "pop"
+    assert cli("train", "--model", "popularity", "--train", board / "train.csv", "--out", out).code == 0
+    cli("recommend", out, "--user", "1", "--k", "0").fails("k must be a positive integer")
+    cli("similar", out, "--item", "nope").fails("unknown item id")
+    cli("evaluate", out, "--data", board / "test.csv", "--k", "ten").fails("--k expects positive integers")

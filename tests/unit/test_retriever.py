@@ -1,0 +1,101 @@
+"""Retriever: raw ids in and out, seen-item exclusion, full-ranking evaluation, feature tables."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import recfunnel
+from recfunnel import Retriever
+from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
+from recfunnel.testing import checkerboard
+
+
+@pytest.fixture
+def frame():
+    # popularity: a 4, c 3, b 2, d 1
+    return pd.DataFrame({"uid": ["u1", "u1", "u2", "u2", "u2", "u3", "u3", "u4", "u4", "u4"],
+                         "iid": ["a", "b", "a", "c", "b", "a", "c", "a", "c", "d"]})
+
+
+def _popular(frame):
+    return Retriever("popularity", user_col="uid", item_col="iid").fit(frame)
+
+
+def test_recommend_maps_raw_ids_and_leaves_out_seen_items(frame):
+    top = _popular(frame).recommend(["u1", "nobody"], k=3)
+    assert top.items.tolist() == [["c", "d", None], ["a", "c", "b"]]  # u1 has seen a and b
+    assert top.valid.tolist() == [[True, True, False], [True, True, True]]
+    assert top.to_frame().shape == (5, 4)
+    assert top.to_records()[0] == {"user_id": "u1", "items": [{"item_id": "c", "score": 3.0},
+                                                              {"item_id": "d", "score": 1.0}]}
+
+
+def test_include_seen_and_recent_items(frame):
+    model = _popular(frame)
+    assert model.recommend("u1", k=1, exclude_seen=False).items.tolist() == [["a"]]
+    assert model.recommend("nobody", k=1, recent=[["a"]]).items.tolist() == [["c"]]  # a is now seen
+
+
+def test_evaluate_is_full_ranking_with_exclusions(caplog):
+    train, test = checkerboard(num_users=10, num_items=10)
+    model = Retriever("popularity", time_col="ts").fit(train)
+    report = model.evaluate(test, ks=(1, 10))
+    assert report["recall@10"] == 1.0 and report["users"] == 10.0  # 10 items: every unseen item is listed
+    blocked = model.evaluate(test, exclude=test, ks=(10,))  # leaving the answers out makes recall 0
+    assert blocked["recall@10"] == 0.0
+    with caplog.at_level(logging.WARNING):
+        extra = pd.concat([test, pd.DataFrame({"user_id": [999], "item_id": [0], "ts": [0]})])
+        assert model.evaluate(extra, ks=(10,))["users"] == 10.0
+    assert "unseen in training" in caplog.text
+
+
+def test_evaluate_without_any_known_row_fails(frame):
+    with pytest.raises(DataError, match="nothing to evaluate"):
+        _popular(frame).evaluate(pd.DataFrame({"uid": ["x"], "iid": ["a"]}))
+
+
+def test_item_features_add_items_without_interactions(frame):
+    items = pd.DataFrame({"iid": ["a", "b", "z"], "category": ["x", "y", "x"], "price": [1.0, 2.0, 3.0]})
+    model = Retriever("popularity", user_col="uid", item_col="iid").fit(frame, item_features=items)
+    assert model.data_.item_ids.ids.tolist() == ["a", "b", "c", "d", "z"]
+    assert model.data_.item_features.features["category"].shape == (5,)
+    assert "z" in model.recommend("u2", k=4).items[0]
+    loaded_info = model.model_.info
+    assert loaded_info.item_schema is not None and loaded_info.user_schema is None
+
+
+def test_feature_table_errors(frame):
+    model = Retriever("popularity", user_col="uid", item_col="iid")
+    with pytest.raises(SchemaError, match="no 'iid' column"):
+        model.fit(frame, item_features=pd.DataFrame({"item": ["a"]}))
+    with pytest.raises(DataError, match="more than once"):
+        model.fit(frame, item_features=pd.DataFrame({"iid": ["a", "a"], "p": [1.0, 2.0]}))
+
+
+def test_save_and_load_keeps_ids_and_features(frame, tmp_path):
+    items = pd.DataFrame({"iid": ["a", "b"], "category": ["x", "y"]})
+    model = Retriever("popularity", user_col="uid", item_col="iid").fit(frame, item_features=items)
+    loaded = recfunnel.load(model.save(tmp_path / "pop"))
+    assert isinstance(loaded, Retriever)
+    assert loaded.recommend(["u3"], k=2).items.tolist() == model.recommend(["u3"], k=2).items.tolist()
+    assert set(loaded.encoders_) == {"item"}
+
+
+def test_bad_arguments(frame):
+    with pytest.raises(ConfigError, match="ranking model"):
+        Retriever("deepfm")
+    with pytest.raises(NotFittedError):
+        Retriever("popularity").recommend([1])
+    with pytest.raises(ConfigError, match="k must be"):
+        _popular(frame).recommend(["u1"], k=0)
+    with pytest.raises(DataError, match="unknown item"):
+        _popular(frame).similar_items(["nope"])
+    with pytest.raises(DataError, match="one list per user"):
+        _popular(frame).recommend(["u1", "u2"], recent=[["a"]])
+
+
+def test_scores_are_sorted_and_finite(frame):
+    top = _popular(frame).recommend(["new"], k=4)
+    assert np.isfinite(top.scores).all() and (np.diff(top.scores[0]) <= 0).all()
