@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --upgrade pip
 	# the CPU build of PyTorch first, so nothing below can pull a CUDA build
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e ".[dev,gbdt]"
+	$(BIN)/pip install -e ".[dev,gbdt,ann]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -26,7 +26,7 @@ from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.infer import infer_schema
 from recfunnel.data.interactions import History, IdMap, InteractionInfo, Interactions, history_for
 from recfunnel.errors import ArtifactError, ConfigError, DataError, NotFittedError, SchemaError
-from recfunnel.index import topk_excluding
+from recfunnel.index import INDEX_KINDS, build_index, topk_excluding
 from recfunnel.metrics import coverage, ranking_report
 from recfunnel.models import build_model, get_model
 from recfunnel.models.retrieval.base import RetrievalModel
@@ -75,6 +75,10 @@ class Retriever:
         weight_col: Optional interaction weight (e.g. a count or rating).
         trainer: Trainer or its keyword arguments, for gradient-trained models.
         max_history: Recent items kept per user for history-based models.
+        index: Top-k search for models with vectors: "exact" (batched matmul) or a faiss index
+            "flat", "ivf" or "hnsw" (needs ``recfunnel[ann]``); models without vectors always
+            score the whole catalogue.
+        index_params: Options of the faiss index (nprobe, ef_search, hnsw_m, nlist, metric).
         seed: Seeds model initialisation and any sampling in fit.
 
     Example:
@@ -87,7 +91,7 @@ class Retriever:
     def __init__(self, model: str = "als", *, params: dict[str, Any] | None = None, user_col: str = "user_id",
                  item_col: str = "item_id", time_col: str | None = None, weight_col: str | None = None,
                  trainer: Trainer | dict[str, Any] | None = None, max_history: int = 50,
-                 seed: int = 2026) -> None:
+                 index: str = "exact", index_params: dict[str, Any] | None = None, seed: int = 2026) -> None:
         info = get_model(model)
         if info.kind != "retrieval":
             raise ConfigError(f"model {model!r} is a {info.kind} model; a Retriever needs a retrieval model "
@@ -96,7 +100,11 @@ class Retriever:
         self.columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "weight_col": weight_col}
         self.trainer = trainer if isinstance(trainer, Trainer) else _make_trainer(trainer or {})
         self.trainer_params = {} if isinstance(trainer, Trainer) else dict(trainer or {})
+        if index not in INDEX_KINDS:
+            raise ConfigError(f"index {index!r} is not valid; expected one of {list(INDEX_KINDS)}.")
         self.max_history, self.seed = max_history, seed
+        self.index, self.index_params = index, dict(index_params or {})
+        self._index: Any = None
         self.model_: RetrievalModel | None = None
         self.data_: Interactions | None = None
         self.result_: TrainResult | None = None
@@ -143,7 +151,7 @@ class Retriever:
                 model.eval()
             else:
                 model.fit(data)
-        self.model_ = model
+        self.model_, self._index = model, None
         self._remember(data.take(data.time_order()))
         if valid is not None:
             self.metrics_["valid"] = self.evaluate(valid)
@@ -190,14 +198,38 @@ class Retriever:
             recent[row, self.max_history - len(merged):] = merged
         return History(matrix, recent)
 
+    def _cold(self, users: np.ndarray, hist: History) -> np.ndarray:
+        """Users with nothing known about them: not in training and no history given."""
+        return (users < 0) & (np.diff(hist.matrix.indptr) == 0)
+
     def _scores(self, users: np.ndarray, hist: History) -> torch.Tensor:
         model, _ = self._fitted()
         with torch.no_grad():  # not inference_mode: the rows are edited in place after
             scores = model.score(users, hist).float()
-        cold = (users < 0) & (np.diff(hist.matrix.indptr) == 0)
-        if cold.any():  # nothing known about them: the popularity fallback
+        cold = self._cold(users, hist)
+        if cold.any():  # the popularity fallback
             scores[torch.from_numpy(cold)] = self.popularity_
         return scores
+
+    def _topk(self, users: np.ndarray, hist: History, k: int,
+              exclude: sparse.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, item indices) (B, k): the index for vector models, full scoring otherwise."""
+        model, _ = self._fitted()
+        if self.index == "exact" or not model.has_vectors:
+            values, items = topk_excluding(self._scores(users, hist), k, exclude)
+            return values.numpy(), items.numpy()
+        if self._index is None:
+            with torch.no_grad():
+                self._index = build_index(model.item_vectors(), self.index, **self.index_params)
+        with torch.no_grad():
+            values, items = self._index.search(model.query_vectors(users, hist), k, exclude)
+        cold = self._cold(users, hist)
+        if cold.any():
+            rows = np.flatnonzero(cold)
+            fallback = self.popularity_.expand(len(rows), -1).clone()
+            top_values, top_items = topk_excluding(fallback, k, None if exclude is None else exclude[rows])
+            values[rows], items[rows] = top_values.numpy(), top_items.numpy()
+        return values, items
 
     def _chunk(self) -> int:
         model, _ = self._fitted()
@@ -221,9 +253,9 @@ class Retriever:
         for start in range(0, len(index), self._chunk()):
             part = index[start:start + self._chunk()]
             hist = self.history(part, None if recent is None else recent[start:start + len(part)])
-            values, items = topk_excluding(self._scores(part, hist), k, hist.matrix if exclude_seen else None)
-            scores_out.append(values.numpy())
-            items_out.append(items.numpy())
+            values, items = self._topk(part, hist, k, hist.matrix if exclude_seen else None)
+            scores_out.append(values)
+            items_out.append(items)
         keys = np.where(index >= 0, data.user_ids.ids[np.maximum(index, 0)].astype(object), keys)  # typed ids
         return self._lists(keys, np.concatenate(items_out), np.concatenate(scores_out))
 
@@ -284,7 +316,7 @@ class Retriever:
         for start in range(0, len(users), self._chunk()):
             part = users[start:start + self._chunk()]
             hist = self.history(part)
-            tops.append(topk_excluding(self._scores(part, hist), depth, blocked[part])[1].numpy())
+            tops.append(self._topk(part, hist, depth, blocked[part])[1])
         top = np.concatenate(tops)
         report = ranking_report(top, relevant, ks)
         report[f"coverage@{depth}"] = coverage(top, model.info.num_items)
@@ -300,7 +332,8 @@ class Retriever:
         weights["train.items"] = torch.from_numpy(data.items.astype(np.int32))
         config = {"estimator": "retriever", "model": self.model_name, "params": self.params,
                   "columns": self.columns, "trainer": self.trainer_params, "max_history": self.max_history,
-                  "seed": self.seed, "recfunnel_version": recfunnel.__version__}
+                  "index": self.index, "index_params": self.index_params, "seed": self.seed,
+                  "recfunnel_version": recfunnel.__version__}
         info = model.info
         card = (f"# {self.model_name} retriever\n\n{info.num_users} users, {info.num_items} items, "
                 f"{len(data)} training interactions.\n\n## Hyperparameters\n\n"
@@ -362,6 +395,7 @@ def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
         columns = config["columns"]
         retriever = Retriever(config["model"], params=config.get("params"), trainer=config.get("trainer"),
                               max_history=int(config.get("max_history", 50)), seed=config.get("seed", 2026),
+                              index=config.get("index", "exact"), index_params=config.get("index_params"),
                               **columns)
         user_ids = IdMap.from_list(parts["encoder"]["users"])
         item_ids = IdMap.from_list(parts["encoder"]["items"])
