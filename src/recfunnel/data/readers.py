@@ -395,4 +395,40 @@ def _avazu_line_checker(columns: list[str]) -> Callable[[str, int], str | None]:
     return check
 
 
-__all__ = ["read_table", "read_libfm", "read_criteo", "read_avazu", "read_bytes", "check_file"]
+def read_sequences(path: PathLike, *, sep: str = " ") -> pd.DataFrame:
+    r"""Read one user per line, ``user item item ...`` in time order (the SASRec/Beauty format).
+
+    Returns:
+        A frame with columns user_id, item_id (strings, as written) and position (0 = the
+        user's first item), one row per interaction in file order.
+
+    Raises:
+        DataError: The file is empty, or a line has a user but no item (line number given).
+
+    Example:
+        >>> import tempfile, os
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        ...     _ = f.write("u1 a b\nu2 c\n")
+        >>> read_sequences(f.name).values.tolist()
+        [['u1', 'a', 0], ['u1', 'b', 1], ['u2', 'c', 0]]
+        >>> os.unlink(f.name)
+    """
+    text = read_bytes(path).decode("utf-8")
+    lines = pd.Series(text.splitlines())
+    lines = lines[lines.str.strip() != ""]
+    if lines.empty:
+        raise no_rows_error(path)
+    tokens = lines.str.strip().str.split(sep if sep != " " else None)
+    short = tokens.str.len() < 2
+    if short.any():
+        number = int(short.to_numpy().nonzero()[0][0])
+        raise DataError(f"{str(path)!r} line {int(lines.index[number]) + 1}: expected 'user item [item ...]', "
+                        f"got {lines.iloc[number]!r}.")
+    users = tokens.str[0]
+    items = tokens.str[1:].explode()
+    frame = pd.DataFrame({"user_id": users.loc[items.index].to_numpy(), "item_id": items.to_numpy()})
+    frame["position"] = frame.groupby("user_id", sort=False).cumcount()
+    return frame
+
+
+__all__ = ["read_table", "read_libfm", "read_criteo", "read_avazu", "read_sequences", "read_bytes", "check_file"]

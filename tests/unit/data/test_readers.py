@@ -348,3 +348,26 @@ def test_movielens_ctr(tmp_path: Path) -> None:
     twice = MovieLens(ratings=ml.ratings, items=pd.concat([ml.items, ml.items]))
     with pytest.raises(DataError, match="ids are not unique"):
         movielens_ctr(twice)
+
+
+# -- one sequence per line (Amazon Beauty as prepared for SASRec) --------------------------------
+def test_read_sequences_gz_and_errors(tmp_path):
+    import gzip
+
+    from recfunnel.data import read_sequences
+
+    path = tmp_path / "Beauty.txt.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("1 1 2 3\n2 4 2\n\n3 5 6\n")
+    frame = read_sequences(path)
+    assert frame.shape == (7, 3)
+    assert frame[frame.user_id == "2"].item_id.tolist() == ["4", "2"]
+    assert frame.position.tolist() == [0, 1, 2, 0, 1, 0, 1]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 1 2\n7\n")
+    with pytest.raises(DataError, match="line 2"):
+        read_sequences(bad)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    with pytest.raises(DataError):
+        read_sequences(empty)
