@@ -1,0 +1,68 @@
+"""BPR: training raises the AUC of training triples, fold-in, divergence and argument checks."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import sparse
+
+from recfunnel.data.interactions import History, Interactions
+from recfunnel.errors import ConfigError, NotFittedError, TrainingDivergedError
+from recfunnel.models.retrieval.bpr import BPR
+
+
+def blocks(num_users=60, num_items=40, groups=3, keep=0.6, seed=0):
+    """Users and items in ``groups`` blocks; a user takes a random ``keep`` share of its block's items."""
+    rng = np.random.default_rng(seed)
+    users, items = np.meshgrid(np.arange(num_users), np.arange(num_items), indexing="ij")
+    mask = (users % groups == items % groups) & (rng.random(users.shape) < keep)
+    return Interactions.from_frame(pd.DataFrame({"user_id": users[mask], "item_id": items[mask]}))
+
+
+def training_auc(model, matrix):
+    """Share of (user, positive, negative) triples of the training matrix ranked right."""
+    scores = model.score(np.arange(matrix.shape[0]), None).numpy()
+    positive = matrix.toarray() > 0
+    right = [(scores[u, positive[u]][:, None] > scores[u, ~positive[u]][None, :]).mean()
+             for u in range(len(scores))]
+    return float(np.mean(right))
+
+
+def test_training_raises_the_auc_of_training_triples():
+    data = blocks()
+    aucs = []
+    for iterations in (1, 40):
+        torch.manual_seed(0)
+        model = BPR(data.info, factors=8, learning_rate=0.1, iterations=iterations, batch_size=64).fit(data)
+        aucs.append(training_auc(model, data.matrix()))
+    assert aucs[1] > aucs[0] + 0.1 and aucs[1] > 0.95, aucs
+
+
+def test_scores_are_factor_products_plus_item_bias():
+    data = blocks()
+    torch.manual_seed(0)
+    model = BPR(data.info, factors=4, iterations=2).fit(data)
+    expected = model.user_factors[:3] @ model.item_factors.T + model.item_bias
+    torch.testing.assert_close(model.score(np.arange(3), None), expected)
+
+
+def test_fold_in_is_the_mean_of_the_history_items_factors():
+    data = blocks()
+    torch.manual_seed(0)
+    model = BPR(data.info, factors=4, iterations=2).fit(data)
+    rows = sparse.csr_matrix(np.array([[1, 0, 1] + [0] * 37, [0] * 40], dtype=np.float32))
+    query = model.query_vectors(np.array([-1, -1]), History(rows, np.full((2, 1), -1)))
+    torch.testing.assert_close(query[0, :4], model.item_factors[[0, 2]].mean(0))
+    assert torch.equal(query[1, :4], torch.zeros(4)) and torch.equal(query[:, 4], torch.ones(2))
+
+
+def test_divergence_and_bad_arguments_raise():
+    data = blocks()
+    with pytest.raises(TrainingDivergedError, match="lower learning_rate"):
+        BPR(data.info, learning_rate=1e30, regularization=1.0, iterations=3).fit(data)
+    with pytest.raises(ConfigError, match="bpr batch_size must be an int >= 1; got 0"):
+        BPR(data.info, batch_size=0)
+    with pytest.raises(ConfigError, match="bpr learning_rate must be > 0"):
+        BPR(data.info, learning_rate=0.0)
+    with pytest.raises(NotFittedError, match="BPR is not fitted yet"):
+        BPR(data.info).item_vectors()
