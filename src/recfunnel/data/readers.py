@@ -419,7 +419,7 @@ def read_sequences(path: PathLike, *, sep: str = " ") -> pd.DataFrame:
     if lines.empty:
         raise no_rows_error(path)
     tokens = lines.str.strip().str.split(sep if sep != " " else None)
-    short = tokens.str.len() < 2
+    short = tokens.str.len() < 2  # type: ignore[misc]
     if short.any():
         number = int(short.to_numpy().nonzero()[0][0])
         raise DataError(f"{str(path)!r} line {int(lines.index[number]) + 1}: expected 'user item [item ...]', "
