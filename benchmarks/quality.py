@@ -21,8 +21,9 @@ Systems:
   on valid AUC, best epoch restored), tested with ``Ranker.predict(test)``.
 * DeepCTR-Torch 0.3.0 DeepFM (``benchmarks/peers/deepctr_deepfm.py`` in ``.venv-peers``), on the
   rows encoded by the same ``FeatureEncoder`` fitted on train; genres as a ``VarLenSparseFeat``
-  (mean combiner, 0 = padding). Its own defaults for regularisation/init (l2_reg_embedding =
-  l2_reg_linear = 1e-5, init_std 1e-4), Adam at the grid's lr, best epoch by valid AUC.
+  (mean combiner, 0 = padding). Its init_std 1e-4 (embeddings and hidden layers), no L2 penalty
+  (the peer script passes l2_reg_embedding = l2_reg_linear = 0, not DeepCTR's 1e-5 default),
+  plain Adam at the grid's lr over all weights, embeddings included; best epoch by valid AUC.
 * LightGBM (``benchmarks/peers/lightgbm_gbdt.py``): encoded ids as categorical features, genres as
   multi-hot 0/1 columns, early stopping (50 rounds) on valid AUC.
 

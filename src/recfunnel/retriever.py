@@ -30,6 +30,7 @@ from recfunnel.index import INDEX_KINDS, build_index, topk_excluding
 from recfunnel.metrics import coverage, ranking_report
 from recfunnel.models import build_model, get_model
 from recfunnel.models.retrieval.base import RetrievalModel
+from recfunnel.schema import Categorical
 from recfunnel.tasks import RetrievalTask
 from recfunnel.train import Trainer, TrainResult
 
@@ -140,7 +141,7 @@ class Retriever:
         for side, table, key, ids in (("user", users_table, user_col, data.user_ids),
                                       ("item", items_table, item_col, data.item_ids)):
             if table is not None:
-                self.encoders_[side], batch = _encode_table(table, key, ids)
+                self.encoders_[side], batch = _encode_table(table, key, ids, side)
                 setattr(data, f"{side}_features", batch)
         info = self._info(len(data.user_ids), len(data.item_ids))
         with torch.random.fork_rng(devices=[]):
@@ -366,9 +367,10 @@ def _union_ids(frame: pd.DataFrame, table: pd.DataFrame | None, key: str) -> IdM
     return IdMap(np.concatenate([frame[key].to_numpy(), table[key].to_numpy()]))
 
 
-def _encode_table(table: pd.DataFrame, key: str, ids: IdMap) -> tuple[FeatureEncoder, Batch]:
+def _encode_table(table: pd.DataFrame, key: str, ids: IdMap, role: str) -> tuple[FeatureEncoder, Batch]:
     """Fit an encoder on a feature table and encode one row per id, in index order."""
     schema = infer_schema(table, [])
+    schema = schema.replace(key, role=role) if isinstance(schema[key], Categorical) else schema
     encoder = FeatureEncoder(schema).fit(table)
     position = ids.index(table[key].to_numpy())
     rows = np.full(len(ids), -1)

@@ -99,3 +99,12 @@ def test_bad_arguments(frame):
 def test_scores_are_sorted_and_finite(frame):
     top = _popular(frame).recommend(["new"], k=4)
     assert np.isfinite(top.scores).all() and (np.diff(top.scores[0]) <= 0).all()
+
+
+def test_feature_table_key_column_gets_the_id_role(frame):
+    items = pd.DataFrame({"iid": ["a", "b"], "category": ["x", "y"]})
+    users = pd.DataFrame({"uid": ["u1"], "age": [30.0]})
+    model = Retriever("popularity", user_col="uid", item_col="iid").fit(frame, item_features=items,
+                                                                        user_features=users)
+    assert model.model_.info.item_schema["iid"].role == "item"
+    assert model.model_.info.user_schema["uid"].role == "user"

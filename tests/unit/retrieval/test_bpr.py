@@ -66,3 +66,16 @@ def test_divergence_and_bad_arguments_raise():
         BPR(data.info, learning_rate=0.0)
     with pytest.raises(NotFittedError, match="BPR is not fitted yet"):
         BPR(data.info).item_vectors()
+
+
+def test_triples_whose_negative_is_a_positive_change_nothing():
+    # Every user has every item, so every sampled "negative" is a positive and each triple is dropped.
+    users, items = np.meshgrid(np.arange(5), np.arange(4), indexing="ij")
+    data = Interactions.from_frame(pd.DataFrame({"user_id": users.ravel(), "item_id": items.ravel()}))
+    torch.manual_seed(0)
+    model = BPR(data.info, factors=3, iterations=5, batch_size=8).fit(data)
+    torch.manual_seed(0)
+    initial = torch.randn(5, 3) * 0.1, torch.randn(4, 3) * 0.1
+    torch.testing.assert_close(model.user_factors, initial[0])
+    torch.testing.assert_close(model.item_factors, initial[1])
+    assert torch.equal(model.item_bias, torch.zeros(4))

@@ -18,9 +18,12 @@ class BPR(TensorStateMixin, RetrievalModel):
 
     Maximises ``sum ln σ(x_ui - x_uj) - reg |θ|²`` with ``x_ui = p_u·q_i + b_i`` over triples of a
     training pair (u, i) and an item j the user has not interacted with (uniformly sampled; a
-    sampled j that is a positive is dropped). Each step draws ``batch_size`` triples, computes the
-    closed-form gradients and adds them with ``index_add_``, so only touched rows change (the
-    mini-batch form of implicit's Hogwild SGD). An epoch draws as many triples as there are pairs.
+    sampled j that is a positive is dropped). An epoch draws as many triples as there are pairs,
+    all at once (one vectorised draw and positive check per epoch); each step takes
+    ``batch_size`` of them, computes the closed-form gradients from one row gather per side and
+    adds them with ``index_add_``, so only touched rows change (the mini-batch form of implicit's
+    Hogwild SGD). The item bias rides as an extra column of the item vectors (and a constant 1 in
+    the user vectors), so a score is a single dot product.
     Fold-in: a user unseen in training (index -1) gets the mean of its history items' factors.
 
     Args:
@@ -46,7 +49,7 @@ class BPR(TensorStateMixin, RetrievalModel):
     test_params = {"factors": 16, "iterations": 100, "batch_size": 64, "learning_rate": 0.1}
 
     def __init__(self, info: InteractionInfo, *, factors: int = 128, learning_rate: float = 0.02,
-                 regularization: float = 0.01, iterations: int = 100, batch_size: int = 1024) -> None:
+                 regularization: float = 0.01, iterations: int = 100, batch_size: int = 4096) -> None:
         super().__init__(info)
         counts = {"factors": factors, "iterations": iterations, "batch_size": batch_size}
         for name, value in counts.items():
@@ -70,29 +73,41 @@ class BPR(TensorStateMixin, RetrievalModel):
         users = torch.from_numpy(np.repeat(np.arange(num_users), np.diff(matrix.indptr)))
         items = torch.from_numpy(matrix.indices.astype(np.int64))
         keys = users * num_items + items  # sorted: CSR order is by user, then item
-        p = torch.randn(num_users, self.factors) * 0.1
-        q = torch.randn(num_items, self.factors) * 0.1
-        bias = torch.zeros(num_items)
+        size, batch = len(keys), min(self.batch_size, len(keys))
+        # p = [p_u, 1] and q = [q_i, b_i], so x_ui = p·q is one dot product and the bias column of
+        # a q update is the bias gradient; p's last column is never updated (its update is zeroed).
+        p = torch.cat([torch.randn(num_users, self.factors) * 0.1, torch.ones(num_users, 1)], 1)
+        q = torch.cat([torch.randn(num_items, self.factors) * 0.1, torch.zeros(num_items, 1)], 1)
         lr, reg = self.learning_rate, self.regularization
-        for _ in range(self.iterations * max(1, -(-len(keys) // self.batch_size))):
-            pick = torch.randint(len(keys), (self.batch_size,))
-            u, i, j = users[pick], items[pick], torch.randint(num_items, (self.batch_size,))
-            negative = u * num_items + j
-            found = torch.searchsorted(keys, negative).clamp_max(len(keys) - 1)
-            keep = keys[found] != negative  # drop triples whose "negative" is a positive
-            u, i, j = u[keep], i[keep], j[keep]
-            pu, qi, qj = p[u], q[i], q[j]
-            diff = qi - qj
-            weight = torch.sigmoid(-((pu * diff).sum(1) + bias[i] - bias[j]))  # d ln σ(x_uij) / d x_uij
-            step = lr * weight[:, None]
-            both = torch.cat([i, j])
-            p.index_add_(0, u, step * diff - lr * reg * pu)
-            q.index_add_(0, both, torch.cat([step * pu - lr * reg * qi, -step * pu - lr * reg * qj]))
-            bias.index_add_(0, both, lr * (torch.cat([weight, -weight]) - reg * bias[both]))
-        if not (torch.isfinite(p).all() and torch.isfinite(q).all()):
+        for _ in range(self.iterations):
+            # One epoch's triples drawn at once; rows whose "negative" is a positive get weight 0.
+            pick = torch.randint(size, (size,))  # as many triples as pairs, whatever the batch size
+            u_all, i_all = users[pick], items[pick]
+            j_all = torch.randint(num_items, (size,))
+            negative = u_all * num_items + j_all
+            found = torch.searchsorted(keys, negative).clamp_max_(size - 1)
+            live = (keys[found] != negative).float()
+            decay_all = live * (-lr * reg)  # per-row factor of the L2 step, 0 for dropped rows
+            live.mul_(lr)
+            for start in range(0, size, batch):
+                u, i, j = u_all[start:start + batch], i_all[start:start + batch], j_all[start:start + batch]
+                decay = decay_all[start:start + batch, None]
+                pu, qi, qj = p.index_select(0, u), q.index_select(0, i), q.index_select(0, j)
+                diff = qi.sub(qj)
+                # lr * d ln σ(x_uij) / d x_uij, 0 for dropped rows
+                weight = torch.linalg.vecdot(pu, diff).neg_().sigmoid_().mul_(live[start:start + batch])
+                weight = weight[:, None]
+                grad_p = torch.addcmul(pu * decay, weight, diff)
+                grad_p[:, -1] = 0.0
+                p.index_add_(0, u, grad_p)
+                q.index_add_(0, i, torch.addcmul(qi.mul_(decay), weight, pu))
+                q.index_add_(0, j, torch.addcmul(qj.mul_(decay), weight, pu, value=-1.0))
+        if not torch.isfinite(q).all() or not torch.isfinite(p).all():
             raise TrainingDivergedError(f"bpr factors became non-finite; lower learning_rate (now {lr}) "
                                         f"or regularization (now {reg}).")
-        self.user_factors, self.item_factors, self.item_bias = p, q, bias
+        self.user_factors = p[:, :-1].contiguous()
+        self.item_factors = q[:, :-1].contiguous()
+        self.item_bias = q[:, -1].contiguous()
         return self
 
     def query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:

@@ -1,0 +1,83 @@
+"""Side features of users or items: a FeatureTable embedded as one flat vector per row."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recfunnel.data.batch import Batch
+from recfunnel.nn.embedding import FeatureEmbedding
+from recfunnel.nn.feature_table import FeatureTable
+from recfunnel.schema import Schema
+
+OOV = 1  # the encoder's out-of-vocabulary index (0 is padding)
+
+
+def without_ids(schema: Schema | None, role: str) -> Schema | None:
+    """The schema less its ``role`` id columns (the table's key), or None when nothing is left.
+
+    A user tower reads the user's profile, not its id again: an id column there only memorises
+    the training users, and a user-id embedding, where a model wants one, is its own table.
+
+    Example:
+        >>> from recfunnel.schema import Categorical
+        >>> schema = Schema(Categorical("user_id", role="user"), Categorical("gender"))
+        >>> [f.name for f in without_ids(schema, "user").inputs], without_ids(schema.select(["user_id"]), "user")
+        (['gender'], None)
+    """
+    if schema is None:
+        return None
+    keep = [f.name for f in schema.inputs if f.role != role]
+    return schema.select(keep) if keep else None
+
+
+class SideFeatures(nn.Module):
+    """Every row's encoded features (kept as buffers) and their embedding, flattened to (B, F·D).
+
+    Row index -1 stands for a user or item outside the table (unseen in training): its
+    categorical features are out-of-vocabulary, its bags empty and its numerics 0 (the
+    standardised mean).
+
+    Args:
+        schema: The fitted schema of the feature table.
+        num_rows: Rows of the table (users or items).
+        embedding_dim: D of every field embedding.
+
+    Example:
+        >>> from recfunnel.schema import Categorical
+        >>> side = SideFeatures(Schema(Categorical("genre", vocab_size=5)), num_rows=3, embedding_dim=4)
+        >>> side.fill(Batch({"genre": torch.tensor([2, 3, 4])}))
+        >>> side(torch.tensor([0, -1])).shape, side.output_dim
+        (torch.Size([2, 4]), 4)
+    """
+
+    def __init__(self, schema: Schema, num_rows: int, embedding_dim: int) -> None:
+        super().__init__()
+        self.table = FeatureTable(schema, num_rows)
+        self.embedding = FeatureEmbedding(schema.inputs, embedding_dim)
+        self.output_dim = self.embedding.flat_dim
+
+    def fill(self, batch: Batch) -> None:
+        """Copy the encoded rows (one per index, in index order) into the table."""
+        self.table.fill(batch)
+
+    def encode(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Encoded feature columns of B rows -> (B, F·D)."""
+        return self.embedding(features).flatten(1)
+
+    def rows(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Feature columns of the rows at ``index``; -1 gives the out-of-table row."""
+        features = self.table.rows(index.clamp_min(0))
+        unknown = index < 0
+        if not bool(unknown.any()):
+            return features
+        out = {}
+        for name, column in features.items():
+            fill = OOV if column.ndim == 1 and not column.is_floating_point() else 0
+            where = unknown.view(-1, *([1] * (column.ndim - 1)))
+            out[name] = column.masked_fill(where, fill)
+        return out
+
+    def forward(self, index: torch.Tensor) -> torch.Tensor:
+        """(B,) row indices -> (B, F·D)."""
+        return self.encode(self.rows(index))
