@@ -6,9 +6,10 @@ Run (from the repository root)::
     .venv/bin/python benchmarks/retrieval_scale.py --users 100000 --items 100000 --rows 2000000
     # options: --models popularity,itemcf,als --indexes exact,flat,ivf,hnsw --k 100 --batch 1000
 
-Data: users draw their number of interactions from a Zipf-like law and items are drawn with
-power-law popularity (exponent ``--alpha``) inside one of ``--clusters`` taste clusters per
-user, so collaborative models have something to find; generated with numpy from ``--seed``.
+Data (``synthetic``): users' activity is Pareto-distributed (capped at 2,000 interactions),
+items have power-law popularity inside 64 taste clusters and 80% of a user's interactions fall
+in the user's own cluster, so collaborative models have something to find; generated with
+numpy from ``--seed``.
 
 Every model is fitted in its own fresh process (so its peak RSS is its own; ``ru_maxrss``
 includes the data, the Retriever's copies and the model). Then, in that process:
@@ -35,19 +36,28 @@ from _common import THREADS, format_table, save_json, set_threads
 from recfunnel.data.interactions import IdMap, Interactions
 
 
-def synthetic(users: int, items: int, rows: int, *, alpha: float = 1.1, clusters: int = 64,
-              seed: int = 0) -> Interactions:
-    """Power-law interactions with taste clusters, already encoded (ids are 0..n-1)."""
+def synthetic(users: int, items: int, rows: int, *, alpha: float = 0.8, clusters: int = 64,
+              max_per_user: int = 2000, seed: int = 0) -> Interactions:
+    """Power-law interactions with taste clusters, already encoded (ids are 0..n-1).
+
+    Users' activity follows a Pareto law (shape 1.5) scaled to ``rows`` and capped at
+    ``max_per_user``; inside a cluster, item popularity follows a power law of exponent
+    ``alpha`` (rank r drawn with P(rank <= r) = (r / n) ** (1 - alpha)); 80% of a user's
+    interactions fall in the user's cluster.
+    """
     rng = np.random.default_rng(seed)
-    activity = rng.zipf(1.6, users).astype(np.float64)
-    user = rng.choice(users, size=rows, p=activity / activity.sum())
+    activity = rng.pareto(1.5, users) + 1.0
+    counts = np.minimum(np.maximum(np.round(activity / activity.sum() * rows), 1), max_per_user).astype(np.int64)
+    user = np.repeat(np.arange(users), counts)
+    total = len(user)
     cluster_of_user = rng.integers(0, clusters, users)
     per_cluster = items // clusters
-    rank = np.minimum(rng.zipf(alpha, rows) - 1, per_cluster - 1)  # popularity rank inside the cluster
-    cluster = np.where(rng.random(rows) < 0.8, cluster_of_user[user], rng.integers(0, clusters, rows))
+    rank = np.minimum((per_cluster * rng.random(total) ** (1.0 / (1.0 - alpha))).astype(np.int64), per_cluster - 1)
+    cluster = np.where(rng.random(total) < 0.8, cluster_of_user[user], rng.integers(0, clusters, total))
     item = cluster * per_cluster + (rank * 7919) % per_cluster  # scatter ranks over the cluster's ids
-    return Interactions(user.astype(np.int64), item.astype(np.int64), IdMap(np.arange(users)),
-                        IdMap(np.arange(items)), timestamps=np.arange(rows, dtype=np.float64))
+    order = rng.permutation(total)  # interleave users in time
+    return Interactions(user[order], item[order].astype(np.int64), IdMap(np.arange(users)),
+                        IdMap(np.arange(items)), timestamps=np.arange(total, dtype=np.float64))
 
 
 def run_one(args: argparse.Namespace, model: str) -> dict:

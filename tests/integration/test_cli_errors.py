@@ -214,16 +214,23 @@ def test_malformed_criteo_line(cli, tmp_path):
 # -- models and options ---------------------------------------------------------------------------
 def test_unknown_model_name(cli, data_dir, tmp_path):
     result = cli("train", "--model", "deepfmm", "--train", data_dir / "train.csv", "--label", "click")
+    from recfunnel.models import list_models
+
+    names = ", ".join(sorted(info.name for info in list_models()))
     result.fails("ModelNotFoundError: unknown model 'deepfmm'; did you mean 'deepfm'?",
-                 "available: deepfm, fm, lr. See `recfunnel models`.")
+                 f"available: {names}. See `recfunnel models`.")
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"model": {"name": "widedeep"},
                                                      "data": {"train": "t.csv", "label": "click"}}))
-    cli("train", tmp_path / "c.yaml").fails("unknown model 'widedeep'", "available: deepfm, fm, lr")
+    cli("train", tmp_path / "c.yaml").fails("unknown model 'widedeep'", f"available: {names}")
 
 
-def test_unknown_model_kind_lists_nothing(cli):
-    result = cli("models", "--kind", "retrieval", "--json")
-    assert result.code == 0 and json.loads(result.out) == []
+def test_model_kinds(cli):
+    result = cli("models", "--kind", "multitask", "--json")
+    assert result.code == 0 and json.loads(result.out) == []  # a valid kind with no models yet
+    retrieval = json.loads(cli("models", "--kind", "retrieval", "--json").out)
+    assert {"popularity", "itemcf", "als", "bpr", "two_tower"} <= {m["name"] for m in retrieval}
+    assert all(m["kind"] == "retrieval" for m in retrieval)
+    cli("models", "--kind", "retreival").fails("unknown model kind 'retreival'", "did you mean 'retrieval'")
 
 
 @pytest.mark.parametrize(("option", "message"), [
@@ -316,8 +323,10 @@ ARTIFACT_DAMAGE = {
                                 "is inconsistent and cannot be loaded:"),
     "unknown model": (_edit_config(lambda c: c.update(model="widedeep")),
                       "is inconsistent and cannot be loaded: unknown model 'widedeep'"),
-    "another estimator": (_edit_config(lambda c: c.update(estimator="retriever")),
-                          "holds a 'retriever' estimator; expected 'ranker'."),
+    "another estimator": (_edit_config(lambda c: c.update(estimator="funnel")),
+                          "holds a 'funnel' estimator; expected 'ranker' or 'retriever'."),
+    "ranker config marked retriever": (_edit_config(lambda c: c.update(estimator="retriever")),
+                                       "is inconsistent and cannot be loaded: missing entry 'columns'"),
 }
 
 

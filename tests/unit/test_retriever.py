@@ -108,3 +108,19 @@ def test_feature_table_key_column_gets_the_id_role(frame):
                                                                         user_features=users)
     assert model.model_.info.item_schema["iid"].role == "item"
     assert model.model_.info.user_schema["uid"].role == "user"
+
+
+def test_faiss_index_gives_the_exact_lists_for_a_vector_model(tmp_path):
+    pytest.importorskip("faiss")
+    train, test = checkerboard(num_users=20, num_items=12)
+    params = {"factors": 8, "regularization": 1.0}
+    exact = Retriever("als", params=params).fit(train)
+    flat = Retriever("als", params=params, index="flat").fit(train)
+    users = [0, 1, 2, 3, "stranger"]
+    assert flat.recommend(users, k=4).items.tolist() == exact.recommend(users, k=4).items.tolist()
+    assert flat.evaluate(test, ks=(1,)) == exact.evaluate(test, ks=(1,))
+    loaded = recfunnel.load(flat.save(tmp_path / "als"))
+    assert loaded.index == "flat" and loaded.recommend(users, k=4).items.tolist() == exact.recommend(
+        users, k=4).items.tolist()
+    with pytest.raises(ConfigError, match="index"):
+        Retriever("als", index="annoy")

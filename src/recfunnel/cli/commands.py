@@ -206,8 +206,12 @@ def run_similar(args: argparse.Namespace) -> int:
 
 def run_models(args: argparse.Namespace) -> int:
     """`recfunnel models [--kind K] [--json]`."""
+    from recfunnel.errors import ConfigError, did_you_mean
     from recfunnel.models import list_models
+    from recfunnel.models.base import KINDS
 
+    if args.kind is not None and args.kind not in KINDS:
+        raise ConfigError(f"unknown model kind {args.kind!r}{did_you_mean(args.kind, KINDS)}; valid: {', '.join(KINDS)}.")
     infos = list_models(args.kind)
     if args.json:
         emit_json([{"name": i.name, "kind": i.kind} for i in infos])
