@@ -90,7 +90,7 @@ def run_one(args: argparse.Namespace, model: str) -> dict:
         for kind in args.indexes.split(","):
             if kind == "exact":
                 continue
-            ann = Retriever(model, params=params, index=kind)
+            ann = Retriever(model, params=params, index=kind, index_params=json.loads(args.index_params).get(kind))
             ann.model_, ann.data_ = retriever.model_, retriever.data_
             ann.seen_, ann.recent_, ann.popularity_ = retriever.seen_, retriever.recent_, retriever.popularity_
             t0 = time.perf_counter()
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--models", default="popularity,itemcf,als")
     parser.add_argument("--params", default='{"als": {"iterations": 5}}', help="JSON: model -> options")
     parser.add_argument("--indexes", default="exact,flat,ivf,hnsw")
+    parser.add_argument("--index-params", default="{}", help='JSON: index kind -> options, e.g. {"ivf": {"nprobe": 64}}')
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)

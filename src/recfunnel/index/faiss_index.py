@@ -32,7 +32,8 @@ class FaissIndex:
         nlist: IVF cells; default about 4 * sqrt(N).
         nprobe: IVF cells visited per query (recall vs speed).
         hnsw_m: HNSW neighbours per node.
-        ef_search: HNSW candidate list size per query (recall vs speed).
+        ef_search: HNSW candidate list size per query (recall vs speed); raised to the search
+            depth when a query asks for more items than that.
 
     Exclusions (seen items) are applied after the search: each query asks faiss for ``k`` plus
     the most items any query in the batch excludes, so the k returned are never short because
@@ -54,7 +55,7 @@ class FaissIndex:
         data = np.ascontiguousarray(vectors.detach().float().cpu().numpy())
         if data.ndim != 2 or len(data) == 0:
             raise DataError(f"item vectors must be a non-empty 2-D array (N, D); got shape {data.shape}.")
-        self.kind, self.metric, self.num_items = kind, metric, len(data)
+        self.kind, self.metric, self.num_items, self.ef_search = kind, metric, len(data), ef_search
         if metric == "cosine":
             faiss.normalize_L2(data)
         dim = data.shape[1]
@@ -91,6 +92,8 @@ class FaissIndex:
             _faiss().normalize_L2(flat)
         extra = int(np.diff(exclude.indptr).max()) if exclude is not None and exclude.nnz else 0
         depth = min(k + extra, self.num_items)
+        if self.kind == "hnsw":  # the graph walk keeps ef candidates: fewer than depth would cut the list
+            self.index.hnsw.efSearch = max(self.ef_search, depth)
         scores, items = self.index.search(flat, depth)
         scores, items = scores.reshape(rows, heads * depth), items.reshape(rows, heads * depth)
         if heads > 1:
