@@ -73,32 +73,24 @@ FEATURE_MODELS = ("two_tower", "youtube_dnn", "mind")  # read user_features / it
 
 # Per dataset: model params, Trainer options of the gradient-trained models, and the models that
 # get side features. A model missing from "params" runs with its defaults.
+PARAMS: dict[str, dict[str, Any]] = {  # the same model settings on both data sets
+    "popularity": {},
+    "itemcf": {"similarity": "cosine", "neighbors": 100},
+    "als": {"factors": 64, "regularization": 10.0, "alpha": 3.0, "iterations": 15},
+    "bpr": {"factors": 128, "learning_rate": 0.02, "regularization": 0.01, "iterations": 100},
+    "item2vec": {"embedding_dim": 64, "window": 5, "num_negatives": 5},
+    "two_tower": {"embedding_dim": 64},
+    "youtube_dnn": {"embedding_dim": 64},
+    "mind": {"embedding_dim": 64, "num_interests": 4},
+}
 DATASETS: dict[str, dict[str, Any]] = {
     "ml100k": {
-        "params": {
-            "popularity": {},
-            "itemcf": {"similarity": "cosine", "neighbors": 100},
-            "als": {"factors": 64, "regularization": 10.0, "alpha": 3.0, "iterations": 15},
-            "bpr": {"factors": 128, "learning_rate": 0.02, "regularization": 0.01, "iterations": 100},
-            "item2vec": {"embedding_dim": 64, "window": 5, "num_negatives": 5},
-            "two_tower": {"embedding_dim": 64},
-            "youtube_dnn": {"embedding_dim": 64},
-            "mind": {"embedding_dim": 64, "num_interests": 4},
-        },
+        "params": PARAMS,
         "trainer": {"max_epochs": 10, "batch_size": 1024, "lr": 1e-3, "progress": False},
         "features": FEATURE_MODELS,
     },
     "beauty": {
-        "params": {
-            "popularity": {},
-            "itemcf": {"similarity": "cosine", "neighbors": 100},
-            "als": {"factors": 64, "regularization": 10.0, "alpha": 3.0, "iterations": 15},
-            "bpr": {"factors": 128, "learning_rate": 0.02, "regularization": 0.01, "iterations": 100},
-            "item2vec": {"embedding_dim": 64, "window": 5, "num_negatives": 5},
-            "two_tower": {"embedding_dim": 64},
-            "youtube_dnn": {"embedding_dim": 64},
-            "mind": {"embedding_dim": 64, "num_interests": 4},
-        },
+        "params": PARAMS,
         "trainer": {"max_epochs": 5, "batch_size": 2048, "lr": 1e-3, "progress": False},
         "features": (),
     },

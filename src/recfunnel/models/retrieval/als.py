@@ -11,7 +11,7 @@ from scipy import sparse
 from recfunnel.data.interactions import History, InteractionInfo, Interactions
 from recfunnel.errors import ConfigError, DataError, NotFittedError
 from recfunnel.models.base import register_model
-from recfunnel.models.retrieval.base import RetrievalModel, TensorStateMixin
+from recfunnel.models.retrieval.base import RetrievalModel, TensorStateMixin, rows_or_zeros
 
 
 def _torch_csr(matrix: sparse.csr_matrix, values: torch.Tensor | None = None) -> torch.Tensor:
@@ -132,10 +132,7 @@ class ALS(TensorStateMixin, RetrievalModel):
         """(B, D) trained user vectors; users -1 are solved from their ``history`` rows."""
         if self.user_factors is None or self.item_factors is None:
             raise NotFittedError("ALS is not fitted yet; call fit(...) first.")
-        users = np.asarray(users, dtype=np.int64)
-        out = self.user_factors[torch.from_numpy(np.maximum(users, 0))].clone()
-        new = np.flatnonzero(users < 0)
-        out[torch.from_numpy(new)] = 0.0
+        out, new = rows_or_zeros(self.user_factors, users)
         if len(new) and history is not None:
             rows = self._confidence(history.matrix[new])
             start = torch.zeros(len(new), self.factors)

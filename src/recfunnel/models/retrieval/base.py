@@ -81,6 +81,21 @@ class RetrievalModel:
         raise NotImplementedError(f"{type(self).__name__} must implement load_state_dict(state)")
 
 
+def rows_or_zeros(table: torch.Tensor, users: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """Rows of ``table`` for user indices (a copy), zeros for -1 (unseen users), and where those are.
+
+    Example:
+        >>> rows, unseen = rows_or_zeros(torch.ones(2, 3), np.array([1, -1]))
+        >>> rows.tolist(), unseen.tolist()
+        ([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]], [1])
+    """
+    users = np.asarray(users, dtype=np.int64)
+    out = table[torch.from_numpy(np.maximum(users, 0))].clone()
+    unseen = np.flatnonzero(users < 0)
+    out[torch.from_numpy(unseen)] = 0.0
+    return out, unseen
+
+
 class TensorStateMixin:
     """state_dict/load_state_dict for models without gradients that keep tensors in ``_state``."""
 

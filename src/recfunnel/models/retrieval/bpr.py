@@ -9,7 +9,7 @@ from scipy import sparse
 from recfunnel.data.interactions import History, InteractionInfo, Interactions
 from recfunnel.errors import ConfigError, DataError, NotFittedError, TrainingDivergedError
 from recfunnel.models.base import register_model
-from recfunnel.models.retrieval.base import RetrievalModel, TensorStateMixin
+from recfunnel.models.retrieval.base import RetrievalModel, TensorStateMixin, rows_or_zeros
 
 
 @register_model("bpr", kind="retrieval")
@@ -114,10 +114,7 @@ class BPR(TensorStateMixin, RetrievalModel):
         """(B, D + 1) ``[p_u, 1]``; users -1 get the mean factors of their ``history`` items."""
         if self.user_factors is None or self.item_factors is None:
             raise NotFittedError("BPR is not fitted yet; call fit(...) first.")
-        users = np.asarray(users, dtype=np.int64)
-        out = self.user_factors[torch.from_numpy(np.maximum(users, 0))].clone()
-        new = np.flatnonzero(users < 0)
-        out[torch.from_numpy(new)] = 0.0
+        out, new = rows_or_zeros(self.user_factors, users)
         if len(new) and history is not None:
             rows = sparse.csr_matrix(history.matrix[new], dtype=np.float32)
             rows.data[:] = 1.0
