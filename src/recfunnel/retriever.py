@@ -275,6 +275,44 @@ class Retriever:
         values, top = topk_excluding(scores, k, itself)
         return self._lists(data.item_ids.ids[index].astype(object), top.numpy(), values.numpy())
 
+    def because_of(self, user: Any, items: Any, *, recent: list[Any] | None = None) -> list[Any]:
+        """For each raw item id, the user's history item that produced it (None where the model
+        cannot say or nothing did): "because you viewed X". ItemCF can tell; other models return
+        None everywhere.
+        """
+        model, data = self._fitted()
+        wanted = data.item_ids.index(np.atleast_1d(np.asarray(items, dtype=object)))
+        explain = getattr(model, "explain", None)
+        if explain is None:
+            return [None] * len(wanted)
+        index = data.user_ids.index(np.asarray([user], dtype=object))
+        source = explain(self.history(index, None if recent is None else [recent]), wanted[None, :])[0]
+        return [_plain(data.item_ids.ids[s]) if s >= 0 else None for s in source]
+
+    def encode_query(self, users: Any, *, recent: list[list[Any]] | None = None) -> np.ndarray:
+        """(B, D) query vectors of raw user ids ((B, H, D) for multi-interest models)."""
+        model, data = self._fitted()
+        if not model.has_vectors:
+            raise ConfigError(f"{self.model_name!r} has no vectors; encode_query needs a vector model "
+                              "(als, bpr, item2vec, youtube_dnn, two_tower, mind).")
+        index = data.user_ids.index(np.atleast_1d(np.asarray(users, dtype=object if np.ndim(users) == 0 else None)))
+        with torch.no_grad():
+            return model.query_vectors(index, self.history(index, recent)).numpy()
+
+    def encode_items(self, items: Any = None) -> np.ndarray:
+        """(N, D) vectors of raw item ids, or of the whole catalogue in index order when None."""
+        model, data = self._fitted()
+        if not model.has_vectors:
+            raise ConfigError(f"{self.model_name!r} has no vectors; encode_items needs a vector model.")
+        with torch.no_grad():
+            vectors = model.item_vectors()
+        if items is None:
+            return vectors.numpy()
+        index = data.item_ids.index(np.atleast_1d(np.asarray(items, dtype=object)))
+        if (index < 0).any():
+            raise DataError(f"unknown item id(s) {np.atleast_1d(items)[index < 0][:5].tolist()}: not in the catalogue.")
+        return vectors[torch.from_numpy(index)].numpy()
+
     def _lists(self, keys: np.ndarray, top: np.ndarray, scores: np.ndarray) -> Recommendations:
         _, data = self._fitted()
         valid = top >= 0

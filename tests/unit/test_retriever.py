@@ -124,3 +124,25 @@ def test_faiss_index_gives_the_exact_lists_for_a_vector_model(tmp_path):
         users, k=4).items.tolist()
     with pytest.raises(ConfigError, match="index"):
         Retriever("als", index="annoy")
+
+
+def test_encode_query_and_items_give_the_scores_of_recommend():
+    train, _ = checkerboard(num_users=20, num_items=12)
+    model = Retriever("als", params={"factors": 8, "regularization": 1.0}).fit(train)
+    queries, items = model.encode_query([0, 1]), model.encode_items()
+    assert queries.shape == (2, 8) and items.shape == (12, 8)
+    top = model.recommend([0, 1], k=3)
+    expected = np.take_along_axis(queries @ items.T, model.data_.item_ids.index(top.items.ravel()).reshape(2, 3), 1)
+    np.testing.assert_allclose(top.scores, expected, rtol=1e-5)
+    assert model.encode_items([5, 3]).tolist() == items[[5, 3]].tolist()
+    with pytest.raises(DataError, match="unknown item"):
+        model.encode_items(["nope"])
+    with pytest.raises(ConfigError, match="no vectors"):
+        Retriever("popularity").fit(train).encode_query([0])
+
+
+def test_itemcf_says_which_history_item_produced_a_candidate():
+    frame = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": ["a", "b", "a", "b", "c"]})
+    model = Retriever("itemcf").fit(frame)
+    assert model.because_of("new", ["b", "c"], recent=["a"]) == ["a", None]  # a and b co-occur; c never
+    assert Retriever("popularity").fit(frame).because_of(1, ["c"]) == [None]
