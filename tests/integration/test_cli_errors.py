@@ -219,9 +219,9 @@ def test_unknown_model_name(cli, data_dir, tmp_path):
     names = ", ".join(sorted(info.name for info in list_models()))
     result.fails("ModelNotFoundError: unknown model 'deepfmm'; did you mean 'deepfm'?",
                  f"available: {names}. See `recfunnel models`.")
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"model": {"name": "widedeep"},
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"model": {"name": "wide_and_deeep"},
                                                      "data": {"train": "t.csv", "label": "click"}}))
-    cli("train", tmp_path / "c.yaml").fails("unknown model 'widedeep'", f"available: {names}")
+    cli("train", tmp_path / "c.yaml").fails("unknown model 'wide_and_deeep'", f"available: {names}")
 
 
 def test_model_kinds(cli):
@@ -321,8 +321,8 @@ ARTIFACT_DAMAGE = {
                              "is inconsistent and cannot be loaded:"),
     "weights of another size": (_edit_config(lambda c: c["params"].update(embedding_dim=8)),
                                 "is inconsistent and cannot be loaded:"),
-    "unknown model": (_edit_config(lambda c: c.update(model="widedeep")),
-                      "is inconsistent and cannot be loaded: unknown model 'widedeep'"),
+    "unknown model": (_edit_config(lambda c: c.update(model="no_such_model")),
+                      "is inconsistent and cannot be loaded: unknown model 'no_such_model'"),
     "another estimator": (_edit_config(lambda c: c.update(estimator="funnel")),
                           "holds a 'funnel' estimator; expected 'ranker' or 'retriever'."),
     "ranker config marked retriever": (_edit_config(lambda c: c.update(estimator="retriever")),
