@@ -108,6 +108,17 @@ class FeatureEmbedding(nn.Module):
         """F * D, the width of the flattened field vectors."""
         return self.num_fields * self.embedding_dim
 
+    @property
+    def dense_dim(self) -> int:
+        """F * D + Fn, the width of ``dense_input``."""
+        return self.flat_dim + len(self.numeric)
+
+    def dense_input(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Flattened field vectors followed by the raw numeric values: (B, F * D + Fn), the input
+        of models that cross features explicitly (DCN, DCN-V2)."""
+        numeric = [features[name].unsqueeze(1) for name in self.numeric]
+        return torch.cat([self(features).flatten(1), *numeric], dim=1)
+
     def lookup(self, name: str, indices: torch.Tensor) -> torch.Tensor:
         """Raw rows of feature ``name`` for any index shape: (...,) -> (..., D)."""
         return self.table(indices + self.offsets[name])

@@ -1,4 +1,4 @@
-"""Interaction blocks that keep the embedding dimension: the bi-interaction pooling of NFM."""
+"""Field-interaction blocks: NFM's bi-interaction pooling and PNN's inner and outer products."""
 
 from __future__ import annotations
 
@@ -24,3 +24,20 @@ class BiInteraction(nn.Module):
         square_of_sum = fields.sum(dim=1).pow(2)   # (B, D)
         sum_of_square = fields.pow(2).sum(dim=1)   # (B, D)
         return 0.5 * (square_of_sum - sum_of_square)
+
+
+def pairwise_inner_products(fields: torch.Tensor) -> torch.Tensor:
+    """Inner product of every field pair i < j, in row-major order: (B, F, D) -> (B, F(F-1)/2).
+
+    Example:
+        >>> pairwise_inner_products(torch.tensor([[[1.0, 0.0], [2.0, 1.0], [0.0, 3.0]]])).tolist()
+        [[2.0, 0.0, 3.0]]
+    """
+    rows, cols = torch.triu_indices(fields.shape[1], fields.shape[1], offset=1, device=fields.device)
+    return (fields[:, rows] * fields[:, cols]).sum(-1)
+
+
+def pooled_outer_product(fields: torch.Tensor) -> torch.Tensor:
+    """Outer product of the summed field vectors, PNN's sum-pooling trick: (B, F, D) -> (B, D*D)."""
+    total = fields.sum(1)                                                 # (B, D)
+    return (total.unsqueeze(2) * total.unsqueeze(1)).flatten(1)           # (B, D*D)

@@ -7,8 +7,8 @@ from recfunnel.api import Ranker
 from recfunnel.datasets import make_shop
 from recfunnel.errors import ConfigError
 from recfunnel.models import build_model
-from recfunnel.models.ranking.pnn import pairwise_inner_products, pooled_outer_product
 from recfunnel.nn.cross import CrossNet, CrossNetV2
+from recfunnel.nn.interaction import pairwise_inner_products, pooled_outer_product
 from recfunnel.testing import toy_schema
 
 # 4000 rows at the default batch_size=4096 would be 2 optimizer steps, so the AUC would be the

@@ -45,3 +45,12 @@ def test_fused_linear_column_equals_a_separate_first_order_sum():
 
 def test_linear_term_starts_at_zero():
     assert torch.all(LinearTerm(toy_schema().inputs)(toy_batch(batch_size=4).features) == 0)
+
+
+def test_dense_input_is_flattened_fields_then_raw_numerics():
+    embedding = FeatureEmbedding(toy_schema().inputs, 4)
+    batch = toy_batch(batch_size=5)
+    dense = embedding.dense_input(batch.features)
+    assert dense.shape == (5, embedding.dense_dim) == (5, embedding.flat_dim + 1)
+    torch.testing.assert_close(dense[:, :embedding.flat_dim], embedding(batch.features).flatten(1))
+    torch.testing.assert_close(dense[:, -1], batch.features["price"])

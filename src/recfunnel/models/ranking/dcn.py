@@ -34,7 +34,7 @@ class DCN(RankingModel):
                  hidden_units: tuple[int, ...] = (256, 256), dropout: float = 0.0) -> None:
         super().__init__(schema)
         self.embedding = FeatureEmbedding(schema.inputs, embedding_dim)
-        width = self.embedding.flat_dim + len(self.embedding.numeric)
+        width = self.embedding.dense_dim
         self.cross = CrossNet(width, num_cross_layers)
         # A linear layer on [cross; deep] is a linear layer on each part, summed; the MLP's own
         # last linear layer is the deep part, so the towers need no concatenation.
@@ -43,7 +43,5 @@ class DCN(RankingModel):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,)."""
-        fields = self.embedding(batch.features)                                     # (B, F, D)
-        numeric = [batch.features[name].unsqueeze(1) for name in self.embedding.numeric]
-        x0 = torch.cat([fields.flatten(1), *numeric], dim=1)                        # (B, F*D + Fn)
+        x0 = self.embedding.dense_input(batch.features)                             # (B, F*D + Fn)
         return (self.cross_head(self.cross(x0)) + self.mlp(x0)).squeeze(-1)        # (B,)

@@ -46,7 +46,7 @@ class DCNv2(RankingModel):
         if structure not in STRUCTURES:
             raise ConfigError(f"DCNv2 structure={structure!r} is not valid; expected one of {list(STRUCTURES)}.")
         self.embedding = FeatureEmbedding(schema.inputs, embedding_dim)
-        width = self.embedding.flat_dim + len(self.embedding.numeric)
+        width = self.embedding.dense_dim
         self.cross = CrossNetV2(width, num_cross_layers, low_rank=low_rank)
         self.mlp = MLP(width, [*hidden_units, 1], dropout=dropout)
         # parallel: a linear layer on [cross; deep] equals the sum of one per part, and the
@@ -55,9 +55,7 @@ class DCNv2(RankingModel):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,)."""
-        fields = self.embedding(batch.features)                                     # (B, F, D)
-        numeric = [batch.features[name].unsqueeze(1) for name in self.embedding.numeric]
-        x0 = torch.cat([fields.flatten(1), *numeric], dim=1)                        # (B, F*D + Fn)
+        x0 = self.embedding.dense_input(batch.features)                             # (B, F*D + Fn)
         crossed = self.cross(x0)                                                    # (B, F*D + Fn)
         if self.cross_head is None:
             return self.mlp(crossed).squeeze(-1)                                    # (B,)

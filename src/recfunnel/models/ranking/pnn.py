@@ -6,26 +6,10 @@ from recfunnel.data.batch import Batch
 from recfunnel.errors import ConfigError
 from recfunnel.models.base import RankingModel, register_model
 from recfunnel.nn import MLP, FeatureEmbedding
+from recfunnel.nn.interaction import pairwise_inner_products, pooled_outer_product
 from recfunnel.schema import Schema
 
 PRODUCTS = ("inner", "outer")
-
-
-def pairwise_inner_products(fields: torch.Tensor) -> torch.Tensor:
-    """Inner product of every field pair i < j, in row-major order: (B, F, D) -> (B, F(F-1)/2).
-
-    Example:
-        >>> pairwise_inner_products(torch.tensor([[[1.0, 0.0], [2.0, 1.0], [0.0, 3.0]]])).tolist()
-        [[2.0, 0.0, 3.0]]
-    """
-    rows, cols = torch.triu_indices(fields.shape[1], fields.shape[1], offset=1, device=fields.device)
-    return (fields[:, rows] * fields[:, cols]).sum(-1)
-
-
-def pooled_outer_product(fields: torch.Tensor) -> torch.Tensor:
-    """Outer product of the summed field vectors, PNN's sum-pooling trick: (B, F, D) -> (B, D*D)."""
-    total = fields.sum(1)                                                 # (B, D)
-    return (total.unsqueeze(2) * total.unsqueeze(1)).flatten(1)           # (B, D*D)
 
 
 @register_model("pnn", kind="ranking")
