@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --upgrade pip
 	# the CPU build of PyTorch first, so nothing below can pull a CUDA build
 	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e ".[dev,gbdt,ann]"
+	$(BIN)/pip install -e ".[dev,gbdt,ann,serve]"
+	# headless Chromium for the web page's browser test (skipped when missing)
+	command -v chromium >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium chromium-driver) || true
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -20,7 +20,8 @@ _LAZY = {
     "Trainer": "recfunnel.train",
     "Ranker": "recfunnel.api",
     "Retriever": "recfunnel.retriever",
-    "load": "recfunnel.api",
+    "Funnel": "recfunnel.funnel",
+    "load": "recfunnel.funnel.storage",
     "get_model": "recfunnel.models",
     "list_models": "recfunnel.models",
 }

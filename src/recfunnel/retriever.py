@@ -246,10 +246,19 @@ class Retriever:
             exclude_seen: Leave out items the user interacted with in training (and in ``recent``).
             recent: Optional raw item ids per user seen since training (a new user's clicks).
         """
-        _check_k(k)
-        model, data = self._fitted()
+        _, data = self._fitted()
         keys = np.atleast_1d(np.asarray(users, dtype=object if np.ndim(users) == 0 else None))
-        index = data.user_ids.index(keys)
+        index, items, scores = self.top_indices(keys, k, exclude_seen=exclude_seen, recent=recent)
+        keys = np.where(index >= 0, data.user_ids.ids[np.maximum(index, 0)].astype(object), keys)  # typed ids
+        return self._lists(keys, items, scores)
+
+    def top_indices(self, users: Any, k: int, *, exclude_seen: bool = True,
+                    recent: list[list[Any]] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``recommend`` in index space: (user indices (B,), item indices (B, k) with -1 where a
+        list is short, scores (B, k)); for callers that map items themselves (the funnel)."""
+        _check_k(k)
+        _, data = self._fitted()
+        index = data.user_ids.index(users)
         scores_out, items_out = [], []
         for start in range(0, len(index), self._chunk()):
             part = index[start:start + self._chunk()]
@@ -257,8 +266,7 @@ class Retriever:
             values, items = self._topk(part, hist, k, hist.matrix if exclude_seen else None)
             scores_out.append(values)
             items_out.append(items)
-        keys = np.where(index >= 0, data.user_ids.ids[np.maximum(index, 0)].astype(object), keys)  # typed ids
-        return self._lists(keys, np.concatenate(items_out), np.concatenate(scores_out))
+        return index, np.concatenate(items_out), np.concatenate(scores_out)
 
     def similar_items(self, items: Any, k: int = 10) -> Recommendations:
         """The ``k`` items most similar to each raw item id (never the item itself)."""

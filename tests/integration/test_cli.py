@@ -299,19 +299,3 @@ def test_nan_in_numeric_column_is_filled_with_a_warning(cli, frames, data_dir, t
     assert result.code == 0, result.err
     _check_binary_metrics(json.loads(result.out))  # stdout stays pure JSON; the warning goes to stderr
     assert "warning: column 'price'" in result.err
-
-
-# -- demo -----------------------------------------------------------------------------------------
-def test_demo_prints_the_comparison_table(cli, tmp_path):
-    out = tmp_path / "demo"
-    result = cli("demo", "--users", 60, "--items", 30, "--impressions", 4000, "--epochs", 1, "--out", out)
-    assert result.code == 0, result.err
-    assert "test metrics on" in result.out
-    for text in ("popularity", "lr", "deepfm", "AUC", "gAUC", "logloss", "best achievable AUC"):
-        assert text in result.out
-    assert (out / "model.safetensors").is_file()
-    test_file = out.parent / "demo_test.csv"
-    assert test_file.is_file()
-    result = cli("evaluate", out, "--data", test_file, "--json")
-    assert result.code == 0, result.err
-    _check_binary_metrics(json.loads(result.out))

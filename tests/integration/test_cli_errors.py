@@ -323,8 +323,10 @@ ARTIFACT_DAMAGE = {
                                 "is inconsistent and cannot be loaded:"),
     "unknown model": (_edit_config(lambda c: c.update(model="no_such_model")),
                       "is inconsistent and cannot be loaded: unknown model 'no_such_model'"),
-    "another estimator": (_edit_config(lambda c: c.update(estimator="funnel")),
-                          "holds a 'funnel' estimator; expected 'ranker' or 'retriever'."),
+    "another estimator": (_edit_config(lambda c: c.update(estimator="sorter")),
+                          "holds a 'sorter' estimator; expected 'ranker' or 'retriever'."),
+    "ranker config marked funnel": (_edit_config(lambda c: c.update(estimator="funnel")),
+                                    "holds format 'recfunnel-artifact/1'; expected 'recfunnel-funnel/1'"),
     "ranker config marked retriever": (_edit_config(lambda c: c.update(estimator="retriever")),
                                        "is inconsistent and cannot be loaded: missing entry 'columns'"),
 }

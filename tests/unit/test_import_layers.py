@@ -11,8 +11,10 @@ LAYERS = [
     {"nn", "index"},  # index sits below models: retrieval models answer top-k queries with it
     {"models", "tasks"},
     {"train"},
+    {"api", "retriever", "config", "artifact"},
+    # the funnel composes the estimators (Ranker, Retriever) and loads their artifacts
     {"funnel"},
-    {"api", "retriever", "config", "artifact", "demo"},
+    {"demo"},
     {"serving"},
     {"cli"},
 ]

@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from recfunnel.cli.funnel_commands import evaluate_funnel, recommend_funnel, run_build, run_demo  # noqa: F401
 from recfunnel.cli.main import default_out, emit_json
+from recfunnel.cli.serve import run_serve  # noqa: F401
 
 console = Console(stderr=True, highlight=False)
 
@@ -125,10 +127,14 @@ def _ks(text: str) -> tuple[int, ...]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """`recfunnel evaluate ARTIFACT --data FILE`."""
-    from recfunnel.api import load, load_frame
+    from recfunnel.api import load_frame
+    from recfunnel.funnel import Funnel
+    from recfunnel.funnel.storage import load
     from recfunnel.retriever import Retriever
 
     ranker = load(args.artifact)
+    if isinstance(ranker, Funnel):
+        return evaluate_funnel(ranker, args)
     if isinstance(ranker, Retriever):
         exclude = [load_frame(path, fmt=args.format) for path in args.exclude]
         metrics = ranker.evaluate(load_frame(args.data, fmt=args.format), exclude=exclude, ks=_ks(args.k))
@@ -145,8 +151,10 @@ def run_predict(args: argparse.Namespace) -> int:
     """`recfunnel predict ARTIFACT --data FILE --out scores.csv`."""
     import pandas as pd
 
-    from recfunnel.api import load, load_frame
+    from recfunnel.api import load_frame
     from recfunnel.errors import ConfigError, SchemaError
+    from recfunnel.funnel import Funnel
+    from recfunnel.funnel.storage import load
 
     target = Path(args.out)  # checked before the model runs, so a typo costs no scoring time
     blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
@@ -154,6 +162,10 @@ def run_predict(args: argparse.Namespace) -> int:
         what = f"{str(blocker)!r} is a file" if blocker else "it is a directory"
         raise ConfigError(f"cannot write --out {args.out!r}: {what}; give a CSV file path such as scores.csv.")
     ranker = load(args.artifact)
+    if isinstance(ranker, Funnel):  # a funnel's rows are scored by its ranker
+        if ranker.rank is None:
+            raise ConfigError(f"the funnel in {args.artifact!r} has no ranker to score rows with.")
+        ranker = ranker.rank.ranker
     frame = load_frame(args.data, fmt=args.format)
     keep = [c for c in args.keep.split(",") if c]
     missing = [c for c in keep if c not in frame.columns]
@@ -167,15 +179,13 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_retriever(path: str):  # -> Retriever
-    from recfunnel.api import load
+def _as_retriever(model: Any, path: str):  # -> Retriever
     from recfunnel.errors import ConfigError
     from recfunnel.retriever import Retriever
 
-    model = load(path)
     if not isinstance(model, Retriever):
         raise ConfigError(f"{path!r} holds a ranking model; `recommend` and `similar` need a retrieval model "
-                          "(train one with e.g. `recfunnel train --model als ...`).")
+                          "or a funnel (train one with e.g. `recfunnel train --model als ...`).")
     return model
 
 
@@ -190,7 +200,13 @@ def _print_lists(title: str, key: str, lists: Any, as_json: bool) -> None:
 
 def run_recommend(args: argparse.Namespace) -> int:
     """`recfunnel recommend ARTIFACT --user ID [--user ID ...] --k 10`."""
-    retriever = _load_retriever(args.artifact)
+    from recfunnel.funnel import Funnel
+    from recfunnel.funnel.storage import load
+
+    model = load(args.artifact)
+    if isinstance(model, Funnel):
+        return recommend_funnel(model, args)
+    retriever = _as_retriever(model, args.artifact)
     lists = retriever.recommend(args.user, args.k, exclude_seen=not args.include_seen)
     _print_lists(f"top {args.k} from {retriever.model_name}", "user_id", lists, args.json)
     return 0
@@ -198,7 +214,9 @@ def run_recommend(args: argparse.Namespace) -> int:
 
 def run_similar(args: argparse.Namespace) -> int:
     """`recfunnel similar ARTIFACT --item ID [--item ID ...] --k 10`."""
-    retriever = _load_retriever(args.artifact)
+    from recfunnel.funnel.storage import load
+
+    retriever = _as_retriever(load(args.artifact), args.artifact)
     lists = retriever.similar_items(args.item, args.k)
     _print_lists(f"{args.k} most similar items ({retriever.model_name})", "query_item", lists, args.json)
     return 0
@@ -219,23 +237,4 @@ def run_models(args: argparse.Namespace) -> int:
     rows = [[i.name, i.kind, i.summary, ", ".join(f"{k}={v}" for k, v in i.hyperparameters().items())]
             for i in infos]
     Console().print(_table("models", ["name", "kind", "what", "hyperparameters (defaults)"], rows))
-    return 0
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """`recfunnel demo`: the main job on the built-in synthetic shop."""
-    from recfunnel.demo import run_demo as demo
-
-    report = demo(out=args.out, num_users=args.users, num_items=args.items,
-                  num_impressions=args.impressions, max_epochs=args.epochs, log=console.print)
-    if args.json:
-        emit_json(report)
-        return 0
-    rows = [[r["model"], r["auc"], r["gauc"], r["logloss"], f"{r['seconds']:.1f}"] for r in report["models"]]
-    Console().print(_table(f"test metrics on {report['rows']['test']:,} held-out impressions (last days)",
-                           ["model", "AUC", "gAUC", "logloss", "train s"], rows))
-    Console().print(f"best achievable AUC (true click probability): {report['best_auc']:.4f}")
-    Console().print(f"saved the DeepFM artifact to [bold]{escape(report['artifact'])}[/]; try:\n"
-                    f"  recfunnel evaluate {escape(report['artifact'])} --data {escape(report['test_file'])} --json",
-                    soft_wrap=True)
     return 0

@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--k", default="10,20,50", help="retrieval: cut-offs, comma-separated (default 10,20,50)")
     evaluate.add_argument("--json", action="store_true")
 
-    recommend = sub.add_parser("recommend", help="top-k items for users with a saved retrieval model")
+    recommend = sub.add_parser("recommend", help="top-k items for users with a saved retrieval model or funnel")
     recommend.add_argument("artifact")
     recommend.add_argument("--user", action="append", required=True, help="user id (repeat for several)")
     recommend.add_argument("--k", type=int, default=10)
@@ -71,12 +71,25 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--kind", help="only this kind (ranking, retrieval, ...)")
     models.add_argument("--json", action="store_true")
 
-    demo = sub.add_parser("demo", help="synthetic shop -> DeepFM vs baselines -> saved artifact")
+    from recfunnel.cli.serve import add_serve_parser
+
+    add_serve_parser(sub)
+
+    build = sub.add_parser("build", help="assemble trained recall/rank stages and rerankers into a funnel")
+    build.add_argument("config", help="funnel YAML: recall, rank, rerank, items, users, out")
+    build.add_argument("--out", help="funnel artifact directory (overrides the config's out)")
+    build.add_argument("--json", action="store_true")
+
+    demo = sub.add_parser("demo", help="data -> rankers, recall models -> funnel table -> saved funnel -> server")
+    demo.add_argument("--data", help="a MovieLens 100K/1M directory instead of the synthetic shop")
     demo.add_argument("--out", default="artifacts/demo")
     demo.add_argument("--users", type=int, default=2000)
     demo.add_argument("--items", type=int, default=500)
     demo.add_argument("--impressions", type=int, default=300_000)
-    demo.add_argument("--epochs", type=int, default=8)
+    demo.add_argument("--epochs", type=int, default=5)
+    demo.add_argument("--no-serve", action="store_true", help="stop after the table instead of serving the funnel")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--json", action="store_true")
     return parser
 
@@ -94,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             return getattr(commands, f"run_{args.command}")(args)
     except RecfunnelError as exc:
         _error(f"{type(exc).__name__}: {exc}")
+    except ImportError as exc:  # an optional extra is missing; the message names it
+        _error(str(exc))
     except FileNotFoundError as exc:
         _error(f"file not found: {exc.filename or exc}")
     except OSError as exc:  # e.g. --out names a path inside a file or an unwritable directory

@@ -73,6 +73,7 @@ class FeatureEncoder:
             raise ConfigError(f"on_nan={on_nan!r} is not valid; expected one of {list(_ON_NAN)}.")
         self.schema = schema
         self.on_nan = on_nan
+        self.warn_nan = True  # callers that fill missing values on purpose (the funnel) turn the warning off
         self._vocab: dict[str, np.ndarray] = {}
         self._lookup: dict[str, pa.Array] = {}
         self._stats: dict[str, tuple[float, float]] = {}
@@ -218,6 +219,8 @@ class FeatureEncoder:
         if self.on_nan == "error":
             raise SchemaError(f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}); "
                               f"fill or drop them before encoding, or use FeatureEncoder(schema, on_nan='mean').")
+        if not self.warn_nan:
+            return
         filled = "the padding index 0" if spec.transform == "bucketize" else "the training mean"
         warnings.warn(f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}); "
                       f"encoded as {filled}. Pass on_nan='error' to fail instead.", UserWarning, stacklevel=stacklevel)

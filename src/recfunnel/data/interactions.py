@@ -17,7 +17,7 @@ from recfunnel.data.batch import Batch
 from recfunnel.errors import DataError, SchemaError, did_you_mean
 from recfunnel.schema import Schema
 
-__all__ = ["History", "IdMap", "Interactions", "InteractionInfo"]
+__all__ = ["History", "IdMap", "Interactions", "InteractionInfo", "lookup_ids", "normalize_ids"]
 
 
 class IdMap:
@@ -38,13 +38,7 @@ class IdMap:
 
     def index(self, values: Any) -> np.ndarray:
         """Indices of raw ids (vectorised), -1 for ids not in the map."""
-        array = np.atleast_1d(np.asarray(values))
-        if array.dtype.kind in "OUS" and self.ids.dtype.kind in "iuf":
-            # ids typed on the command line or read as strings: compare as numbers
-            array = pd.to_numeric(pd.Series(array), errors="coerce").to_numpy()
-        elif array.dtype.kind in "iuf" and self.ids.dtype.kind in "OUS":
-            array = array.astype(str)
-        return self._index.get_indexer(array).astype(np.int64)
+        return lookup_ids(self._index, values)
 
     def to_list(self) -> list[Any]:
         """JSON-ready raw ids in index order."""
@@ -56,7 +50,35 @@ class IdMap:
         return cls(np.asarray(ids))
 
 
+def lookup_ids(index: pd.Index, values: Any) -> np.ndarray:
+    """Positions of raw ids in ``index`` (vectorised), -1 for missing; ids given as strings match
+    numeric ids and the reverse (ids typed on a command line or in a URL arrive as strings)."""
+    array = np.atleast_1d(np.asarray(values))
+    kind = index.dtype.kind
+    if array.dtype.kind in "OUS" and kind in "iuf":
+        array = pd.to_numeric(pd.Series(array), errors="coerce").to_numpy()
+    elif array.dtype.kind in "iuf" and kind in "OUS":
+        array = array.astype(str)
+    if array.size == 1:  # one id per request when serving: a hash lookup, without get_indexer's set-up
+        return np.array([_position(index, array[0])], dtype=np.int64)
+    return index.get_indexer(array).astype(np.int64)  # type: ignore[arg-type]
+
+
+def _position(index: pd.Index, value: Any) -> int:
+    try:
+        found = index.get_loc(value)
+    except (KeyError, TypeError, ValueError):  # unknown, unhashable or NaN
+        return -1
+    return found if isinstance(found, (int, np.integer)) else -1  # a slice/mask means a non-unique index
+
+
 def _unique(values: np.ndarray) -> np.ndarray:
+    return np.unique(normalize_ids(values))
+
+
+def normalize_ids(values: np.ndarray) -> np.ndarray:
+    """One dtype for raw ids: strings as str, integral floats as int64 (a NaN-free id column that
+    pandas read as float); NaN ids are refused."""
     if values.dtype.kind == "O":
         values = values.astype(str)
     if values.dtype.kind == "f":
@@ -64,7 +86,7 @@ def _unique(values: np.ndarray) -> np.ndarray:
             raise DataError("an id column holds missing values (NaN); drop or fill those rows first.")
         if (values == np.round(values)).all():
             values = values.astype(np.int64)
-    return np.unique(values)
+    return values
 
 
 @dataclass(frozen=True)

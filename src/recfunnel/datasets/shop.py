@@ -57,6 +57,25 @@ class Shop:
     users: pd.DataFrame
     items: pd.DataFrame
     impressions: pd.DataFrame
+    _truth: tuple[_Users, _Items] | None = None  # the hidden click model (not saved by save_shop)
+
+    def click_probability(self, user_ids: Any, item_ids: Any, *, position: int = 1, hour: int = 20) -> np.ndarray:
+        """The true click probability of showing each item to each user (same shapes), at one
+        position and hour: what a perfect ranker would know. Unknown ids give NaN.
+
+        Raises:
+            DataError: If this shop was read from files (the hidden model is not saved).
+        """
+        if self._truth is None:
+            raise DataError("this shop has no click model: it was loaded from files; regenerate it with make_shop.")
+        users, items = self._truth
+        user_ids, item_ids = np.asarray(user_ids, dtype=object), np.asarray(item_ids, dtype=object)
+        u = pd.Index(users.frame["user_id"]).get_indexer(user_ids.ravel()).reshape(user_ids.shape)
+        i = pd.Index(items.frame["item_id"]).get_indexer(item_ids.ravel()).reshape(item_ids.shape)
+        u, i = np.broadcast_arrays(u, i)
+        logit = _click_logit(np.maximum(u, 0).ravel(), np.maximum(i, 0).ravel(), np.full(u.size, position),
+                             np.full(u.size, hour), users, items).reshape(u.shape)
+        return np.where((u >= 0) & (i >= 0), _sigmoid(logit), np.nan)
 
     @functools.cached_property
     def best_auc(self) -> float:
@@ -315,7 +334,7 @@ def make_shop(*, num_users: int = 2000, num_items: int = 500, num_impressions: i
     logit = _click_logit(user, item, position, hour, users, items)
     return Shop(users.frame, items.frame, _impression_frame(
         outcome_rng, users, items, user=user, item=item, session=session, timestamp=timestamp,
-        hour=hour, position=position, logit=logit))
+        hour=hour, position=position, logit=logit), (users, items))
 
 
 def _impression_frame(rng: np.random.Generator, users: _Users, items: _Items, *, user: np.ndarray,
@@ -383,4 +402,4 @@ def load_shop(directory: str | Path) -> Shop:
     text = dict.fromkeys(("user_id", "item_id", "session_id", "title", "category", "brand", "tags",
                           "gender", "region"), str)
     frames = [pd.read_csv(path / f"{name}.csv", dtype=text, keep_default_na=False) for name in _FILES]
-    return Shop(*frames)
+    return Shop(frames[0], frames[1], frames[2])

@@ -61,15 +61,19 @@ class RetrievalModel:
         """(num_items, D) item vectors."""
         raise NotImplementedError(f"{type(self).__name__} has no item vectors")
 
+    def serving_item_vectors(self) -> torch.Tensor:
+        """``item_vectors()`` for scoring; gradient models cache them while in eval mode."""
+        return self.item_vectors()
+
     def score(self, users: np.ndarray, history: History) -> torch.Tensor:
         """(B, num_items) scores; by default query vectors dotted with item vectors."""
-        queries, items = self.query_vectors(users, history), self.item_vectors()
+        queries, items = self.query_vectors(users, history), self.serving_item_vectors()
         scores = queries @ items.T
         return scores if queries.ndim == 2 else scores.amax(1)
 
     def similar(self, items: np.ndarray) -> torch.Tensor:
         """(B, num_items) similarity of each given item to every item; cosine of item vectors."""
-        vectors = self.item_vectors()
+        vectors = self.serving_item_vectors()
         unit = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
         return unit[torch.as_tensor(items)] @ unit.T
 
@@ -139,6 +143,26 @@ class RetrievalModule(nn.Module, RetrievalModel):
     def __init__(self, info: InteractionInfo) -> None:
         nn.Module.__init__(self)
         self.info = info
+
+    def serving_item_vectors(self) -> torch.Tensor:
+        """The item tower's output over the whole catalogue, computed once per eval-mode session:
+        a request then costs one query-tower pass and a matrix product, not a pass over every item."""
+        if self.training:
+            return self.item_vectors()
+        cache = self.__dict__.get("_serving_vectors")
+        if cache is None:
+            with torch.no_grad():
+                cache = self.item_vectors().detach()
+            self.__dict__["_serving_vectors"] = cache
+        return cache
+
+    def train(self, mode: bool = True) -> RetrievalModule:
+        self.__dict__.pop("_serving_vectors", None)  # weights may change from here on
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        self.__dict__.pop("_serving_vectors", None)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def training_batch(self, data: Interactions, *, seed: int) -> Batch:  # pragma: no cover - abstract
         """The encoded training examples built from the interactions."""

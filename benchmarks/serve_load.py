@@ -1,0 +1,163 @@
+"""Load test of `recfunnel serve`: concurrent clients on 127.0.0.1 against a 100k-item funnel.
+
+The server runs in its own process; this process is the load generator (threads with keep-alive
+HTTP connections), so both share the machine's cores, as a co-located load balancer would.
+
+    python benchmarks/serve_load.py --build .bench/serve100k          # train + save the funnel once
+    python benchmarks/serve_load.py --artifact .bench/serve100k --clients 8 --seconds 20
+
+The funnel: two-tower (300) + ItemCF (150) + popularity (50) recall -> ~500 candidates -> DeepFM
+-> drop seen -> MMR -> 10, over a synthetic shop of 100k items and 20k users.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def build(path: str, *, num_items: int, num_users: int, seed: int = 3) -> None:
+    from recfunnel.demo import build_funnel, shop_data, train_rankers
+    from recfunnel.funnel import MMR, DropSeen
+
+    started = time.perf_counter()
+    data = shop_data(num_users=num_users, num_items=num_items, num_impressions=10 * num_items, seed=seed)
+    _, deepfm = train_rankers(data, max_epochs=1, seed=seed, log=print, names=("deepfm",))
+    funnel = build_funnel(data, deepfm, max_epochs=1, seed=seed, log=print)
+    for source, k in zip(funnel.recall, (300, 150, 50, 10), strict=True):
+        source.k = k
+    funnel.rerank = [DropSeen(), MMR(diversity=0.3)]
+    funnel.save(path)
+    pd_users = data.clicks_train["user_id"].drop_duplicates()
+    pd_users.to_csv(Path(path).with_name(Path(path).name + "-users.csv"), index=False)
+    print(f"built {path} in {time.perf_counter() - started:.0f} s")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(artifact: str, port: int, events: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    process = subprocess.Popen([sys.executable, "-m", "recfunnel.cli.main", "serve", artifact, "--port", str(port),
+                                "--events", events, "--log-level", "warning"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(600):
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            connection.request("GET", "/health")
+            if connection.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"the server did not start: {process.stderr.read().decode() if process.stderr else ''}")
+
+
+def _client(port: int, make_request, stop: float, latencies: list[float], errors: list[int]) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    while time.perf_counter() < stop:
+        method, url, body = make_request()
+        started = time.perf_counter()
+        try:
+            connection.request(method, url, body=body, headers={"content-type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            ok = response.status == 200
+        except OSError:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            ok = False
+        latencies.append(time.perf_counter() - started)
+        if not ok:
+            errors.append(1)
+
+
+def _phase(port: int, make_request, *, clients: int, seconds: float) -> dict[str, float]:
+    stop = time.perf_counter() + seconds
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[int] = []
+    threads = [threading.Thread(target=_client, args=(port, make_request, stop, latencies[i], errors))
+               for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    values = np.array([v for part in latencies for v in part]) * 1e3
+    return {"requests": len(values), "per_s": len(values) / elapsed, "p50_ms": float(np.percentile(values, 50)),
+            "p99_ms": float(np.percentile(values, 99)), "errors": len(errors)}
+
+
+def run(artifact: str, *, clients: int, seconds: float, event_batch: int, explain: bool) -> None:
+    users = Path(artifact).with_name(Path(artifact).name + "-users.csv").read_text().split()[1:]
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = _start(artifact, port, str(Path(tmp) / "events.sqlite"))
+        try:
+            rng = random.Random(0)
+            flag = "true" if explain else "false"
+
+            def recommend():
+                user = rng.choice(users) if rng.random() < 0.9 else f"new-{rng.randrange(10**6)}"
+                return "GET", f"/recommend?user_id={user}&k=10&explain={flag}", None
+
+            def events():
+                batch = [{"user_id": rng.choice(users), "item_id": f"i{rng.randrange(1000)}", "type": "click"}
+                         for _ in range(event_batch)]
+                return "POST", "/events", json.dumps({"events": batch})
+
+            _phase(port, recommend, clients=2, seconds=2)  # warm-up
+            rows = {"GET /recommend": _phase(port, recommend, clients=clients, seconds=seconds),
+                    f"POST /events ({event_batch} per request)": _phase(port, events, clients=clients,
+                                                                         seconds=seconds)}
+        finally:
+            server.terminate()
+            server.wait(10)
+    print(f"\n{clients} clients, {seconds:.0f} s per route, explain={explain}, {os.cpu_count()} cores shared\n")
+    print("| route | requests | requests/s | p50 ms | p99 ms | errors | events/s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, row in rows.items():
+        per_event = event_batch if name.startswith("POST /events") else 0
+        print(f"| {name} | {row['requests']:,} | {row['per_s']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
+              f"{row['errors']} | {row['per_s'] * per_event:,.0f} |" if per_event else
+              f"| {name} | {row['requests']:,} | {row['per_s']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
+              f"{row['errors']} | |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build", help="train a funnel over a synthetic shop and save it here, then exit")
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--artifact", help="the funnel to serve (written by --build)")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--event-batch", type=int, default=100)
+    parser.add_argument("--explain", action="store_true", help="ask for reasons (off: the bare funnel)")
+    args = parser.parse_args()
+    if args.build:
+        build(args.build, num_items=args.items, num_users=args.users)
+    elif args.artifact:
+        run(args.artifact, clients=args.clients, seconds=args.seconds, event_batch=args.event_batch,
+            explain=args.explain)
+    else:
+        parser.error("give --build DIR or --artifact DIR")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""The funnel: recall sources -> ranker -> rerankers over one catalogue, saved as one artifact."""
+
+from recfunnel.funnel.candidates import Candidates
+from recfunnel.funnel.catalogue import Catalogue
+from recfunnel.funnel.funnel import Funnel, Recommendation
+from recfunnel.funnel.rank import Rank
+from recfunnel.funnel.recall import NewItems, Recall
+from recfunnel.funnel.rerank import (
+    MMR,
+    RERANKERS,
+    Boost,
+    DropSeen,
+    Filter,
+    Limit,
+    MaxPerGroup,
+    Reranker,
+    reranker_from_dict,
+)
+
+__all__ = ["MMR", "RERANKERS", "Boost", "Candidates", "Catalogue", "DropSeen", "Filter", "Funnel", "Limit",
+           "MaxPerGroup", "NewItems", "Rank", "Recall", "Recommendation", "Reranker", "reranker_from_dict"]

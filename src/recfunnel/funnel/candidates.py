@@ -1,0 +1,102 @@
+"""Candidates: the one currency between funnel stages, as (B, N) arrays over catalogue indices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+
+@dataclass
+class Candidates:
+    """Candidate lists for B users, N places each (catalogue indices; -1 marks an empty place).
+
+    Attributes:
+        items: (B, N) int64 catalogue indices, -1 for none.
+        scores: (B, N) float32 current scores (recall score, then ranker probability), -inf for none.
+        sources: (B, N) int64 bit mask of the recall sources that proposed the item.
+        recall_scores: (B, N) float32 reciprocal-rank fusion of the recall sources' lists.
+
+    Example:
+        >>> c = Candidates.merge([np.array([[3, 1]]), np.array([[1, 2]])])
+        >>> c.items.tolist(), c.sources.tolist()
+        ([[1, 3, 2]], [[3, 1, 2]])
+    """
+
+    items: np.ndarray
+    scores: np.ndarray
+    sources: np.ndarray
+    recall_scores: np.ndarray
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(B, N) True where a place holds an item."""
+        return self.items >= 0
+
+    @staticmethod
+    def merge(items: list[np.ndarray], *, fusion_k: float = 60.0) -> Candidates:
+        """Union of several sources' ranked (B, K_s) lists, de-duplicated per user, sources kept as bits.
+
+        Sources score on different scales (counts, cosines), so the merged score is reciprocal-rank
+        fusion, Σ_s 1 / (fusion_k + rank_s), and rows come out in that order. Vectorised: one sort
+        over (user, item) keys, no loop over users.
+        """
+        stacked = np.concatenate(items, axis=1)  # (B, ΣK)
+        score = np.concatenate([np.broadcast_to(1.0 / (fusion_k + 1 + np.arange(part.shape[1])), part.shape)
+                                for part in items], axis=1).astype(np.float32)
+        bits = np.concatenate([np.full(part.shape, 1 << s, np.int64) for s, part in enumerate(items)], axis=1)
+        rows, width = stacked.shape
+        span = int(stacked.max(initial=0)) + 2
+        keys = np.arange(rows)[:, None] * span + (stacked + 1)  # (B, ΣK), equal for duplicates in a row
+        flat, order = keys.ravel(), np.argsort(keys.ravel(), kind="stable")
+        first = np.ones(flat.size, bool)
+        first[1:] = flat[order][1:] != flat[order][:-1]
+        group = np.cumsum(first) - 1  # the (user, item) group of each sorted place
+        merged_bits = np.zeros(group[-1] + 1 if flat.size else 0, np.int64)
+        np.bitwise_or.at(merged_bits, group, bits.ravel()[order])
+        best = np.zeros(merged_bits.size, np.float32)
+        np.add.at(best, group, score.ravel()[order])
+        keep = np.zeros(flat.size, bool)
+        keep[order[first]] = True  # the first place of each group (stable sort keeps source order)
+        keep &= stacked.ravel() >= 0
+        slot_group = np.empty(flat.size, np.int64)
+        slot_group[order] = group
+        keep = keep.reshape(rows, width)
+        # pack kept places to the left of each row, in their original order
+        position = np.where(keep, np.cumsum(keep, axis=1) - 1, width)
+        size = int(keep.sum(1).max(initial=0))
+        out_items = np.full((rows, size + 1), -1, np.int64)
+        out_bits = np.zeros((rows, size + 1), np.int64)
+        out_scores = np.full((rows, size + 1), -np.inf, np.float32)
+        row_index = np.broadcast_to(np.arange(rows)[:, None], keep.shape)
+        column = np.minimum(position, size)
+        out_items[row_index, column] = np.where(keep, stacked, -1)
+        groups = slot_group.reshape(rows, width)
+        out_bits[row_index, column] = np.where(keep, merged_bits[groups], 0)
+        out_scores[row_index, column] = np.where(keep, best[groups], -np.inf)
+        out_items, out_bits, out_scores = out_items[:, :size], out_bits[:, :size], out_scores[:, :size]
+        return Candidates(out_items, out_scores.copy(), out_bits, out_scores).sorted()
+
+    def mask(self, drop: np.ndarray) -> Candidates:
+        """The same lists with the places where ``drop`` (B, N) is True emptied."""
+        drop = drop & self.valid
+        return replace(self, items=np.where(drop, -1, self.items), scores=np.where(drop, -np.inf, self.scores))
+
+    def take(self, order: np.ndarray) -> Candidates:
+        """Reorder each row by ``order`` (B, M) column indices (M may be < N to cut)."""
+        rows = np.arange(len(self.items))[:, None]
+        return Candidates(self.items[rows, order], self.scores[rows, order], self.sources[rows, order],
+                          self.recall_scores[rows, order])
+
+    def sorted(self) -> Candidates:
+        """Each row by descending score, empty places last."""
+        return self.take(np.argsort(-self.scores, axis=1, kind="stable"))
+
+    def head(self, k: int) -> Candidates:
+        """The first ``k`` places of each row."""
+        return self.take(np.broadcast_to(np.arange(min(k, self.items.shape[1])), (len(self.items),
+                                                                              min(k, self.items.shape[1]))))
+
+    def with_scores(self, scores: np.ndarray) -> Candidates:
+        """New scores for the same places (empty places stay -inf)."""
+        return replace(self, scores=np.where(self.valid, scores, -np.inf).astype(np.float32))

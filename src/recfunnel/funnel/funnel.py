@@ -1,0 +1,286 @@
+"""Funnel: recall sources -> one ranker -> rerankers, for one request or for many users at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from recfunnel.api import Ranker
+from recfunnel.errors import ConfigError
+from recfunnel.funnel.candidates import Candidates
+from recfunnel.funnel.catalogue import Catalogue
+from recfunnel.funnel.rank import Rank
+from recfunnel.funnel.recall import NewItems, Recall
+from recfunnel.funnel.rerank import Filter, RerankContext, Reranker, lookup
+
+Source = Recall | NewItems
+MAX_K = 1000
+
+
+@dataclass
+class Recommendation:
+    """One user's final list: raw item ids, scores, the recall sources of each item and why."""
+
+    user_id: Any
+    item_ids: list[Any]
+    scores: list[float]
+    sources: list[list[str]]
+    reasons: list[list[str]] = field(default_factory=list)
+    features: list[list[dict[str, Any]]] = field(default_factory=list)
+    attributes: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """JSON-ready: one dict per item with its attributes, score, sources and reasons."""
+        return [{**attrs, "item_id": item, "score": score, "sources": src, "reasons": why, "features": feats}
+                for item, score, src, why, feats, attrs in zip(
+                    self.item_ids, self.scores, self.sources, self.reasons or [[]] * len(self.item_ids),
+                    self.features or [[]] * len(self.item_ids),
+                    self.attributes or [{}] * len(self.item_ids), strict=True)]
+
+
+@dataclass
+class Stages:
+    """Every stage's lists for one batch of users: (B, K) catalogue indices (-1 for none), and the
+    final candidates with their scores and recall sources."""
+
+    sources: list[np.ndarray]
+    merged: np.ndarray
+    ranked: np.ndarray
+    final: Candidates
+
+
+class Funnel:
+    """Several recall sources, one ranker, a chain of rerankers, over one item catalogue.
+
+    Args:
+        recall: Recall sources in priority order (``Recall(retriever, k=...)``, ``NewItems()``).
+        rank: A fitted Ranker (or a ``Rank`` stage); None keeps the recall order.
+        rerank: Rerankers applied in order after ranking.
+        items: Item table (id column + attributes such as title, category, price); items the
+            retrievers know but the table lacks are added with empty attributes.
+        users: User table with the ranker's user features (optional).
+
+    Example:
+        >>> from recfunnel.datasets import make_shop
+        >>> from recfunnel.retriever import Retriever
+        >>> shop = make_shop(num_users=30, num_items=40, num_impressions=3000, seed=1)
+        >>> pop = Retriever("popularity").fit(shop.interactions)
+        >>> funnel = Funnel([Recall(pop, k=20)], items=shop.items)
+        >>> len(funnel.recommend("u1", k=5).item_ids)
+        5
+    """
+
+    def __init__(self, recall: Sequence[Source], rank: Ranker | Rank | None = None,
+                 rerank: Sequence[Reranker] = (), *, items: pd.DataFrame | None = None,
+                 users: pd.DataFrame | None = None) -> None:
+        retrievers = [s for s in recall if isinstance(s, Recall)]
+        if not retrievers:
+            raise ConfigError("a Funnel needs at least one Recall(retriever) source to know users and items.")
+        names = [s.name for s in recall]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"recall source names must be distinct; got {names}. Pass Recall(..., name=...).")
+        if len(recall) > 62:
+            raise ConfigError(f"at most 62 recall sources; got {len(recall)}.")
+        columns = retrievers[0].retriever.columns
+        self.user_key, self.item_key = str(columns["user_col"]), str(columns["item_col"])
+        self.recall, self.rerank = list(recall), list(rerank)
+        self.catalogue = _catalogue(items, retrievers, self.item_key)
+        self.users = users
+        self.rank = Rank(rank, users=users, user_key=self.user_key, item_key=self.item_key) \
+            if isinstance(rank, Ranker) else rank
+        self._vectors: tuple[int, np.ndarray | None] | None = None
+
+    # -- one request ----------------------------------------------------------------------------
+    def recommend(self, user: Any, k: int = 10, *, context: dict[str, Any] | None = None,
+                  recent: list[Any] | None = None, filters: dict[str, Any] | None = None,
+                  explain: bool = True) -> Recommendation:
+        """The final list for one raw user id (unknown users get the cold-start path).
+
+        Args:
+            user: Raw user id.
+            k: List length.
+            context: Context feature values for the ranker (e.g. ``{"hour": 9}``).
+            recent: Raw item ids the user interacted with since training, oldest first.
+            filters: ``Filter`` options for this request (include/exclude/min_price/max_price).
+            explain: Add reasons (recall sources, "because you viewed", ranker features).
+        """
+        return self.recommend_many([user], k, context=context, recent=None if recent is None else [recent],
+                                   filters=filters, explain=explain)[0]
+
+    def recommend_many(self, users: Sequence[Any], k: int = 10, *, context: dict[str, Any] | None = None,
+                       recent: Sequence[Sequence[Any] | None] | None = None, filters: dict[str, Any] | None = None,
+                       explain: bool = True) -> list[Recommendation]:
+        """``recommend`` for several users sharing k, context and filters, in one vectorised pass
+        (a server batches concurrent requests through this)."""
+        _check_k(k)
+        keys = np.empty(len(users), dtype=object)
+        keys[:] = list(users)
+        histories = None if recent is None else [list(r) if r is not None else [] for r in recent]
+        stages = self.run(keys, k, recent=histories, context=context, filters=filters)
+        final, out = stages.final, []
+        for row, user in enumerate(keys):  # describing the short final lists: k items per user
+            keep = final.valid[row]
+            out.append(self._describe(user, final.items[row][keep], final.scores[row][keep], final.sources[row][keep],
+                                      context, None if histories is None else histories[row], explain))
+        return out
+
+    def run(self, users: np.ndarray, k: int, *, recent: list[list[Any]] | None = None,
+            context: dict[str, Any] | None = None, filters: dict[str, Any] | None = None,
+            exclude: sparse.csr_matrix | None = None) -> Stages:
+        """Every stage for (B,) raw users; returns the intermediate lists (see ``Stages``)."""
+        catalogue = self.catalogue
+        seen, history = self._history(users, recent)
+        lists = [s.candidates(history, catalogue) if isinstance(s, NewItems)
+                 else s.candidates(users, catalogue, recent) for s in self.recall]
+        merged = Candidates.merge(lists)
+        if exclude is not None:
+            merged = merged.mask(lookup(exclude, merged.items)).sorted()
+        ranked = merged
+        if self.rank is not None and merged.items.shape[1]:
+            ranked = merged.with_scores(self.rank.score(users, merged.items, catalogue, context)).sorted()
+        final = ranked
+        chain = ([Filter(**filters)] if filters else []) + self.rerank
+        ctx = RerankContext(catalogue, seen, self.item_vectors(), k)
+        for step in chain:
+            final = step(final, ctx)
+        return Stages(lists, merged.items, ranked.items, final.head(k))
+
+    def _history(self, users: np.ndarray, recent: list[list[Any]] | None) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """Seen items (B, num_items) CSR and recent items (B, H) in catalogue indices, -1 padded."""
+        source = next(s for s in self.recall if isinstance(s, Recall))
+        retriever, catalogue = source.retriever, self.catalogue
+        index = retriever.data_.user_ids.index(users)  # type: ignore[union-attr]
+        hist = retriever.history(index, recent)
+        mapping = source.to_catalogue(catalogue)
+        matrix = hist.matrix.tocoo()
+        rows, cols = [matrix.row], [mapping[matrix.col]]
+        recent_rows = np.where(hist.recent >= 0, mapping[np.maximum(hist.recent, 0)], -1)
+        if recent is not None:  # items the retriever never saw (added after training) count too
+            lengths = np.array([len(r) for r in recent])
+            if lengths.sum():
+                flat = catalogue.index(np.concatenate([np.asarray(r, dtype=object) for r in recent]))
+                rows.append(np.repeat(np.arange(len(users)), lengths))
+                cols.append(flat)
+                extra = np.full((len(users), int(lengths.max())), -1, np.int64)
+                extra[rows[-1], np.concatenate([np.arange(n) for n in lengths])] = flat
+                recent_rows = np.concatenate([recent_rows, extra], axis=1)
+        row, col = np.concatenate(rows), np.concatenate(cols)
+        ok = col >= 0
+        seen = sparse.csr_matrix((np.ones(ok.sum(), np.float32), (row[ok], col[ok])),
+                                 shape=(len(users), len(catalogue)))
+        return seen, recent_rows
+
+    def item_vectors(self) -> np.ndarray | None:
+        """Unit-length item vectors (num_items, D) from the first recall model that has them."""
+        if self._vectors is not None and self._vectors[0] == self.catalogue.version:
+            return self._vectors[1]
+        vectors = None
+        for source in self.recall:
+            if isinstance(source, Recall) and source.retriever.model_.has_vectors:  # type: ignore[union-attr]
+                own = source.retriever.encode_items()
+                own = own / np.maximum(np.linalg.norm(own, axis=1, keepdims=True), 1e-12)
+                vectors = np.zeros((len(self.catalogue), own.shape[1]), np.float32)
+                mapping = source.to_catalogue(self.catalogue)
+                vectors[mapping[mapping >= 0]] = own[mapping >= 0]
+                break
+        self._vectors = (self.catalogue.version, vectors)
+        return vectors
+
+    def _describe(self, user: Any, items: np.ndarray, scores: np.ndarray, bits: np.ndarray,
+                  context: dict[str, Any] | None, recent: list[Any] | None, explain: bool) -> Recommendation:
+        catalogue = self.catalogue
+        raw = [_plain(v) for v in catalogue.ids[items]]
+        sources = [[s.name for j, s in enumerate(self.recall) if b >> j & 1] for b in bits]
+        out = Recommendation(user, raw, [float(s) for s in scores], sources,
+                             attributes=catalogue.records(items, [c for c in catalogue.table.columns
+                                                                  if c != self.item_key]))
+        if not explain or not len(items):
+            return out
+        out.reasons = [[f"from {name}" for name in names] for names in sources]
+        for j, source in enumerate(self.recall):
+            if isinstance(source, Recall) and getattr(source.retriever.model_, "explain", None) is not None:
+                mine = [i for i, b in enumerate(bits) if b >> j & 1 and source.knows_item(raw[i])]
+                behind = source.because_of(user, [raw[i] for i in mine], recent) if mine else []
+                for i, item in zip(mine, behind, strict=True):
+                    if item is not None:
+                        out.reasons[i].append(f"because you viewed {self._title(item)}")
+        if self.rank is not None:
+            out.features = self.rank.explain(user, items, catalogue, context)
+            for reasons, effects in zip(out.reasons, out.features, strict=True):
+                reasons += [_feature_reason(e, self.item_key) for e in effects if e["value"] is not None]
+        return out
+
+    def _title(self, item: Any) -> str:
+        row = self.catalogue.index([item])[0]
+        if row >= 0 and self.catalogue.has("title"):
+            title = self.catalogue.table["title"].iloc[row]
+            if isinstance(title, str) and title:
+                return title
+        return str(item)
+
+    def evaluate(self, test: pd.DataFrame, *, k: int = 10, exclude: pd.DataFrame | None = None,
+                 truth: Any = None) -> dict[str, Any]:
+        """Offline metrics of every stage on held-out interactions (see ``evaluate_funnel``)."""
+        from recfunnel.funnel.evaluate import evaluate_funnel
+
+        return evaluate_funnel(self, test, k=k, exclude=exclude, truth=truth)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write one artifact directory: each stage's artifact, the item and user tables, a config."""
+        from recfunnel.funnel.storage import save_funnel
+
+        return save_funnel(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Funnel:
+        """Read a funnel written by ``save`` (``recfunnel.load`` does the same for any artifact)."""
+        from recfunnel.funnel.storage import load_funnel
+
+        return load_funnel(path)
+
+    # -- catalogue ------------------------------------------------------------------------------
+    def add_items(self, rows: pd.DataFrame) -> tuple[int, int]:
+        """Add or update items (id column + attributes); new ones can be recommended at once
+        through ``NewItems`` recall and are ranked from their attributes. Returns (added, updated)."""
+        return self.catalogue.upsert(rows)
+
+    def similar(self, item: Any, k: int = 10) -> list[Any]:
+        """Raw ids of items similar to ``item``, from the first recall source that knows it."""
+        _check_k(k)
+        for source in self.recall:
+            if isinstance(source, Recall) and source.knows_item(item):
+                found = source.similar(item, k, self.catalogue)
+                return [_plain(v) for v in self.catalogue.ids[found[found >= 0]]]
+        return []
+
+
+def _catalogue(items: pd.DataFrame | None, retrievers: list[Recall], key: str) -> Catalogue:
+    known = np.concatenate([r.retriever.data_.item_ids.ids.astype(object) for r in retrievers])  # type: ignore[union-attr]
+    catalogue = Catalogue(items if items is not None else pd.DataFrame({key: pd.unique(known)}), key=key)
+    missing = known[catalogue.index(known) < 0]
+    if len(missing):
+        catalogue.upsert(pd.DataFrame({key: pd.unique(missing)}))
+    catalogue.num_trained = len(catalogue)
+    return catalogue
+
+
+def _feature_reason(effect: dict[str, Any], item_key: str) -> str:
+    """One ranker reason in words: what raised the predicted score, and by how much."""
+    what = "its own track record" if effect["feature"] == item_key else f"{effect['feature']} {effect['value']}"
+    return f"{what} (+{effect['effect']:.3f})"
+
+
+def _check_k(k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
+        raise ConfigError(f"k must be an integer in [1, {MAX_K}]; got {k!r}.")
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value

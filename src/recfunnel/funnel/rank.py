@@ -1,0 +1,209 @@
+"""Rank stage: a trained Ranker scores every candidate in one batch, features joined from tables."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recfunnel.api import Ranker
+from recfunnel.data.batch import Batch
+from recfunnel.data.encoder import OOV
+from recfunnel.data.interactions import lookup_ids, normalize_ids
+from recfunnel.errors import SchemaError
+from recfunnel.funnel.catalogue import Catalogue
+from recfunnel.schema import Categorical, Numeric
+
+CHUNK_ROWS = 1 << 16  # rows per forward pass when scoring many users at once (evaluation)
+
+
+class Rank:
+    """Scores candidates with a fitted :class:`~recfunnel.Ranker`.
+
+    Every input feature of the ranker is read from where it lives: item attributes from the
+    catalogue, user attributes from the user table, and the rest from the request's context
+    (falling back to ``context`` defaults, then to "missing"). Item and user tables are encoded
+    once, so a request only gathers rows of ready tensors.
+
+    Args:
+        ranker: A fitted Ranker trained on rows with the same column names.
+        users: Optional user table (one row per user id) with the ranker's user features.
+        user_key, item_key: The id columns.
+        context: Default values of context features (e.g. ``{"position": 1}``).
+    """
+
+    def __init__(self, ranker: Ranker, *, users: pd.DataFrame | None = None, user_key: str = "user_id",
+                 item_key: str = "item_id", context: dict[str, Any] | None = None) -> None:
+        model, encoder, task = ranker._fitted()
+        self.ranker, self.model, self.task = ranker, model, task
+        self.encoder = copy.copy(encoder)
+        self.encoder.on_nan = "mean"  # missing user or context values get the training mean, silently
+        self.encoder.warn_nan = False
+        self.user_key, self.item_key = user_key, item_key
+        self.context_defaults = dict(context or {})
+        self.users = _user_table(users, user_key)
+        self._user_index = pd.Index(self.users[user_key].to_numpy())
+        self._user_rows = self._encode(self.users)  # the last row is "unknown user"
+        self._items: tuple[int, dict[str, torch.Tensor]] | None = None
+        self._user_vocab: pd.Index | None = None
+        self._contexts: dict[tuple, dict[str, torch.Tensor]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def features(self) -> list[str]:
+        return [spec.name for spec in self.encoder.schema_.inputs]
+
+    def _encode(self, table: pd.DataFrame) -> dict[str, torch.Tensor]:
+        """Encode the columns ``table`` has; the others are filled with missing values and dropped."""
+        batch = self.encoder.transform(table.reindex(columns=self.features), labels=False)
+        return {name: batch.features[name] for name in self.features if name in table.columns}
+
+    def sources(self, catalogue: Catalogue) -> dict[str, str]:
+        """Where each input feature comes from: "item", "user" or "context"."""
+        return {name: "item" if catalogue.has(name) else
+                "user" if name in self.users.columns or name == self.user_key else "context"
+                for name in self.features}
+
+    def _item_rows(self, catalogue: Catalogue) -> dict[str, torch.Tensor]:
+        if self._items is None or self._items[0] != catalogue.version:
+            self._items = (catalogue.version, self._encode(catalogue.table))
+        return self._items[1]
+
+    def _user_codes(self, users: np.ndarray) -> np.ndarray:
+        """The encoder's index of each raw user id (OOV for unknown ones), via a cached lookup table."""
+        if self._user_vocab is None:
+            vocabulary = self.encoder.vocabulary(self.user_key)
+            self._user_vocab = pd.Index(normalize_ids(np.asarray(vocabulary, dtype=object)))
+        found = lookup_ids(self._user_vocab, users)
+        return np.where(found >= 0, found + 2, OOV)  # known values start at 2 (0 padding, 1 OOV)
+
+    def user_rows(self, users: np.ndarray) -> np.ndarray:
+        """Row of each raw user id in the user table; unknown users get the last ("unknown") row."""
+        found = lookup_ids(self._user_index, users)
+        return np.where(found >= 0, found, len(self.users) - 1)
+
+    def _context(self, context: dict[str, Any] | None) -> dict[str, torch.Tensor]:
+        values = {**self.context_defaults, **(context or {})}
+        key = tuple(sorted((k, str(v)) for k, v in values.items()))
+        found = self._contexts.get(key)
+        if found is None:
+            frame = pd.DataFrame({k: [v] for k, v in values.items() if k in self.features})
+            found = self._encode(frame) if len(frame.columns) else {}
+            with self._lock:  # requests run in threads
+                if len(self._contexts) >= 256:
+                    self._contexts = {}
+                self._contexts[key] = found
+        return found
+
+    def batch(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
+              context: dict[str, Any] | None = None) -> Batch:
+        """The ranker's input for (B,) raw users x (B, N) catalogue indices, flattened to B * N rows."""
+        sources = self.sources(catalogue)
+        item_rows = self._item_rows(catalogue)
+        flat = torch.from_numpy(np.maximum(items, 0).ravel())
+        owner = torch.from_numpy(np.repeat(self.user_rows(users), items.shape[1]))
+        context_rows = self._context(context)
+        features = {}
+        for name, source in sources.items():
+            if source == "item":
+                features[name] = item_rows[name][flat]
+            elif name == self.user_key:  # encoded from the request's id: a user table is optional
+                features[name] = torch.from_numpy(self._user_codes(users)).repeat_interleave(items.shape[1])
+            elif source == "user":
+                features[name] = self._user_rows[name][owner]
+            else:
+                value = context_rows.get(name)
+                if value is None:
+                    value = self._missing(name)
+                features[name] = value.expand(len(flat), *value.shape[1:])
+        return Batch(features)
+
+    def _missing(self, name: str) -> torch.Tensor:
+        spec = self.encoder.schema_[name]
+        if isinstance(spec, Numeric) and spec.transform != "bucketize":
+            return torch.zeros(1, dtype=torch.float32)
+        return torch.full((1,), OOV, dtype=torch.int64) if isinstance(spec, Categorical) else \
+            torch.zeros((1, getattr(spec, "max_len", 1)), dtype=torch.int64)
+
+    def score(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
+              context: dict[str, Any] | None = None) -> np.ndarray:
+        """(B, N) predictions (probabilities for a click ranker); -inf at empty places."""
+        batch = self.batch(users, items, catalogue, context)
+        return np.where(items >= 0, self._predict(batch).reshape(items.shape), -np.inf).astype(np.float32)
+
+    def _predict(self, batch: Batch) -> np.ndarray:
+        if self.model.training:  # a ranker straight out of fit(): no dropout when serving
+            self.model.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(batch), CHUNK_ROWS):
+                part = batch[slice(start, start + CHUNK_ROWS)]
+                out.append(self.task.link(self.model(part)).float().numpy())
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    def explain(self, user: Any, items: np.ndarray, catalogue: Catalogue, context: dict[str, Any] | None = None,
+                *, top: int = 2) -> list[list[dict[str, Any]]]:
+        """For each item, the item features that raised its score most: the drop in the prediction
+        when one feature is set to a neutral value (unknown id, empty bag, table mean), in one batch.
+
+        Returns:
+            Per item, up to ``top`` dicts ``{"feature", "value", "effect"}`` with effect > 0.
+        """
+        base = self.batch(np.asarray([user], dtype=object), items[None, :], catalogue, context)
+        sources = self.sources(catalogue)
+        names = [name for name in self.features if sources[name] == "item"]  # what differs between items
+        rows = [base] + [Batch({**base.features, name: self._neutral(name, base.features[name])})
+                         for name in names]
+        scores = self._predict(Batch.concat(rows)).reshape(len(rows), len(items))
+        effect = scores[0][None, :] - scores[1:]  # (F, N)
+        out = []
+        for column in range(len(items)):  # the final list only: a handful of items
+            order = np.argsort(-effect[:, column])[:top]
+            out.append([{"feature": names[f], "value": self._raw_value(names[f], sources[names[f]], user,
+                                                                     int(items[column]), catalogue, context),
+                         "effect": round(float(effect[f, column]), 4)}
+                        for f in order if effect[f, column] > 1e-4])
+        return out
+
+    def _neutral(self, name: str, values: torch.Tensor) -> torch.Tensor:
+        spec = self.encoder.schema_[name]
+        if isinstance(spec, Numeric) and values.dtype.is_floating_point:
+            table = self._items[1] if self._items and name in self._items[1] else self._user_rows
+            mean = table[name].float().mean() if name in table else torch.tensor(0.0)
+            return torch.full_like(values, float(mean))
+        if isinstance(spec, Categorical) or values.dim() == 1:
+            return torch.full_like(values, OOV)
+        return torch.zeros_like(values)
+
+    def _raw_value(self, name: str, source: str, user: Any, item: int, catalogue: Catalogue,
+                   context: dict[str, Any] | None) -> Any:
+        if source == "item":
+            value = catalogue.column(name)[item]
+        elif name == self.user_key:
+            value = user
+        elif source == "user":
+            value = self.users[name].iloc[self.user_rows(np.asarray([user], dtype=object))[0]]
+        else:
+            value = {**self.context_defaults, **(context or {})}.get(name)
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return None
+        return value.item() if hasattr(value, "item") else value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"user_key": self.user_key, "item_key": self.item_key, "context": self.context_defaults}
+
+
+def _user_table(users: pd.DataFrame | None, key: str) -> pd.DataFrame:
+    """The user table with one extra all-missing row at the end for users it does not know."""
+    if users is None:
+        users = pd.DataFrame({key: np.empty(0, dtype=object)})
+    if key not in users.columns:
+        raise SchemaError(f"the user table has no {key!r} column; columns present: {list(users.columns)}.")
+    users = users.drop_duplicates(key).reset_index(drop=True)
+    users[key] = normalize_ids(users[key].to_numpy())
+    unknown = pd.DataFrame({c: [None] for c in users.columns})
+    return pd.concat([users, unknown], ignore_index=True)

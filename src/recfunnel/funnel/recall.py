@@ -1,0 +1,106 @@
+"""Recall sources: a trained Retriever, or the catalogue's items added since training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recfunnel.errors import ConfigError
+from recfunnel.funnel.catalogue import Catalogue
+from recfunnel.retriever import Retriever
+
+
+class Recall:
+    """Candidates from a fitted :class:`~recfunnel.Retriever` (two-tower, ItemCF, popularity, ...).
+
+    Args:
+        retriever: A fitted Retriever (or one loaded with ``recfunnel.load``).
+        k: Candidates to ask for per user.
+        name: The source's name in responses and reports (default: the model's name).
+
+    Example:
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"user_id": [1, 1, 2], "item_id": ["a", "b", "a"]})
+        >>> Recall(Retriever("popularity").fit(frame), k=50).name
+        'popularity'
+    """
+
+    def __init__(self, retriever: Retriever, *, k: int = 100, name: str | None = None) -> None:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ConfigError(f"recall k must be a positive integer; got {k!r}.")
+        retriever._fitted()  # a NotFittedError now, not at the first request
+        self.retriever, self.k = retriever, int(k)
+        self.name = name or retriever.model_name
+        self._map: tuple[int, np.ndarray] | None = None
+
+    def to_catalogue(self, catalogue: Catalogue) -> np.ndarray:
+        """Catalogue index of each of the retriever's item indices (cached per catalogue version)."""
+        if self._map is None or self._map[0] != catalogue.version:
+            self._map = (catalogue.version, catalogue.index(self.retriever.data_.item_ids.ids))  # type: ignore[union-attr]
+        return self._map[1]
+
+    def candidates(self, users: np.ndarray, catalogue: Catalogue, recent: list[list[Any]] | None) -> np.ndarray:
+        """(B, k) catalogue indices, best first, -1 where the retriever had fewer to give."""
+        _, items, _ = self.retriever.top_indices(users, self.k, exclude_seen=True, recent=recent)
+        return np.where(items >= 0, self.to_catalogue(catalogue)[np.maximum(items, 0)], -1)
+
+    def similar(self, item: Any, k: int, catalogue: Catalogue) -> np.ndarray:
+        """(k,) catalogue indices of items similar to one raw item id."""
+        lists = self.retriever.similar_items([item], k)
+        return np.where(lists.valid[0], catalogue.index(np.where(lists.valid[0], lists.items[0], 0)), -1)
+
+    def knows_item(self, item: Any) -> bool:
+        return bool(self.retriever.data_.item_ids.index([item])[0] >= 0)  # type: ignore[union-attr]
+
+    def because_of(self, user: Any, items: list[Any], recent: list[Any] | None) -> list[Any]:
+        """The history item behind each candidate, where the model can tell (ItemCF)."""
+        return self.retriever.because_of(user, items, recent=recent)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "k": self.k}
+
+
+class NewItems:
+    """Items added to the catalogue after training (``POST /items``), before anyone used them.
+
+    A new item has no interactions, so no trained model can propose it; this source offers the
+    newest ones in the categories of the user's history (all categories for a user without one),
+    so fresh stock gets impressions and the ranker scores it from its attributes.
+
+    Args:
+        k: Candidates per user.
+        column: The attribute that groups items (e.g. "category"); None to ignore the history.
+    """
+
+    name = "new"
+
+    def __init__(self, *, k: int = 20, column: str | None = "category") -> None:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ConfigError(f"new-item recall k must be a positive integer; got {k!r}.")
+        self.k, self.column = int(k), column
+
+    def candidates(self, history: np.ndarray, catalogue: Catalogue) -> np.ndarray:
+        """(B, k) catalogue indices of new items, ordered by the user's interest in their group.
+
+        Args:
+            history: (B, H) catalogue indices of the users' recent items, -1 padded.
+        """
+        users = len(history)
+        fresh = np.arange(catalogue.num_trained, len(catalogue))[::-1]  # newest first
+        if fresh.size == 0:
+            return np.full((users, 0), -1, np.int64)
+        interest = np.zeros((users, fresh.size), np.float32)
+        if self.column is not None and catalogue.has(self.column):
+            codes = catalogue.codes(self.column)
+            groups = int(codes.max(initial=-1)) + 2
+            seen = np.where(history >= 0, codes[np.maximum(history, 0)] + 1, 0)  # 0 = padding/missing
+            counts = np.zeros((users, groups), np.float32)
+            np.add.at(counts, (np.repeat(np.arange(users), seen.shape[1]), seen.ravel()), 1.0)
+            counts[:, 0] = 0.0
+            interest = counts[:, codes[fresh] + 1]  # (B, F)
+        order = np.argsort(-interest, axis=1, kind="stable")[:, : self.k]  # stable: newest first on ties
+        return fresh[order]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"k": self.k, "column": self.column}

@@ -1,0 +1,304 @@
+"""Live events and items added while serving, kept in an embedded SQLite database (WAL mode)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from recfunnel.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPES = ("view", "click", "purchase", "rating")
+SCHEMA_VERSION = "1"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    type TEXT NOT NULL CHECK (type IN ({", ".join(repr(t) for t in EVENT_TYPES)})),
+    value REAL,
+    timestamp REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, id);
+CREATE TABLE IF NOT EXISTS items (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL UNIQUE,
+    attributes TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}'), ('events', '0');
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One interaction reported by a client.
+
+    Args:
+        user_id: Raw user id (stored as text).
+        item_id: Raw item id (stored as text).
+        type: One of "view", "click", "purchase", "rating".
+        value: The rating (required for "rating"), or an optional weight for the others.
+        timestamp: Seconds since the epoch; None means "now" (the server's clock).
+
+    Raises:
+        DataError: Unknown type, a rating without a value, a non-finite number or an empty id.
+
+    Example:
+        >>> Event("u1", "i2", "rating", value=4.0).type
+        'rating'
+    """
+
+    user_id: str
+    item_id: str
+    type: str
+    value: float | None = None
+    timestamp: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise DataError(f"unknown event type {self.type!r}; valid: {', '.join(EVENT_TYPES)}.")
+        if self.type == "rating" and self.value is None:
+            raise DataError(f"a rating event needs a value (user {self.user_id!r}, item {self.item_id!r}).")
+        for name in ("value", "timestamp"):
+            number = getattr(self, name)
+            if number is not None and not math.isfinite(number):
+                raise DataError(f"event {name} must be a finite number; got {number!r}.")
+        for name in ("user_id", "item_id"):
+            if not str(getattr(self, name)):
+                raise DataError(f"event {name} must not be empty.")
+
+
+@runtime_checkable
+class EventStoreLike(Protocol):
+    """What the server needs from an event store (SQLite here; a Redis store could do the same)."""
+
+    def append(self, events: Sequence[Event]) -> int:
+        """Write a batch in one transaction; return its size only once it is durable."""
+        ...
+
+    def recent(self, user: Any, n: int = 50) -> list[str]:
+        """The last ``n`` distinct items of one user, oldest first."""
+        ...
+
+    def count(self) -> int:
+        """Number of events stored."""
+        ...
+
+    def put_items(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Add or update items (``{"item_id": ..., **attributes}``), merging attributes."""
+        ...
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every stored item, in the order they were first added."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the store cannot be used afterwards."""
+        ...
+
+
+class EventStore:
+    """Events and added items in one SQLite file, safe to share between threads and processes.
+
+    Each thread gets its own connection (SQLite in WAL mode lets readers run beside one writer).
+    ``append`` returns after COMMIT: with ``synchronous="normal"`` a committed batch survives the
+    process being killed (it is in the WAL file); ``"full"`` also survives a power cut, at the
+    cost of an fsync per batch.
+
+    Args:
+        path: The database file (created with its tables when missing).
+        synchronous: "normal" (durable against process crashes) or "full" (also power loss).
+        timeout: Seconds to wait for another writer's lock before failing.
+
+    Raises:
+        DataError: The file exists but is not an events database, or has another schema version.
+
+    Example:
+        >>> import tempfile, os
+        >>> store = EventStore(os.path.join(tempfile.mkdtemp(), "events.sqlite"))
+        >>> store.append([Event("u1", "a", "view"), Event("u1", "b", "click"), Event("u1", "a", "click")])
+        3
+        >>> store.recent("u1"), store.count()
+        (['b', 'a'], 3)
+        >>> store.close()
+    """
+
+    def __init__(self, path: str | Path, *, synchronous: Literal["normal", "full"] = "normal",
+                 timeout: float = 30.0) -> None:
+        if synchronous not in ("normal", "full"):
+            raise DataError(f"synchronous must be 'normal' or 'full'; got {synchronous!r}.")
+        self.path, self.synchronous, self.timeout = Path(path), synchronous, timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        self._closed = False
+        self._init_schema()
+
+    # -- connections ----------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{str(self.path)!r} is not a usable events database: {exc}") from None
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._guard:
+                if self._closed:
+                    raise DataError(f"the event store {str(self.path)!r} is closed.")
+                conn = self._connect()
+                self._connections.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def _init_schema(self) -> None:
+        conn = self._conn()
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise DataError(f"{str(self.path)!r} is not a usable events database: {exc}") from None
+        if row[0] != SCHEMA_VERSION:
+            self.close()
+            raise DataError(f"{str(self.path)!r} has events schema {row[0]!r}; this version reads "
+                            f"{SCHEMA_VERSION!r}. Use a new --events file.")
+
+    def _write(self, statements: Iterable[tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]]) -> None:
+        """Run (sql, parameters, many) statements in one IMMEDIATE transaction; return after COMMIT."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params, many in statements:
+                if many:
+                    conn.executemany(sql, params)  # type: ignore[arg-type]
+                else:
+                    conn.execute(sql, params)  # type: ignore[arg-type]
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- events ---------------------------------------------------------------------------------
+    def append(self, events: Sequence[Event]) -> int:
+        """Write a batch of events in one transaction; returns how many, after the commit.
+
+        Raises:
+            DataError: An element is not an ``Event``.
+        """
+        now = time.time()
+        rows = []
+        for position, event in enumerate(events):
+            if not isinstance(event, Event):
+                raise DataError(f"events[{position}] is a {type(event).__name__}; expected an Event.")
+            rows.append((str(event.user_id), str(event.item_id), event.type, event.value,
+                         now if event.timestamp is None else event.timestamp))
+        if rows:
+            self._write([
+                ("INSERT INTO events (user_id, item_id, type, value, timestamp) VALUES (?, ?, ?, ?, ?)", rows, True),
+                ("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'events'", (len(rows),), False),
+            ])
+        return len(rows)
+
+    def recent(self, user: Any, n: int = 50) -> list[str]:
+        """The last ``n`` distinct item ids ``user`` interacted with, oldest first (text ids)."""
+        if n <= 0:
+            return []
+        rows = self._conn().execute(
+            "SELECT item_id FROM (SELECT item_id, MAX(id) AS last FROM events WHERE user_id = ? "
+            "GROUP BY item_id ORDER BY last DESC LIMIT ?) ORDER BY last", (str(user), int(n))).fetchall()
+        return [row[0] for row in rows]
+
+    def count(self) -> int:
+        """Number of events stored (kept in a counter, so this is O(1))."""
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'events'").fetchone()
+        return int(row[0])
+
+    def events(self, user: Any | None = None) -> list[Event]:
+        """Every stored event (of one user if given), oldest first; for tests and exports."""
+        sql = "SELECT user_id, item_id, type, value, timestamp FROM events"
+        rows = self._conn().execute(sql + (" WHERE user_id = ? ORDER BY id" if user is not None else " ORDER BY id"),
+                                    (str(user),) if user is not None else ()).fetchall()
+        return [Event(*row) for row in rows]
+
+    # -- items ----------------------------------------------------------------------------------
+    def put_items(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Add or update items, each ``{"item_id": id, **attributes}``; new attributes are merged
+        into the stored ones, so re-applying ``items()`` gives the latest state of every item.
+
+        Raises:
+            DataError: An item has no "item_id" or an attribute that is not JSON.
+        """
+        updates: dict[str, dict[str, Any]] = {}
+        for position, item in enumerate(items):
+            if "item_id" not in item:
+                raise DataError(f"items[{position}] has no 'item_id'; got keys {sorted(item)}.")
+            key = str(item["item_id"])
+            updates.setdefault(key, {}).update({k: v for k, v in item.items() if k != "item_id"})
+        if not updates:
+            return
+        conn = self._conn()
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for key, attributes in updates.items():
+                row = conn.execute("SELECT attributes FROM items WHERE item_id = ?", (key,)).fetchone()
+                merged = {**(json.loads(row[0]) if row else {}), **attributes}
+                conn.execute("INSERT INTO items (item_id, attributes, updated) VALUES (?, ?, ?) "
+                             "ON CONFLICT (item_id) DO UPDATE SET attributes = excluded.attributes, "
+                             "updated = excluded.updated", (key, _dumps(merged, key), now))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every stored item as ``{"item_id": text id, **attributes}``, in the order first added."""
+        rows = self._conn().execute("SELECT item_id, attributes FROM items ORDER BY seq").fetchall()
+        return [{"item_id": key, **json.loads(attributes)} for key, attributes in rows]
+
+    def close(self) -> None:
+        """Close every thread's connection; later calls raise DataError."""
+        with self._guard:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            try:
+                conn.close()
+            except sqlite3.Error as exc:  # closing is best effort; the data is already committed
+                logger.warning("closing an events connection failed: %s", exc)
+        self._local = threading.local()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"EventStore({str(self.path)!r}, synchronous={self.synchronous!r})"
+
+
+def _dumps(attributes: dict[str, Any], key: str) -> str:
+    try:
+        return json.dumps(attributes, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"item {key!r} has an attribute that is not plain JSON: {exc}") from None

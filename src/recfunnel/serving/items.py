@@ -1,0 +1,106 @@
+"""Items posted to the server: ids and attribute values checked against the funnel's catalogue."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recfunnel.errors import DataError
+from recfunnel.funnel import Funnel
+
+# keys every response record has besides the item's attributes; an attribute may not shadow them
+RESERVED = ("item_id", "score", "sources", "reasons", "features")
+
+
+def coerce_id(value: Any, ids: np.ndarray, *, what: str = "item_id") -> Any:
+    """A raw id in the dtype of ``ids``: int for integer id columns, str otherwise.
+
+    Raises:
+        DataError: An integer id column and a value that is not an integer.
+
+    Example:
+        >>> coerce_id("7", np.array([1, 2])), coerce_id(7, np.array(["a"], dtype=object))
+        (7, '7')
+    """
+    if ids.dtype.kind in "iu":
+        if isinstance(value, bool):
+            raise DataError(f"{what} must be an integer for this funnel (its ids are integers); got {value!r}.")
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise DataError(f"{what} must be an integer for this funnel (its ids are integers); "
+                            f"got {value!r}.") from None
+    return str(value)
+
+
+def item_frames(records: Sequence[Mapping[str, Any]], funnel: Funnel) -> list[pd.DataFrame]:
+    """DataFrames for ``funnel.add_items`` from ``[{"item_id": ..., **attributes}]``, one per set of
+    attribute names, so an item never has attributes it did not send overwritten with blanks.
+
+    Values must fit the catalogue: numbers for numeric columns (integers for integer ones),
+    booleans for boolean ones, text elsewhere (numbers sent for a text column are stored as text).
+    Columns the ranker reads as user or context features cannot be set on items, since that would
+    change every ranking.
+
+    Raises:
+        DataError: A missing id, a reserved or forbidden attribute name, or a value of the wrong type.
+    """
+    catalogue = funnel.catalogue
+    forbidden = set(funnel.rank.features) - set(catalogue.table.columns) if funnel.rank is not None else set()
+    kinds = {name: _kind(catalogue.table[name]) for name in catalogue.table.columns}
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for position, record in enumerate(records):
+        if "item_id" not in record:
+            raise DataError(f"items[{position}] has no 'item_id'.")
+        row = {funnel.item_key: coerce_id(record["item_id"], catalogue.ids)}
+        for name, value in record.items():
+            if name == "item_id":
+                continue
+            if name in RESERVED or name == funnel.item_key:
+                raise DataError(f"items[{position}]: {name!r} is a reserved name; pick another attribute name.")
+            if name in forbidden:
+                raise DataError(f"items[{position}]: {name!r} is a user or context feature of the ranker, "
+                                "not an item attribute; leave it out.")
+            row[name] = _value(f"items[{position}]: attribute {name!r}", value, kinds.get(name, "any"))
+        groups.setdefault(tuple(row), []).append(row)
+    return [pd.DataFrame(rows, columns=list(columns)) for columns, rows in groups.items()]
+
+
+def _kind(column: pd.Series) -> str:
+    """What values a catalogue column accepts: "integer", "number", "bool", "text" or "any"."""
+    kind = column.dtype.kind
+    if kind in "iu":
+        return "integer"
+    if kind == "f":
+        return "number"
+    if kind == "b":
+        return "bool"
+    inferred = pd.api.types.infer_dtype(column.dropna(), skipna=True)
+    return {"integer": "number", "floating": "number", "mixed-integer-float": "number", "boolean": "bool",
+            "string": "text", "empty": "any"}.get(inferred, "any")
+
+
+def _value(what: str, value: Any, kind: str) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DataError(f"{what} must be finite; got {value!r}.")
+    if kind == "any":
+        return value
+    if value is None:
+        if kind in ("integer", "bool"):
+            raise DataError(f"{what} cannot be null: the catalogue's column holds {kind} values.")
+        return float("nan") if kind == "number" else None
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise DataError(f"{what} must be true or false; got {value!r}.")
+        return value
+    if kind in ("integer", "number"):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (kind == "integer" and (float(value) != int(value) or not -2**63 <= int(value) < 2**63)):
+            raise DataError(f"{what} must be {'an integer' if kind == 'integer' else 'a number'} "
+                            f"(the catalogue's column is numeric); got {value!r}.")
+        return int(value) if kind == "integer" else float(value)
+    return value if isinstance(value, str) else str(value)

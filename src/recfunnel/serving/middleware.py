@@ -1,0 +1,147 @@
+"""ASGI middleware of the server: body size limit, API key check and Prometheus metrics."""
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PATHS = frozenset({"/health", "/", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+
+
+async def send_json(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """Answer ``{"detail": ...}`` with ``status`` straight from a middleware."""
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while the body is read once it passes the limit; FastAPI answers it as a 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than the limit of {limit} bytes; send smaller batches.")
+
+
+class BodyLimit:
+    """Refuse bodies over ``limit`` bytes with 413: by Content-Length first, then by counting the
+    bytes actually received (a chunked body or a lying header)."""
+
+    def __init__(self, app: App, *, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await send_json(send, 400, f"Content-Length must be a whole number; got {declared.decode(errors='replace')!r}.")
+                return
+            if int(declared) > self.limit:
+                await send_json(send, 413, BodyTooLarge(self.limit).detail)
+                return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+class ApiKey:
+    """Answer 401 unless the ``X-API-Key`` header matches, except on ``OPEN_PATHS``."""
+
+    def __init__(self, app: App, *, key: str | None) -> None:
+        self.app, self.key = app, key.encode() if key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.key is None or scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-api-key", b"")
+        if not secrets.compare_digest(given, self.key):
+            what = "wrong" if given else "missing"
+            await send_json(send, 401, f"{what} API key: send the header 'X-API-Key: <key>' "
+                                       "(the key the server was started with).",
+                            [(b"www-authenticate", b"X-API-Key")])
+            return
+        await self.app(scope, receive, send)
+
+
+class Metrics:
+    """Prometheus counters and latency histograms per route template and status, in ``registry``.
+
+    Args:
+        registry: The app's own registry (so several apps in one process do not collide).
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter("recfunnel_http_requests", "HTTP requests by route, method and status",
+                                ["route", "method", "status"], registry=registry)
+        self.latency = Histogram("recfunnel_http_request_duration_seconds", "Request latency by route",
+                                 ["route"], registry=registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+        self.events = Counter("recfunnel_events_ingested", "Events durably stored, by type", ["type"],
+                              registry=registry)
+        self.reloads = Counter("recfunnel_reloads", "Artifact reloads by result", ["result"], registry=registry)
+
+
+
+class Measured:
+    """Count and time every HTTP request into ``metrics``, labelled by route template (so item ids
+    in paths do not blow up the label set); requests refused before routing are matched against
+    ``routes`` here."""
+
+    def __init__(self, app: App, *, metrics: Metrics, routes: Sequence[BaseRoute]) -> None:
+        self.app, self.metrics, self.routes = app, metrics, routes
+
+    def _route(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None and scope["path"] in OPEN_PATHS:
+            return str(scope["path"])
+        if route is None:
+            route = next((r for r in self.routes if r.matches(scope)[0] != Match.NONE), None)
+        return getattr(route, "path", None) or "unmatched"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def tracking(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        finally:
+            route = self._route(scope)
+            self.metrics.requests.labels(route, scope.get("method", ""), str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)

@@ -1,0 +1,181 @@
+"""The HTTP endpoints; sync functions, so FastAPI runs the CPU-bound funnel calls in its thread pool."""
+
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from importlib import resources
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Security
+from fastapi.responses import HTMLResponse, Response
+from fastapi.security import APIKeyHeader
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from recfunnel.serving.events import Event
+from recfunnel.serving.schemas import (
+    AcceptedOut,
+    EventsIn,
+    HealthOut,
+    ItemsIn,
+    ItemsOut,
+    RecommendOut,
+    ReloadIn,
+    ReloadOut,
+    SimilarOut,
+    UsersOut,
+    parse_context,
+)
+from recfunnel.serving.state import trained_users
+
+# declared so /docs offers an "Authorize" box; the ApiKey middleware does the checking
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the key given to `recfunnel serve`")
+open_routes = APIRouter()
+routes = APIRouter(dependencies=[Security(api_key_header)])
+
+K = Annotated[int, Query(ge=1, le=100, description="list length, 1 to 100")]
+Price = Annotated[float | None, Query(allow_inf_nan=False)]
+Categories = Annotated[list[str] | None, Query(max_length=100, description="category values (repeat)")]
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars as Python numbers, NaN and infinities as null.
+
+    Example:
+        >>> clean({"a": [np.float32(1.5), float("nan")]})
+        {'a': [1.5, None]}
+    """
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@routes.get("/recommend", response_model=RecommendOut, summary="The final list for one user")
+def recommend(request: Request, user_id: Annotated[str, Query(min_length=1, max_length=256)], k: K = 10,
+              context: Annotated[str | None, Query(description='JSON object, e.g. {"hour": 9}')] = None,
+              include: Categories = None, exclude: Categories = None, min_price: Price = None,
+              max_price: Price = None, explain: bool = True) -> dict[str, Any]:
+    """Recall, rank and rerank for ``user_id``, with the user's live events as recent history.
+    Unknown users get the cold-start list (popular items, or items related to their events)."""
+    started = time.perf_counter()
+    try:
+        parsed = parse_context(context)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise HTTPException(422, f"min_price ({min_price}) is greater than max_price ({max_price}).")
+    filters = {name: value for name, value in (("include", include), ("exclude", exclude),
+                                                ("min_price", min_price), ("max_price", max_price))
+               if value is not None}
+    state = request.app.state
+    recent = state.store.recent(user_id, state.history)
+    key = (k, json.dumps(parsed, sort_keys=True, default=str), json.dumps(filters, sort_keys=True), explain)
+    known, records = state.batcher.submit(key, (user_id, recent or None))
+    return {"user_id": user_id, "cold_start": not known, "items": clean(records),
+            "took_ms": round((time.perf_counter() - started) * 1000, 3)}
+
+
+def recommend_batch(holder: Any, key: tuple[Any, ...], items: Sequence[tuple[str, list[Any] | None]]
+                    ) -> list[tuple[bool, list[dict[str, Any]]]]:
+    """Run concurrent /recommend requests that share k, context, filters and explain as one batch."""
+    k, context, filters, explain = key
+    served = holder.current
+    with served.lock.read():
+        found = served.funnel.recommend_many([user for user, _ in items], k, context=json.loads(context) or None,
+                                             recent=[recent for _, recent in items],
+                                             filters=json.loads(filters) or None, explain=explain)
+        return [(served.knows_user(user), result.to_records()) for (user, _), result in zip(items, found, strict=True)]
+
+
+@routes.post("/events", response_model=AcceptedOut, summary="Record interactions (durable on return)")
+def post_events(request: Request, body: EventsIn) -> dict[str, int]:
+    """Store a batch of events in one transaction; answers only after the commit. The user's next
+    recommendation reads them as recent history."""
+    events = [Event(str(e.user_id), str(e.item_id), e.type, e.value,
+                    e.timestamp.timestamp() if e.timestamp is not None else None) for e in body.events]
+    accepted = request.app.state.store.append(events)
+    for kind, count in Counter(e.type for e in events).items():
+        request.app.state.metrics.events.labels(kind).inc(count)
+    return {"accepted": accepted}
+
+
+@routes.get("/items/{item_id}/similar", response_model=SimilarOut, summary="Items similar to one item")
+def similar(request: Request, item_id: Annotated[str, Path(min_length=1, max_length=256)], k: K = 10) -> dict[str, Any]:
+    """Neighbours of ``item_id`` from the first recall source that knows it (empty for new items)."""
+    served = request.app.state.holder.current
+    with served.lock.read():
+        funnel = served.funnel
+        catalogue = funnel.catalogue
+        if catalogue.index([item_id])[0] < 0:
+            raise HTTPException(404, f"unknown item {item_id!r}; add it with POST /items or check the id.")
+        found = funnel.similar(item_id, k)
+        rows = catalogue.index(found) if found else np.zeros(0, np.int64)
+        attributes = catalogue.records(rows, [c for c in catalogue.table.columns if c != funnel.item_key])
+    items = [{**attrs, "item_id": item} for item, attrs in zip(found, attributes, strict=True)]
+    return {"item_id": item_id, "items": clean(items)}
+
+
+@routes.post("/items", response_model=ItemsOut, summary="Add or update items")
+def post_items(request: Request, body: ItemsIn) -> dict[str, int]:
+    """Add new items (recommended at once through the "new" recall source and ranked from their
+    attributes) or update attributes of known ones. Items are stored and survive restarts."""
+    added, updated = request.app.state.holder.add_items([item.record() for item in body.items])
+    return {"added": added, "updated": updated}
+
+
+@routes.get("/users", response_model=UsersOut, summary="Some user ids to try")
+def users(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:
+    """The first ``limit`` users the models were trained on, with their attributes if known."""
+    funnel = request.app.state.holder.current.funnel
+    known = trained_users(funnel)
+    if funnel.users is not None:
+        table = funnel.users.head(limit)
+        rows = [{"user_id": row[funnel.user_key], **{k: v for k, v in row.items() if k != funnel.user_key}}
+                for row in table.astype(object).where(table.notna(), None).to_dict("records")]
+    else:
+        rows = [{"user_id": user} for user in known.ids[:limit].tolist()]
+    return {"users": clean(rows), "total": len(known)}
+
+
+@open_routes.get("/health", response_model=HealthOut, summary="Liveness and sizes (no API key needed)")
+def health(request: Request) -> dict[str, Any]:
+    served = request.app.state.holder.current
+    return {"status": "ok", "items": len(served.funnel.catalogue), "events": request.app.state.store.count(),
+            "artifact": str(served.path)}
+
+
+@routes.post("/reload", response_model=ReloadOut, summary="Load an artifact, then swap it in")
+def reload(request: Request, body: Annotated[ReloadIn | None, Body()] = None) -> dict[str, Any]:
+    """Load the artifact at ``path`` (default: the one being served) completely, re-apply the items
+    added while serving, then swap it in. Requests already running finish on the old funnel; if
+    loading fails the old funnel keeps serving and the answer is 400 with the loader's message."""
+    started = time.perf_counter()
+    state = request.app.state
+    try:
+        served = state.holder.reload(body.path if body is not None else None)
+    except Exception:
+        state.metrics.reloads.labels("failed").inc()
+        raise
+    state.metrics.reloads.labels("ok").inc()
+    return {"status": "reloaded", "artifact": str(served.path), "items": len(served.funnel.catalogue),
+            "took_ms": round((time.perf_counter() - started) * 1000, 3)}
+
+
+@routes.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@open_routes.get("/", include_in_schema=False, response_class=HTMLResponse)
+def page() -> HTMLResponse:
+    """The demo page: pick a user, see the list, click an item, see the list change."""
+    html = (resources.files("recfunnel.serving") / "static" / "index.html").read_text(encoding="utf-8")
+    return HTMLResponse(html)

@@ -1,0 +1,82 @@
+"""`recfunnel build / evaluate / recommend / demo` on funnels, in-process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from recfunnel.cli.main import main
+
+
+@pytest.fixture
+def cli(capsys):
+    def run(*args: object) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+def _config(trained, tmp_path, **changes) -> str:
+    root = trained[2]
+    trained[1].items.to_csv(tmp_path / "items.csv", index=False)
+    trained[1].users.to_csv(tmp_path / "users.csv", index=False)
+    config = {"recall": [{"artifact": str(root / "recall/0-two_tower"), "k": 50},
+                         {"artifact": str(root / "recall/1-itemcf"), "k": 30, "name": "cf"},
+                         {"type": "new_items", "k": 5}],
+              "rank": {"artifact": str(root / "rank"), "context": {"position": 1}},
+              "rerank": [{"type": "drop_seen"}, {"type": "mmr", "diversity": 0.2}, {"type": "limit", "n": 20}],
+              "items": str(tmp_path / "items.csv"), "users": str(tmp_path / "users.csv"),
+              "out": str(tmp_path / "built"), **changes}
+    path = tmp_path / "funnel.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_build_then_evaluate_and_recommend(cli, trained, tmp_path):
+    code, out, err = cli("build", _config(trained, tmp_path), "--json")
+    assert code == 0, err
+    built = json.loads(out)
+    assert built["recall"] == ["two_tower", "cf", "new"]
+    trained[1].clicks_test.to_csv(tmp_path / "test.csv", index=False)
+    code, out, err = cli("evaluate", built["artifact"], "--data", tmp_path / "test.csv", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    stages = {row["stage"]: row for row in report["stages"]}
+    assert {"two_tower", "cf", "candidates", "ranked", "final"} <= set(stages)
+    assert stages["two_tower"]["list"] == 50 and stages["final"]["list"] == 10
+    user = str(trained[1].clicks_train["user_id"].iloc[0])
+    code, out, err = cli("recommend", built["artifact"], "--user", user, "--k", 4, "--json")
+    assert code == 0, err
+    lists = json.loads(out)
+    assert lists[0]["user_id"] == user and len(lists[0]["items"]) == 4
+    assert all(item["reasons"] for item in lists[0]["items"])
+    code, out, err = cli("recommend", built["artifact"], "--user", user, "--k", 3)
+    assert code == 0 and "why" in out
+
+
+def test_build_rejects_bad_configs(cli, trained, tmp_path):
+    code, _, err = cli("build", _config(trained, tmp_path, rerank=[{"type": "mmr", "diversty": 0.1}]))
+    assert code == 2 and "did you mean 'diversity'" in err and "Traceback" not in err
+    code, _, err = cli("build", _config(trained, tmp_path, ranks={"artifact": "x"}))
+    assert code == 2 and "unknown funnel config option 'ranks'; did you mean 'rank'" in err
+    code, _, err = cli("build", _config(trained, tmp_path, rank={"artifact": str(trained[2] / "recall/1-itemcf")}))
+    assert code == 2 and "is not a ranker" in err
+
+
+def test_demo_without_serving_prints_both_tables(cli, tmp_path):
+    out_dir = tmp_path / "demo"
+    code, out, err = cli("demo", "--users", 80, "--items", 40, "--impressions", 6000, "--epochs", 1,
+                         "--out", out_dir, "--no-serve")
+    assert code == 0, err
+    for text in ("popularity (item CTR)", "deepfm", "best achievable AUC", "candidates", "ranked", "final",
+                 "true_ctr@10", "recfunnel serve"):
+        assert text in out, text
+    assert (out_dir / "config.json").is_file() and (out_dir / "rank" / "model.safetensors").is_file()
+    code, out, err = cli("evaluate", out_dir / "rank", "--data", tmp_path / "demo_rank_test.csv", "--json")
+    assert code == 0 and 0.0 < json.loads(out)["auc"] < 1.0
+    code, out, err = cli("evaluate", out_dir, "--data", tmp_path / "demo_test.csv", "--json")
+    assert code == 0 and json.loads(out)["stages"][-1]["stage"] == "final"

@@ -1,0 +1,125 @@
+"""A trained funnel end to end: lists, live history, new items, filters, the ranker's features, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recfunnel.errors import ArtifactError, ConfigError, SchemaError
+from recfunnel.funnel import Funnel
+
+
+def _known_user(data) -> str:
+    counts = data.clicks_train["user_id"].value_counts()
+    return str(counts.index[0])
+
+
+def test_recommend_gives_k_distinct_unseen_items_with_sources(shared, data):
+    user = _known_user(data)
+    result = shared.recommend(user, k=8)
+    assert len(result.item_ids) == 8 and len(set(result.item_ids)) == 8
+    seen = set(data.clicks_train.loc[data.clicks_train["user_id"] == user, "item_id"])
+    assert not seen & set(result.item_ids)
+    names = {s.name for s in shared.recall}
+    assert all(src and set(src) <= names for src in result.sources)
+    assert result.scores == sorted(result.scores, reverse=True) or shared.rerank  # MMR may reorder
+    record = result.to_records()[0]
+    assert {"item_id", "score", "sources", "reasons", "title", "category"} <= set(record)
+
+
+def test_unknown_user_gets_a_cold_start_list(shared):
+    result = shared.recommend("nobody-at-all", k=5)
+    assert len(result.item_ids) == 5
+
+
+def test_live_clicks_change_the_answer_and_explain_it(shared, data):
+    clicked = data.clicks_train["item_id"].value_counts().index[:2].tolist()
+    before = shared.recommend("new-visitor", k=10)
+    after = shared.recommend("new-visitor", k=10, recent=clicked)
+    assert before.item_ids != after.item_ids
+    assert not set(clicked) & set(after.item_ids)  # clicked items are seen now
+    titles = set(shared.catalogue.table.set_index("item_id").loc[clicked, "title"])
+    because = [r for reasons in after.reasons for r in reasons if r.startswith("because you viewed")]
+    assert because and all(r.removeprefix("because you viewed ") in titles for r in because)
+
+
+def test_ranker_reasons_name_item_features(shared, data):
+    result = shared.recommend(_known_user(data), k=5)
+    features = [f for item in result.features for f in item]
+    assert features, "the ranker explained nothing"
+    sources = shared.rank.sources(shared.catalogue)
+    assert all(sources[f["feature"]] == "item" and f["effect"] > 0 for f in features)
+
+
+def test_rank_stage_scores_like_the_ranker_on_joined_rows(shared, data):
+    user = _known_user(data)
+    items = np.arange(6)[None, :]
+    scores = shared.rank.score(np.asarray([user], dtype=object), items, shared.catalogue, {"hour": 9})
+    table = shared.catalogue.table.iloc[:6].reset_index(drop=True)
+    person = data.users.set_index("user_id").loc[user]
+    rows = table.assign(user_id=user, age=person["age"], gender=person["gender"], region=person["region"],
+                        hour=9, position=1)
+    np.testing.assert_allclose(scores[0], shared.rank.ranker.predict(rows), rtol=1e-5, atol=1e-6)
+
+
+def test_filters_apply_per_request(shared, data):
+    category = data.items["category"].value_counts().index[0]
+    result = shared.recommend(_known_user(data), k=5, filters={"include": [category]})
+    assert result.item_ids and all(a["category"] == category for a in result.attributes)
+    cheap = shared.recommend(_known_user(data), k=5, filters={"max_price": 20.0})
+    assert all(a["price"] <= 20.0 for a in cheap.attributes)
+
+
+def test_new_items_are_recommended_before_any_interaction(fresh, data):
+    clicked = data.items.loc[data.items["category"] == "books", "item_id"].head(2).tolist() or \
+        data.items["item_id"].head(2).tolist()
+    category = data.items.set_index("item_id").loc[clicked[0], "category"]
+    assert fresh.add_items(pd.DataFrame({"item_id": ["fresh-1"], "title": ["Fresh arrival"],
+                                         "category": [category], "price": [12.0]})) == (1, 0)
+    result = fresh.recommend("someone-new", k=10, recent=clicked)
+    assert "fresh-1" in result.item_ids
+    assert result.sources[result.item_ids.index("fresh-1")] == ["new"]
+
+
+def test_save_and_load_give_the_same_lists(shared, trained, data):
+    again = Funnel.load(trained[2])
+    user = _known_user(data)
+    assert again.recommend(user, k=10).item_ids == shared.recommend(user, k=10).item_ids
+    assert [s.name for s in again.recall] == [s.name for s in shared.recall]
+    assert [step.to_dict() for step in again.rerank] == [step.to_dict() for step in shared.rerank]
+
+
+def test_loading_a_broken_funnel_fails_clearly(trained, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(trained[2], broken)
+    (broken / "items.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ArtifactError, match="cannot be loaded"):
+        Funnel.load(broken)
+    with pytest.raises(ArtifactError, match="no config.json"):
+        Funnel.load(tmp_path)
+
+
+def test_similar_and_bad_k(shared, data):
+    item = data.clicks_train["item_id"].iloc[0]
+    similar = shared.similar(item, k=5)
+    assert len(similar) == 5 and item not in similar
+    assert shared.similar("no-such-item", k=5) == []
+    with pytest.raises(ConfigError, match=r"k must be an integer in \[1, 1000\]; got 0"):
+        shared.recommend("u1", k=0)
+
+
+def test_evaluate_reports_every_stage(shared, data):
+    report = shared.evaluate(data.clicks_test, k=10, truth=data.truth)
+    rows = {row["stage"]: row for row in report["stages"]}
+    assert {"two_tower", "itemcf", "popularity", "candidates", "recall order", "ranked", "final"} <= set(rows)
+    # the merged candidates hold every source's list, so their recall is at least each source's
+    assert rows["candidates"]["recall"] >= max(rows[s.name]["recall"] for s in shared.recall if s.name in rows) - 1e-9
+    for row in rows.values():
+        assert 0.0 <= row["recall"] <= 1.0 and 0.0 <= row["ndcg@10"] <= 1.0 and 0.0 <= row["coverage"] <= 1.0
+        assert 0.0 < row["true_ctr@10"] < 1.0
+    assert report["users"] == data.clicks_test["user_id"].nunique()
+    with pytest.raises(SchemaError, match="evaluation data has no 'item_id' column"):
+        shared.evaluate(data.clicks_test.drop(columns="item_id"))

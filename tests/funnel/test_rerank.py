@@ -1,0 +1,116 @@
+"""Each stock reranker on a hand-made catalogue with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+from recfunnel.errors import ConfigError
+from recfunnel.funnel import (
+    MMR,
+    Boost,
+    Candidates,
+    Catalogue,
+    DropSeen,
+    Filter,
+    Limit,
+    MaxPerGroup,
+    reranker_from_dict,
+)
+from recfunnel.funnel.rerank import RerankContext
+
+CATALOGUE = Catalogue(pd.DataFrame({
+    "item_id": ["a", "b", "c", "d", "e", "f"],
+    "category": ["x", "x", "x", "y", "y", "z"],
+    "price": [5.0, 50.0, 20.0, 8.0, 90.0, 30.0],
+    "available": [True, True, False, True, True, True],
+}))
+
+
+def _ranked(items: list[int]) -> Candidates:
+    c = Candidates.merge([np.array([items])])
+    return c.with_scores(np.linspace(1.0, 0.5, len(items), dtype=np.float32)[None, :])
+
+
+def _context(seen=None, vectors=None, k=3) -> RerankContext:
+    return RerankContext(CATALOGUE, seen, vectors, k)
+
+
+def _ids(c: Candidates) -> list[str]:
+    return CATALOGUE.ids[c.items[0][c.valid[0]]].tolist()
+
+
+def test_drop_seen_removes_history_and_keeps_order():
+    seen = sparse.csr_matrix(([1.0, 1.0], ([0, 0], [1, 3])), shape=(1, 6))
+    assert _ids(DropSeen()(_ranked([0, 1, 2, 3, 4]), _context(seen))) == ["a", "c", "e"]
+
+
+def test_filter_categories_price_and_availability():
+    c = _ranked([0, 1, 2, 3, 4, 5])
+    assert _ids(Filter(include=["x"])(c, _context())) == ["a", "b"]  # c is unavailable
+    assert _ids(Filter(exclude=["x", "z"])(c, _context())) == ["d", "e"]
+    assert _ids(Filter(min_price=10, max_price=60)(c, _context())) == ["b", "f"]
+    assert _ids(Filter(available=None)(c, _context())) == ["a", "b", "c", "d", "e", "f"]
+
+
+def test_boost_promotes_matching_items():
+    out = Boost(values=["z"], factor=10.0)(_ranked([0, 3, 5]), _context())
+    assert _ids(out) == ["f", "a", "d"]
+
+
+def test_mmr_without_diversity_keeps_the_ranking():
+    c = _ranked([0, 1, 2, 3, 5])
+    assert _ids(MMR(diversity=0.0)(c, _context())) == _ids(c)
+
+
+def test_mmr_by_category_spreads_the_top():
+    # a, b, c are all "x": with diversity the second and third places go to other categories
+    out = MMR(diversity=0.7)(_ranked([0, 1, 2, 3, 5]), _context(k=3))
+    assert _ids(out)[:3] == ["a", "d", "f"]
+    assert sorted(_ids(out)) == ["a", "b", "c", "d", "f"]  # nothing lost, the rest follows
+
+
+def test_mmr_by_embedding_uses_vector_similarity():
+    vectors = np.array([[1, 0], [1, 0], [0.99, 0.14], [0, 1], [0, 1], [0.7, 0.7]], np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    out = MMR(diversity=0.6, by="embedding")(_ranked([0, 1, 2, 3]), _context(vectors=vectors, k=2))
+    assert _ids(out)[:2] == ["a", "d"]
+
+
+def test_max_per_group_caps_each_category():
+    out = MaxPerGroup(n=1)(_ranked([0, 1, 3, 2, 4, 5]), _context())
+    assert _ids(out) == ["a", "d", "f"]
+
+
+def test_limit_cuts():
+    assert _ids(Limit(n=2)(_ranked([0, 1, 3]), _context())) == ["a", "b"]
+
+
+def test_rerankers_round_trip_through_dicts():
+    for step in (DropSeen(), Filter(include=["x"], max_price=9.0), Boost(values=["y"]), MMR(diversity=0.2),
+                 MaxPerGroup(n=2), Limit(n=5)):
+        again = reranker_from_dict(step.to_dict())
+        assert type(again) is type(step) and again.to_dict() == step.to_dict()
+
+
+def test_bad_reranker_configs_name_the_problem():
+    with pytest.raises(ConfigError, match="unknown reranker 'mrr'; did you mean 'mmr'"):
+        reranker_from_dict({"type": "mrr"})
+    with pytest.raises(ConfigError, match="unknown option 'diversty' for reranker 'mmr'; did you mean 'diversity'"):
+        reranker_from_dict({"type": "mmr", "diversty": 0.3})
+    with pytest.raises(ConfigError, match=r"MMR diversity must be in \[0, 1\]; got 2"):
+        MMR(diversity=2)
+    with pytest.raises(ConfigError, match="reads item attribute 'brand', which the catalogue does not have"):
+        MaxPerGroup(column="brand")(_ranked([0, 1]), _context())
+
+
+def test_catalogue_upsert_adds_and_updates():
+    cat = Catalogue(CATALOGUE.table.copy())
+    assert cat.upsert(pd.DataFrame({"item_id": ["g", "a"], "category": ["w", "q"], "colour": ["red", "blue"]})) == (1, 1)
+    assert cat.index(["g", "a", "zz"]).tolist() == [6, 0, -1]
+    assert cat.column("category")[[0, 6]].tolist() == ["q", "w"]
+    assert cat.column("colour")[0] == "blue" and cat.num_trained == 6
+    with pytest.raises(Exception, match="lists 'a' more than once"):
+        Catalogue(pd.DataFrame({"item_id": ["a", "a"]}))

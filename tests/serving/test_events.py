@@ -1,0 +1,127 @@
+"""EventStore: batches, recent history, the item table, threads, and refusing bad input."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from recfunnel.errors import DataError
+from recfunnel.serving.events import Event, EventStore, EventStoreLike
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with EventStore(tmp_path / "events.sqlite") as opened:
+        yield opened
+
+
+def test_recent_is_distinct_items_oldest_first_and_capped(store: EventStore):
+    store.append([Event("u1", item, "view") for item in ["a", "b", "a", "c", "d"]])
+    store.append([Event("u2", "z", "click")])
+    assert store.recent("u1") == ["b", "a", "c", "d"]  # "a" counts at its latest position
+    assert store.recent("u1", 2) == ["c", "d"]
+    assert store.recent("u1", 0) == []
+    assert store.recent("nobody") == []
+    assert store.count() == 6
+
+
+def test_ids_are_text_so_int_and_str_ids_meet(store: EventStore):
+    store.append([Event(7, 3, "click")])  # type: ignore[arg-type]
+    assert store.recent("7") == ["3"]
+
+
+def test_append_keeps_values_and_stamps_missing_times(store: EventStore):
+    store.append([Event("u1", "a", "rating", value=4.5, timestamp=100.0), Event("u1", "b", "purchase")])
+    first, second = store.events("u1")
+    assert (first.type, first.value, first.timestamp) == ("rating", 4.5, 100.0)
+    assert second.timestamp is not None and second.timestamp > 1e9
+
+
+def test_the_store_satisfies_the_interface(store: EventStore):
+    assert isinstance(store, EventStoreLike)
+
+
+def test_items_merge_attributes_and_keep_first_order(store: EventStore):
+    store.put_items([{"item_id": "n1", "title": "One", "price": 3.0}, {"item_id": "n2", "title": "Two"}])
+    store.put_items([{"item_id": "n1", "price": 4.0}])
+    assert store.items() == [{"item_id": "n1", "title": "One", "price": 4.0}, {"item_id": "n2", "title": "Two"}]
+
+
+def test_bad_items_and_events_are_refused(store: EventStore):
+    with pytest.raises(DataError, match=r"items\[0\] has no 'item_id'"):
+        store.put_items([{"title": "x"}])
+    with pytest.raises(DataError, match="not plain JSON"):
+        store.put_items([{"item_id": "x", "price": float("nan")}])
+    with pytest.raises(DataError, match=r"events\[0\] is a dict; expected an Event"):
+        store.append([{"user_id": "u"}])  # type: ignore[list-item]
+    with pytest.raises(DataError, match="a rating event needs a value"):
+        Event("u", "i", "rating")
+    with pytest.raises(DataError, match="unknown event type 'like'; valid: view, click, purchase, rating"):
+        Event("u", "i", "like")
+    with pytest.raises(DataError, match="event value must be a finite number; got inf"):
+        Event("u", "i", "view", value=float("inf"))
+    with pytest.raises(DataError, match="event user_id must not be empty"):
+        Event("", "i", "view")
+    assert store.count() == 0 and store.items() == []
+
+
+def test_data_survives_reopening_and_the_file_is_in_wal_mode(tmp_path: Path):
+    path = tmp_path / "events.sqlite"
+    with EventStore(path, synchronous="full") as store:
+        store.append([Event("u1", "a", "click")])
+        store.put_items([{"item_id": "n1", "title": "One"}])
+    with EventStore(path) as again:
+        assert again.recent("u1") == ["a"] and again.count() == 1 and again.items()[0]["title"] == "One"
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_threads_write_and_read_concurrently(store: EventStore):
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for batch in range(20):
+                store.append([Event(f"u{worker}", f"i{batch}-{j}", "view") for j in range(5)])
+                store.recent(f"u{worker}", 10)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert store.count() == 6 * 20 * 5 == len(store.events())
+    assert store.recent("u3", 2) == ["i19-3", "i19-4"]
+
+
+def test_a_closed_store_says_so(tmp_path: Path):
+    store = EventStore(tmp_path / "events.sqlite")
+    store.close()
+    with pytest.raises(DataError, match="the event store .* is closed"):
+        store.count()
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path):
+    path = tmp_path / "events.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DataError, match="is not a usable events database"):
+        EventStore(path)
+
+
+def test_another_schema_version_is_refused(tmp_path: Path):
+    path = tmp_path / "events.sqlite"
+    EventStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    with pytest.raises(DataError, match="has events schema '99'; this version reads '1'"):
+        EventStore(path)
+
+
+def test_synchronous_must_be_known(tmp_path: Path):
+    with pytest.raises(DataError, match="synchronous must be 'normal' or 'full'; got 'off'"):
+        EventStore(tmp_path / "e.sqlite", synchronous="off")  # type: ignore[arg-type]
