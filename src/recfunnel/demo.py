@@ -133,13 +133,16 @@ def train_rankers(data: DemoData, *, max_epochs: int, seed: int, log: Callable[[
 
 def build_funnel(data: DemoData, ranker: Ranker, *, max_epochs: int, seed: int,
                  log: Callable[[str], None]) -> Funnel:
-    """Popularity, ItemCF and two-tower recall on the training clicks, the ranker, and rerankers."""
+    """Two-tower (over item attributes too), ItemCF and popularity recall on the training clicks,
+    items added later, the ranker, and rerankers."""
     sources = []
-    for name, params, k, trainer in (("two_tower", {}, 200, {"max_epochs": max_epochs, "seed": seed}),
-                                     ("itemcf", {}, 100, None), ("popularity", {}, 50, None)):
+    attributes = data.items.drop(columns=[c for c in ("title",) if c in data.items.columns])
+    for name, k, trainer, features in (("two_tower", 200, {"max_epochs": max_epochs, "seed": seed}, attributes),
+                                       ("itemcf", 100, None, None), ("popularity", 50, None, None)):
         log(f"recall: training {name} on {len(data.clicks_train):,} clicks")
-        retriever = Retriever(name, params=params, time_col="timestamp", trainer=trainer, seed=seed)
-        sources.append(Recall(retriever.fit(data.clicks_train), k=k))
+        retriever = Retriever(name, time_col="timestamp", trainer=trainer, seed=seed)
+        # the two-tower's item tower reads the attributes, so items added later get vectors too
+        sources.append(Recall(retriever.fit(data.clicks_train, item_features=features), k=k))
     rank = Rank(ranker, users=data.users, context=data.context)
     return Funnel([*sources, NewItems(k=10)], rank=rank,
                   rerank=[DropSeen(), MMR(diversity=0.3), MaxPerGroup(n=3)], items=data.items, users=data.users)

@@ -6,6 +6,7 @@ not (popularity, ItemCF, ALS): the Retriever asks neither.
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.infer import infer_schema
 from recfunnel.data.interactions import History, IdMap, InteractionInfo, Interactions, history_for
 from recfunnel.errors import ArtifactError, ConfigError, DataError, NotFittedError, SchemaError
-from recfunnel.index import INDEX_KINDS, build_index, topk_excluding
+from recfunnel.index import INDEX_KINDS, build_index, topk_excluding, topk_static
 from recfunnel.metrics import coverage, ranking_report
 from recfunnel.models import build_model, get_model
 from recfunnel.models.retrieval.base import RetrievalModel
@@ -168,6 +169,7 @@ class Retriever:
         self.seen_ = data.matrix()
         self.recent_ = data.recent_items(self.max_history)
         self.popularity_ = torch.from_numpy(np.asarray(self.seen_.sum(0)).ravel().astype(np.float32))
+        self._static: tuple[torch.Tensor, np.ndarray] | None = None  # the shared list of a popularity model
 
     def _fitted(self) -> tuple[RetrievalModel, Interactions]:
         if self.model_ is None or self.data_ is None:
@@ -216,6 +218,14 @@ class Retriever:
               exclude: sparse.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, item indices) (B, k): the index for vector models, full scoring otherwise."""
         model, _ = self._fitted()
+        if not model.learns_preferences:  # one list for everyone (popularity), less what each has seen
+            if self._static is None:
+                with torch.no_grad():
+                    nobody = np.array([-1])
+                    row = model.score(nobody, self.history(nobody))[0].float()
+                self._static = (row, np.argsort(-row.numpy(), kind="stable"))
+            blocked = exclude if exclude is not None else sparse.csr_matrix((len(users), model.info.num_items))
+            return topk_static(self._static[0], self._static[1], k, blocked)
         if self.index == "exact" or not model.has_vectors:
             values, items = topk_excluding(self._scores(users, hist), k, exclude)
             return values.numpy(), items.numpy()
@@ -288,14 +298,26 @@ class Retriever:
         cannot say or nothing did): "because you viewed X". ItemCF can tell; other models return
         None everywhere.
         """
+        return self.because_of_many([user], [list(np.atleast_1d(np.asarray(items, dtype=object)))],
+                                    recent=None if recent is None else [recent])[0]
+
+    def because_of_many(self, users: Any, items: list[list[Any]], *,
+                        recent: Sequence[Sequence[Any] | None] | None = None) -> list[list[Any]]:
+        """``because_of`` for several users at once (one vectorised pass)."""
         model, data = self._fitted()
-        wanted = data.item_ids.index(np.atleast_1d(np.asarray(items, dtype=object)))
         explain = getattr(model, "explain", None)
         if explain is None:
-            return [None] * len(wanted)
-        index = data.user_ids.index(np.asarray([user], dtype=object))
-        source = explain(self.history(index, None if recent is None else [recent]), wanted[None, :])[0]
-        return [_plain(data.item_ids.ids[s]) if s >= 0 else None for s in source]
+            return [[None] * len(row) for row in items]
+        width = max((len(row) for row in items), default=0)
+        wanted = np.full((len(items), width), -1, np.int64)
+        for row, values in enumerate(items):  # per user: a list of k candidates
+            if len(values):
+                wanted[row, : len(values)] = data.item_ids.index(np.asarray(values, dtype=object))
+        index = data.user_ids.index(np.asarray(users, dtype=object))
+        extra = None if recent is None else [list(r) if r is not None else [] for r in recent]
+        source = explain(self.history(index, extra), wanted)
+        return [[_plain(data.item_ids.ids[s]) if s >= 0 else None for s in source[row, : len(values)]]
+                for row, values in enumerate(items)]
 
     def encode_query(self, users: Any, *, recent: list[list[Any]] | None = None) -> np.ndarray:
         """(B, D) query vectors of raw user ids ((B, H, D) for multi-interest models)."""
@@ -306,6 +328,20 @@ class Retriever:
         index = data.user_ids.index(np.atleast_1d(np.asarray(users, dtype=object if np.ndim(users) == 0 else None)))
         with torch.no_grad():
             return model.query_vectors(index, self.history(index, recent)).numpy()
+
+    def encode_new_items(self, table: pd.DataFrame) -> np.ndarray | None:
+        """(N, D) vectors of items described only by their features (added after training), or
+        None when the model cannot place an item without an id (no item tower over features)."""
+        model, _ = self._fitted()
+        encoder = self.encoders_.get("item")
+        if encoder is None or not hasattr(model, "encode_items") or getattr(model, "item_side", None) is None:
+            return None
+        columns = [spec.name for spec in encoder.schema_.inputs]
+        quiet = copy.copy(encoder)
+        quiet.warn_nan = False  # attributes a new item lacks are expected to be missing
+        batch = quiet.transform(table.reindex(columns=columns), labels=False)
+        with torch.no_grad():
+            return model.encode_items(batch.features).numpy()
 
     def encode_items(self, items: Any = None) -> np.ndarray:
         """(N, D) vectors of raw item ids, or of the whole catalogue in index order when None."""

@@ -1,4 +1,4 @@
-"""EventStore: batches, recent history, the item table, threads, and refusing bad input."""
+"""Event stores (SQLite; Redis via fakeredis): batches, recent history, items, threads, bad input."""
 
 from __future__ import annotations
 
@@ -12,10 +12,27 @@ from recfunnel.errors import DataError
 from recfunnel.serving.events import Event, EventStore, EventStoreLike
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with EventStore(tmp_path / "events.sqlite") as opened:
-        yield opened
+def fake_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``redis.Redis.from_url`` hand out clients of one in-memory fakeredis server."""
+    redis = pytest.importorskip("redis")
+    fakeredis = pytest.importorskip("fakeredis")
+    server = fakeredis.FakeServer()
+    monkeypatch.setattr(redis.Redis, "from_url", classmethod(
+        lambda cls, url, **options: fakeredis.FakeRedis(server=server, **options)))
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Each behavioural test below runs on both stores: they must not differ."""
+    if request.param == "sqlite":
+        opened: EventStoreLike = EventStore(tmp_path / "events.sqlite")
+    else:
+        from recfunnel.serving.redis_store import RedisEventStore
+
+        fake_redis(monkeypatch)
+        opened = RedisEventStore("redis://localhost:6379/0")
+    yield opened
+    opened.close()
 
 
 def test_recent_is_distinct_items_oldest_first_and_capped(store: EventStore):

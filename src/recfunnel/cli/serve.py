@@ -21,10 +21,11 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--api-key", help="require this X-API-Key header (default: $RECFUNNEL_API_KEY, else none)")
-    serve.add_argument("--events", help="SQLite events file (default: ARTIFACT-events.sqlite next to the artifact)")
+    serve.add_argument("--events", help="SQLite events file (default: ARTIFACT-events.sqlite next to the artifact), "
+                                        "or a redis://host:port/db URL (needs pip install 'recfunnel[redis]')")
     serve.add_argument("--max-body", type=int, default=1_000_000, help="largest request body in bytes")
     serve.add_argument("--durable", choices=["normal", "full"], default="normal",
-                       help="'normal' survives a killed server, 'full' also a power cut (slower writes)")
+                       help="SQLite only: 'normal' survives a killed server, 'full' also a power cut (slower writes)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return serve
 
@@ -61,7 +62,8 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, ap
         artifact: Funnel artifact directory.
         host, port: Where to listen.
         api_key: Required ``X-API-Key``; default ``$RECFUNNEL_API_KEY``, else no key.
-        events: SQLite events file; default ``ARTIFACT-events.sqlite`` beside the artifact.
+        events: SQLite events file (default ``ARTIFACT-events.sqlite`` beside the artifact), or a
+            ``redis://`` / ``rediss://`` URL.
         max_body: Largest request body in bytes.
         durable: "normal" (survives a killed process) or "full" (also a power cut).
         log_level: uvicorn's log level.
@@ -75,16 +77,18 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, ap
 
     uvicorn = _require()
     from recfunnel.serving.app import create_app
+    from recfunnel.serving.redis_store import is_redis_url, redact
 
     path = Path(artifact)
-    store = Path(events) if events else default_events(path.resolve())
+    store: str | Path = str(events) if is_redis_url(events) else Path(events or default_events(path.resolve()))
+    where = redact(str(store)) if isinstance(store, str) else str(store)  # no password in the banner
     key = api_key or os.environ.get("RECFUNNEL_API_KEY") or None
     app = create_app(path, events=store, api_key=key, max_body=max_body,
                      synchronous="full" if durable == "full" else "normal")
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
     console = Console(stderr=True, highlight=False)
-    console.print(f"[bold]recfunnel[/bold] serving {escape(str(path))} (events in {escape(str(store))})")
+    console.print(f"[bold]recfunnel[/bold] serving {escape(str(path))} (events in {escape(where)})")
     console.print(f"  web page  {base}/")
     console.print(f"  API docs  {base}/docs")
     if key:

@@ -53,6 +53,7 @@ class Stages:
     merged: np.ndarray
     ranked: np.ndarray
     final: Candidates
+    history: np.ndarray  # (B, H) catalogue indices of recent items, oldest first, -1 padded
 
 
 class Funnel:
@@ -123,11 +124,11 @@ class Funnel:
         keys[:] = list(users)
         histories = None if recent is None else [list(r) if r is not None else [] for r in recent]
         stages = self.run(keys, k, recent=histories, context=context, filters=filters)
-        final, out = stages.final, []
-        for row, user in enumerate(keys):  # describing the short final lists: k items per user
-            keep = final.valid[row]
-            out.append(self._describe(user, final.items[row][keep], final.scores[row][keep], final.sources[row][keep],
-                                      context, None if histories is None else histories[row], explain))
+        final = stages.final
+        out = [self._describe(user, final.items[row][final.valid[row]], final.scores[row][final.valid[row]],
+                              final.sources[row][final.valid[row]]) for row, user in enumerate(keys)]
+        if explain:
+            self._explain(keys, stages, out, context, histories)
         return out
 
     def run(self, users: np.ndarray, k: int, *, recent: list[list[Any]] | None = None,
@@ -143,13 +144,13 @@ class Funnel:
             merged = merged.mask(lookup(exclude, merged.items)).sorted()
         ranked = merged
         if self.rank is not None and merged.items.shape[1]:
-            ranked = merged.with_scores(self.rank.score(users, merged.items, catalogue, context)).sorted()
+            ranked = merged.with_scores(self.rank.score(users, merged.items, catalogue, context, history)).sorted()
         final = ranked
         chain = ([Filter(**filters)] if filters else []) + self.rerank
         ctx = RerankContext(catalogue, seen, self.item_vectors(), k)
         for step in chain:
             final = step(final, ctx)
-        return Stages(lists, merged.items, ranked.items, final.head(k))
+        return Stages(lists, merged.items, ranked.items, final.head(k), history)
 
     def _history(self, users: np.ndarray, recent: list[list[Any]] | None) -> tuple[sparse.csr_matrix, np.ndarray]:
         """Seen items (B, num_items) CSR and recent items (B, H) in catalogue indices, -1 padded."""
@@ -164,7 +165,9 @@ class Funnel:
         if recent is not None:  # items the retriever never saw (added after training) count too
             lengths = np.array([len(r) for r in recent])
             if lengths.sum():
-                flat = catalogue.index(np.concatenate([np.asarray(r, dtype=object) for r in recent]))
+                raw = np.concatenate([np.asarray(r, dtype=object) for r in recent])
+                known = retriever.data_.item_ids.index(raw) >= 0  # type: ignore[union-attr]
+                flat = np.where(known, -1, catalogue.index(raw))  # the retriever's history has the rest
                 rows.append(np.repeat(np.arange(len(users)), lengths))
                 cols.append(flat)
                 extra = np.full((len(users), int(lengths.max())), -1, np.int64)
@@ -192,29 +195,35 @@ class Funnel:
         self._vectors = (self.catalogue.version, vectors)
         return vectors
 
-    def _describe(self, user: Any, items: np.ndarray, scores: np.ndarray, bits: np.ndarray,
-                  context: dict[str, Any] | None, recent: list[Any] | None, explain: bool) -> Recommendation:
+    def _describe(self, user: Any, items: np.ndarray, scores: np.ndarray, bits: np.ndarray) -> Recommendation:
         catalogue = self.catalogue
-        raw = [_plain(v) for v in catalogue.ids[items]]
         sources = [[s.name for j, s in enumerate(self.recall) if b >> j & 1] for b in bits]
-        out = Recommendation(user, raw, [float(s) for s in scores], sources,
-                             attributes=catalogue.records(items, [c for c in catalogue.table.columns
-                                                                  if c != self.item_key]))
-        if not explain or not len(items):
-            return out
-        out.reasons = [[f"from {name}" for name in names] for names in sources]
-        for j, source in enumerate(self.recall):
-            if isinstance(source, Recall) and getattr(source.retriever.model_, "explain", None) is not None:
-                mine = [i for i, b in enumerate(bits) if b >> j & 1 and source.knows_item(raw[i])]
-                behind = source.because_of(user, [raw[i] for i in mine], recent) if mine else []
-                for i, item in zip(mine, behind, strict=True):
+        return Recommendation(user, [_plain(v) for v in catalogue.ids[items]], [float(s) for s in scores], sources,
+                              attributes=catalogue.records(items, [c for c in catalogue.table.columns
+                                                                   if c != self.item_key]))
+
+    def _explain(self, users: np.ndarray, stages: Stages, out: list[Recommendation],
+                 context: dict[str, Any] | None, recent: list[list[Any]] | None) -> None:
+        """Reasons for every listed item: its recall sources, the history item behind an ItemCF
+        candidate, and the item features that raised its ranker score (batched over users)."""
+        for result in out:
+            result.reasons = [[f"from {name}" for name in names] for names in result.sources]
+        for source in self.recall:
+            if not isinstance(source, Recall) or getattr(source.retriever.model_, "explain", None) is None:
+                continue
+            mine = [[i for i, names in enumerate(r.sources) if source.name in names] for r in out]
+            asked = [[r.item_ids[i] for i in places] for r, places in zip(out, mine, strict=True)]
+            behind = source.retriever.because_of_many(users, asked, recent=recent)
+            for result, places, items in zip(out, mine, behind, strict=True):
+                for i, item in zip(places, items, strict=True):
                     if item is not None:
-                        out.reasons[i].append(f"because you viewed {self._title(item)}")
+                        result.reasons[i].append(f"because you viewed {self._title(item)}")
         if self.rank is not None:
-            out.features = self.rank.explain(user, items, catalogue, context)
-            for reasons, effects in zip(out.reasons, out.features, strict=True):
-                reasons += [_feature_reason(e, self.item_key) for e in effects if e["value"] is not None]
-        return out
+            effects = self.rank.explain(users, stages.final.items, self.catalogue, context, stages.history)
+            for result, features in zip(out, effects, strict=True):
+                result.features = features
+                for reasons, found in zip(result.reasons, features, strict=True):
+                    reasons += [_feature_reason(e, self.item_key) for e in found if e["value"] is not None]
 
     def _title(self, item: Any) -> str:
         row = self.catalogue.index([item])[0]

@@ -16,7 +16,7 @@ from recfunnel.data.encoder import OOV
 from recfunnel.data.interactions import lookup_ids, normalize_ids
 from recfunnel.errors import SchemaError
 from recfunnel.funnel.catalogue import Catalogue
-from recfunnel.schema import Categorical, Numeric
+from recfunnel.schema import Categorical, Numeric, Sequence
 
 CHUNK_ROWS = 1 << 16  # rows per forward pass when scoring many users at once (evaluation)
 
@@ -50,6 +50,7 @@ class Rank:
         self._user_rows = self._encode(self.users)  # the last row is "unknown user"
         self._items: tuple[int, dict[str, torch.Tensor]] | None = None
         self._user_vocab: pd.Index | None = None
+        self._item_vocab: pd.Index | None = None
         self._contexts: dict[tuple, dict[str, torch.Tensor]] = {}
         self._lock = threading.Lock()
 
@@ -63,10 +64,16 @@ class Rank:
         return {name: batch.features[name] for name in self.features if name in table.columns}
 
     def sources(self, catalogue: Catalogue) -> dict[str, str]:
-        """Where each input feature comes from: "item", "user" or "context"."""
+        """Where each input feature comes from: "item", "user", "history" (a Sequence over the item
+        vocabulary, filled from the user's recent items, live events included) or "context"."""
         return {name: "item" if catalogue.has(name) else
-                "user" if name in self.users.columns or name == self.user_key else "context"
+                "user" if name in self.users.columns or name == self.user_key else
+                "history" if self._is_history(name) else "context"
                 for name in self.features}
+
+    def _is_history(self, name: str) -> bool:
+        spec = self.encoder.schema_[name]
+        return isinstance(spec, Sequence) and spec.shares == self.item_key
 
     def _item_rows(self, catalogue: Catalogue) -> dict[str, torch.Tensor]:
         if self._items is None or self._items[0] != catalogue.version:
@@ -80,6 +87,22 @@ class Rank:
             self._user_vocab = pd.Index(normalize_ids(np.asarray(vocabulary, dtype=object)))
         found = lookup_ids(self._user_vocab, users)
         return np.where(found >= 0, found + 2, OOV)  # known values start at 2 (0 padding, 1 OOV)
+
+    def _history_codes(self, name: str, history: np.ndarray | None, catalogue: Catalogue, users: int) -> np.ndarray:
+        """(B, max_len) encoded recent items, most recent last, left-padded with 0."""
+        length = self.encoder.schema_[name].max_len  # type: ignore[union-attr]
+        out = np.zeros((users, length), np.int64)
+        if history is None or history.size == 0:
+            return out
+        if self._item_vocab is None:
+            vocabulary = self.encoder.vocabulary(self.item_key)
+            self._item_vocab = pd.Index(normalize_ids(np.asarray(vocabulary, dtype=object)))
+        valid = history >= 0
+        packed = np.take_along_axis(history, np.argsort(valid, axis=1, kind="stable"), 1)[:, -length:]  # valid last
+        found = lookup_ids(self._item_vocab, catalogue.ids[np.maximum(packed, 0)].ravel()).reshape(packed.shape)
+        codes = np.where(packed >= 0, np.where(found >= 0, found + 2, OOV), 0)
+        out[:, length - codes.shape[1]:] = codes
+        return out
 
     def user_rows(self, users: np.ndarray) -> np.ndarray:
         """Row of each raw user id in the user table; unknown users get the last ("unknown") row."""
@@ -100,8 +123,12 @@ class Rank:
         return found
 
     def batch(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
-              context: dict[str, Any] | None = None) -> Batch:
-        """The ranker's input for (B,) raw users x (B, N) catalogue indices, flattened to B * N rows."""
+              context: dict[str, Any] | None = None, history: np.ndarray | None = None) -> Batch:
+        """The ranker's input for (B,) raw users x (B, N) catalogue indices, flattened to B * N rows.
+
+        ``history`` is (B, H) catalogue indices of each user's recent items, oldest first, -1
+        padded; it fills Sequence features that share the item vocabulary.
+        """
         sources = self.sources(catalogue)
         item_rows = self._item_rows(catalogue)
         flat = torch.from_numpy(np.maximum(items, 0).ravel())
@@ -115,6 +142,9 @@ class Rank:
                 features[name] = torch.from_numpy(self._user_codes(users)).repeat_interleave(items.shape[1])
             elif source == "user":
                 features[name] = self._user_rows[name][owner]
+            elif source == "history":
+                rows = self._history_codes(name, history, catalogue, len(users))
+                features[name] = torch.from_numpy(rows).repeat_interleave(items.shape[1], dim=0)
             else:
                 value = context_rows.get(name)
                 if value is None:
@@ -130,9 +160,9 @@ class Rank:
             torch.zeros((1, getattr(spec, "max_len", 1)), dtype=torch.int64)
 
     def score(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
-              context: dict[str, Any] | None = None) -> np.ndarray:
+              context: dict[str, Any] | None = None, history: np.ndarray | None = None) -> np.ndarray:
         """(B, N) predictions (probabilities for a click ranker); -inf at empty places."""
-        batch = self.batch(users, items, catalogue, context)
+        batch = self.batch(users, items, catalogue, context, history)
         return np.where(items >= 0, self._predict(batch).reshape(items.shape), -np.inf).astype(np.float32)
 
     def _predict(self, batch: Batch) -> np.ndarray:
@@ -145,28 +175,37 @@ class Rank:
                 out.append(self.task.link(self.model(part)).float().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
-    def explain(self, user: Any, items: np.ndarray, catalogue: Catalogue, context: dict[str, Any] | None = None,
-                *, top: int = 2) -> list[list[dict[str, Any]]]:
-        """For each item, the item features that raised its score most: the drop in the prediction
-        when one feature is set to a neutral value (unknown id, empty bag, table mean), in one batch.
+    def explain(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
+                context: dict[str, Any] | None = None, history: np.ndarray | None = None, *,
+                top: int = 2) -> list[list[list[dict[str, Any]]]]:
+        """For each user's items, the item features that raised the score most: the drop in the
+        prediction when one feature is set to a neutral value (unknown id, empty bag, table mean),
+        for every user, item and feature in one forward pass.
+
+        Args:
+            users: (B,) raw user ids.
+            items: (B, N) catalogue indices, -1 for none (skipped).
+            history: (B, H) recent items for Sequence features (see ``batch``).
 
         Returns:
-            Per item, up to ``top`` dicts ``{"feature", "value", "effect"}`` with effect > 0.
+            Per user, per item present, up to ``top`` dicts ``{"feature", "value", "effect"}``
+            with effect > 0.
         """
-        base = self.batch(np.asarray([user], dtype=object), items[None, :], catalogue, context)
+        base = self.batch(users, items, catalogue, context, history)
         sources = self.sources(catalogue)
         names = [name for name in self.features if sources[name] == "item"]  # what differs between items
         rows = [base] + [Batch({**base.features, name: self._neutral(name, base.features[name])})
                          for name in names]
-        scores = self._predict(Batch.concat(rows)).reshape(len(rows), len(items))
-        effect = scores[0][None, :] - scores[1:]  # (F, N)
+        scores = self._predict(Batch.concat(rows)).reshape(len(rows), *items.shape)
+        effect = scores[0][None] - scores[1:]  # (F, B, N)
+        best = np.argsort(-effect, axis=0)[:top]  # (top, B, N)
+        values = {name: catalogue.column(name) for name in names}
         out = []
-        for column in range(len(items)):  # the final list only: a handful of items
-            order = np.argsort(-effect[:, column])[:top]
-            out.append([{"feature": names[f], "value": self._raw_value(names[f], sources[names[f]], user,
-                                                                     int(items[column]), catalogue, context),
-                         "effect": round(float(effect[f, column]), 4)}
-                        for f in order if effect[f, column] > 1e-4])
+        for row in range(items.shape[0]):  # the final lists only: k items per user
+            out.append([[{"feature": names[f], "value": _plain(values[names[f]][items[row, n]]),
+                          "effect": round(float(effect[f, row, n]), 4)}
+                         for f in best[:, row, n] if effect[f, row, n] > 1e-4]
+                        for n in range(items.shape[1]) if items[row, n] >= 0])
         return out
 
     def _neutral(self, name: str, values: torch.Tensor) -> torch.Tensor:
@@ -179,22 +218,15 @@ class Rank:
             return torch.full_like(values, OOV)
         return torch.zeros_like(values)
 
-    def _raw_value(self, name: str, source: str, user: Any, item: int, catalogue: Catalogue,
-                   context: dict[str, Any] | None) -> Any:
-        if source == "item":
-            value = catalogue.column(name)[item]
-        elif name == self.user_key:
-            value = user
-        elif source == "user":
-            value = self.users[name].iloc[self.user_rows(np.asarray([user], dtype=object))[0]]
-        else:
-            value = {**self.context_defaults, **(context or {})}.get(name)
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            return None
-        return value.item() if hasattr(value, "item") else value
-
     def to_dict(self) -> dict[str, Any]:
         return {"user_key": self.user_key, "item_key": self.item_key, "context": self.context_defaults}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready scalar; NaN and None as None."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def _user_table(users: pd.DataFrame | None, key: str) -> pd.DataFrame:

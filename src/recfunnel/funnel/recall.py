@@ -33,6 +33,7 @@ class Recall:
         self.retriever, self.k = retriever, int(k)
         self.name = name or retriever.model_name
         self._map: tuple[int, np.ndarray] | None = None
+        self._fresh: tuple[int, np.ndarray | None] | None = None
 
     def to_catalogue(self, catalogue: Catalogue) -> np.ndarray:
         """Catalogue index of each of the retriever's item indices (cached per catalogue version)."""
@@ -42,8 +43,28 @@ class Recall:
 
     def candidates(self, users: np.ndarray, catalogue: Catalogue, recent: list[list[Any]] | None) -> np.ndarray:
         """(B, k) catalogue indices, best first, -1 where the retriever had fewer to give."""
-        _, items, _ = self.retriever.top_indices(users, self.k, exclude_seen=True, recent=recent)
-        return np.where(items >= 0, self.to_catalogue(catalogue)[np.maximum(items, 0)], -1)
+        _, items, scores = self.retriever.top_indices(users, self.k, exclude_seen=True, recent=recent)
+        found = np.where(items >= 0, self.to_catalogue(catalogue)[np.maximum(items, 0)], -1)
+        fresh = self._fresh_vectors(catalogue)
+        if fresh is None:
+            return found
+        # items added after training, placed by the item tower from their attributes alone
+        queries = self.retriever.encode_query(users, recent=recent)
+        fresh_scores = queries @ fresh.T if queries.ndim == 2 else (queries @ fresh.T).max(1)  # (B, F)
+        both = np.concatenate([np.where(found >= 0, scores, -np.inf), fresh_scores], axis=1)
+        index = np.concatenate([found, np.broadcast_to(np.arange(catalogue.num_trained, len(catalogue)),
+                                                       fresh_scores.shape)], axis=1)
+        best = np.argsort(-both, axis=1, kind="stable")[:, : self.k]
+        return np.where(np.isfinite(np.take_along_axis(both, best, 1)), np.take_along_axis(index, best, 1), -1)
+
+    def _fresh_vectors(self, catalogue: Catalogue) -> np.ndarray | None:
+        """Vectors of the catalogue's new items from the retriever's item tower (cached per version)."""
+        if len(catalogue) == catalogue.num_trained:
+            return None
+        if self._fresh is None or self._fresh[0] != catalogue.version:
+            rows = catalogue.table.iloc[catalogue.num_trained:]
+            self._fresh = (catalogue.version, self.retriever.encode_new_items(rows))
+        return self._fresh[1]
 
     def similar(self, item: Any, k: int, catalogue: Catalogue) -> np.ndarray:
         """(k,) catalogue indices of items similar to one raw item id."""

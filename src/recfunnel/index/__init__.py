@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from recfunnel.errors import ConfigError
-from recfunnel.index.exact import ExactIndex, topk_excluding
+from recfunnel.index.exact import ExactIndex, topk_excluding, topk_static
 
 INDEX_KINDS = ("exact", "flat", "ivf", "hnsw")
 
@@ -28,4 +28,4 @@ def build_index(vectors: torch.Tensor, kind: str = "exact", *, metric: str = "do
     raise ConfigError(f"index kind {kind!r} is not valid; expected one of {list(INDEX_KINDS)}.")
 
 
-__all__ = ["INDEX_KINDS", "ExactIndex", "build_index", "topk_excluding"]
+__all__ = ["INDEX_KINDS", "ExactIndex", "build_index", "topk_excluding", "topk_static"]

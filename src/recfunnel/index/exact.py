@@ -11,6 +11,38 @@ from recfunnel.errors import ConfigError, DataError
 METRICS = ("dot", "cosine")
 
 
+def topk_static(scores: torch.Tensor, order: np.ndarray, k: int,
+                exclude: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` of one score row (N,) shared by every user, skipping each user's excluded columns.
+
+    ``order`` is the columns by descending score. Only the first ``k`` + (most exclusions of a
+    row) columns of that order are read, so a request does not touch the whole catalogue.
+
+    Returns:
+        (values (B, k) with -inf where a row runs out, indices (B, k) with -1 there).
+
+    Example:
+        >>> ex = sparse.csr_matrix(np.array([[0, 1, 0], [0, 0, 0]]))
+        >>> topk_static(torch.tensor([0.1, 0.9, 0.5]), np.array([1, 2, 0]), 2, ex)[1].tolist()
+        [[2, 0], [1, 2]]
+    """
+    rows, cols = exclude.shape
+    depth = min(cols, k + int(np.diff(exclude.indptr).max(initial=0)))
+    head = np.broadcast_to(order[:depth], (rows, depth))  # (B, depth)
+    blocked = np.asarray(exclude[np.repeat(np.arange(rows), depth), head.ravel()]).reshape(rows, depth) != 0 \
+        if exclude.nnz else np.zeros((rows, depth), bool)
+    first = np.argsort(blocked, axis=1, kind="stable")[:, :k]  # unblocked columns first, in score order
+    items = np.take_along_axis(head, first, 1)
+    gone = np.take_along_axis(blocked, first, 1)
+    values = scores.numpy()[items]
+    items, values = np.where(gone, -1, items), np.where(gone, -np.inf, values)
+    if items.shape[1] < k:  # pad to k columns so callers always get (B, k)
+        pad = k - items.shape[1]
+        items = np.pad(items, ((0, 0), (0, pad)), constant_values=-1)
+        values = np.pad(values, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return values.astype(np.float32), items.astype(np.int64)
+
+
 def topk_excluding(scores: torch.Tensor, k: int,
                    exclude: sparse.csr_matrix | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-``k`` columns of each row of ``scores`` (B, N), skipping the columns ``exclude`` marks.

@@ -1,10 +1,11 @@
-"""HTTP serving of a saved funnel: ``create_app`` (FastAPI), the SQLite ``EventStore`` and a web page."""
+"""HTTP serving of a saved funnel: ``create_app`` (FastAPI), SQLite or Redis event stores and a web page."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from recfunnel.serving.events import EVENT_TYPES, Event, EventStore, EventStoreLike
+from recfunnel.serving.redis_store import RedisEventStore
 
 if TYPE_CHECKING:
     from recfunnel.serving.app import create_app
@@ -18,4 +19,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'recfunnel.serving' has no attribute {name!r}")
 
 
-__all__ = ["EVENT_TYPES", "Event", "EventStore", "EventStoreLike", "create_app"]
+__all__ = ["EVENT_TYPES", "Event", "EventStore", "EventStoreLike", "RedisEventStore", "create_app"]

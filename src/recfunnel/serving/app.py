@@ -11,6 +11,7 @@ from typing import Any, Literal
 from recfunnel.errors import ArtifactError, ConfigError, RecfunnelError
 from recfunnel.serving.batching import Batcher
 from recfunnel.serving.events import EventStore, EventStoreLike
+from recfunnel.serving.redis_store import RedisEventStore, is_redis_url
 
 try:
     from fastapi import FastAPI, Request
@@ -44,12 +45,12 @@ def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api
 
     Args:
         artifact: Directory written by ``Funnel.save``; loaded now, so errors show at start-up.
-        events: The SQLite events file (created when missing), or any store implementing
-            ``EventStoreLike`` (e.g. one on Redis).
+        events: The SQLite events file (created when missing), a ``redis://`` or ``rediss://`` URL
+            (a ``RedisEventStore``), or any store implementing ``EventStoreLike``.
         api_key: When set, every route but ``/health``, ``/`` and the docs needs ``X-API-Key``.
         max_body: Largest request body in bytes; bigger ones get 413.
         history: How many of a user's latest distinct items feed the funnel as recent history.
-        synchronous: SQLite durability: "normal" survives a killed process, "full" a power cut.
+        synchronous: SQLite only: "normal" survives a killed process, "full" a power cut.
 
     Returns:
         The FastAPI app (run it with uvicorn, or test it with ``fastapi.testclient.TestClient``).
@@ -57,12 +58,13 @@ def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api
     Raises:
         ArtifactError: The artifact is missing, corrupt or not a funnel.
         ConfigError: ``max_body`` or ``history`` is not a positive integer.
-        DataError: The events file is not an events database.
+        DataError: The events file is not an events database, or Redis cannot be used.
+        ImportError: ``events`` is a Redis URL but the ``redis`` package is missing.
     """
     for name, value in (("max_body", max_body), ("history", history)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
-    store = events if isinstance(events, EventStoreLike) else EventStore(events, synchronous=synchronous)
+    store = events if isinstance(events, EventStoreLike) else _open_store(events, synchronous, history)
     try:
         holder = FunnelHolder(artifact, store)
     except BaseException:
@@ -88,6 +90,14 @@ def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api
     app.add_middleware(Measured, metrics=metrics, routes=[*open_routes.routes, *routes.routes])  # type: ignore[arg-type]
     logger.info("serving %s with events in %s", Path(artifact), getattr(store, "path", store))
     return app
+
+
+def _open_store(location: str | Path, synchronous: Literal["normal", "full"], history: int) -> EventStoreLike:
+    """A ``RedisEventStore`` for a ``redis://`` or ``rediss://`` URL (keeping at least ``history``
+    items per user; its durability is set on the Redis server), else the SQLite file at ``location``."""
+    if is_redis_url(location):
+        return RedisEventStore(str(location), history=max(history, 200))
+    return EventStore(location, synchronous=synchronous)
 
 
 def _add_handlers(app: FastAPI) -> None:

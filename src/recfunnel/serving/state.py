@@ -133,13 +133,18 @@ class FunnelHolder:
     def _prepare(self, served: Served) -> Served:
         """Apply every stored item to a funnel no request sees yet; invalid ones are skipped."""
         stored = self.store.items()
-        for record in stored:
-            try:
-                for frame in item_frames([record], served.funnel):
-                    served.funnel.add_items(frame)
-            except DataError as exc:
-                logger.warning("stored item %r does not fit this funnel and is skipped: %s",
-                               record.get("item_id"), exc)
+        try:  # all at once: each add_items rebuilds the catalogue's table
+            frames = item_frames(stored, served.funnel)
+        except DataError:  # some item does not fit this funnel: check them one by one
+            frames = []
+            for record in stored:
+                try:
+                    frames += item_frames([record], served.funnel)
+                except DataError as exc:
+                    logger.warning("stored item %r does not fit this funnel and is skipped: %s",
+                                   record.get("item_id"), exc)
+        for frame in frames:
+            served.funnel.add_items(frame)
         if stored:
             logger.info("applied %d stored items to %s", len(stored), served.path)
         return served

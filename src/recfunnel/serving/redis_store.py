@@ -1,0 +1,232 @@
+"""Live events and added items kept in Redis, behind the same ``EventStoreLike`` interface as SQLite."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from recfunnel.errors import ConfigError, DataError
+from recfunnel.serving.events import SCHEMA_VERSION, Event, _dumps
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'recfunnel[redis]'"
+REDIS_SCHEMES = ("redis://", "rediss://")
+
+
+def is_redis_url(location: object) -> bool:
+    """Whether an ``--events`` value names a Redis server rather than a SQLite file.
+
+    Example:
+        >>> is_redis_url("redis://localhost:6379/0"), is_redis_url("rediss://cache:6380")
+        (True, True)
+        >>> is_redis_url("runs/shop-events.sqlite")
+        False
+    """
+    return isinstance(location, str) and location.lower().startswith(REDIS_SCHEMES)
+
+
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for logs and error messages.
+
+    Example:
+        >>> redact("redis://:secret@cache:6379/0")
+        'redis://:***@cache:6379/0'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class RedisEventStore:
+    """Events and added items in Redis, shared by every server process pointed at the same URL.
+
+    Keys, all under ``prefix``: ``:events`` (the full log, oldest first), ``:count``,
+    ``:recent:<user>`` (the user's latest distinct items, capped at ``history``), ``:items``
+    (item id -> JSON attributes), ``:item-order`` (ids in the order first added) and ``:schema``.
+    It needs one Redis server (replicas are fine; Redis Cluster is not, as a transaction spans keys).
+
+    ``append`` writes its whole batch in one MULTI/EXEC transaction and returns once Redis has
+    acknowledged it. Durability is Redis's own: with ``appendonly yes`` and ``appendfsync always``
+    nothing acknowledged is lost; with the default settings (``appendfsync everysec``, or RDB
+    snapshots only) Redis may lose about the last second of writes if it crashes.
+
+    Args:
+        url: ``redis://[[user]:password@]host[:port][/db]`` or ``rediss://...`` for TLS.
+        prefix: Namespace of every key, so several servers or models can share one Redis.
+        history: How many distinct recent items are kept per user; ``recent(user, n)`` returns at
+            most this many.
+
+    Raises:
+        ImportError: The ``redis`` package is missing (names the extra to install).
+        ConfigError: ``url``, ``prefix`` or ``history`` is invalid.
+        DataError: Redis cannot be reached, or holds another events schema under ``prefix``.
+
+    Example:
+        >>> store = RedisEventStore("redis://localhost:6379/0")  # doctest: +SKIP
+        >>> store.append([Event("u1", "a", "view"), Event("u1", "b", "click"), Event("u1", "a", "click")])  # doctest: +SKIP
+        3
+        >>> store.recent("u1")  # doctest: +SKIP
+        ['b', 'a']
+    """
+
+    def __init__(self, url: str, *, prefix: str = "recfunnel", history: int = 200) -> None:
+        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
+            raise ConfigError(f"history must be a positive integer; got {history!r}.")
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigError(f"prefix must be a non-empty string; got {prefix!r}.")
+        try:
+            import redis
+        except ModuleNotFoundError as exc:
+            raise ImportError(f"the Redis event store needs {exc.name!r}; install it with {INSTALL_HINT}") from exc
+        self.url, self.prefix, self.history = redact(url), prefix, history
+        self._redis_errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        try:
+            self._client: Any = redis.Redis.from_url(url, decode_responses=True)
+        except ValueError as exc:
+            raise ConfigError(f"{self.url!r} is not a Redis URL: {exc}. Use redis://host:port/db.") from None
+        self._guard = threading.Lock()
+        self._closed = False
+        self._check_schema()
+
+    # -- keys and connection --------------------------------------------------------------------
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _redis(self) -> Any:
+        if self._closed:
+            raise DataError(f"the event store {self!r} is closed.")
+        return self._client
+
+    def _check_schema(self) -> None:
+        key = self._key("schema")
+        try:
+            self._client.set(key, SCHEMA_VERSION, nx=True)
+            found = self._client.get(key)
+        except self._redis_errors as exc:
+            self.close()
+            raise DataError(f"cannot use Redis at {self.url!r}: {type(exc).__name__}: {exc}. "
+                            "Check that the server runs and the URL is right.") from None
+        if found != SCHEMA_VERSION:
+            self.close()
+            raise DataError(f"Redis at {self.url!r} has events schema {found!r} under prefix {self.prefix!r}; "
+                            f"this version reads {SCHEMA_VERSION!r}. Use another prefix or database.")
+
+    # -- events ---------------------------------------------------------------------------------
+    def append(self, events: Sequence[Event]) -> int:
+        """Write a batch of events in one MULTI/EXEC transaction; returns how many, once acknowledged.
+
+        Raises:
+            DataError: An element is not an ``Event``.
+        """
+        now = time.time()
+        rows: list[tuple[str, str, str, float | None, float]] = []
+        for position, event in enumerate(events):
+            if not isinstance(event, Event):
+                raise DataError(f"events[{position}] is a {type(event).__name__}; expected an Event.")
+            rows.append((str(event.user_id), str(event.item_id), event.type, event.value,
+                         now if event.timestamp is None else event.timestamp))
+        if not rows:
+            return 0
+        latest: dict[str, dict[str, None]] = {}  # per user, distinct items ordered by last occurrence
+        for user, item, *_ in rows:
+            seen = latest.setdefault(user, {})
+            seen.pop(item, None)
+            seen[item] = None
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.rpush(self._key("events"), *(json.dumps(row) for row in rows))
+        for user, items in latest.items():
+            key = self._key("recent", user)
+            for item in items:
+                pipe.lrem(key, 0, item)
+            pipe.rpush(key, *items)
+            pipe.ltrim(key, -self.history, -1)
+        pipe.incrby(self._key("count"), len(rows))
+        pipe.execute()
+        return len(rows)
+
+    def recent(self, user: Any, n: int = 50) -> list[str]:
+        """The last ``n`` (at most ``history``) distinct item ids of ``user``, oldest first (text ids)."""
+        if n <= 0:
+            return []
+        return list(self._redis().lrange(self._key("recent", str(user)), -int(n), -1))
+
+    def count(self) -> int:
+        """Number of events stored (kept in a counter, so this is O(1))."""
+        return int(self._redis().get(self._key("count")) or 0)
+
+    def events(self, user: Any | None = None) -> list[Event]:
+        """Every stored event (of one user if given), oldest first; for tests and exports."""
+        rows = [json.loads(text) for text in self._redis().lrange(self._key("events"), 0, -1)]
+        return [Event(*row) for row in rows if user is None or row[0] == str(user)]
+
+    # -- items ----------------------------------------------------------------------------------
+    def put_items(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Add or update items, each ``{"item_id": id, **attributes}``; new attributes are merged
+        into the stored ones (in one optimistic WATCH/MULTI transaction, retried on a conflict).
+
+        Raises:
+            DataError: An item has no "item_id" or an attribute that is not JSON.
+        """
+        updates: dict[str, dict[str, Any]] = {}
+        for position, item in enumerate(items):
+            if "item_id" not in item:
+                raise DataError(f"items[{position}] has no 'item_id'; got keys {sorted(item)}.")
+            key = str(item["item_id"])
+            updates.setdefault(key, {}).update({k: v for k, v in item.items() if k != "item_id"})
+        if not updates:
+            return
+        for key, attributes in updates.items():
+            _dumps(attributes, key)  # refuse the whole batch before writing any of it
+        table, order = self._key("items"), self._key("item-order")
+
+        def merge(pipe: Any) -> None:
+            stored = pipe.hmget(table, list(updates))
+            merged = {key: _dumps({**(json.loads(old) if old is not None else {}), **attributes}, key)
+                      for (key, attributes), old in zip(updates.items(), stored, strict=True)}
+            new = [key for key, old in zip(updates, stored, strict=True) if old is None]
+            pipe.multi()
+            pipe.hset(table, mapping=merged)
+            if new:
+                pipe.rpush(order, *new)
+
+        self._redis().transaction(merge, table)
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every stored item as ``{"item_id": text id, **attributes}``, in the order first added."""
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.lrange(self._key("item-order"), 0, -1)
+        pipe.hgetall(self._key("items"))
+        order, table = pipe.execute()
+        return [{"item_id": key, **json.loads(table[key])} for key in order if key in table]
+
+    def close(self) -> None:
+        """Close the connection pool; later calls raise DataError."""
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._client.close()
+        except self._redis_errors as exc:  # closing is best effort; the data is already acknowledged
+            logger.warning("closing the Redis connection failed: %s", exc)
+
+    def __enter__(self) -> RedisEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RedisEventStore({self.url!r}, prefix={self.prefix!r}, history={self.history})"
+
+
+__all__ = ["RedisEventStore", "is_redis_url", "redact"]
