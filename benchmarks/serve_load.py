@@ -103,11 +103,13 @@ def _phase(port: int, make_request, *, clients: int, seconds: float) -> dict[str
             "p99_ms": float(np.percentile(values, 99)), "errors": len(errors)}
 
 
-def run(artifact: str, *, clients: int, seconds: float, event_batch: int, explain: bool) -> None:
+def run(artifact: str, *, clients: int, seconds: float, event_batch: int, explain: bool,
+        port: int | None = None) -> None:
     users = Path(artifact).with_name(Path(artifact).name + "-users.csv").read_text().split()[1:]
-    port = _free_port()
+    external = port is not None  # a server started by hand (e.g. with several workers)
+    port = port or _free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        server = _start(artifact, port, str(Path(tmp) / "events.sqlite"))
+        server = None if external else _start(artifact, port, str(Path(tmp) / "events.sqlite"))
         try:
             rng = random.Random(0)
             flag = "true" if explain else "false"
@@ -126,8 +128,9 @@ def run(artifact: str, *, clients: int, seconds: float, event_batch: int, explai
                     f"POST /events ({event_batch} per request)": _phase(port, events, clients=clients,
                                                                          seconds=seconds)}
         finally:
-            server.terminate()
-            server.wait(10)
+            if server is not None:
+                server.terminate()
+                server.wait(10)
     print(f"\n{clients} clients, {seconds:.0f} s per route, explain={explain}, {os.cpu_count()} cores shared\n")
     print("| route | requests | requests/s | p50 ms | p99 ms | errors | events/s |")
     print("|---|---|---|---|---|---|---|")
@@ -149,12 +152,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--event-batch", type=int, default=100)
     parser.add_argument("--explain", action="store_true", help="ask for reasons (off: the bare funnel)")
+    parser.add_argument("--port", type=int, help="load a server already listening on this port instead")
     args = parser.parse_args()
     if args.build:
         build(args.build, num_items=args.items, num_users=args.users)
     elif args.artifact:
         run(args.artifact, clients=args.clients, seconds=args.seconds, event_batch=args.event_batch,
-            explain=args.explain)
+            explain=args.explain, port=args.port)
     else:
         parser.error("give --build DIR or --artifact DIR")
 
