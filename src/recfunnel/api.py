@@ -65,7 +65,11 @@ class Ranker:
         trainer: A Trainer, or a dict of its keyword arguments.
         on_nan: NaN in numeric columns: "mean" fills the training mean and warns, "error" raises.
         monitor: Validation metric for early stopping (default: AUC for binary, RMSE for regression).
-        seed: Seeds model initialisation (training is seeded by the trainer's own seed).
+        seed: Seeds model initialisation and negative down-sampling (training is seeded by the
+            trainer's own seed).
+        negative_sampling: Train on every positive and this share of the negatives (drawn with
+            ``seed``); predictions are calibrated back to the unsampled rate, q = p / (p + (1 - p) / w).
+            Binary labels only.
 
     Example:
         >>> from recfunnel.datasets import make_shop
@@ -78,12 +82,16 @@ class Ranker:
 
     def __init__(self, model: str = "deepfm", *, label: str | None = None, schema: Schema | None = None,
                  params: dict[str, Any] | None = None, trainer: Trainer | dict[str, Any] | None = None,
-                 on_nan: str = "mean", monitor: str | None = None, seed: int = 2026) -> None:
+                 on_nan: str = "mean", monitor: str | None = None, seed: int = 2026,
+                 negative_sampling: float | None = None) -> None:
         self.model_name = get_model(model).name
         self.label, self.schema, self.params = label, schema, dict(params or {})
         self.trainer = trainer if isinstance(trainer, Trainer) else _make_trainer(trainer or {})
         self.trainer_params = {} if isinstance(trainer, Trainer) else dict(trainer or {})
         self.on_nan, self.monitor, self.seed = on_nan, monitor, seed
+        if negative_sampling is not None and not 0.0 < negative_sampling <= 1.0:
+            raise ConfigError(f"negative_sampling must be in (0, 1] (the share of negatives kept); got {negative_sampling!r}.")
+        self.negative_sampling = negative_sampling
         self.encoder_: FeatureEncoder | None = None
         self.model_: torch.nn.Module | None = None
         self.task_: Task | None = None
@@ -97,8 +105,11 @@ class Ranker:
         train_frame = load_frame(train)
         schema = self.schema or infer_schema(train_frame, self._label_for(train_frame))
         label = self._resolve_label(schema)
+        rate = self.negative_sampling or 1.0
+        self.task_ = task_for_label(label.name, label.kind, monitor=self.monitor, negative_rate=rate)
+        if rate < 1.0:
+            train_frame = _down_sample(train_frame, label.name, rate, self.seed)
         self.encoder_ = FeatureEncoder(schema, on_nan=self.on_nan).fit(train_frame)
-        self.task_ = task_for_label(label.name, label.kind, monitor=self.monitor)
         train_batch = self.encoder_.transform(train_frame)
         valid_batch = self.encoder_.transform(load_frame(valid)) if valid is not None else None
         with torch.random.fork_rng(devices=[]):
@@ -166,7 +177,8 @@ class Ranker:
         history = self.result_.history if self.result_ else []
         config = {"estimator": "ranker", "model": self.model_name, "params": self.params,
                   "task": task.to_dict(), "trainer": self.trainer_params, "on_nan": self.on_nan,
-                  "seed": self.seed, "recfunnel_version": recfunnel.__version__}
+                  "seed": self.seed, "negative_sampling": self.negative_sampling,
+                  "recfunnel_version": recfunnel.__version__}
         flat = {k: v for k, v in self.metrics_.get("valid", {}).items()}
         card = model_card(model=self.model_name, params=self.params, task=task.to_dict(), rows=self.rows_,
                           metrics={f"valid {k}": v for k, v in flat.items()},
@@ -174,6 +186,15 @@ class Ranker:
         return write_artifact(path, config=config, schema=encoder.schema_.to_dict(),
                               encoder=encoder.to_dict(), weights=model.state_dict(),
                               metrics={**self.metrics_, "rows": self.rows_, "history": history}, card=card)
+
+
+def _down_sample(frame: pd.DataFrame, label: str, rate: float, seed: int) -> pd.DataFrame:
+    """Every positive row and a seeded share ``rate`` of the negative rows, in their order."""
+    values = pd.to_numeric(frame[label], errors="coerce").to_numpy()
+    keep = (values == 1) | (np.random.default_rng(seed).random(len(frame)) < rate)
+    logger.info("negative down-sampling: kept %d of %d rows (all positives, %.0f%% of negatives)",
+                int(keep.sum()), len(frame), 100 * rate)
+    return frame.loc[keep]
 
 
 def _make_trainer(options: dict[str, Any]) -> Trainer:
@@ -202,7 +223,8 @@ def load(path: str | Path) -> Any:
         encoder = FeatureEncoder.from_dict(parts["encoder"])
         ranker = Ranker(config["model"], label=config["task"]["label"], schema=schema,
                         params=config.get("params"), trainer=config.get("trainer"),
-                        on_nan=config.get("on_nan", "mean"), seed=config.get("seed", 2026))
+                        on_nan=config.get("on_nan", "mean"), seed=config.get("seed", 2026),
+                        negative_sampling=config.get("negative_sampling"))
         model = build_model(ranker.model_name, schema, ranker.params)
         model.load_state_dict(parts["weights"])
         task = task_from_dict(config["task"])

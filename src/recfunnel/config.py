@@ -12,7 +12,7 @@ from recfunnel.api import trainer_options
 from recfunnel.errors import ConfigError, did_you_mean
 from recfunnel.models import get_model
 
-RANKING_DATA_KEYS = ("train", "valid", "test", "label", "schema", "format", "on_nan")
+RANKING_DATA_KEYS = ("train", "valid", "test", "label", "schema", "format", "on_nan", "negative_sampling")
 RETRIEVAL_DATA_KEYS = ("train", "valid", "test", "format", "user_col", "item_col", "time_col", "weight_col",
                        "user_features", "item_features", "max_history")
 DATA_KEYS = tuple(dict.fromkeys(RANKING_DATA_KEYS + RETRIEVAL_DATA_KEYS))
@@ -153,8 +153,8 @@ def ranker_from_config(config: dict[str, Any]):  # -> Ranker
     schema = read_schema_file(data["schema"]) if data.get("schema") else None
     return Ranker(model.pop("name"), label=data["label"], schema=schema, params=model,
                   trainer=config.get("trainer") or {}, on_nan=data.get("on_nan") or "mean",
-                  monitor=config.get("monitor"),
-                  seed=int(config.get("seed", 2026)))
+                  monitor=config.get("monitor"), seed=int(config.get("seed", 2026)),
+                  negative_sampling=data.get("negative_sampling"))
 
 
 def retriever_from_config(config: dict[str, Any]):  # -> Retriever

@@ -34,7 +34,8 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
              "data.label": args.label, "data.schema": args.schema, "data.format": args.format,
              "data.on_nan": args.on_nan, "out": args.out, "data.user_col": args.user_col,
              "data.item_col": args.item_col, "data.time_col": args.time_col, "data.weight_col": args.weight_col,
-             "data.user_features": args.user_features, "data.item_features": args.item_features}
+             "data.user_features": args.user_features, "data.item_features": args.item_features,
+             "data.negative_sampling": args.negative_sampling}
     config = apply_overrides(config, [])
     for key, value in flags.items():
         if value is None:

@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--schema", help="schema YAML/JSON; inferred from the data when omitted")
     train.add_argument("--format", choices=["csv", "tsv", "parquet", "libfm", "criteo"], help="input format")
     train.add_argument("--on-nan", choices=["mean", "error"], help="NaN in numeric columns (default: mean)")
+    train.add_argument("--negative-sampling", type=float, metavar="W",
+                       help="train on all positives and this share of negatives; predictions stay calibrated")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override an option, e.g. embedding_dim=10 or trainer.max_epochs=5")
     train.add_argument("--user-col", help="retrieval models: the user id column (default user_id)")

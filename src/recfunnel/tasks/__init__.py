@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,15 +71,28 @@ class BinaryTask(Task):
 
     metrics: tuple[str, ...] = ("auc", "logloss")
     monitor: str = "auc"
+    negative_rate: float = 1.0
     kind: str = field(default="binary", init=False)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.negative_rate <= 1.0:
+            raise ConfigError(f"negative_rate must be in (0, 1] (the share of negatives kept); got {self.negative_rate!r}.")
+
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Mean binary cross-entropy."""
+        """Mean binary cross-entropy (on the training rows as sampled)."""
         return F.binary_cross_entropy_with_logits(logits, batch.labels[self.label])
 
     def link(self, logits: torch.Tensor) -> torch.Tensor:
-        """Sigmoid: logits to probabilities."""
+        """Sigmoid, calibrated for negative down-sampling: a model trained on all positives and a
+        share w of the negatives predicts p; the probability on unsampled data is
+        q = p / (p + (1 - p) / w), which is sigmoid(logit + log w) (He et al., ADKDD 2014)."""
+        if self.negative_rate != 1.0:
+            logits = logits + math.log(self.negative_rate)
         return torch.sigmoid(logits)
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "negative_rate": self.negative_rate}
 
 
 @dataclass(frozen=True)
@@ -127,11 +141,15 @@ class RetrievalTask(Task):
 TASKS = {"binary": BinaryTask, "regression": RegressionTask}
 
 
-def task_for_label(label: str, kind: str, *, monitor: str | None = None) -> Task:
-    """The task of a label kind ("binary" or "regression"), optionally watching another metric."""
+def task_for_label(label: str, kind: str, *, monitor: str | None = None, negative_rate: float = 1.0) -> Task:
+    """The task of a label kind ("binary" or "regression"), optionally watching another metric;
+    ``negative_rate`` < 1 calibrates a binary task trained on down-sampled negatives."""
     if kind not in TASKS:
         raise ConfigError(f"no task for label kind {kind!r}; expected one of {list(TASKS)}.")
-    task = TASKS[kind](label)
+    if negative_rate != 1.0 and kind != "binary":
+        raise ConfigError(f"negative down-sampling needs a binary label; {label!r} is a {kind} label.")
+    extra = {"negative_rate": negative_rate} if kind == "binary" else {}
+    task = TASKS[kind](label, **extra)
     if monitor is None:
         return task
     if monitor not in task.metrics:
@@ -139,7 +157,7 @@ def task_for_label(label: str, kind: str, *, monitor: str | None = None) -> Task
             f"monitor={monitor!r} is not a metric of a {kind} task{did_you_mean(monitor, task.metrics)}; "
             f"valid: {list(task.metrics)}."
         )
-    return TASKS[kind](label, task.metrics, monitor)
+    return TASKS[kind](label, task.metrics, monitor, **extra)
 
 
 def task_from_dict(data: dict) -> Task:
@@ -147,7 +165,8 @@ def task_from_dict(data: dict) -> Task:
     cls = TASKS.get(data.get("kind", ""))
     if cls is None:
         raise ConfigError(f"unknown task kind {data.get('kind')!r}; expected one of {list(TASKS)}.")
-    return cls(data["label"], tuple(data["metrics"]), data["monitor"])
+    extra = {"negative_rate": float(data["negative_rate"])} if "negative_rate" in data and cls is BinaryTask else {}
+    return cls(data["label"], tuple(data["metrics"]), data["monitor"], **extra)
 
 
 __all__ = ["Task", "BinaryTask", "RegressionTask", "RetrievalTask", "task_for_label", "task_from_dict"]
