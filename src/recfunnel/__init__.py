@@ -19,6 +19,7 @@ _LAZY = {
     "FeatureEncoder": "recfunnel.data",
     "Trainer": "recfunnel.train",
     "Ranker": "recfunnel.api",
+    "GBDTRanker": "recfunnel.gbdt",
     "Retriever": "recfunnel.retriever",
     "Funnel": "recfunnel.funnel",
     "load": "recfunnel.funnel.storage",

@@ -215,9 +215,19 @@ def load(path: str | Path) -> Any:
         from recfunnel.retriever import load_retriever
 
         return load_retriever(path, parts)
+    if config.get("estimator") == "gbdt_lr":
+        from recfunnel.gbdt import load_gbdt
+
+        return load_gbdt(path, parts)
     if config.get("estimator") != "ranker":
         raise ArtifactError(f"{str(path)!r} holds a {config.get('estimator')!r} estimator; "
                             "expected 'ranker' or 'retriever'.")
+    return ranker_from_parts(path, parts)
+
+
+def ranker_from_parts(path: str | Path, parts: dict[str, Any]) -> Ranker:
+    """Rebuild a Ranker from the parts ``read_artifact`` returned (GBDTRanker's head reuses this)."""
+    config = parts["config"]
     try:
         schema = Schema.from_dict(parts["schema"])
         encoder = FeatureEncoder.from_dict(parts["encoder"])
