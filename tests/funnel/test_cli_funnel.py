@@ -56,6 +56,13 @@ def test_build_then_evaluate_and_recommend(cli, trained, tmp_path):
     assert all(item["reasons"] for item in lists[0]["items"])
     code, out, err = cli("recommend", built["artifact"], "--user", user, "--k", 3)
     assert code == 0 and "why" in out
+    item = str(trained[1].clicks_train["item_id"].iloc[0])
+    code, out, err = cli("similar", built["artifact"], "--item", item, "--k", 4, "--json")
+    assert code == 0, err
+    similar = json.loads(out)[0]
+    assert similar["query_item"] == item and len(similar["items"]) == 4 and item not in similar["items"]
+    code, out, err = cli("similar", built["artifact"], "--item", "no-such-item")
+    assert code == 2 and "unknown item id(s) ['no-such-item']" in err
 
 
 def test_build_rejects_bad_configs(cli, trained, tmp_path):

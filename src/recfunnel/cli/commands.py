@@ -10,7 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from recfunnel.cli.funnel_commands import evaluate_funnel, recommend_funnel, run_build, run_demo  # noqa: F401
+from recfunnel.cli.funnel_commands import (  # noqa: F401
+    evaluate_funnel,
+    recommend_funnel,
+    run_build,
+    run_demo,
+    similar_funnel,
+)
 from recfunnel.cli.main import default_out, emit_json
 from recfunnel.cli.serve import run_serve  # noqa: F401
 
@@ -215,9 +221,13 @@ def run_recommend(args: argparse.Namespace) -> int:
 
 def run_similar(args: argparse.Namespace) -> int:
     """`recfunnel similar ARTIFACT --item ID [--item ID ...] --k 10`."""
+    from recfunnel.funnel import Funnel
     from recfunnel.funnel.storage import load
 
-    retriever = _as_retriever(load(args.artifact), args.artifact)
+    model = load(args.artifact)
+    if isinstance(model, Funnel):
+        return similar_funnel(model, args)
+    retriever = _as_retriever(model, args.artifact)
     lists = retriever.similar_items(args.item, args.k)
     _print_lists(f"{args.k} most similar items ({retriever.model_name})", "query_item", lists, args.json)
     return 0

@@ -65,6 +65,28 @@ def recommend_funnel(funnel: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def similar_funnel(funnel: Any, args: argparse.Namespace) -> int:
+    """`recfunnel similar FUNNEL --item ID`: similar items from the first recall source that knows each."""
+    from recfunnel.errors import DataError
+
+    found = {item: funnel.similar(item, k=args.k) for item in args.item}
+    unknown = [item for item, items in found.items() if not items]
+    if unknown:
+        raise DataError(f"unknown item id(s) {unknown[:5]}: no recall source of this funnel knows them.")
+    if args.json:
+        emit_json([{"query_item": item, "items": items} for item, items in found.items()])
+        return 0
+    for item, items in found.items():
+        rows = funnel.catalogue.records(funnel.catalogue.index(items), ["title", "category"])
+        table = Table(title=f"{args.k} items most similar to {item}", title_justify="left")
+        for column in ("rank", "item_id", "title", "category"):
+            table.add_column(column)
+        for rank, (other, row) in enumerate(zip(items, rows, strict=True), start=1):
+            table.add_row(str(rank), str(other), str(row.get("title", "")), str(row.get("category", "")))
+        Console().print(table)
+    return 0
+
+
 def run_build(args: argparse.Namespace) -> int:
     """`recfunnel build funnel.yaml [--out DIR]`: assemble trained stages into one funnel artifact."""
     from recfunnel.config import load_config

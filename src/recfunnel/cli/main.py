@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     recommend.add_argument("--include-seen", action="store_true", help="do not leave out the user's training items")
     recommend.add_argument("--json", action="store_true")
 
-    similar = sub.add_parser("similar", help="items most similar to an item with a saved retrieval model")
+    similar = sub.add_parser("similar", help="items most similar to an item with a saved retrieval model or funnel")
     similar.add_argument("artifact")
     similar.add_argument("--item", action="append", required=True, help="item id (repeat for several)")
     similar.add_argument("--k", type=int, default=10)
