@@ -143,6 +143,9 @@ class EventStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        # one writer at a time in this process: threads queue on a lock that wakes them at once,
+        # instead of on SQLite's busy handler, which sleeps up to 100 ms between retries
+        self._writer = threading.Lock()
         self._closed = False
         self._init_schema()
 
@@ -185,17 +188,18 @@ class EventStore:
     def _write(self, statements: Iterable[tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]]) -> None:
         """Run (sql, parameters, many) statements in one IMMEDIATE transaction; return after COMMIT."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params, many in statements:
-                if many:
-                    conn.executemany(sql, params)  # type: ignore[arg-type]
-                else:
-                    conn.execute(sql, params)  # type: ignore[arg-type]
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with self._writer:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params, many in statements:
+                    if many:
+                        conn.executemany(sql, params)  # type: ignore[arg-type]
+                    else:
+                        conn.execute(sql, params)  # type: ignore[arg-type]
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     # -- events ---------------------------------------------------------------------------------
     def append(self, events: Sequence[Event]) -> int:
