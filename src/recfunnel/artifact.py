@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,37 +21,54 @@ ARTIFACT_FORMAT = "recfunnel-artifact/1"
 REQUIRED = ("config.json", "schema.json", "encoder.json", "model.safetensors")
 
 
-def write_artifact(path: str | Path, *, config: dict[str, Any], schema: dict[str, Any],
-                   encoder: dict[str, Any], weights: dict[str, torch.Tensor],
-                   metrics: dict[str, Any], card: str) -> Path:
-    """Write an artifact directory atomically: into a temporary sibling, then renamed into place.
+@contextmanager
+def staged_directory(path: str | Path) -> Iterator[Path]:
+    """Write a directory atomically: yield a temporary sibling to fill, then rename it to ``path``.
 
-    An existing artifact at ``path`` is replaced only once the new one is complete.
+    An existing artifact at ``path`` is replaced only once the new one is complete; a file, or a
+    non-empty directory that is not a recfunnel artifact, is never overwritten. If the block
+    raises, the staging directory is removed and ``path`` is left as it was.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> with staged_directory(root / "run") as staging:
+        ...     _ = (staging / "config.json").write_text("{}")
+        >>> sorted(p.name for p in root.iterdir())
+        ['run']
     """
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise ArtifactError(f"{str(target)!r} is a file, not an artifact directory; choose another --out path.")
-    target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and not (target / "config.json").exists() and any(target.iterdir()):
         raise ArtifactError(
             f"{str(target)!r} exists and is not a recfunnel artifact; refusing to overwrite it. "
             f"Choose another --out directory."
         )
+    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()},
-                  str(staging / "model.safetensors"), metadata={"format": ARTIFACT_FORMAT})
-        for name, data in (("config.json", {"format": ARTIFACT_FORMAT, **config}), ("schema.json", schema),
-                           ("encoder.json", encoder), ("metrics.json", metrics)):
-            (staging / name).write_text(json.dumps(data, indent=2, default=_json_default))
-        (staging / "MODEL_CARD.md").write_text(card)
+        yield staging
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return target
+
+
+def write_artifact(path: str | Path, *, config: dict[str, Any], schema: dict[str, Any],
+                   encoder: dict[str, Any], weights: dict[str, torch.Tensor],
+                   metrics: dict[str, Any], card: str) -> Path:
+    """Write an artifact directory atomically (see ``staged_directory``)."""
+    with staged_directory(path) as staging:
+        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()},
+                  str(staging / "model.safetensors"), metadata={"format": ARTIFACT_FORMAT})
+        for name, data in (("config.json", {"format": ARTIFACT_FORMAT, **config}), ("schema.json", schema),
+                           ("encoder.json", encoder), ("metrics.json", metrics)):
+            (staging / name).write_text(json.dumps(data, indent=2, default=_json_default))
+        (staging / "MODEL_CARD.md").write_text(card)
+    return Path(path)
 
 
 def _json_default(value: Any) -> Any:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from recfunnel.api import Data, Ranker, load_frame, ranker_from_parts
+from recfunnel.artifact import staged_directory
 from recfunnel.data.batch import Batch
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.infer import infer_schema
@@ -209,26 +208,19 @@ class GBDTRanker:
         Everything is written into a temporary sibling that is renamed into place once complete.
         """
         encoder, booster, head, label = self._fitted()
-        target = Path(path)
-        if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / "config.json").exists())):
-            raise ArtifactError(f"{str(target)!r} exists and is not a recfunnel artifact; refusing to overwrite it.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        try:
-            folder = head.save(staging / "artifact")
-            booster.save_model(str(folder / "gbdt.txt"))
+        with staged_directory(path) as staging:
+            folder = head.save(staging / "head")  # the head's files, moved up beside gbdt.txt below
+            for item in folder.iterdir():
+                os.replace(item, staging / item.name)
+            folder.rmdir()
+            booster.save_model(str(staging / "gbdt.txt"))
             extra = {"format": GBDT_FORMAT, "label": label, "params": self.params(), "columns": self.columns_,
                      "categorical": self.categorical_, "schema": encoder.schema_.to_dict(),
                      "encoder": encoder.to_dict()}
-            (folder / "gbdt.json").write_text(json.dumps(extra, indent=2))
-            config = json.loads((folder / "config.json").read_text())
-            (folder / "config.json").write_text(json.dumps({**config, "estimator": "gbdt_lr"}, indent=2))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(folder, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return target
+            (staging / "gbdt.json").write_text(json.dumps(extra, indent=2))
+            config = json.loads((staging / "config.json").read_text())
+            (staging / "config.json").write_text(json.dumps({**config, "estimator": "gbdt_lr"}, indent=2))
+        return Path(path)
 
 
 def load_gbdt(path: str | Path, parts: dict[str, Any]) -> GBDTRanker:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +10,7 @@ import pandas as pd
 
 import recfunnel
 from recfunnel import api
+from recfunnel.artifact import staged_directory
 from recfunnel.errors import ArtifactError, RecfunnelError
 from recfunnel.funnel.funnel import Funnel
 from recfunnel.funnel.rank import Rank
@@ -25,12 +23,7 @@ FUNNEL_FORMAT = "recfunnel-funnel/1"
 
 def save_funnel(funnel: Funnel, path: str | Path) -> Path:
     """Write ``funnel`` to a directory, atomically (a temporary sibling renamed into place)."""
-    target = Path(path)
-    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / "config.json").exists())):
-        raise ArtifactError(f"{str(target)!r} exists and is not a recfunnel artifact; refusing to overwrite it.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with staged_directory(path) as staging:
         recall = []
         for position, source in enumerate(funnel.recall):
             if isinstance(source, Recall):
@@ -51,13 +44,7 @@ def save_funnel(funnel: Funnel, path: str | Path) -> Path:
                   "recfunnel_version": recfunnel.__version__}
         (staging / "config.json").write_text(json.dumps(config, indent=2))
         (staging / "MODEL_CARD.md").write_text(_card(funnel))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return target
+    return Path(path)
 
 
 def _card(funnel: Funnel) -> str:
