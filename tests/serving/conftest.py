@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from recfunnel.schema import Categorical, Label, MultiCategorical, Numeric, Schema
+from recfunnel.demo import SHOP_SCHEMA
+from recfunnel.schema import Schema
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -42,17 +43,8 @@ def _hypothesis_home() -> None:
 
 _hypothesis_home()
 
-SCHEMA = Schema(
-    Categorical("user_id", role="user"),
-    Categorical("item_id", role="item"),
-    Categorical("category", role="item"),
-    Categorical("brand", role="item"),
-    Numeric("price", transform="log1p", role="item"),
-    MultiCategorical("tags", max_len=4, role="item"),
-    Numeric("age", role="user"),
-    Categorical("hour", role="context"),
-    Label("click"),
-)
+# the demo's shop schema without gender, region and position: a small ranker is enough here
+SCHEMA = Schema(*[spec for spec in SHOP_SCHEMA.specs if spec.name not in ("gender", "region", "position")])
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from recfunnel.funnel.candidates import Candidates
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import NewItems, Recall
-from recfunnel.funnel.rerank import Filter, RerankContext, Reranker, lookup
+from recfunnel.funnel.rerank import RerankContext, Reranker, lookup, reranker_from_dict
 
 Source = Recall | NewItems
 MAX_K = 1000
@@ -146,7 +146,7 @@ class Funnel:
         if self.rank is not None and merged.items.shape[1]:
             ranked = merged.with_scores(self.rank.score(users, merged.items, catalogue, context, history)).sorted()
         final = ranked
-        chain = ([Filter(**filters)] if filters else []) + self.rerank
+        chain = ([reranker_from_dict({"type": "filter", **filters})] if filters else []) + self.rerank
         ctx = RerankContext(catalogue, seen, self.item_vectors(), k)
         for step in chain:
             final = step(final, ctx)
@@ -171,7 +171,8 @@ class Funnel:
                 rows.append(np.repeat(np.arange(len(users)), lengths))
                 cols.append(flat)
                 extra = np.full((len(users), int(lengths.max())), -1, np.int64)
-                extra[rows[-1], np.concatenate([np.arange(n) for n in lengths])] = flat
+                starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+                extra[rows[-1], np.arange(lengths.sum()) - starts] = flat
                 recent_rows = np.concatenate([recent_rows, extra], axis=1)
         row, col = np.concatenate(rows), np.concatenate(cols)
         ok = col >= 0

@@ -74,10 +74,6 @@ class Recall:
     def knows_item(self, item: Any) -> bool:
         return bool(self.retriever.data_.item_ids.index([item])[0] >= 0)  # type: ignore[union-attr]
 
-    def because_of(self, user: Any, items: list[Any], recent: list[Any] | None) -> list[Any]:
-        """The history item behind each candidate, where the model can tell (ItemCF)."""
-        return self.retriever.because_of(user, items, recent=recent)
-
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "k": self.k}
 

@@ -251,28 +251,24 @@ class EventStore:
         Raises:
             DataError: An item has no "item_id" or an attribute that is not JSON.
         """
-        updates: dict[str, dict[str, Any]] = {}
-        for position, item in enumerate(items):
-            if "item_id" not in item:
-                raise DataError(f"items[{position}] has no 'item_id'; got keys {sorted(item)}.")
-            key = str(item["item_id"])
-            updates.setdefault(key, {}).update({k: v for k, v in item.items() if k != "item_id"})
+        updates = group_item_updates(items)
         if not updates:
             return
         conn = self._conn()
         now = time.time()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for key, attributes in updates.items():
-                row = conn.execute("SELECT attributes FROM items WHERE item_id = ?", (key,)).fetchone()
-                merged = {**(json.loads(row[0]) if row else {}), **attributes}
-                conn.execute("INSERT INTO items (item_id, attributes, updated) VALUES (?, ?, ?) "
-                             "ON CONFLICT (item_id) DO UPDATE SET attributes = excluded.attributes, "
-                             "updated = excluded.updated", (key, _dumps(merged, key), now))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with self._writer:  # the same queue as event batches (see __init__)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for key, attributes in updates.items():
+                    row = conn.execute("SELECT attributes FROM items WHERE item_id = ?", (key,)).fetchone()
+                    merged = {**(json.loads(row[0]) if row else {}), **attributes}
+                    conn.execute("INSERT INTO items (item_id, attributes, updated) VALUES (?, ?, ?) "
+                                 "ON CONFLICT (item_id) DO UPDATE SET attributes = excluded.attributes, "
+                                 "updated = excluded.updated", (key, _dumps(merged, key), now))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def items(self) -> list[dict[str, Any]]:
         """Every stored item as ``{"item_id": text id, **attributes}``, in the order first added."""
@@ -299,6 +295,25 @@ class EventStore:
 
     def __repr__(self) -> str:
         return f"EventStore({str(self.path)!r}, synchronous={self.synchronous!r})"
+
+
+def group_item_updates(items: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``[{"item_id": id, **attributes}, ...]`` as {text id: merged attributes}, later values winning;
+    shared by every store's ``put_items``.
+
+    Raises:
+        DataError: An item has no "item_id".
+
+    Example:
+        >>> group_item_updates([{"item_id": 1, "a": 1}, {"item_id": "1", "b": 2}])
+        {'1': {'a': 1, 'b': 2}}
+    """
+    updates: dict[str, dict[str, Any]] = {}
+    for position, item in enumerate(items):
+        if "item_id" not in item:
+            raise DataError(f"items[{position}] has no 'item_id'; got keys {sorted(item)}.")
+        updates.setdefault(str(item["item_id"]), {}).update({k: v for k, v in item.items() if k != "item_id"})
+    return updates
 
 
 def _dumps(attributes: dict[str, Any], key: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from recfunnel.errors import ConfigError, DataError
-from recfunnel.serving.events import SCHEMA_VERSION, Event, _dumps
+from recfunnel.serving.events import SCHEMA_VERSION, Event, _dumps, group_item_updates
 
 logger = logging.getLogger(__name__)
 
@@ -176,12 +176,7 @@ class RedisEventStore:
         Raises:
             DataError: An item has no "item_id" or an attribute that is not JSON.
         """
-        updates: dict[str, dict[str, Any]] = {}
-        for position, item in enumerate(items):
-            if "item_id" not in item:
-                raise DataError(f"items[{position}] has no 'item_id'; got keys {sorted(item)}.")
-            key = str(item["item_id"])
-            updates.setdefault(key, {}).update({k: v for k, v in item.items() if k != "item_id"})
+        updates = group_item_updates(items)
         if not updates:
             return
         for key, attributes in updates.items():
