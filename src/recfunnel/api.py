@@ -84,7 +84,10 @@ class Ranker:
                  params: dict[str, Any] | None = None, trainer: Trainer | dict[str, Any] | None = None,
                  on_nan: str = "mean", monitor: str | None = None, seed: int = 2026,
                  negative_sampling: float | None = None) -> None:
-        self.model_name = get_model(model).name
+        info = get_model(model)
+        if info.is_estimator:
+            raise ConfigError(f"{info.name!r} is an estimator of its own, not a Ranker model; use {info.target}.")
+        self.model_name = info.name
         self.label, self.schema, self.params = label, schema, dict(params or {})
         self.trainer = trainer if isinstance(trainer, Trainer) else _make_trainer(trainer or {})
         self.trainer_params = {} if isinstance(trainer, Trainer) else dict(trainer or {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,35 @@ def ranker_from_config(config: dict[str, Any]):  # -> Ranker
                   trainer=config.get("trainer") or {}, on_nan=data.get("on_nan") or "mean",
                   monitor=config.get("monitor"), seed=int(config.get("seed", 2026)),
                   negative_sampling=data.get("negative_sampling"))
+
+
+def estimator_from_config(config: dict[str, Any]) -> Any:
+    """Build an unfitted estimator (GBDT+LR, FTRL) from a validated config.
+
+    The model section gives its hyperparameters; ``data.label``, ``data.schema``, the trainer
+    section, the seed and the data options it accepts are passed as its run arguments.
+
+    Raises:
+        ConfigError: A config option the estimator does not take (e.g. trainer options for FTRL).
+    """
+    model = dict(config["model"])
+    info = get_model(model.pop("name"))
+    accepted = inspect.signature(info.cls.__init__).parameters
+    data = config.get("data") or {}
+    given = {"label": data.get("label"), "trainer": config.get("trainer") or None,
+             "seed": int(config["seed"]) if "seed" in config else None,
+             "schema": read_schema_file(data["schema"]) if data.get("schema") else None,
+             "on_nan": data.get("on_nan"), "negative_sampling": data.get("negative_sampling"),
+             "monitor": config.get("monitor")}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key not in accepted:
+            where = {"trainer": "trainer options", "seed": "seed", "monitor": "monitor"}.get(key, f"data.{key}")
+            raise ConfigError(f"{where} cannot be used with {info.name!r}, which trains with its own loop; "
+                              f"its options are: {', '.join(sorted(info.hyperparameters()))}.")
+        model[key] = value
+    return info.cls(**model)
 
 
 def retriever_from_config(config: dict[str, Any]):  # -> Retriever

@@ -97,6 +97,8 @@ class GBDTRanker:
         (3,)
     """
 
+    model_name = "gbdt_lr"
+
     def __init__(self, *, label: str | None = None, schema: Schema | None = None, num_trees: int = 100,
                  num_leaves: int = 31, learning_rate: float = 0.1, head: str = "lr",
                  head_params: dict[str, Any] | None = None, trainer: dict[str, Any] | None = None,
@@ -169,6 +171,17 @@ class GBDTRanker:
             raise ConfigError(f"GBDTRanker supports binary labels only; label {labels[0].name!r} is "
                               f"{labels[0].kind!r}. Use Ranker(...) for a regression label.")
         return labels[0]
+
+    @property
+    def metrics_(self) -> dict[str, Any]:
+        """The head's validation metrics after ``fit`` ({"valid": {"auc": ..., "logloss": ...}})."""
+        return self.head_.metrics_ if self.head_ is not None else {}
+
+    @property
+    def history_(self) -> list[dict[str, float]]:
+        """The head's per-epoch training history (empty after loading)."""
+        result = self.head_.result_ if self.head_ is not None else None
+        return result.history if result is not None else []
 
     # -- inference ------------------------------------------------------------------------------
     def _fitted(self) -> tuple[FeatureEncoder, Any, Ranker, str]:

@@ -9,7 +9,8 @@ from recfunnel.models import build_model, list_models
 from recfunnel.tasks import BinaryTask, RegressionTask
 from recfunnel.testing import toy_batch, toy_schema
 
-RANKING = [info.name for info in list_models("ranking")]
+# estimators (GBDT+LR, FTRL) train with their own fit and have their own tests
+RANKING = [info.name for info in list_models("ranking") if not info.is_estimator]
 
 
 def _build(name: str, seed: int = 0):

@@ -59,11 +59,15 @@ def run_train(args: argparse.Namespace) -> int:
     from recfunnel.api import load_frame
     from recfunnel.config import ranker_from_config
     from recfunnel.data.infer import describe_schema
+    from recfunnel.models import get_model
 
     config = _config_from_args(args)
     data = config["data"]
-    if _is_retrieval(config["model"]["name"]):
+    info = get_model(config["model"]["name"])
+    if info.kind == "retrieval":
         return _train_retriever(args, config)
+    if info.is_estimator:
+        return _train_estimator(args, config)
     ranker = ranker_from_config(config)
     train = load_frame(data["train"], fmt=data.get("format"))
     valid = load_frame(data["valid"], fmt=data.get("format")) if data.get("valid") else None
@@ -87,10 +91,28 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_retrieval(name: str) -> bool:
-    from recfunnel.models import get_model
+def _train_estimator(args: argparse.Namespace, config: dict[str, Any]) -> int:
+    """Fit an estimator with its own loop (GBDT+LR, FTRL); one that streams files gets the paths."""
+    from recfunnel.api import load_frame
+    from recfunnel.config import estimator_from_config
 
-    return get_model(name).kind == "retrieval"
+    data = config["data"]
+    estimator = estimator_from_config(config)
+    streams = getattr(estimator, "reads_files", False)
+    train, valid = (data["train"], data.get("valid")) if streams else (
+        load_frame(data["train"], fmt=data.get("format")),
+        load_frame(data["valid"], fmt=data.get("format")) if data.get("valid") else None)
+    estimator.fit(train, valid)
+    out = estimator.save(config.get("out") or default_out(config["model"]["name"]))
+    metrics = estimator.metrics_.get("valid", {})
+    if args.json:
+        emit_json({"artifact": str(out), "metrics": metrics, "history": estimator.history_})
+        return 0
+    if metrics:
+        console.print(_table(f"{config['model']['name']} validation", ["metric", "value"],
+                             [[k, v] for k, v in metrics.items()]))
+    console.print(f"saved artifact to [bold]{escape(str(out))}[/]", soft_wrap=True)
+    return 0
 
 
 def _train_retriever(args: argparse.Namespace, config: dict[str, Any]) -> int:

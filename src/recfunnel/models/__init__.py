@@ -7,6 +7,7 @@ from recfunnel.models.base import (
     build_model,
     get_model,
     list_models,
+    register_estimator,
     register_model,
 )
 
@@ -24,5 +25,8 @@ def _register_all() -> None:
 
 
 _register_all()
+# estimators with their own fit, defined above this layer; imported when first used
+register_estimator("gbdt_lr", kind="ranking", target="recfunnel.gbdt:GBDTRanker")
 
-__all__ = ["ModelInfo", "RankingModel", "RecModel", "build_model", "get_model", "list_models", "register_model"]
+__all__ = ["ModelInfo", "RankingModel", "RecModel", "build_model", "get_model", "list_models", "register_estimator",
+           "register_model"]

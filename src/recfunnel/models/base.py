@@ -33,13 +33,36 @@ class RankingModel(RecModel):
         raise NotImplementedError(f"{type(self).__name__} must implement forward(batch) -> (B,) logits")
 
 
+#: Constructor arguments of an estimator that come from the data or the run, not the model section.
+ESTIMATOR_RUN_ARGS = ("label", "schema", "trainer", "seed", "on_nan", "negative_sampling")
+
+
 @dataclass(frozen=True)
 class ModelInfo:
-    """A registry entry."""
+    """A registry entry: a torch model class, or (``target`` set) an estimator imported on first use.
+
+    Estimators (GBDT+LR, FTRL) are not torch modules; they implement ``fit``/``predict``/
+    ``evaluate``/``save`` themselves and live above this layer, so the registry names them by
+    ``"module:Class"`` and imports them only when asked.
+    """
 
     name: str
     kind: str
-    cls: type[Any]
+    model_cls: type[Any] | None = None
+    target: str | None = None
+
+    @property
+    def is_estimator(self) -> bool:
+        """True for a non-torch estimator trained by its own ``fit`` rather than by the Trainer."""
+        return self.target is not None
+
+    @property
+    def cls(self) -> type[Any]:
+        """The model or estimator class."""
+        if self.model_cls is not None:
+            return self.model_cls
+        module, _, attr = str(self.target).partition(":")
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
 
     @property
     def summary(self) -> str:
@@ -47,11 +70,12 @@ class ModelInfo:
         return (inspect.getdoc(self.cls) or "").splitlines()[0] if self.cls.__doc__ else ""
 
     def hyperparameters(self) -> dict[str, Any]:
-        """Keyword-only constructor arguments and their defaults."""
+        """Keyword-only constructor arguments and their defaults (an estimator's run arguments,
+        such as its label or trainer, are left out: they come from other config sections)."""
         return {
             p.name: p.default
             for p in inspect.signature(self.cls.__init__).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and not (self.is_estimator and p.name in ESTIMATOR_RUN_ARGS)
         }
 
 
@@ -65,12 +89,24 @@ def register_model(name: str, *, kind: str) -> Callable[[M], M]:
         raise ConfigError(f"model kind {kind!r} is not valid; expected one of {list(KINDS)}.")
 
     def decorate(cls: M) -> M:
-        if name in _REGISTRY:
-            raise ConfigError(f"model name {name!r} is already registered by {_REGISTRY[name].cls.__qualname__}.")
-        _REGISTRY[name] = ModelInfo(name, kind, cls)
+        _add(ModelInfo(name, kind, model_cls=cls))
         return cls
 
     return decorate
+
+
+def register_estimator(name: str, *, kind: str, target: str) -> None:
+    """Register a non-torch estimator by ``"module:Class"``; it is imported when first used."""
+    if kind not in KINDS:
+        raise ConfigError(f"model kind {kind!r} is not valid; expected one of {list(KINDS)}.")
+    _add(ModelInfo(name, kind, target=target))
+
+
+def _add(info: ModelInfo) -> None:
+    if info.name in _REGISTRY:
+        other = _REGISTRY[info.name]
+        raise ConfigError(f"model name {info.name!r} is already registered by {other.target or other.cls.__qualname__}.")
+    _REGISTRY[info.name] = info
 
 
 def get_model(name: str) -> ModelInfo:
@@ -85,7 +121,7 @@ def get_model(name: str) -> ModelInfo:
             cls = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
             raise ModelNotFoundError(f"cannot import model {name!r}: {exc}") from None
-        return ModelInfo(name, "ranking", cls)
+        return ModelInfo(name, "ranking", model_cls=cls)
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -104,6 +140,9 @@ def list_models(kind: str | None = None) -> list[ModelInfo]:
 def build_model(name: str, schema: Schema, params: dict[str, Any] | None = None) -> RecModel:
     """Instantiate a model, checking ``params`` against its constructor's keyword arguments."""
     info = get_model(name)
+    if info.is_estimator:
+        raise ConfigError(f"{info.name!r} is an estimator with its own fit, not a torch model; use "
+                          f"{info.target} (or `recfunnel train --model {info.name}`).")
     params = dict(params or {})
     valid = info.hyperparameters()
     for key in params:

@@ -1,0 +1,69 @@
+"""`recfunnel train/evaluate/predict/models` with estimators that train with their own fit (GBDT+LR)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+pytest.importorskip("lightgbm")
+
+TREES = ["--set", "num_trees=10", "--set", "trainer.max_epochs=3", "--set", "trainer.batch_size=256"]
+
+
+def test_gbdt_lr_is_listed_as_a_ranking_model(cli):
+    result = cli("models", "--json")
+    assert {"name": "gbdt_lr", "kind": "ranking"} in json.loads(result.out)
+    table = cli("models", "--kind", "ranking")
+    assert "gbdt_lr" in table.out and "num_trees=100" in table.out  # its own options, not label/trainer
+
+
+def test_gbdt_lr_train_evaluate_predict(cli, data_dir, frames, tmp_path):
+    out = tmp_path / "gbdt"
+    result = cli("train", "--model", "gbdt_lr", "--train", data_dir / "train.csv", "--valid", data_dir / "valid.csv",
+                 "--label", "click", *TREES, "--out", out, "--json")
+    assert result.code == 0, result.err
+    trained = json.loads(result.out)
+    assert trained["artifact"] == str(out) and (out / "gbdt.txt").is_file()
+    assert set(trained["metrics"]) == {"auc", "logloss"} and len(trained["history"]) == 3
+    assert json.loads((out / "gbdt.json").read_text())["params"]["num_trees"] == 10
+
+    metrics = json.loads(cli("evaluate", out, "--data", data_dir / "test.csv", "--json").out)
+    assert set(metrics) == {"auc", "logloss"} and 0.5 < metrics["auc"] < 1.0
+
+    scores = tmp_path / "scores.csv"
+    assert cli("predict", out, "--data", data_dir / "test.csv", "--out", scores).code == 0
+    predicted = pd.read_csv(scores)["score"]
+    assert len(predicted) == len(frames["test"]) and predicted.between(0, 1).all()
+
+
+def test_gbdt_lr_from_yaml_config(cli, data_dir, tmp_path):
+    config = {"model": {"name": "gbdt_lr", "num_trees": 5, "head": "fm", "head_params": {"embedding_dim": 4}},
+              "data": {"train": str(data_dir / "train.csv"), "label": "click"},
+              "trainer": {"max_epochs": 1}, "seed": 3, "out": str(tmp_path / "fm")}
+    path = tmp_path / "gbdt.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli("train", path).code == 0
+    saved = json.loads((tmp_path / "fm" / "gbdt.json").read_text())["params"]
+    assert (saved["head"], saved["num_trees"], saved["seed"]) == ("fm", 5, 3)
+
+
+def test_options_an_estimator_does_not_take_are_refused(cli, data_dir, tmp_path):
+    common = ["train", "--model", "gbdt_lr", "--train", data_dir / "train.csv", "--label", "click"]
+    cli(*common, "--set", "num_tres=3").fails("unknown option 'num_tres'", "did you mean 'num_trees'")
+    cli(*common, "--negative-sampling", "0.5").fails(
+        "data.negative_sampling cannot be used with 'gbdt_lr'", "num_trees")
+
+
+def test_python_ranker_points_to_the_estimator():
+    from recfunnel.api import Ranker
+    from recfunnel.errors import ConfigError
+    from recfunnel.models import build_model
+    from recfunnel.testing import toy_schema
+
+    with pytest.raises(ConfigError, match="'gbdt_lr' is an estimator of its own, not a Ranker model; use recfunnel.gbdt:GBDTRanker"):
+        Ranker("gbdt_lr")
+    with pytest.raises(ConfigError, match="'gbdt_lr' is an estimator with its own fit"):
+        build_model("gbdt_lr", toy_schema())
