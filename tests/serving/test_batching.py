@@ -38,3 +38,47 @@ def test_a_failing_batch_raises_in_every_caller():
     with pytest.raises(ValueError, match="bad 3"):
         batcher.submit(3, "x")
     assert Batcher(lambda key, items: list(items), max_batch=2).submit(None, 5) == 5
+
+
+def test_async_callers_share_batches_without_a_thread_each():
+    import asyncio
+
+    sizes: list[int] = []
+
+    def run(key, items):
+        sizes.append(len(items))
+        time.sleep(0.01)
+        return [item + 1 for item in items]
+
+    batcher = Batcher(run)
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit_async("k", i) for i in range(20)))
+
+    before = threading.active_count()
+    assert asyncio.run(main()) == list(range(1, 21))
+    assert max(sizes) > 1 and sum(sizes) == 20
+    assert threading.active_count() <= before + 1  # the one worker thread
+
+
+def test_a_cancelled_request_is_skipped_and_the_rest_are_served():
+    from concurrent.futures import Future
+
+    started, release = threading.Event(), threading.Event()
+    seen: list[list[int]] = []
+
+    def run(key, items):
+        seen.append(list(items))
+        started.set()
+        release.wait(5)
+        return list(items)
+
+    batcher = Batcher(run, max_wait=0)
+    first = batcher._enqueue("k", 1)  # occupies the worker
+    assert started.wait(5)
+    gone: Future = batcher._enqueue("k", 2)
+    kept = batcher._enqueue("k", 3)
+    assert gone.cancel()  # its client went away while it queued
+    release.set()
+    assert (first.result(5), kept.result(5)) == (1, 3)
+    assert seen == [[1], [3]]

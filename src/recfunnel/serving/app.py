@@ -81,7 +81,7 @@ def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api
     app = FastAPI(title="recfunnel", description=DESCRIPTION, version=_version(), lifespan=lifespan)
     metrics = Metrics(CollectorRegistry(auto_describe=True))
     app.state.holder, app.state.store, app.state.metrics, app.state.history = holder, store, metrics, history
-    app.state.batcher = Batcher(lambda key, items: recommend_batch(holder, key, items))
+    app.state.batcher = Batcher(lambda key, users: recommend_batch(holder, store, history, key, users))
     app.include_router(open_routes)
     app.include_router(routes)
     _add_handlers(app)

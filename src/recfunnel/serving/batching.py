@@ -2,39 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 
-class _Entry:
-    __slots__ = ("item", "result", "error", "done")
-
-    def __init__(self, item: Any) -> None:
-        self.item: Any = item
-        self.result: Any = None
-        self.error: Exception | None = None
-        self.done = False
-
-
 class Batcher:
-    """Runs one batch at a time; requests that arrive meanwhile wait and form the next batch.
+    """One worker thread runs one batch at a time; requests that arrive meanwhile form the next.
 
     Under light load every request runs alone (no added latency); under heavy load a batch
     holds the requests that queued while the previous one ran, plus those that arrive within
     ``max_wait`` until it is as large as the previous batch, so the funnel's vectorised stages
-    serve many users for little more than the cost of one. Requests are grouped by a
-    key (list length, context, filters): only requests with equal keys share a batch.
+    serve many users for little more than the cost of one. Requests are grouped by a key (list
+    length, context, filters): only requests with equal keys share a batch.
+
+    An async route awaits ``submit_async`` on the event loop, so a request costs no thread of its
+    own: the funnel's Python holds the GIL, and every extra thread waiting for it lengthens the
+    queue (one worker and the event loop are the only two threads that run).
 
     Args:
         run: ``run(key, items) -> results``, one result per item, in order.
         max_batch: The largest batch.
         max_wait: Seconds a batch may wait for as many requests as the previous batch held
             (0 runs whatever is queued at once).
-
-    One batch at a time is the fastest here: the funnel's Python work holds the GIL, so a
-    second concurrent batch mostly makes both smaller (133 vs 96 requests/s with 8 clients).
+        workers: Batches that may run at once, each in its own thread (torch releases the GIL
+            while it computes, so a second worker can run Python meanwhile).
 
     Example:
         >>> batcher = Batcher(lambda key, items: [key * x for x in items])
@@ -43,55 +38,62 @@ class Batcher:
     """
 
     def __init__(self, run: Callable[[Any, Sequence[Any]], Sequence[Any]], *, max_batch: int = 32,
-                 max_wait: float = 0.01) -> None:
-        self._run, self.max_batch, self.max_wait = run, max_batch, max_wait
-        self._queue: list[tuple[Hashable, _Entry]] = []
-        self._queue_lock = threading.Lock()
-        self._compute = threading.Lock()  # a plain lock: waiting threads block in C, off the GIL
+                 max_wait: float = 0.01, workers: int = 1) -> None:
+        self._run, self.max_batch, self.max_wait, self.workers = run, max_batch, max_wait, workers
+        self._queue: list[tuple[Hashable, Any, Future[Any]]] = []
+        self._ready = threading.Condition()
+        self._threads: list[threading.Thread] = []
         self._last = 1  # size of the previous batch
 
     def submit(self, key: Hashable, item: Any) -> Any:
-        """Run ``item`` (in a batch with others of the same key) and return its result or raise its error."""
-        entry = _Entry(item)
-        with self._queue_lock:
-            self._queue.append((key, entry))
-        while not entry.done:
-            with self._compute:  # whoever holds the lock runs the oldest waiting group
-                if not entry.done:
-                    self._gather()
-                    batch = self._take()
-                    if batch[1]:
-                        self._execute(batch)
-        if entry.error is not None:
-            raise entry.error
-        return entry.result
+        """Run ``item`` (in a batch with others of the same key); return its result or raise its error."""
+        return self._enqueue(key, item).result()
 
-    def _gather(self) -> None:
-        """Wait (at most ``max_wait``) until as many requests queue as the last batch held: under
-        steady load the clients answered by that batch come back together, and one batch of all
-        of them costs little more than a batch of a few."""
-        deadline = time.perf_counter() + self.max_wait
-        while len(self._queue) < min(self._last, self.max_batch) and time.perf_counter() < deadline:
-            time.sleep(0.0005)
+    async def submit_async(self, key: Hashable, item: Any) -> Any:
+        """``submit`` for a coroutine: waits on the event loop without blocking it."""
+        return await asyncio.wrap_future(self._enqueue(key, item))
 
-    def _take(self) -> tuple[Hashable, list[_Entry]]:
-        with self._queue_lock:
-            if not self._queue:
-                return None, []
+    def _enqueue(self, key: Hashable, item: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._ready:
+            self._queue.append((key, item, future))
+            while len(self._threads) < self.workers:  # started on first use, not in the constructor
+                self._threads.append(threading.Thread(target=self._loop, name="recfunnel-batcher", daemon=True))
+                self._threads[-1].start()
+            self._ready.notify()
+        return future
+
+    def _loop(self) -> None:
+        while True:
+            key, chosen = self._take()
+            if not chosen:
+                continue
+            try:
+                results = self._run(key, [item for item, _ in chosen])
+            except Exception as exc:  # every request of the batch gets the error, raised in its own caller
+                for _, future in chosen:
+                    future.set_exception(exc)
+                continue
+            for (_, future), result in zip(chosen, results, strict=True):
+                future.set_result(result)
+
+    def _take(self) -> tuple[Hashable, list[tuple[Any, Future[Any]]]]:
+        """The oldest key's requests, after waiting (at most ``max_wait``) until as many queue as the
+        last batch held: under steady load the clients answered by that batch come back together,
+        and one batch of all of them costs little more than a batch of a few."""
+        with self._ready:
+            while not self._queue:
+                self._ready.wait()
+            deadline = time.perf_counter() + self.max_wait
+            while len(self._queue) < min(self._last, self.max_batch):
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                self._ready.wait(left)
             key = self._queue[0][0]
-            chosen = [e for k, e in self._queue if k == key][: self.max_batch]
-            taken = {id(e) for e in chosen}
-            self._queue = [(k, e) for k, e in self._queue if id(e) not in taken]
+            chosen = [entry for entry in self._queue if entry[0] == key][: self.max_batch]
+            taken = {id(entry) for entry in chosen}
+            self._queue = [entry for entry in self._queue if id(entry) not in taken]
         self._last = len(chosen)
-        return key, chosen
-
-    def _execute(self, batch: tuple[Hashable, list[_Entry]]) -> None:
-        key, entries = batch
-        try:
-            results = self._run(key, [e.item for e in entries])
-        except Exception as exc:  # every request of the batch gets the error, re-raised in its own thread
-            for entry in entries:
-                entry.error, entry.done = exc, True
-            return
-        for entry, result in zip(entries, results, strict=True):
-            entry.result, entry.done = result, True
+        # a request whose client went away was cancelled: skip it (and from here on it cannot be)
+        return key, [(item, future) for _, item, future in chosen if future.set_running_or_notify_cancel()]

@@ -1,4 +1,4 @@
-"""The HTTP endpoints; sync functions, so FastAPI runs the CPU-bound funnel calls in its thread pool."""
+"""The HTTP endpoints: sync functions run in FastAPI's thread pool; /recommend awaits the batcher's worker."""
 
 import json
 import math
@@ -59,7 +59,7 @@ def clean(value: Any) -> Any:
 
 
 @routes.get("/recommend", response_model=RecommendOut, summary="The final list for one user")
-def recommend(request: Request, user_id: Annotated[str, Query(min_length=1, max_length=256)], k: K = 10,
+async def recommend(request: Request, user_id: Annotated[str, Query(min_length=1, max_length=256)], k: K = 10,
               context: Annotated[str | None, Query(description='JSON object, e.g. {"hour": 9}')] = None,
               include: Categories = None, exclude: Categories = None, min_price: Price = None,
               max_price: Price = None, explain: bool = True) -> dict[str, Any]:
@@ -75,24 +75,23 @@ def recommend(request: Request, user_id: Annotated[str, Query(min_length=1, max_
     filters = {name: value for name, value in (("include", include), ("exclude", exclude),
                                                 ("min_price", min_price), ("max_price", max_price))
                if value is not None}
-    state = request.app.state
-    recent = state.store.recent(user_id, state.history)
     key = (k, json.dumps(parsed, sort_keys=True, default=str), json.dumps(filters, sort_keys=True), explain)
-    known, records = state.batcher.submit(key, (user_id, recent or None))
+    known, records = await request.app.state.batcher.submit_async(key, user_id)
     return {"user_id": user_id, "cold_start": not known, "items": clean(records),
             "took_ms": round((time.perf_counter() - started) * 1000, 3)}
 
 
-def recommend_batch(holder: Any, key: tuple[Any, ...], items: Sequence[tuple[str, list[Any] | None]]
+def recommend_batch(holder: Any, store: Any, history: int, key: tuple[Any, ...], users: Sequence[str]
                     ) -> list[tuple[bool, list[dict[str, Any]]]]:
-    """Run concurrent /recommend requests that share k, context, filters and explain as one batch."""
+    """Run concurrent /recommend requests that share k, context, filters and explain as one batch;
+    each user's live events (read now, so every acknowledged event counts) are the recent history."""
     k, context, filters, explain = key
+    recent = [store.recent(user, history) or None for user in users]
     served = holder.current
     with served.lock.read():
-        found = served.funnel.recommend_many([user for user, _ in items], k, context=json.loads(context) or None,
-                                             recent=[recent for _, recent in items],
+        found = served.funnel.recommend_many(list(users), k, context=json.loads(context) or None, recent=recent,
                                              filters=json.loads(filters) or None, explain=explain)
-        return [(served.knows_user(user), result.to_records()) for (user, _), result in zip(items, found, strict=True)]
+        return [(served.knows_user(user), result.to_records()) for user, result in zip(users, found, strict=True)]
 
 
 @routes.post("/events", response_model=AcceptedOut, summary="Record interactions (durable on return)")

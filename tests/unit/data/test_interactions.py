@@ -77,3 +77,19 @@ def test_bad_input_errors(frame):
     bad = frame.assign(ts=["1", "x", "2", "3", "4", "5"])
     with pytest.raises(DataError, match="'ts' must be numeric.*row 2"):
         Interactions.from_frame(bad, time_col="ts")
+
+
+@pytest.mark.parametrize("ids", [np.array([3, 10, 42, 7]), np.array(["a", "b", "zz", "c"], dtype=object)])
+def test_lookup_ids_gives_the_same_answer_for_few_and_many_ids(ids):
+    from recfunnel.data.interactions import SMALL_LOOKUP, lookup_ids
+
+    index = pd.Index(ids)
+    rng = np.random.default_rng(0)
+    as_text = ids.astype(str).astype(object)
+    queries = np.concatenate([as_text, np.array(["nope", "", "nan", "3.5"], dtype=object)])
+    many = rng.choice(queries, SMALL_LOOKUP * 3)
+    few = many[:SMALL_LOOKUP]
+    expected = {q: (list(as_text).index(q) if q in list(as_text) else -1) for q in queries}
+    assert lookup_ids(index, few).tolist() == [expected[q] for q in few]  # one probe per id
+    assert lookup_ids(index, many).tolist() == [expected[q] for q in many]  # get_indexer
+    assert lookup_ids(index, ids[::-1]).tolist() == [3, 2, 1, 0]
