@@ -222,9 +222,13 @@ def load(path: str | Path) -> Any:
         from recfunnel.gbdt import load_gbdt
 
         return load_gbdt(path, parts)
+    if config.get("estimator") == "ftrl":
+        from recfunnel.ftrl import load_ftrl
+
+        return load_ftrl(path, parts)
     if config.get("estimator") != "ranker":
         raise ArtifactError(f"{str(path)!r} holds a {config.get('estimator')!r} estimator; "
-                            "expected 'ranker' or 'retriever'.")
+                            "expected 'ranker', 'retriever', 'gbdt_lr' or 'ftrl'.")
     return ranker_from_parts(path, parts)
 
 

@@ -1,25 +1,30 @@
-"""`recfunnel train/evaluate/predict/models` with estimators that train with their own fit (GBDT+LR)."""
+"""`recfunnel train/evaluate/predict/models` with estimators that train with their own fit (GBDT+LR, FTRL)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pandas as pd
 import pytest
 import yaml
 
-pytest.importorskip("lightgbm")
+from recfunnel.datasets import write_criteo_like
+
+needs_lightgbm = pytest.mark.skipif(importlib.util.find_spec("lightgbm") is None, reason="the gbdt extra")
 
 TREES = ["--set", "num_trees=10", "--set", "trainer.max_epochs=3", "--set", "trainer.batch_size=256"]
 
 
-def test_gbdt_lr_is_listed_as_a_ranking_model(cli):
-    result = cli("models", "--json")
-    assert {"name": "gbdt_lr", "kind": "ranking"} in json.loads(result.out)
+def test_estimators_are_listed_as_ranking_models(cli):
+    listed = json.loads(cli("models", "--json").out)
+    assert {"name": "gbdt_lr", "kind": "ranking"} in listed and {"name": "ftrl", "kind": "ranking"} in listed
     table = cli("models", "--kind", "ranking")
-    assert "gbdt_lr" in table.out and "num_trees=100" in table.out  # its own options, not label/trainer
+    assert "num_trees=100" in table.out and "hash_bits=22" in table.out  # their own options
+    assert "label=" not in table.out  # run arguments come from --label, not the model section
 
 
+@needs_lightgbm
 def test_gbdt_lr_train_evaluate_predict(cli, data_dir, frames, tmp_path):
     out = tmp_path / "gbdt"
     result = cli("train", "--model", "gbdt_lr", "--train", data_dir / "train.csv", "--valid", data_dir / "valid.csv",
@@ -39,6 +44,7 @@ def test_gbdt_lr_train_evaluate_predict(cli, data_dir, frames, tmp_path):
     assert len(predicted) == len(frames["test"]) and predicted.between(0, 1).all()
 
 
+@needs_lightgbm
 def test_gbdt_lr_from_yaml_config(cli, data_dir, tmp_path):
     config = {"model": {"name": "gbdt_lr", "num_trees": 5, "head": "fm", "head_params": {"embedding_dim": 4}},
               "data": {"train": str(data_dir / "train.csv"), "label": "click"},
@@ -50,6 +56,7 @@ def test_gbdt_lr_from_yaml_config(cli, data_dir, tmp_path):
     assert (saved["head"], saved["num_trees"], saved["seed"]) == ("fm", 5, 3)
 
 
+@needs_lightgbm
 def test_options_an_estimator_does_not_take_are_refused(cli, data_dir, tmp_path):
     common = ["train", "--model", "gbdt_lr", "--train", data_dir / "train.csv", "--label", "click"]
     cli(*common, "--set", "num_tres=3").fails("unknown option 'num_tres'", "did you mean 'num_trees'")
@@ -67,3 +74,29 @@ def test_python_ranker_points_to_the_estimator():
         Ranker("gbdt_lr")
     with pytest.raises(ConfigError, match="'gbdt_lr' is an estimator with its own fit"):
         build_model("gbdt_lr", toy_schema())
+
+
+def test_ftrl_streams_a_criteo_file_from_the_cli(cli, tmp_path):
+    train, test = tmp_path / "train.txt", tmp_path / "test.txt.gz"
+    write_criteo_like(train, 20_000, chunk_rows=5_000, seed=4)
+    write_criteo_like(test, 4_000, chunk_rows=5_000, seed=4, start=20_000)
+    out = tmp_path / "ftrl"
+    result = cli("train", "--model", "ftrl", "--train", train, "--valid", test, "--label", "label",
+                 "--set", "hash_bits=16", "--set", "chunk_rows=3000", "--out", out, "--json")
+    assert result.code == 0, result.err
+    trained = json.loads(result.out)
+    assert trained["history"] == [] and trained["metrics"]["auc"] > 0.6  # the generator's signal is learnt
+    assert json.loads((out / "config.json").read_text())["estimator"] == "ftrl"
+    assert json.loads(cli("evaluate", out, "--data", test, "--json").out) == pytest.approx(trained["metrics"])
+    scores = tmp_path / "scores.csv"
+    assert cli("predict", out, "--data", test, "--format", "criteo", "--out", scores).code == 0
+    assert len(pd.read_csv(scores)) == 4_000
+
+
+def test_ftrl_refuses_trainer_options_and_formats_it_cannot_stream(cli, tmp_path):
+    train = tmp_path / "train.txt"
+    write_criteo_like(train, 100, chunk_rows=100, seed=4)
+    common = ["train", "--model", "ftrl", "--train", train, "--label", "label"]
+    cli(*common, "--set", "trainer.max_epochs=2").fails(
+        "trainer options cannot be used with 'ftrl'", "hash_bits")
+    cli(*common, "--format", "libfm").fails("unknown data format 'libfm'")

@@ -98,11 +98,11 @@ def _train_estimator(args: argparse.Namespace, config: dict[str, Any]) -> int:
 
     data = config["data"]
     estimator = estimator_from_config(config)
-    streams = getattr(estimator, "reads_files", False)
-    train, valid = (data["train"], data.get("valid")) if streams else (
-        load_frame(data["train"], fmt=data.get("format")),
-        load_frame(data["valid"], fmt=data.get("format")) if data.get("valid") else None)
-    estimator.fit(train, valid)
+    if getattr(estimator, "reads_files", False):  # streams the files chunk by chunk
+        estimator.fit(data["train"], data.get("valid"), fmt=data.get("format"))
+    else:
+        estimator.fit(load_frame(data["train"], fmt=data.get("format")),
+                      load_frame(data["valid"], fmt=data.get("format")) if data.get("valid") else None)
     out = estimator.save(config.get("out") or default_out(config["model"]["name"]))
     metrics = estimator.metrics_.get("valid", {})
     if args.json:
@@ -167,6 +167,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if isinstance(ranker, Retriever):
         exclude = [load_frame(path, fmt=args.format) for path in args.exclude]
         metrics = ranker.evaluate(load_frame(args.data, fmt=args.format), exclude=exclude, ks=_ks(args.k))
+    elif getattr(ranker, "reads_files", False):  # streamed: the test file need not fit in memory
+        metrics = ranker.evaluate(args.data, fmt=args.format)
     else:
         metrics = ranker.evaluate(load_frame(args.data, fmt=args.format))
     if args.json:

@@ -27,6 +27,7 @@ def _register_all() -> None:
 _register_all()
 # estimators with their own fit, defined above this layer; imported when first used
 register_estimator("gbdt_lr", kind="ranking", target="recfunnel.gbdt:GBDTRanker")
+register_estimator("ftrl", kind="ranking", target="recfunnel.ftrl:FTRLRanker")
 
 __all__ = ["ModelInfo", "RankingModel", "RecModel", "build_model", "get_model", "list_models", "register_estimator",
            "register_model"]
