@@ -54,6 +54,9 @@ class _State:
 class Trainer:
     """Fits a model on a task: shuffled mini-batches, sparse embedding updates, early stopping.
 
+    A model whose training-mode ``forward`` sets a scalar tensor attribute ``auxiliary_loss``
+    (None when it has none) gets it added to the task loss of that step, e.g. DIEN's auxiliary loss.
+
     Args:
         max_epochs: Upper bound on passes over the training rows.
         batch_size: Rows per optimisation step.
@@ -178,6 +181,9 @@ class Trainer:
         for step, begin in enumerate(range(0, n, self.batch_size)):
             batch = shuffled[begin:begin + self.batch_size]
             loss = task.loss(model(batch), batch)
+            auxiliary = getattr(model, "auxiliary_loss", None)  # set by forward, e.g. DIEN's
+            if auxiliary is not None:
+                loss = loss + auxiliary
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
             loss.backward()
