@@ -178,3 +178,58 @@ def save_json(name: str, payload: dict[str, Any]) -> Path:
     path = SCRATCH / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=float))
     return path
+
+
+# -- jobs: one system's training in its own process (rank_zoo.py) ----------------------------------
+RECFUNNEL_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+def write_rows(path: Path, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> Path:
+    """Write encoded rows once for many jobs: ``info`` travels as the JSON string ``__config__``."""
+    np.savez(path, __config__=np.array(json.dumps(info)), **arrays)
+    return path
+
+
+def run_job(python: Path, argv: Sequence[str], job: dict[str, Any], *, workdir: Path,
+            timeout: float | None = None, pass_job: bool = True) -> dict[str, Any]:
+    """Run ``python *argv JOB.json OUT.json`` in its own process and return the JSON it wrote.
+
+    With ``pass_job=False`` the command is ``python *argv OUT.json`` (scripts that read their
+    configuration from the npz, like the ``run_peer`` ones); the job is still written for the record.
+
+    The child's own peak RSS is read from ``os.wait4`` (its rusage, not the parent's), so every
+    system's memory is measured the same way from outside. Never raises on a failed child: the
+    result then holds ``"error"`` with the tail of its output, so one broken peer does not end a
+    long run.
+    """
+    import signal
+    import threading
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    name = job.get("name", "job").replace(" ", "_").replace("/", "_")
+    job_path, out_path, log_path = (workdir / f"{name}.job.json", workdir / f"{name}.out.json",
+                                    workdir / f"{name}.log")
+    job_path.write_text(json.dumps(job))
+    out_path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        command = [str(python), *map(str, argv), *([str(job_path)] if pass_job else []), str(out_path)]
+        proc = subprocess.Popen(command, cwd=ROOT, env=peer_env(job.get("threads", THREADS)), stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL)) if timeout else None
+        if timer is not None:
+            timer.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if timer is not None:
+            timer.cancel()
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0 or not out_path.exists():
+        tail = log_path.read_text()[-3000:]
+        return {"error": f"exit code {proc.returncode} after {seconds:.0f}s; log {log_path}", "log_tail": tail,
+                "process_seconds": seconds}
+    result = json.loads(out_path.read_text())
+    result["process_seconds"] = seconds
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024.0  # Linux reports KiB
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    return result

@@ -42,3 +42,42 @@ def main_args() -> tuple[str, str]:
     if len(sys.argv) != 3:
         raise SystemExit(f"usage: {sys.argv[0]} ROWS.npz OUT.json")
     return sys.argv[1], sys.argv[2]
+
+
+# -- rank_zoo jobs: rows written once per dataset, one JSON job per run ------------------------------
+def job_args() -> tuple[str, str, str]:
+    """(npz, job_json, out_json) from argv."""
+    if len(sys.argv) != 4:
+        raise SystemExit(f"usage: {sys.argv[0]} ROWS.npz JOB.json OUT.json")
+    return sys.argv[1], sys.argv[2], sys.argv[3]
+
+
+def load_job(npz: str, job_json: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(config, arrays): the dataset's ``__config__`` from the npz, updated by the job's JSON."""
+    config, arrays = load_rows(npz)
+    config.update(json.loads(Path(job_json).read_text()))
+    return config, arrays
+
+
+def best_seconds(fn: Any, repeats: int = 2) -> float:
+    """Fewest wall seconds of ``repeats`` calls of ``fn()`` (the least disturbed on a shared machine)."""
+    import time
+
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return float(min(times))
+
+
+def zoo_result(*, valid_auc: float, best_epoch: int, epochs_run: int, train_rows: int, train_seconds: float,
+               fit_seconds: float, predict_rows: int, predict_seconds: float, test_pred: np.ndarray,
+               **extra: Any) -> dict[str, Any]:
+    """The JSON every rank_zoo runner writes (peak memory is read by the parent from the process)."""
+    return {"valid_auc": float(valid_auc), "best_epoch": int(best_epoch), "epochs_run": int(epochs_run),
+            "train_rows": int(train_rows), "train_seconds": float(train_seconds), "fit_seconds": float(fit_seconds),
+            "train_samples_per_s": train_rows * epochs_run / max(train_seconds, 1e-9),
+            "predict_rows": int(predict_rows), "predict_seconds": float(predict_seconds),
+            "predict_samples_per_s": predict_rows / max(predict_seconds, 1e-9),
+            "test_pred": np.asarray(test_pred, dtype=np.float64).reshape(-1).tolist(), **extra}
