@@ -324,7 +324,7 @@ ARTIFACT_DAMAGE = {
     "unknown model": (_edit_config(lambda c: c.update(model="no_such_model")),
                       "is inconsistent and cannot be loaded: unknown model 'no_such_model'"),
     "another estimator": (_edit_config(lambda c: c.update(estimator="sorter")),
-                          "holds a 'sorter' estimator; expected 'ranker' or 'retriever'."),
+                          "holds a 'sorter' estimator; expected 'ranker', 'retriever', 'gbdt_lr' or 'ftrl'."),
     "ranker config marked funnel": (_edit_config(lambda c: c.update(estimator="funnel")),
                                     "holds format 'recfunnel-artifact/1'; expected 'recfunnel-funnel/1'"),
     "ranker config marked retriever": (_edit_config(lambda c: c.update(estimator="retriever")),
