@@ -81,3 +81,19 @@ def zoo_result(*, valid_auc: float, best_epoch: int, epochs_run: int, train_rows
             "predict_rows": int(predict_rows), "predict_seconds": float(predict_seconds),
             "predict_samples_per_s": predict_rows / max(predict_seconds, 1e-9),
             "test_pred": np.asarray(test_pred, dtype=np.float64).reshape(-1).tolist(), **extra}
+
+
+def run_lr_grid(train: Any, library: str) -> None:
+    """A peer runner's main: train once per learning rate of the job, keep the best by valid AUC, write it.
+
+    ``train(config, arrays, lr)`` returns a ``zoo_result`` dict.
+    """
+    import torch
+
+    npz, job, out = job_args()
+    config, arrays = load_job(npz, job)
+    torch.set_num_threads(config["threads"])
+    runs = [train(config, arrays, lr) for lr in config["lrs"]]
+    best = max(runs, key=lambda r: r["valid_auc"])
+    write_result(out, {**best, "grid": [{"lr": r["lr"], "valid_auc": r["valid_auc"]} for r in runs],
+                       "library": library, "torch": torch.__version__})

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _peer_common import best_seconds, job_args, load_job, write_result, zoo_result  # noqa: E402
+from _peer_common import best_seconds, run_lr_grid, zoo_result  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 with contextlib.redirect_stdout(io.StringIO()):  # its import starts a PyPI version check that prints
@@ -121,13 +121,7 @@ def train(config: dict, arrays: dict, lr: float) -> dict:
 
 
 def main() -> None:
-    npz, job, out = job_args()
-    config, arrays = load_job(npz, job)
-    torch.set_num_threads(config["threads"])
-    runs = [train(config, arrays, lr) for lr in config["lrs"]]
-    best = max(runs, key=lambda r: r["valid_auc"])
-    write_result(out, {**best, "grid": [{"lr": r["lr"], "valid_auc": r["valid_auc"]} for r in runs],
-                       "library": "deepctr-torch 0.3.0", "torch": torch.__version__})
+    run_lr_grid(train, "deepctr-torch 0.3.0")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from collections import OrderedDict
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
-from _peer_common import best_seconds, job_args, load_job, write_result, zoo_result  # noqa: E402
+from _peer_common import best_seconds, run_lr_grid, zoo_result  # noqa: E402
 from fuxictr.features import FeatureMap  # noqa: E402
 from model_zoo.LongCTR.DCNv2 import DCNv2  # noqa: E402
 
@@ -133,13 +133,7 @@ def train(config: dict, arrays: dict, lr: float) -> dict:
 
 
 def main() -> None:
-    npz, job, out = job_args()
-    config, arrays = load_job(npz, job)
-    torch.set_num_threads(config["threads"])
-    runs = [train(config, arrays, lr) for lr in config["lrs"]]
-    best = max(runs, key=lambda r: r["valid_auc"])
-    write_result(out, {**best, "grid": [{"lr": r["lr"], "valid_auc": r["valid_auc"]} for r in runs],
-                       "library": "fuxictr 2.3.10", "torch": torch.__version__})
+    run_lr_grid(train, "fuxictr 2.3.10")
 
 
 if __name__ == "__main__":

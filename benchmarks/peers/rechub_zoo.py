@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _peer_common import best_seconds, job_args, load_job, split_inputs, write_result, zoo_result  # noqa: E402
+from _peer_common import best_seconds, run_lr_grid, split_inputs, zoo_result  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from torch_rechub.basic.features import SequenceFeature, SparseFeature  # noqa: E402
 from torch_rechub.models import ranking  # noqa: E402
@@ -119,13 +119,7 @@ def train(config: dict, arrays: dict, lr: float) -> dict:
 
 
 def main() -> None:
-    npz, job, out = job_args()
-    config, arrays = load_job(npz, job)
-    torch.set_num_threads(config["threads"])
-    runs = [train(config, arrays, lr) for lr in config["lrs"]]
-    best = max(runs, key=lambda r: r["valid_auc"])
-    write_result(out, {**best, "grid": [{"lr": r["lr"], "valid_auc": r["valid_auc"]} for r in runs],
-                       "library": "torch-rechub 0.9.0", "torch": torch.__version__})
+    run_lr_grid(train, "torch-rechub 0.9.0")
 
 
 if __name__ == "__main__":
