@@ -66,7 +66,8 @@ def read_bytes(path: PathLike) -> bytes:
         raise DataError(f"{str(path)!r} is not a valid gzip file: {exc}") from None
 
 
-def _first_line(path: Path) -> str:
+def first_line(path: Path) -> str:
+    """The first line of a plain or gzipped text file (undecodable bytes replaced)."""
     opener = gzip.open if is_gzip(path) else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as handle:
@@ -139,7 +140,7 @@ def read_table(source: PathLike | pd.DataFrame, *, sep: str | None = None) -> pd
     else:
         gz = is_gzip(path)
         if sep is None:
-            sep = "\t" if name.endswith((".tsv", ".tsv.gz")) or "\t" in _first_line(path) else ","
+            sep = "\t" if name.endswith((".tsv", ".tsv.gz")) or "\t" in first_line(path) else ","
         try:
             frame = pd.read_csv(path, sep=sep, engine="c", compression="gzip" if gz else None)
         except pd.errors.EmptyDataError:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
-from recfunnel.data.readers import CRITEO_COLUMNS, PathLike, check_file, is_gzip, no_rows_error
+from recfunnel.data.readers import CRITEO_COLUMNS, PathLike, check_file, first_line, is_gzip, no_rows_error
 from recfunnel.errors import ConfigError, DataError, did_you_mean
 
 STREAM_FORMATS = ("csv", "tsv", "parquet", "criteo")
@@ -41,20 +39,11 @@ def sniff_format(path: PathLike) -> str:
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
         return "parquet"
-    first = _first_line(path).rstrip("\r\n")
+    first = first_line(path).rstrip("\r\n")
     fields = first.split("\t")
     if len(fields) == len(CRITEO_COLUMNS) and fields[0] in ("0", "1"):
         return "criteo"
     return "tsv" if name.endswith((".tsv", ".tsv.gz")) or "\t" in first else "csv"
-
-
-def _first_line(path: Path) -> str:
-    opener = gzip.open if is_gzip(path) else open
-    try:
-        with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as handle:
-            return handle.readline()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"cannot read {str(path)!r}: {exc}") from None
 
 
 def iter_chunks(path: PathLike, *, chunk_rows: int, fmt: str | None = None, columns: list[str] | None = None,
