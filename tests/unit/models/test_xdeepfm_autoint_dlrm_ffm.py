@@ -135,7 +135,7 @@ def test_field_aware_term_equals_a_double_loop():
     for i in range(4):
         for j in range(i + 1, 4):
             brute += (fields[:, i, j] * fields[:, j, i]).sum(-1)
-    torch.testing.assert_close(FieldAwareInteraction(4)(fields), brute)
+    torch.testing.assert_close(FieldAwareInteraction()(fields), brute)
 
 
 def test_ffm_pairs_use_each_values_vector_for_the_other_field():

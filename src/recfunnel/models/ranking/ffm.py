@@ -33,7 +33,7 @@ class FFM(RankingModel):
         super().__init__(schema)
         num_fields = len(schema.inputs)
         self.embedding = FeatureEmbedding(schema.inputs, num_fields * embedding_dim, with_linear=True)
-        self.interaction = FieldAwareInteraction(num_fields)
+        self.interaction = FieldAwareInteraction()
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,)."""

@@ -4,7 +4,7 @@ import torch
 
 from recfunnel.data.batch import Batch
 from recfunnel.models.base import RankingModel, register_model
-from recfunnel.nn import MLP, FeatureEmbedding
+from recfunnel.nn import MLP, Dropout, FeatureEmbedding
 from recfunnel.nn.interaction import BiInteraction
 from recfunnel.schema import Schema
 
@@ -36,7 +36,7 @@ class NFM(RankingModel):
         self.bi_interaction = BiInteraction()
         # The paper regularises the pooled vector itself with dropout and batch norm.
         self.pooled_norm = torch.nn.BatchNorm1d(embedding_dim) if batch_norm else torch.nn.Identity()
-        self.pooled_dropout = torch.nn.Dropout(dropout)
+        self.pooled_dropout = Dropout(dropout)
         self.mlp = MLP(embedding_dim, [*hidden_units, 1], dropout=dropout, batch_norm=batch_norm)
 
     def forward(self, batch: Batch) -> torch.Tensor:
