@@ -85,3 +85,29 @@ def test_constructor_shape(name):
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[2:])
     assert len(params) - 2 <= 8
     assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+INFO = {info.name: info for info in list_models("ranking")}
+REGULARISED = [n for n in RANKING if {"dropout", "batch_norm"} & set(INFO[n].hyperparameters())]
+
+
+@pytest.mark.parametrize("name", REGULARISED)
+def test_dropout_and_batch_norm_train_and_switch_off_in_eval(name):
+    """With dropout and batch norm on, training is stochastic and every parameter learns; eval is
+    deterministic (dropout off, batch norm on its running statistics)."""
+    accepted = INFO[name].hyperparameters()
+    params = {k: v for k, v in {"dropout": 0.3, "batch_norm": True}.items() if k in accepted}
+    if accepted.get("hidden_units", None) == ():
+        params["hidden_units"] = (8,)  # AutoInt's MLP is off by default
+    torch.manual_seed(0)
+    model = build_model(name, toy_schema(), params)
+    batch = toy_batch(batch_size=64)
+    BinaryTask("click").loss(model(batch), batch).backward()
+    assert not [n for n, p in model.named_parameters() if p.grad is None]
+    if "dropout" in params:
+        with torch.no_grad():
+            assert not torch.equal(model(batch), model(batch))
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch), model(batch), rtol=0, atol=0)
+        assert torch.isfinite(model(batch)).all()

@@ -28,6 +28,7 @@ class AutoInt(RankingModel):
         attention_dim: d', the width of each head; a layer outputs num_heads * d' per field.
         hidden_units: Widths of the optional MLP tower; empty (the default) is plain AutoInt.
         dropout: Dropout probability after each hidden layer of the MLP.
+        batch_norm: Batch normalisation in the MLP tower.
 
     Example:
         >>> from recfunnel.testing import toy_schema, toy_batch
@@ -36,7 +37,8 @@ class AutoInt(RankingModel):
     """
 
     def __init__(self, schema: Schema, *, embedding_dim: int = 16, num_layers: int = 3, num_heads: int = 2,
-                 attention_dim: int = 32, hidden_units: tuple[int, ...] = (), dropout: float = 0.0) -> None:
+                 attention_dim: int = 32, hidden_units: tuple[int, ...] = (), dropout: float = 0.0,
+                 batch_norm: bool = False) -> None:
         super().__init__(schema)
         self.embedding = FeatureEmbedding(schema.inputs, embedding_dim)
         layers: list[InteractingLayer] = []
@@ -46,7 +48,8 @@ class AutoInt(RankingModel):
             width = layers[-1].output_dim
         self.interacting = nn.Sequential(*layers)
         self.head = nn.Linear(self.embedding.num_fields * width, 1)
-        self.mlp = MLP(self.embedding.flat_dim, [*hidden_units, 1], dropout=dropout) if hidden_units else None
+        self.mlp = MLP(self.embedding.flat_dim, [*hidden_units, 1], dropout=dropout,
+                       batch_norm=batch_norm) if hidden_units else None
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,); no sigmoid, because the task owns the link function."""

@@ -23,6 +23,7 @@ class DCN(RankingModel):
         num_cross_layers: Number of cross layers.
         hidden_units: Widths of the MLP tower.
         dropout: Dropout probability after each hidden layer.
+        batch_norm: Batch normalisation in the MLP tower.
 
     Example:
         >>> from recfunnel.testing import toy_schema, toy_batch
@@ -31,7 +32,8 @@ class DCN(RankingModel):
     """
 
     def __init__(self, schema: Schema, *, embedding_dim: int = 16, num_cross_layers: int = 3,
-                 hidden_units: tuple[int, ...] = (256, 256), dropout: float = 0.0) -> None:
+                 hidden_units: tuple[int, ...] = (256, 256), dropout: float = 0.0,
+                 batch_norm: bool = False) -> None:
         super().__init__(schema)
         self.embedding = FeatureEmbedding(schema.inputs, embedding_dim)
         width = self.embedding.dense_dim
@@ -39,7 +41,7 @@ class DCN(RankingModel):
         # A linear layer on [cross; deep] is a linear layer on each part, summed; the MLP's own
         # last linear layer is the deep part, so the towers need no concatenation.
         self.cross_head = nn.Linear(width, 1, bias=False)
-        self.mlp = MLP(width, [*hidden_units, 1], dropout=dropout)
+        self.mlp = MLP(width, [*hidden_units, 1], dropout=dropout, batch_norm=batch_norm)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,)."""

@@ -27,6 +27,7 @@ class DCNv2(RankingModel):
         num_cross_layers: Number of cross layers.
         hidden_units: Widths of the MLP tower.
         dropout: Dropout probability after each hidden layer.
+        batch_norm: Batch normalisation in the MLP tower.
         low_rank: Rank r of W = U Vᵀ in every cross layer, or None for full-rank matrices.
         structure: "parallel" or "stacked".
 
@@ -41,14 +42,14 @@ class DCNv2(RankingModel):
 
     def __init__(self, schema: Schema, *, embedding_dim: int = 16, num_cross_layers: int = 3,
                  hidden_units: tuple[int, ...] = (256, 256), dropout: float = 0.0,
-                 low_rank: int | None = None, structure: str = "parallel") -> None:
+                 low_rank: int | None = None, structure: str = "parallel", batch_norm: bool = False) -> None:
         super().__init__(schema)
         if structure not in STRUCTURES:
             raise ConfigError(f"DCNv2 structure={structure!r} is not valid; expected one of {list(STRUCTURES)}.")
         self.embedding = FeatureEmbedding(schema.inputs, embedding_dim)
         width = self.embedding.dense_dim
         self.cross = CrossNetV2(width, num_cross_layers, low_rank=low_rank)
-        self.mlp = MLP(width, [*hidden_units, 1], dropout=dropout)
+        self.mlp = MLP(width, [*hidden_units, 1], dropout=dropout, batch_norm=batch_norm)
         # parallel: a linear layer on [cross; deep] equals the sum of one per part, and the
         # MLP's own last layer is the deep part.
         self.cross_head = nn.Linear(width, 1, bias=False) if structure == "parallel" else None

@@ -25,6 +25,8 @@ class DLRM(RankingModel):
         embedding_dim: D, the size of every embedding and of the bottom MLP's output.
         bottom_units: Hidden widths of the bottom MLP (its output width is D).
         top_units: Hidden widths of the top MLP (its output is the logit).
+        dropout: Dropout probability after each hidden layer of the top MLP.
+        batch_norm: Batch normalisation in both MLPs.
 
     Example:
         >>> from recfunnel.testing import toy_schema, toy_batch
@@ -34,15 +36,16 @@ class DLRM(RankingModel):
 
     def __init__(self, schema: Schema, *, embedding_dim: int = 16,
                  bottom_units: tuple[int, ...] = (512, 256, 64),
-                 top_units: tuple[int, ...] = (512, 256)) -> None:
+                 top_units: tuple[int, ...] = (512, 256), dropout: float = 0.0,
+                 batch_norm: bool = False) -> None:
         super().__init__(schema)
         dense = [f.name for f in schema.inputs if isinstance(f, Numeric) and f.vocab_size is None]
         self.dense_features = dense
         self.embedding = FeatureEmbedding([f for f in schema.inputs if f.name not in dense], embedding_dim)
-        self.bottom = MLP(len(dense), [*bottom_units, embedding_dim]) if dense else None
+        self.bottom = MLP(len(dense), [*bottom_units, embedding_dim], batch_norm=batch_norm) if dense else None
         vectors = self.embedding.num_fields + int(self.bottom is not None)
         width = vectors * (vectors - 1) // 2 + (embedding_dim if self.bottom is not None else 0)
-        self.top = MLP(width, [*top_units, 1])
+        self.top = MLP(width, [*top_units, 1], dropout=dropout, batch_norm=batch_norm)
 
     def interactions(self, batch: Batch) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The bottom MLP's output (B, D), or None without numerics, and the pairwise dot

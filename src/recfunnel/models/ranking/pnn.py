@@ -28,6 +28,7 @@ class PNN(RankingModel):
         product: "inner" (IPNN) or "outer" (OPNN).
         hidden_units: Widths of the MLP tower.
         dropout: Dropout probability after each hidden layer.
+        batch_norm: Batch normalisation in the MLP tower.
 
     Raises:
         ConfigError: ``product`` is not one of "inner", "outer".
@@ -39,7 +40,8 @@ class PNN(RankingModel):
     """
 
     def __init__(self, schema: Schema, *, embedding_dim: int = 16, product: str = "inner",
-                 hidden_units: tuple[int, ...] = (256, 256), dropout: float = 0.0) -> None:
+                 hidden_units: tuple[int, ...] = (256, 256), dropout: float = 0.0,
+                 batch_norm: bool = False) -> None:
         super().__init__(schema)
         if product not in PRODUCTS:
             raise ConfigError(f"PNN product={product!r} is not valid; expected one of {list(PRODUCTS)}.")
@@ -47,7 +49,8 @@ class PNN(RankingModel):
         num_fields = self.embedding.num_fields
         self.product = pairwise_inner_products if product == "inner" else pooled_outer_product
         width = num_fields * (num_fields - 1) // 2 if product == "inner" else embedding_dim**2
-        self.mlp = MLP(self.embedding.flat_dim + width, [*hidden_units, 1], dropout=dropout)
+        self.mlp = MLP(self.embedding.flat_dim + width, [*hidden_units, 1], dropout=dropout,
+                       batch_norm=batch_norm)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,)."""

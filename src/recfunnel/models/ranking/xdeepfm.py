@@ -26,6 +26,7 @@ class XDeepFM(RankingModel):
         split_half: Send half of each hidden CIN layer's maps to the output, half to the next layer.
         hidden_units: Widths of the MLP tower.
         dropout: Dropout probability after each hidden layer.
+        batch_norm: Batch normalisation in the MLP tower.
 
     Raises:
         ConfigError: No CIN layers, or ``split_half`` with an odd size for a CIN layer but the last.
@@ -38,12 +39,13 @@ class XDeepFM(RankingModel):
 
     def __init__(self, schema: Schema, *, embedding_dim: int = 16,
                  cin_layer_sizes: tuple[int, ...] = (128, 128), split_half: bool = True,
-                 hidden_units: tuple[int, ...] = (400, 400), dropout: float = 0.0) -> None:
+                 hidden_units: tuple[int, ...] = (400, 400), dropout: float = 0.0,
+                 batch_norm: bool = False) -> None:
         super().__init__(schema)
         self.embedding = FeatureEmbedding(schema.inputs, embedding_dim, with_linear=True)
         self.cin = CIN(self.embedding.num_fields, cin_layer_sizes, split_half=split_half)
         self.cin_head = nn.Linear(self.cin.output_dim, 1, bias=False)  # the linear term has the bias
-        self.mlp = MLP(self.embedding.flat_dim, [*hidden_units, 1], dropout=dropout)
+        self.mlp = MLP(self.embedding.flat_dim, [*hidden_units, 1], dropout=dropout, batch_norm=batch_norm)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,); no sigmoid, because the task owns the link function."""
