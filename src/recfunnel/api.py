@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,13 @@ class Ranker:
         self.rows_: dict[str, int] = {}
 
     # -- training -------------------------------------------------------------------------------
-    def fit(self, train: Data, valid: Data | None = None) -> Ranker:
-        """Fit the encoder on ``train``, build the model, and train it (early stopping on ``valid``)."""
+    def fit(self, train: Data, valid: Data | None = None, *,
+            warm_start: Callable[[torch.nn.Module, FeatureEncoder], None] | None = None) -> Ranker:
+        """Fit the encoder on ``train``, build the model, and train it (early stopping on ``valid``).
+
+        ``warm_start(model, encoder)``, when given, runs once the model is built and before
+        training, e.g. to set initial weights by id (GBDT+LR starts its head at the trees' leaf values).
+        """
         train_frame = load_frame(train)
         schema = self.schema or infer_schema(train_frame, self._label_for(train_frame))
         label = self._resolve_label(schema)
@@ -118,6 +124,8 @@ class Ranker:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.model_ = build_model(self.model_name, self.encoder_.schema_, self.params)
+        if warm_start is not None:
+            warm_start(self.model_, self.encoder_)
         self.result_ = self.trainer.fit(self.model_, self.task_, train_batch, valid_batch)
         self.rows_ = {"train": len(train_batch), **({"valid": len(valid_batch)} if valid_batch else {})}
         if valid_batch is not None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from recfunnel.api import Data, Ranker, load_frame, ranker_from_parts
 from recfunnel.artifact import staged_directory
@@ -16,9 +17,14 @@ from recfunnel.data.batch import Batch
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.infer import infer_schema
 from recfunnel.errors import ArtifactError, ConfigError, NotFittedError, SchemaError, did_you_mean
-from recfunnel.schema import Categorical, Label, Numeric, Schema
+from recfunnel.metrics import auc
+from recfunnel.nn import FeatureEmbedding
+from recfunnel.schema import Categorical, Label, MultiCategorical, Numeric, Schema
 
 HEADS = ("lr", "fm")
+MAX_BAG_IDS = 256  # a MultiCategorical with more ids is left out of the trees rather than made 0/1 columns
+BAG_SEPARATOR = "__"
+EARLY_STOPPING_ROUNDS = 50  # boosting rounds without a better validation AUC before the trees stop
 GBDT_FORMAT = "recfunnel-gbdt/1"
 
 
@@ -36,26 +42,63 @@ def tree_inputs(schema: Schema) -> tuple[list[str], list[str]]:
     """The columns the trees see, and which of them are categorical.
 
     Categorical features and bucketized numerics enter as their integer indices (categorical for
-    LightGBM), other numerics as encoded values; multi-valued and sequence features are skipped.
+    LightGBM), other numerics as encoded values, and a MultiCategorical feature of a fitted schema
+    with at most ``MAX_BAG_IDS`` ids as one 0/1 column per id, named ``"{feature}__{index}"``.
+    Sequences, and bags that are hashed or larger, are skipped.
 
     Example:
-        >>> from recfunnel.schema import MultiCategorical
-        >>> tree_inputs(Schema(Categorical("item_id"), Numeric("price"), MultiCategorical("tags"), Label("y")))
-        (['item_id', 'price'], ['item_id'])
+        >>> from recfunnel.schema import MultiCategorical, Sequence
+        >>> tree_inputs(Schema(Categorical("item_id"), Numeric("price"), MultiCategorical("genres", vocab_size=4),
+        ...                    Sequence("history", shares="item_id"), Label("y")))
+        (['item_id', 'price', 'genres__2', 'genres__3'], ['item_id'])
     """
     columns, categorical = [], []
     for spec in schema.inputs:
         if isinstance(spec, Categorical) or (isinstance(spec, Numeric) and spec.transform == "bucketize"):
             categorical.append(spec.name)
-        elif not isinstance(spec, Numeric):
-            continue
-        columns.append(spec.name)
+            columns.append(spec.name)
+        elif isinstance(spec, Numeric):
+            columns.append(spec.name)
+        elif isinstance(spec, MultiCategorical) and spec.vocab_size and not spec.hash_buckets \
+                and spec.vocab_size - 2 <= MAX_BAG_IDS:
+            columns.extend(f"{spec.name}{BAG_SEPARATOR}{index}" for index in range(2, spec.vocab_size))
     return columns, categorical
 
 
 def feature_matrix(batch: Batch, columns: list[str]) -> np.ndarray:
-    """The (N, F) float64 matrix of ``columns`` from an encoded Batch, in that order."""
-    return np.stack([batch.features[name].numpy().astype(np.float64) for name in columns], axis=1)
+    """The (N, F) float64 matrix of ``columns`` (see ``tree_inputs``) from an encoded Batch, in that order."""
+    hot: dict[str, np.ndarray] = {}  # bag name -> (N, vocab) 0/1 matrix, built once per bag
+    matrix = np.empty((len(batch), len(columns)), dtype=np.float64)
+    for j, name in enumerate(columns):
+        if name in batch.features:
+            matrix[:, j] = batch.features[name].numpy()
+            continue
+        bag, index = name.rsplit(BAG_SEPARATOR, 1)
+        if bag not in hot:
+            ids = batch.features[bag].numpy()                                  # (N, max_len), 0 = padding
+            ones = np.zeros((len(ids), int(ids.max(initial=0)) + 1), dtype=np.float64)
+            ones[np.repeat(np.arange(len(ids)), ids.shape[1]), ids.reshape(-1)] = 1.0
+            hot[bag] = ones
+        matrix[:, j] = hot[bag][:, int(index)] if int(index) < hot[bag].shape[1] else 0.0
+    return matrix
+
+
+def set_leaf_weights(model: torch.nn.Module, encoder: FeatureEncoder, booster: Any, leaf_ids: np.ndarray) -> None:
+    """Set the head's first-order weight of every leaf seen in ``leaf_ids`` (N, T) to that leaf's value.
+
+    The head's logit is then bias + Σ_t value(tree t, leaf), the trees' raw score (LightGBM keeps
+    its starting score inside the first tree), so the head starts at the trees' prediction.
+    """
+    embedding = next(m for m in model.modules() if isinstance(m, FeatureEmbedding) and m.with_linear)
+    assert embedding.bias is not None
+    with torch.no_grad():
+        embedding.bias.zero_()
+        for tree in range(leaf_ids.shape[1]):
+            name = f"tree_{tree}"
+            seen = np.unique(leaf_ids[:, tree])
+            values = torch.tensor([booster.get_leaf_output(tree, int(leaf)) for leaf in seen])
+            rows = embedding.offsets[name] + torch.from_numpy(encoder.encode_ids(name, np.char.add("l", seen.astype(str))))
+            embedding.table.weight[rows, -1] = values.to(embedding.table.weight.dtype)
 
 
 def leaf_frame(leaves: np.ndarray) -> pd.DataFrame:
@@ -74,13 +117,15 @@ class GBDTRanker:
     Each of the T trees maps a row to one leaf; the leaf index of tree t becomes the categorical
     feature ``tree_t``, and the head learns one weight per leaf (He et al., "Practical Lessons from
     Predicting Clicks on Ads at Facebook", ADKDD 2014). The trees see Categorical features (as
-    categorical indices) and Numeric ones; MultiCategorical and Sequence features are skipped.
+    categorical indices), Numeric ones, and small MultiCategorical bags as 0/1 columns
+    (``tree_inputs``); Sequence features are skipped.
     Binary labels only. Requires the optional extra: ``pip install 'recfunnel[gbdt]'``.
 
     Args:
         label: Label column; defaults to the schema's only label.
         schema: Feature specs; inferred from the training frame when omitted.
-        num_trees: Boosting rounds, i.e. T leaf features.
+        num_trees: Boosting rounds, i.e. T leaf features; with validation data, the most it builds
+            (boosting stops after 50 rounds without a better validation AUC).
         num_leaves: Leaves per tree (LightGBM ``num_leaves``).
         learning_rate: LightGBM shrinkage.
         head: Ranker model trained on the leaf features: "lr" (the paper's) or "fm".
@@ -124,7 +169,13 @@ class GBDTRanker:
 
     # -- training -------------------------------------------------------------------------------
     def fit(self, train: Data, valid: Data | None = None) -> GBDTRanker:
-        """Fit the encoder and the trees on ``train``, then the head on leaf features (early stopping on ``valid``).
+        """Fit the encoder and the trees on ``train``, then the head on leaf features.
+
+        With ``valid``, boosting stops once the validation AUC has not improved for
+        ``EARLY_STOPPING_ROUNDS`` rounds (``num_trees`` is then the most it builds) and the head
+        stops early on it too. The head's first-order weights start at the trees' leaf values, so
+        before its first step it predicts exactly what the trees predict; if its training does not
+        raise the validation AUC above the trees', those starting weights are kept.
 
         Raises:
             ConfigError: The label is not binary, or no label was given.
@@ -138,21 +189,58 @@ class GBDTRanker:
         if not self.columns_:
             raise ConfigError("GBDTRanker found no Categorical or Numeric feature for the trees; "
                               f"inputs: {[f.name for f in schema.inputs]}.")
-        batch = self.encoder_.transform(train_frame)
-        matrix, target = feature_matrix(batch, self.columns_), batch.labels[label.name].numpy()
-        model = lightgbm.LGBMClassifier(
-            n_estimators=self.num_trees, num_leaves=self.num_leaves, learning_rate=self.learning_rate,
-            random_state=self.seed, deterministic=True, verbose=-1)
-        model.fit(matrix, target, feature_name=self.columns_, categorical_feature=self.categorical_)
-        self.booster_, self.label_ = model.booster_, label.name
-        leaves = leaf_frame(self.booster_.predict(matrix, pred_leaf=True))
+        self.label_ = label.name
+        matrix, target = self._matrix_and_target(train_frame)
+        valid_frame = load_frame(valid) if valid is not None else None
+        self.booster_ = self._boost(lightgbm, matrix, target, valid_frame)
+        leaf_ids = np.asarray(self.booster_.predict(matrix, pred_leaf=True))
+        leaves = leaf_frame(leaf_ids)
         head_schema = Schema(*(Categorical(name) for name in leaves.columns), Label(label.name))
         self.head_ = Ranker(self.head, label=label.name, schema=head_schema, params=self.head_params,
                             trainer=self.trainer, seed=self.seed)
         leaves[label.name] = target
-        valid_leaves = self._leaf_features(load_frame(valid), labels=True) if valid is not None else None
-        self.head_.fit(leaves, valid_leaves)
+        valid_leaves = self._leaf_features(valid_frame, labels=True) if valid_frame is not None else None
+        start: dict[str, torch.Tensor] = {}
+
+        def from_trees(model: torch.nn.Module, encoder: FeatureEncoder) -> None:
+            set_leaf_weights(model, encoder, self.booster_, leaf_ids)
+            start.update({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+        self.head_.fit(leaves, valid_leaves, warm_start=from_trees)
+        if valid_frame is not None:
+            self._keep_trees_if_better(valid_frame, valid_leaves, start)
         return self
+
+    def _matrix_and_target(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The trees' input matrix and the label column of a labelled frame."""
+        encoder, label = self.encoder_, self.label_
+        assert encoder is not None and label is not None
+        batch = encoder.transform(frame)
+        return feature_matrix(batch, self.columns_), batch.labels[label].numpy()
+
+    def _boost(self, lightgbm: Any, matrix: np.ndarray, target: np.ndarray, valid: pd.DataFrame | None) -> Any:
+        """Train the trees; with validation rows, stop on their AUC and keep only the best rounds."""
+        params = {"objective": "binary", "metric": "auc", "num_leaves": self.num_leaves,
+                  "learning_rate": self.learning_rate, "seed": self.seed, "deterministic": True, "verbose": -1}
+        train = lightgbm.Dataset(matrix, target, feature_name=self.columns_, categorical_feature=self.categorical_)
+        fit_args: dict[str, Any] = {}
+        if valid is not None:
+            fit_args["valid_sets"] = [lightgbm.Dataset(*self._matrix_and_target(valid), reference=train)]
+            fit_args["callbacks"] = [lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)]
+        booster = lightgbm.train(params, train, num_boost_round=self.num_trees, **fit_args)
+        best = booster.best_iteration or None
+        return lightgbm.Booster(model_str=booster.model_to_string(num_iteration=best))
+
+    def _keep_trees_if_better(self, valid: pd.DataFrame, valid_leaves: pd.DataFrame | None,
+                              start: dict[str, torch.Tensor]) -> None:
+        """Put back the head's starting weights (the trees' own prediction) if training did not beat them."""
+        head = self.head_
+        assert head is not None and head.model_ is not None and valid_leaves is not None
+        matrix, target = self._matrix_and_target(valid)
+        trees_auc = auc(target, self.booster_.predict(matrix, raw_score=True))
+        if head.metrics_["valid"]["auc"] < trees_auc:
+            head.model_.load_state_dict(start)
+            head.metrics_ = {"valid": head.evaluate(valid_leaves)}
 
     def _label_for(self, frame: pd.DataFrame) -> str:
         if self.label is None:

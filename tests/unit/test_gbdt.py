@@ -46,25 +46,72 @@ def test_auc_beats_floor_and_matches_plain_lightgbm(shop, fitted):
     assert score["auc"] == pytest.approx(auc(labels, probabilities), abs=1e-6)
 
 
-def test_trees_skip_multi_valued_features(fitted):
+def test_trees_see_a_small_bag_as_one_column_per_id(shop, fitted):
     assert "tags" not in fitted.columns_
     assert {"user_id", "item_id", "price"} <= set(fitted.columns_)
+    tag_columns = [c for c in fitted.columns_ if c.startswith("tags__")]
+    assert len(tag_columns) == fitted.encoder_.schema_.vocab_size("tags") - 2
+    # each 0/1 column is 1 exactly on the rows whose tag list holds that tag
+    rows = shop.rank_train.head(200)
+    matrix = fitted.matrix(rows)
+    for column in tag_columns[:3]:
+        tag = fitted.encoder_.decode_ids("tags", [int(column.split("__")[1])])[0]
+        expected = [tag in str(value).split("|") for value in rows["tags"]]
+        assert matrix[:, fitted.columns_.index(column)].astype(bool).tolist() == expected
 
 
 def test_head_sees_exactly_one_leaf_feature_per_tree(shop, fitted):
+    trees = fitted.booster_.num_trees()
     inputs = fitted.head_.encoder_.schema_.inputs
-    assert [f.name for f in inputs] == [f"tree_{t}" for t in range(NUM_TREES)]
+    assert [f.name for f in inputs] == [f"tree_{t}" for t in range(trees)]
     assert all(type(f).__name__ == "Categorical" for f in inputs)
     expected = fitted.booster_.predict(fitted.matrix(shop.rank_train), pred_leaf=True)  # (N, T)
-    assert expected.shape == (len(shop.rank_train), NUM_TREES)
+    assert expected.shape == (len(shop.rank_train), trees)
     assert np.array_equal(fitted.leaves(shop.rank_train), expected)
     # the head's encoded tree_t index decodes back to the row's leaf in tree t
     batch = fitted.head_.encoder_.transform(
-        pd.DataFrame({f"tree_{t}": [f"l{v}" for v in expected[:, t]] for t in range(NUM_TREES)}), labels=False)
-    for t in (0, NUM_TREES - 1):
+        pd.DataFrame({f"tree_{t}": [f"l{v}" for v in expected[:, t]] for t in range(trees)}), labels=False)
+    for t in (0, trees - 1):
         decoded = fitted.head_.encoder_.decode_ids(f"tree_{t}", batch.features[f"tree_{t}"].numpy())
         assert list(decoded) == [f"l{v}" for v in expected[:, t]]
     assert len(np.unique(expected[:, 0])) > 1
+
+
+def test_validation_stops_boosting_at_the_best_round(shop, fitted):
+    """With validation rows the trees stop on validation AUC, as LightGBM's own early stopping does."""
+    matrix, valid = fitted.matrix(shop.rank_train), fitted.matrix(shop.rank_valid)
+    params = {"objective": "binary", "metric": "auc", "num_leaves": 31, "learning_rate": 0.1, "seed": 2026,
+              "deterministic": True, "verbose": -1}
+    train = lightgbm.Dataset(matrix, shop.rank_train["click"].to_numpy(), categorical_feature=fitted.categorical_,
+                             feature_name=fitted.columns_)
+    plain = lightgbm.train(params, train, num_boost_round=NUM_TREES, callbacks=[lightgbm.early_stopping(50, verbose=False)],
+                           valid_sets=[lightgbm.Dataset(valid, shop.rank_valid["click"].to_numpy(), reference=train)])
+    assert fitted.booster_.num_trees() == (plain.best_iteration or NUM_TREES) <= NUM_TREES
+    np.testing.assert_allclose(fitted.booster_.predict(valid), plain.predict(valid, num_iteration=plain.best_iteration))
+
+
+def test_head_starts_at_the_trees_prediction(shop, fitted):
+    """set_leaf_weights gives the head each leaf's value, so its logit is the trees' raw score."""
+    from recfunnel.gbdt import leaf_frame, set_leaf_weights
+    from recfunnel.models import build_model
+
+    encoder = fitted.head_.encoder_
+    model = build_model("lr", encoder.schema_, {}).eval()
+    leaf_ids = fitted.leaves(shop.rank_train)
+    set_leaf_weights(model, encoder, fitted.booster_, leaf_ids)
+    logits = model(encoder.transform(leaf_frame(leaf_ids[:500]), labels=False)).detach().numpy()
+    raw = fitted.booster_.predict(fitted.matrix(shop.rank_train.head(500)), raw_score=True)
+    np.testing.assert_allclose(logits, raw, rtol=1e-5, atol=1e-5)
+
+
+def test_head_keeps_the_trees_prediction_when_training_does_not_beat_it(shop):
+    """A head trained into the ground (lr 50) falls back to its starting weights: the trees' prediction."""
+    ranker = GBDTRanker(schema=shop.schema, num_trees=10, trainer={"max_epochs": 1, "lr": 50.0, "sparse_lr": 50.0})
+    ranker.fit(shop.rank_train, shop.rank_valid)
+    trees = ranker.booster_.predict(ranker.matrix(shop.rank_valid))
+    valid_auc = auc(shop.rank_valid["click"].to_numpy(), trees)
+    assert ranker.metrics_["valid"]["auc"] >= valid_auc - 1e-6
+    np.testing.assert_allclose(ranker.predict(shop.rank_valid), trees, rtol=1e-4, atol=1e-6)
 
 
 def test_save_load_round_trip_without_pickle(shop, fitted, tmp_path):
