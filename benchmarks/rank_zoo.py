@@ -2,7 +2,7 @@
 
 Run (from the repository root)::
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/rank_zoo.py --data /work/shared/data --dataset all
+    .venv/bin/python benchmarks/rank_zoo.py --data /work/shared/data --dataset all
     # options: --dataset frappe|ml100k|criteo|all  --models all|lr,fm,...  --threads 2
     #          --peers deepctr,fuxictr,rechub,lightgbm|none  --max-epochs 8  --lrs 0.001[,0.003]
     #          --batch-size 1024  --patience 2  --predict-rows 32768  --train-rows N (a subset, for development)
@@ -38,8 +38,7 @@ Systems, each trained in its own process (``_common.run_job``), which also yield
 Hyperparameters are one shared setting per model (``SHARED`` below: embedding dim 16, MLP 256-256
 with dropout 0.2 and batch norm, 3 cross layers, CIN 32-32, 3 attention layers of 2 heads), mapped
 onto each library's own argument names; where a library lacks a knob its behaviour stays
-(recfunnel's DCN, DCN-V2, PNN, xDeepFM and DLRM and DeepCTR's NFM and PNN have no batch norm switch;
-torch-rechub's MLP always has batch norm). CIN is 32-32 rather than the paper's 100-200 maps
+(DeepCTR's NFM and PNN have no batch norm switch; torch-rechub's MLP always has batch norm). CIN is 32-32 rather than the paper's 100-200 maps
 because 128-128 trains at ~1,300 rows/s on 2 cores in both recfunnel and DeepCTR-Torch, which alone
 would take half of the time budget. With several ``--lrs`` every
 system trains once per lr and keeps the one with the best VALID AUC; test is scored once.
@@ -55,7 +54,11 @@ library's own predict at batch ``--predict-batch-size`` (best of 2; not timed fo
 unchanged runner does not time prediction); peak RSS = the training process's high-water mark
 (interpreter, libraries and data included). "target" (our rows): test AUC >= the best peer's same
 model, and train samples/s >= 1.5x the fastest peer's same model (AUC only for GBDT+LR vs LightGBM).
-Timings taken while other jobs share the machine are noisy. Criteo's test split has 391 rows (~80
+Timings taken while other jobs share the machine are noisy; run it on a quiet machine, and leave
+OMP_WAIT_POLICY unset (libgomp's default: threads spin briefly between parallel regions). Every
+worker inherits the same environment; with OMP_WAIT_POLICY=PASSIVE each of the hundreds of small
+ops in a training step pays a thread wake-up, which slowed every library here, recfunnel most
+(DeepFM on Frappe: 59k vs 76k rows/s unset vs 86-92k with ACTIVE). Criteo's test split has 391 rows (~80
 clicks): the standard error of its AUC is about 0.03, so Criteo AUC gaps are not meaningful; its
 rows show speed and memory at 39 fields.
 """
@@ -111,7 +114,7 @@ SHARED: dict[str, dict[str, Any]] = {
     "dcnv2": {"embedding_dim": 16, "cross_layers": 3, **MLP},
     "xdeepfm": {"embedding_dim": 16, "cin_layer_sizes": (32, 32), **MLP},  # (128, 128): ~1k rows/s on 2 cores
     "autoint": {"embedding_dim": 16, "attention_layers": 3, "attention_heads": 2},
-    "dlrm": {"embedding_dim": 16, "hidden_units": (256, 256)},
+    "dlrm": {"embedding_dim": 16, **MLP},
     # at most 5000 trees, stopped on valid AUC after 50 rounds, as the LightGBM runner does
     "gbdt_lr": {"num_trees": 5000, "num_leaves": 63, "learning_rate": 0.1},
 }
