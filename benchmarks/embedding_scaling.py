@@ -16,8 +16,8 @@ What it measures: the median wall time of one training step (forward, BCE-with-l
 zero_grad, backward, optimizer step) over ``--steps`` steps after ``--warmup`` warm-up steps, of
 a recfunnel model (FM by default, ``--model deepfm`` for DeepFM) whose embedding table holds V
 rows (the FM table of dimension D plus its first-order table of dimension 1). Optimizers come
-from ``recfunnel.train.build_optimizers`` exactly as the Trainer builds them (AdamW over dense
-weights + SparseAdam, or + Adagrad, over the sparse tables). For contrast, "dense adam" switches
+from ``recfunnel.train.build_optimizers`` exactly as the Trainer builds them (fused AdamW over dense
+weights + lazy Adam, or + Adagrad, over the sparse tables). For contrast, "dense adam" switches
 the tables to dense gradients (``nn.Embedding.sparse = False``) and steps ``torch.optim.Adam``
 over everything, i.e. what a plain model without sparse embeddings does.
 Every (size, optimizer) pair runs ``--repeats`` times, each in a fresh Python process (so one

@@ -8,7 +8,7 @@ Run (from the repository root)::
 Same protocol as ``quality.py --dataset frappe`` (test = frappe.test.libfm, train/valid = an 80/20
 ``random_split(..., seed=2026)`` of frappe.validation.libfm). Every variant changes one thing
 from the base configuration (the one ``quality.py`` chose: embedding_dim 16, dropout 0.2, hidden
-(400, 400, 400), AdamW lr 1e-3, SparseAdam sparse_lr 0.01, batch 1024, patience 2) and is
+(400, 400, 400), AdamW lr 1e-3, lazy Adam sparse_lr 0.01, batch 1024, patience 2) and is
 trained by ``recfunnel.train.Trainer`` with early stopping on valid AUC. Variants that recfunnel's
 public API cannot express are done here, outside the library:
 
