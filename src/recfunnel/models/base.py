@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
-from recfunnel.errors import ConfigError, ModelNotFoundError, did_you_mean
+from recfunnel.errors import ConfigError, ModelNotFoundError, RecfunnelError, did_you_mean
 from recfunnel.schema import Schema
 
 KINDS = ("ranking", "retrieval", "rating", "sequential", "multitask")
@@ -156,6 +156,6 @@ def build_model(name: str, schema: Schema, params: dict[str, Any] | None = None)
     try:
         return info.cls(schema, **params)
     except (TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
+        if isinstance(exc, RecfunnelError):  # already says what is wrong (e.g. DIN's missing sequence)
             raise
         raise ConfigError(f"model {info.name!r} rejected its options {params!r}: {exc}") from None

@@ -165,3 +165,5 @@ def test_a_schema_without_a_shared_sequence_is_refused(name):
     with pytest.raises(SchemaError, match=r"no Sequence input shares a Categorical input's vocabulary .*"
                                           r"Sequence\('history', max_len=50, shares='item_id'\)"):
         get_model(name).cls(schema)
+    with pytest.raises(SchemaError, match=r"no Sequence input shares"):  # build_model passes it on unchanged
+        build_model(name, schema)
