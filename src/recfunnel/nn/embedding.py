@@ -125,8 +125,12 @@ class FeatureEmbedding(nn.Module):
 
     def pooled(self, name: str, indices: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
         """Pool a (B, L) bag of indices (0 = padding) into (B, D)."""
-        mask = (indices > 0).unsqueeze(-1).to(self.table.weight.dtype)  # (B, L, 1)
-        summed = (self.lookup(name, indices) * mask).sum(1)               # (B, D)
+        return self._pool(self.lookup(name, indices), indices, pooling)
+
+    def _pool(self, vectors: torch.Tensor, indices: torch.Tensor, pooling: str) -> torch.Tensor:
+        """Sum or mean of a bag's (B, L, W) rows over its non-padding positions: (B, W)."""
+        mask = (indices > 0).unsqueeze(-1).to(vectors.dtype)  # (B, L, 1)
+        summed = (vectors * mask).sum(1)                       # (B, W)
         if pooling == "sum":
             return summed
         return summed / mask.sum(1).clamp_min(1.0)
@@ -144,13 +148,23 @@ class FeatureEmbedding(nn.Module):
         return fields[..., : self.embedding_dim], fields[..., -1].sum(1) + self.bias
 
     def _lookup_fields(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        parts = []
+        # One table lookup for single ids and every bag together: one sparse gradient per step
+        # instead of one per bag, which the optimizer would otherwise have to merge.
+        ids = []
         if self.single:
-            ids = torch.stack([features[n] for n in self.single], dim=1)  # (B, Fc)
-            parts.append(self.table(ids + self.single_offsets))          # (B, Fc, D)
-        for spec in self.bags:
-            pooling = spec.pooling if isinstance(spec, MultiCategorical) else "mean"
-            parts.append(self.pooled(spec.name, features[spec.name], pooling).unsqueeze(1))
+            ids.append(torch.stack([features[n] for n in self.single], dim=1) + self.single_offsets)  # (B, Fc)
+        ids.extend(features[spec.name] + self.offsets[spec.name] for spec in self.bags)              # (B, L) each
+        parts = []
+        if ids:
+            rows = self.table(torch.cat(ids, dim=1) if len(ids) > 1 else ids[0])  # (B, Fc + ΣL, W)
+            start = len(self.single)
+            if self.single:
+                parts.append(rows[:, :start])                                      # (B, Fc, W)
+            for spec in self.bags:
+                bag = features[spec.name]
+                pooling = spec.pooling if isinstance(spec, MultiCategorical) else "mean"
+                parts.append(self._pool(rows[:, start:start + bag.shape[1]], bag, pooling).unsqueeze(1))
+                start += bag.shape[1]
         if self.numeric_vectors is not None:
             values = torch.stack([features[n] for n in self.numeric], dim=1)  # (B, Fn)
             parts.append(values.unsqueeze(-1) * self.numeric_vectors)         # (B, Fn, D)
