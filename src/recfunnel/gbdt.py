@@ -97,8 +97,18 @@ def set_leaf_weights(model: torch.nn.Module, encoder: FeatureEncoder, booster: A
             name = f"tree_{tree}"
             seen = np.unique(leaf_ids[:, tree])
             values = torch.tensor([booster.get_leaf_output(tree, int(leaf)) for leaf in seen])
-            rows = embedding.offsets[name] + torch.from_numpy(encoder.encode_ids(name, np.char.add("l", seen.astype(str))))
+            rows = embedding.offsets[name] + torch.from_numpy(encoder.encode_ids(name, leaf_names(seen)))
             embedding.table.weight[rows, -1] = values.to(embedding.table.weight.dtype)
+
+
+def leaf_names(leaves: np.ndarray) -> np.ndarray:
+    """The head's id for each leaf index: 17 -> "l17".
+
+    Example:
+        >>> leaf_names(np.array([3, 0])).tolist()
+        ['l3', 'l0']
+    """
+    return np.char.add("l", np.asarray(leaves).astype(str))
 
 
 def leaf_frame(leaves: np.ndarray) -> pd.DataFrame:
@@ -108,7 +118,7 @@ def leaf_frame(leaves: np.ndarray) -> pd.DataFrame:
         >>> leaf_frame(np.array([[3, 0], [1, 2]])).to_dict("list")
         {'tree_0': ['l3', 'l1'], 'tree_1': ['l0', 'l2']}
     """
-    return pd.DataFrame({f"tree_{t}": np.char.add("l", leaves[:, t].astype(str)) for t in range(leaves.shape[1])})
+    return pd.DataFrame({f"tree_{t}": leaf_names(leaves[:, t]) for t in range(leaves.shape[1])})
 
 
 class GBDTRanker:
@@ -191,15 +201,18 @@ class GBDTRanker:
                               f"inputs: {[f.name for f in schema.inputs]}.")
         self.label_ = label.name
         matrix, target = self._matrix_and_target(train_frame)
-        valid_frame = load_frame(valid) if valid is not None else None
-        self.booster_ = self._boost(lightgbm, matrix, target, valid_frame)
+        valid_rows = self._matrix_and_target(load_frame(valid)) if valid is not None else None
+        self.booster_ = self._boost(lightgbm, (matrix, target), valid_rows)
         leaf_ids = np.asarray(self.booster_.predict(matrix, pred_leaf=True))
         leaves = leaf_frame(leaf_ids)
         head_schema = Schema(*(Categorical(name) for name in leaves.columns), Label(label.name))
         self.head_ = Ranker(self.head, label=label.name, schema=head_schema, params=self.head_params,
                             trainer=self.trainer, seed=self.seed)
         leaves[label.name] = target
-        valid_leaves = self._leaf_features(valid_frame, labels=True) if valid_frame is not None else None
+        valid_leaves = None
+        if valid_rows is not None:
+            valid_leaves = leaf_frame(np.asarray(self.booster_.predict(valid_rows[0], pred_leaf=True)))
+            valid_leaves[label.name] = valid_rows[1]
         start: dict[str, torch.Tensor] = {}
 
         def from_trees(model: torch.nn.Module, encoder: FeatureEncoder) -> None:
@@ -207,8 +220,8 @@ class GBDTRanker:
             start.update({k: v.detach().clone() for k, v in model.state_dict().items()})
 
         self.head_.fit(leaves, valid_leaves, warm_start=from_trees)
-        if valid_frame is not None:
-            self._keep_trees_if_better(valid_frame, valid_leaves, start)
+        if valid_rows is not None and valid_leaves is not None:
+            self._keep_start_if_better(valid_rows, valid_leaves, start)
         return self
 
     def _matrix_and_target(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -218,26 +231,30 @@ class GBDTRanker:
         batch = encoder.transform(frame)
         return feature_matrix(batch, self.columns_), batch.labels[label].numpy()
 
-    def _boost(self, lightgbm: Any, matrix: np.ndarray, target: np.ndarray, valid: pd.DataFrame | None) -> Any:
+    def _boost(self, lightgbm: Any, train_rows: tuple[np.ndarray, np.ndarray],
+               valid_rows: tuple[np.ndarray, np.ndarray] | None) -> Any:
         """Train the trees; with validation rows, stop on their AUC and keep only the best rounds."""
         params = {"objective": "binary", "metric": "auc", "num_leaves": self.num_leaves,
                   "learning_rate": self.learning_rate, "seed": self.seed, "deterministic": True, "verbose": -1}
-        train = lightgbm.Dataset(matrix, target, feature_name=self.columns_, categorical_feature=self.categorical_)
+        train = lightgbm.Dataset(*train_rows, feature_name=self.columns_, categorical_feature=self.categorical_)
         fit_args: dict[str, Any] = {}
-        if valid is not None:
-            fit_args["valid_sets"] = [lightgbm.Dataset(*self._matrix_and_target(valid), reference=train)]
+        if valid_rows is not None:
+            fit_args["valid_sets"] = [lightgbm.Dataset(*valid_rows, reference=train)]
             fit_args["callbacks"] = [lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)]
         booster = lightgbm.train(params, train, num_boost_round=self.num_trees, **fit_args)
         best = booster.best_iteration or None
         return lightgbm.Booster(model_str=booster.model_to_string(num_iteration=best))
 
-    def _keep_trees_if_better(self, valid: pd.DataFrame, valid_leaves: pd.DataFrame | None,
+    def _keep_start_if_better(self, valid_rows: tuple[np.ndarray, np.ndarray], valid_leaves: pd.DataFrame,
                               start: dict[str, torch.Tensor]) -> None:
-        """Put back the head's starting weights (the trees' own prediction) if training did not beat them."""
+        """Put the head's starting weights back if training did not beat the trees' validation AUC.
+
+        For the "lr" head the starting weights are exactly the trees' prediction; the "fm" head's
+        pairwise vectors start small and random, so its start is the trees' prediction plus that term.
+        """
         head = self.head_
-        assert head is not None and head.model_ is not None and valid_leaves is not None
-        matrix, target = self._matrix_and_target(valid)
-        trees_auc = auc(target, self.booster_.predict(matrix, raw_score=True))
+        assert head is not None and head.model_ is not None
+        trees_auc = auc(valid_rows[1], self.booster_.predict(valid_rows[0], raw_score=True))
         if head.metrics_["valid"]["auc"] < trees_auc:
             head.model_.load_state_dict(start)
             head.metrics_ = {"valid": head.evaluate(valid_leaves)}

@@ -30,6 +30,26 @@ def test_lazy_adam_matches_torch_sparse_adam():
     assert our_state["step"] == ref_state["step"] == 6
 
 
+def test_lazy_adam_takes_over_a_sparse_adam_state():
+    """A checkpoint written while torch's SparseAdam trained the table resumes with the same update."""
+    reference, _ = _train_table(lambda p, lr: torch.optim.SparseAdam(p, lr=lr), steps=6)
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(50, 4, sparse=True)
+    old = torch.optim.SparseAdam(table.parameters(), lr=0.05)
+    new = LazyAdam(table.parameters(), lr=0.05)
+    generator = torch.Generator().manual_seed(1)
+    for step in range(6):
+        opt = old if step < 3 else new
+        if step == 3:
+            new.load_state_dict(old.state_dict())
+        rows = torch.randint(0, 20, (32,), generator=generator)
+        opt.zero_grad()
+        (table(rows) ** 2).sum().backward()
+        opt.step()
+    torch.testing.assert_close(table.weight.detach(), reference, rtol=1e-5, atol=1e-6)
+    assert set(new.state[table.weight]) == {"step", "moments"}
+
+
 def test_lazy_adam_leaves_untouched_rows_alone():
     torch.manual_seed(0)
     initial = torch.nn.Embedding(50, 4, sparse=True).weight.detach().clone()
