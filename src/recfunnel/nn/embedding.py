@@ -123,10 +123,6 @@ class FeatureEmbedding(nn.Module):
         """Raw rows of feature ``name`` for any index shape: (...,) -> (..., D)."""
         return self.table(indices + self.offsets[name])
 
-    def pooled(self, name: str, indices: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
-        """Pool a (B, L) bag of indices (0 = padding) into (B, D)."""
-        return self._pool(self.lookup(name, indices), indices, pooling)
-
     def _pool(self, vectors: torch.Tensor, indices: torch.Tensor, pooling: str) -> torch.Tensor:
         """Sum or mean of a bag's (B, L, W) rows over its non-padding positions: (B, W)."""
         mask = (indices > 0).unsqueeze(-1).to(vectors.dtype)  # (B, L, 1)

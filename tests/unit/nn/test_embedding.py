@@ -19,8 +19,9 @@ def test_fields_are_rows_of_one_table_at_feature_offsets():
 
 def test_bags_are_mean_pooled_over_non_padding():
     emb = FeatureEmbedding(toy_schema().inputs, 3)
-    tags = torch.tensor([[2, 3, 0], [0, 0, 0]])
-    pooled = emb.pooled("tags", tags)
+    features = dict(toy_batch(batch_size=2).features)
+    features["tags"] = torch.tensor([[2, 3, 0], [0, 0, 0]])
+    pooled = emb(features)[:, emb.order.index("tags")]  # looked up in the same table call as single ids
     rows = emb.table.weight[torch.tensor([2, 3]) + emb.offsets["tags"]]
     torch.testing.assert_close(pooled[0], rows.mean(0))
     torch.testing.assert_close(pooled[1], torch.zeros(3))
