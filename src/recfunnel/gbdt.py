@@ -118,7 +118,12 @@ def leaf_frame(leaves: np.ndarray) -> pd.DataFrame:
         >>> leaf_frame(np.array([[3, 0], [1, 2]])).to_dict("list")
         {'tree_0': ['l3', 'l1'], 'tree_1': ['l0', 'l2']}
     """
-    return pd.DataFrame({f"tree_{t}": leaf_names(leaves[:, t]) for t in range(leaves.shape[1])})
+    leaves = np.asarray(leaves)
+    # Categorical columns over one shared list of names: building N x T Python strings took longer
+    # than boosting the trees; the encoder reads categories through Arrow without that copy.
+    names = leaf_names(np.arange(int(leaves.max(initial=0)) + 1))
+    return pd.DataFrame({f"tree_{t}": pd.Categorical.from_codes(leaves[:, t], categories=names)
+                         for t in range(leaves.shape[1])})
 
 
 class GBDTRanker:
