@@ -121,8 +121,8 @@ def leaf_frame(leaves: np.ndarray) -> pd.DataFrame:
     leaves = np.asarray(leaves)
     # Categorical columns over one shared list of names: building N x T Python strings took longer
     # than boosting the trees; the encoder reads categories through Arrow without that copy.
-    names = leaf_names(np.arange(int(leaves.max(initial=0)) + 1))
-    return pd.DataFrame({f"tree_{t}": pd.Categorical.from_codes(leaves[:, t], categories=names)
+    names = pd.Index(leaf_names(np.arange(int(leaves.max(initial=0)) + 1)))
+    return pd.DataFrame({f"tree_{t}": pd.Categorical.from_codes(leaves[:, t].astype(np.int64), categories=names)
                          for t in range(leaves.shape[1])})
 
 
