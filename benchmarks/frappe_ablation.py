@@ -4,6 +4,7 @@ Run (from the repository root)::
 
     .venv/bin/python benchmarks/frappe_ablation.py --data /work/shared/data/frappe-nfm
     # options: --max-epochs 40 --threads 2 --variants base,sparse_lr_0.03,...
+    #          --base winner --max-epochs 30   (changes around quality.py's chosen DeepFM)
 
 Same protocol as ``quality.py --dataset frappe`` (test = frappe.test.libfm, train/valid = an 80/20
 ``random_split(..., seed=2026)`` of frappe.validation.libfm). Every variant changes one thing
@@ -16,7 +17,8 @@ public API cannot express are done here, outside the library:
   recfunnel's 0.01;
 * ``emb_l2_*``: an L2 penalty ``lambda * sum(row**2)`` on the embedding rows (and first-order weights)
   a batch looks up, added to the loss by a Task subclass, i.e. DeepCTR's ``l2_reg_embedding``
-  applied lazily to the touched rows (the Trainer's sparse optimizers have no weight decay).
+  applied lazily to the touched rows. (The Trainer's ``embedding_l2`` option, which ``--base winner``
+  uses, does the same inside the optimizer step.)
 
 The table shows valid AUC (what a selection may look at) and test AUC/log loss (for the reader).
 """
@@ -60,6 +62,23 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "emb_l2_1e-4": {"emb_l2": 1e-4},
     "combined": {"model": {"dropout": 0.5, "embedding_dim": 32}, "trainer": {"sparse_lr": 0.03}},
 }
+# ``--base winner``: the configuration quality.py's DeepFM grid chose on Frappe, and changes around it.
+WINNER_MODEL = {"embedding_dim": 64, "dropout": 0.6, "hidden_units": (400, 400, 400)}
+WINNER_TRAINER = {"lr": 1e-3, "sparse_optimizer": "adagrad", "sparse_lr": 0.1, "embedding_l2": 1e-4,
+                  "batch_size": 1024, "patience": 3}
+WINNER_VARIANTS: dict[str, dict[str, Any]] = {
+    "winner": {},
+    "penalty_5e-5": {"trainer": {"embedding_l2": 5e-5}},
+    "penalty_2e-4": {"trainer": {"embedding_l2": 2e-4}},
+    "dropout_0.5": {"model": {"dropout": 0.5}},
+    "dropout_0.7": {"model": {"dropout": 0.7}},
+    "dropout_0.7_seed_2027": {"model": {"dropout": 0.7}, "seed": 2027},
+    "adagrad_0.05": {"trainer": {"sparse_lr": 0.05}},
+    "lr_patience_2": {"trainer": {"lr_patience": 2}},
+    "dense_wd_0.05": {"trainer": {"weight_decay": 0.05}},
+    "embedding_dim_128": {"model": {"embedding_dim": 128}},
+}
+BASES = {"first": (BASE_MODEL, BASE_TRAINER, VARIANTS), "winner": (WINNER_MODEL, WINNER_TRAINER, WINNER_VARIANTS)}
 
 
 @dataclass(frozen=True)
@@ -79,16 +98,18 @@ class L2BinaryTask(BinaryTask):
 
 def run_variant(name: str, change: dict, encoder: FeatureEncoder, batches: tuple, args) -> dict:
     train, valid, test = batches
-    torch.manual_seed(2026)
-    model = build_model("deepfm", encoder.schema_, {**BASE_MODEL, **change.get("model", {})})
+    base_model, base_trainer, _ = BASES[args.base]
+    seed = change.get("seed", 2026)
+    torch.manual_seed(seed)
+    model = build_model("deepfm", encoder.schema_, {**base_model, **change.get("model", {})})
     if "init_std" in change:
         for module in model.embedding.modules():
             if isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, std=change["init_std"])
     task = (L2BinaryTask("label", model=model, emb_l2=change["emb_l2"]) if "emb_l2" in change
             else BinaryTask("label"))
-    trainer = Trainer(max_epochs=args.max_epochs, progress=False, seed=2026,
-                      **{**BASE_TRAINER, **change.get("trainer", {})})
+    trainer = Trainer(max_epochs=args.max_epochs, progress=False, seed=seed,
+                      **{**base_trainer, **change.get("trainer", {})})
     started = time.perf_counter()
     result = trainer.fit(model, task, train, valid)
     seconds = time.perf_counter() - started
@@ -104,8 +125,12 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="frappe-nfm directory (or its parent)")
     parser.add_argument("--max-epochs", type=int, default=40)
     parser.add_argument("--threads", type=int, default=THREADS)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--base", default="first", choices=list(BASES),
+                        help="first: the early base below; winner: quality.py's chosen Frappe DeepFM")
+    parser.add_argument("--variants", default=None, help="comma list; default: every variant of --base")
     args = parser.parse_args()
+    variants = BASES[args.base][2]
+    args.variants = args.variants or ",".join(variants)
     set_threads(args.threads)
     warnings.filterwarnings("ignore", message="Sparse invariant checks")  # torch's sparse Adagrad
     frame, test = read_frappe(args.data)
@@ -114,17 +139,20 @@ def main() -> None:
     batches = tuple(encoder.transform(part) for part in (frame.iloc[train_idx], frame.iloc[valid_idx], test))
     runs = []
     for name in args.variants.split(","):
-        run = run_variant(name, VARIANTS[name], encoder, batches, args)
+        if name not in variants:
+            parser.error(f"unknown variant {name!r} for --base {args.base}; choose from {', '.join(variants)}")
+        run = run_variant(name, variants[name], encoder, batches, args)
         print(f"  {name:20s} valid {run['valid_auc']:.4f} test {run['test_auc']:.4f} "
               f"epoch {run['best_epoch']}/{run['epochs_run']} {run['seconds']:.0f}s", flush=True)
         runs.append(run)
-    save_json("frappe_ablation", {"args": vars(args), "runs": runs})
+    save_json(f"frappe_ablation_{args.base}", {"args": vars(args), "runs": runs})
     rows = [[r["variant"], f"{r['valid_auc']:.4f}", f"{r['test_auc']:.4f}", f"{r['test_logloss']:.4f}",
              f"{r['best_epoch']}/{r['epochs_run']}", f"{r['seconds']:.0f}"] for r in runs]
     print()
     print(format_table(["variant", "valid AUC", "test AUC", "test logloss", "best/run epochs", "s"], rows,
                        title="recfunnel DeepFM on Frappe: one change at a time from the base configuration",
-                       notes=[f"base: {BASE_MODEL} {BASE_TRAINER}; single runs, seed 2026."]))
+                       notes=[f"base: {BASES[args.base][0]} {BASES[args.base][1]}; single runs, seed 2026 "
+                              "unless the variant names another."]))
 
 
 if __name__ == "__main__":
