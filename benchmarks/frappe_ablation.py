@@ -131,6 +131,9 @@ def main() -> None:
     args = parser.parse_args()
     variants = BASES[args.base][2]
     args.variants = args.variants or ",".join(variants)
+    unknown = [name for name in args.variants.split(",") if name not in variants]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown} for --base {args.base}; choose from {', '.join(variants)}")
     set_threads(args.threads)
     warnings.filterwarnings("ignore", message="Sparse invariant checks")  # torch's sparse Adagrad
     frame, test = read_frappe(args.data)
@@ -139,8 +142,6 @@ def main() -> None:
     batches = tuple(encoder.transform(part) for part in (frame.iloc[train_idx], frame.iloc[valid_idx], test))
     runs = []
     for name in args.variants.split(","):
-        if name not in variants:
-            parser.error(f"unknown variant {name!r} for --base {args.base}; choose from {', '.join(variants)}")
         run = run_variant(name, variants[name], encoder, batches, args)
         print(f"  {name:20s} valid {run['valid_auc']:.4f} test {run['test_auc']:.4f} "
               f"epoch {run['best_epoch']}/{run['epochs_run']} {run['seconds']:.0f}s", flush=True)

@@ -112,7 +112,7 @@ def leaf_names(leaves: np.ndarray) -> np.ndarray:
 
 
 def leaf_frame(leaves: np.ndarray) -> pd.DataFrame:
-    """Leaf indices (N, T) as a frame of string columns ``tree_0..tree_{T-1}`` holding e.g. "l17".
+    """Leaf indices (N, T) as a frame of Categorical columns ``tree_0..tree_{T-1}`` holding e.g. "l17".
 
     Example:
         >>> leaf_frame(np.array([[3, 0], [1, 2]])).to_dict("list")
