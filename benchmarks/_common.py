@@ -95,13 +95,16 @@ def ml100k_schema() -> Schema:
 
 
 def feature_meta(schema: Schema, batch: Batch) -> list[dict[str, Any]]:
-    """Per input feature: name, kind ("sparse" or "varlen"), vocab_size and maxlen, for peers."""
+    """Per input feature: name, kind ("sparse" or "varlen"), vocab_size, maxlen and shares (the
+    feature whose vocabulary a shared Sequence reuses, else None), for peers."""
     meta = []
     for spec in schema.inputs:
         column = batch.features[spec.name]
         kind = "varlen" if column.ndim == 2 else "sparse"
-        meta.append({"name": spec.name, "kind": kind, "vocab_size": int(spec.vocab_size),
-                     "maxlen": int(column.shape[1]) if kind == "varlen" else 1})
+        shares = getattr(spec, "shares", None)
+        vocab = schema[shares].vocab_size if shares is not None else spec.vocab_size
+        meta.append({"name": spec.name, "kind": kind, "vocab_size": int(vocab),
+                     "maxlen": int(column.shape[1]) if kind == "varlen" else 1, "shares": shares})
     return meta
 
 
