@@ -87,21 +87,52 @@ def clip_gradients(model: nn.Module, max_norm: float) -> float:
     return total
 
 
-def add_row_l2(parameters: list[torch.nn.Parameter], l2: float) -> None:
-    """Add ``l2 * row`` to the sparse gradient of every embedding row a batch touched.
+class LazyRowL2:
+    """Full-table L2 on embedding tables at the cost of the rows a batch touches.
 
-    This is L2 regularisation of the looked-up rows only ("lazy" weight decay): it keeps the
-    update sparse, where a penalty over the whole table would make every step O(table size).
+    Full-table L2 adds ``l2 * row`` to every row's gradient at every step, which makes a step
+    O(table size). Here each row remembers the step at which it was last penalised; when a batch
+    next looks it up, k steps later, ``k * l2 * row`` is added to its gradient once. Every row so
+    gets one penalty per step, as with full-table L2, and a step touches only the batch's rows (the
+    lazy regularisation of sparse SGD). A penalty on the touched rows alone, paid once per batch
+    that holds the row, would shrink frequent rows most and barely touch rare ones, which are the
+    ones that overfit (BENCHMARKS.md compares the two on Frappe).
+
+    Example:
+        >>> table = torch.nn.Embedding(4, 2, sparse=True)
+        >>> penalty = LazyRowL2([table.weight], l2=0.1)
+        >>> table(torch.tensor([1])).sum().backward(); penalty.add_to_gradients()  # 1 step for row 1
+        >>> penalty.step, penalty.last[0].tolist()
+        (1, [0, 1, 0, 0])
     """
-    for p in parameters:
-        if p.grad is None or not p.grad.is_sparse:
-            continue
-        grad = p.grad.coalesce()
-        rows = grad._indices()[0]
-        p.grad = torch.sparse_coo_tensor(
-            grad._indices(), grad._values() + l2 * p.detach()[rows], grad.shape, is_coalesced=True,
-            check_invariants=False,
-        )
+
+    def __init__(self, parameters: list[nn.Parameter], l2: float) -> None:
+        self.parameters, self.l2, self.step = list(parameters), l2, 0
+        self.last = [torch.zeros(p.shape[0], dtype=torch.long, device=p.device) for p in self.parameters]
+
+    def add_to_gradients(self) -> None:
+        """Count one step and add each looked-up row's penalty for the steps since its last one."""
+        self.step += 1
+        for p, last in zip(self.parameters, self.last, strict=True):
+            if p.grad is None or not p.grad.is_sparse:
+                continue
+            grad = p.grad.coalesce()
+            rows = grad._indices()[0]
+            missed = (self.step - last[rows]).to(grad.dtype).unsqueeze(1)  # (U, 1)
+            last[rows] = self.step
+            p.grad = torch.sparse_coo_tensor(
+                grad._indices(), grad._values() + self.l2 * missed * p.detach()[rows], grad.shape,
+                is_coalesced=True, check_invariants=False,
+            )
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The step count and every table's last-penalised steps, as tensors for a checkpoint."""
+        return {"step": torch.tensor(self.step), **{str(i): last for i, last in enumerate(self.last)}}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Continue from ``state_dict()``'s output."""
+        self.step = int(tensors["step"])
+        self.last = [tensors[str(i)].to(device=last.device, dtype=torch.long) for i, last in enumerate(self.last)]
 
 
 def sparse_rows(optimizer: torch.optim.Optimizer, name: str) -> Iterator[tuple[dict, torch.Tensor, dict, torch.Tensor, torch.Tensor]]:

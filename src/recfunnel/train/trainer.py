@@ -22,7 +22,7 @@ from recfunnel.train.checkpoint import (
     save_checkpoint,
     unflatten_optimizer,
 )
-from recfunnel.train.optim import add_row_l2, build_optimizers, clip_gradients, split_parameters
+from recfunnel.train.optim import LazyRowL2, build_optimizers, clip_gradients, split_parameters
 from recfunnel.train.progress import EpochProgress
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class _State:
     plateau_epochs: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     best_weights: dict[str, torch.Tensor] | None = None
+    row_l2: LazyRowL2 | None = None
 
 
 class Trainer:
@@ -65,7 +66,9 @@ class Trainer:
             because each row is updated only in the batches that hold its id (0.01 was the best
             value for lazy Adam on every data set in BENCHMARKS.md; Adagrad wants about 0.05).
         weight_decay: AdamW weight decay of dense weights.
-        embedding_l2: L2 penalty on the embedding rows each batch looks up (keeps updates sparse).
+        embedding_l2: L2 penalty on the embedding tables, per row and per step as in full-table
+            L2, paid lazily: a row's penalty for the steps since its last one is added when a batch
+            next looks it up, so a step still touches only the batch's rows (``LazyRowL2``).
         sparse_optimizer: "adam" (lazy Adam) or "adagrad" for the embedding tables.
         patience: Epochs without improvement of the monitored validation metric before stopping;
             the best epoch's weights are restored at the end.
@@ -125,7 +128,7 @@ class Trainer:
         model.to(self.device)
         optimizers = build_optimizers(model, lr=self.lr, sparse_lr=self.sparse_lr,
                                       weight_decay=self.weight_decay, sparse_optimizer=self.sparse_optimizer)
-        state = _State()
+        state = _State(row_l2=LazyRowL2(split_parameters(model)[1], self.embedding_l2) if self.embedding_l2 else None)
         if resume:
             self._restore(model, optimizers, state)
         train = train.to(self.device)
@@ -177,7 +180,6 @@ class Trainer:
         shuffled = train[order.to(self.device)]  # one gather per epoch; batches are then views
         total, started = torch.zeros((), dtype=torch.float64), time.perf_counter()
         bar.start_epoch(state.epoch + 1, self.max_epochs, n)
-        sparse_params = split_parameters(model)[1]
         for step, begin in enumerate(range(0, n, self.batch_size)):
             batch = shuffled[begin:begin + self.batch_size]
             loss = task.loss(model(batch), batch)
@@ -193,8 +195,8 @@ class Trainer:
                     f"loss became {float(value)} at epoch {state.epoch + 1}, step {step}; lower lr "
                     f"(now {self.lr}) or set grad_clip."
                 )
-            if self.embedding_l2 > 0:
-                add_row_l2(sparse_params, self.embedding_l2)
+            if state.row_l2 is not None:
+                state.row_l2.add_to_gradients()
             if self.grad_clip is not None:
                 clip_gradients(model, self.grad_clip)
             for opt in optimizers:
@@ -234,6 +236,8 @@ class Trainer:
         tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
         if state.best_weights is not None:
             tensors.update({f"best.{k}": v.contiguous() for k, v in state.best_weights.items()})
+        if state.row_l2 is not None:
+            tensors.update({f"row_l2.{k}": v for k, v in state.row_l2.state_dict().items()})
         plain_opts = []
         for i, opt in enumerate(optimizers):
             opt_tensors, plain = flatten_optimizer(f"optim{i}", opt.state_dict())
@@ -262,4 +266,7 @@ class Trainer:
         state.epoch, state.best_score, state.best_epoch = meta["epoch"], meta["best_score"], meta["best_epoch"]
         state.bad_epochs, state.plateau_epochs = meta["bad_epochs"], meta["plateau_epochs"]
         state.history = meta["history"]
+        row_l2 = {k[7:]: v for k, v in tensors.items() if k.startswith("row_l2.")}
+        if state.row_l2 is not None and row_l2:  # a run without embedding_l2 saved none
+            state.row_l2.load_state_dict(row_l2)
 

@@ -86,14 +86,16 @@ def test_gradient_clipping_bounds_the_global_norm():
     assert after == pytest.approx(0.5, rel=1e-3)
 
 
-def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("embedding_l2", [0.0, 0.5])
+def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path, embedding_l2):
     train, valid = toy_batch(batch_size=256, seed=1), toy_batch(batch_size=128, seed=2)
+    options = {"batch_size": 4, "patience": 10, "embedding_l2": embedding_l2}  # rows sit out steps
     full = _fm()
-    Trainer(max_epochs=4, batch_size=32, patience=10).fit(full, TASK, train, valid)
+    Trainer(max_epochs=4, **options).fit(full, TASK, train, valid)
     part = _fm()
-    Trainer(max_epochs=2, batch_size=32, patience=10, checkpoint_dir=tmp_path).fit(part, TASK, train, valid)
+    Trainer(max_epochs=2, checkpoint_dir=tmp_path, **options).fit(part, TASK, train, valid)
     resumed = _fm(seed=9)  # different init: everything must come from the checkpoint
-    result = Trainer(max_epochs=4, batch_size=32, patience=10, checkpoint_dir=tmp_path).fit(
+    result = Trainer(max_epochs=4, checkpoint_dir=tmp_path, **options).fit(
         resumed, TASK, train, valid, resume=True)
     assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
     torch.testing.assert_close(Trainer().predict(full, valid), Trainer().predict(resumed, valid))
@@ -106,19 +108,23 @@ def test_bad_trainer_options():
         Trainer(lr=-1)
 
 
-def test_row_l2_only_changes_touched_rows_gradients():
-    from recfunnel.train.optim import add_row_l2
+def test_lazy_row_l2_adds_the_penalty_of_every_missed_step_to_touched_rows_only():
+    from recfunnel.train.optim import LazyRowL2
 
-    model = _fm()
-    batch = toy_batch(batch_size=4)
-    TASK.loss(model(batch), batch).backward()
-    table = model.embedding.table.weight
-    plain = table.grad.coalesce()
-    add_row_l2([table], 0.5)
-    regularised = table.grad.coalesce()
-    assert torch.equal(plain._indices(), regularised._indices())
-    rows = plain._indices()[0]
-    torch.testing.assert_close(regularised._values(), plain._values() + 0.5 * table.detach()[rows])
+    table = torch.nn.Embedding(5, 2, sparse=True)
+    penalty = LazyRowL2([table.weight], l2=0.5)
+    # steps 1-3 look up rows {1, 2}, {2}, {1, 4}: row 1 last paid at step 1, row 4 never before
+    for ids, missed in (([1, 2], {1: 1, 2: 1}), ([2], {2: 1}), ([1, 4], {1: 2, 4: 3})):
+        table.weight.grad = None
+        table(torch.tensor(ids)).sum().backward()
+        plain = table.weight.grad.coalesce()
+        penalty.add_to_gradients()
+        got = table.weight.grad.coalesce()
+        assert torch.equal(got._indices(), plain._indices())  # still only the looked-up rows
+        rows = plain._indices()[0].tolist()
+        expected = plain._values() + 0.5 * torch.tensor([[missed[r]] for r in rows]) * table.weight.detach()[rows]
+        torch.testing.assert_close(got._values(), expected)
+    assert penalty.last[0].tolist() == [0, 3, 2, 0, 3]
 
 
 def test_rowwise_adagrad_matches_its_formula_on_touched_rows_only():
