@@ -108,7 +108,8 @@ class LazyRowL2:
 
     def __init__(self, parameters: list[nn.Parameter], l2: float) -> None:
         self.parameters, self.l2, self.step = list(parameters), l2, 0
-        self.last = [torch.zeros(p.shape[0], dtype=torch.long, device=p.device) for p in self.parameters]
+        # one int32 per table row (4 bytes, against the row's 4·D bytes of weights)
+        self.last = [torch.zeros(p.shape[0], dtype=torch.int32, device=p.device) for p in self.parameters]
 
     def add_to_gradients(self) -> None:
         """Count one step and add each looked-up row's penalty for the steps since its last one."""
@@ -132,7 +133,7 @@ class LazyRowL2:
     def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
         """Continue from ``state_dict()``'s output."""
         self.step = int(tensors["step"])
-        self.last = [tensors[str(i)].to(device=last.device, dtype=torch.long) for i, last in enumerate(self.last)]
+        self.last = [tensors[str(i)].to(device=last.device, dtype=torch.int32) for i, last in enumerate(self.last)]
 
 
 def sparse_rows(optimizer: torch.optim.Optimizer, name: str) -> Iterator[tuple[dict, torch.Tensor, dict, torch.Tensor, torch.Tensor]]:
