@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,28 @@ DATA_KEYS = tuple(dict.fromkeys(RANKING_DATA_KEYS + RETRIEVAL_DATA_KEYS))
 SECTIONS = ("model", "data", "trainer", "out", "seed", "monitor")
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus YAML 1.2 floats: ``1e-5`` is a number, not the string "1e-5"."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+.0123456789"),
+)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader: builds no arbitrary objects
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file into a dict (not yet validated)."""
     source = Path(path)
     if not source.is_file():
         raise ConfigError(f"config file {str(source)!r} does not exist.")
     try:
-        data = yaml.safe_load(source.read_text())
+        data = _yaml(source.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(source)!r} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -35,9 +51,9 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 def parse_value(text: str) -> Any:
-    """A ``--set`` value as YAML: ``10`` -> 10, ``[400,400]`` -> [400, 400], ``abc`` -> "abc"."""
+    """A ``--set`` value as YAML: ``10`` -> 10, ``1e-5`` -> 1e-05, ``[400,400]`` -> [400, 400], ``abc`` -> "abc"."""
     try:
-        return yaml.safe_load(text)
+        return _yaml(text)
     except yaml.YAMLError:
         return text
 
@@ -139,7 +155,7 @@ def read_schema_file(path: str | Path):  # -> Schema
     if not source.is_file():
         raise ConfigError(f"schema file {str(source)!r} does not exist.")
     try:
-        data = yaml.safe_load(source.read_text())  # JSON is YAML too
+        data = _yaml(source.read_text())  # JSON is YAML too
     except yaml.YAMLError as exc:
         raise ConfigError(f"schema file {str(source)!r} is not valid YAML/JSON: {exc}") from None
     return Schema.from_dict(data)

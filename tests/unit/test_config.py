@@ -2,7 +2,7 @@
 
 import pytest
 
-from recfunnel.config import apply_overrides, validate
+from recfunnel.config import apply_overrides, load_config, parse_value, validate
 from recfunnel.errors import ConfigError
 
 BASE = {"model": "deepfm", "data": {"train": "t.csv", "label": "click"}}
@@ -14,6 +14,16 @@ def test_overrides_parse_yaml_values_and_find_sections():
     assert config["model"] == {"name": "deepfm", "embedding_dim": 10, "hidden_units": [400, 400, 400]}
     assert config["trainer"] == {"max_epochs": 5, "batch_size": 128}
     assert config["data"]["valid"] == "v.csv"
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("1e-5", 1e-5), ("3E2", 300.0), ("-2.5e-3", -0.0025), (".5", 0.5), ("10", 10), ("1e5x", "1e5x"),
+])
+def test_exponent_floats_are_numbers_in_overrides_and_files(tmp_path, text, value):
+    assert parse_value(text) == value and type(parse_value(text)) is type(value)
+    path = tmp_path / "run.yaml"
+    path.write_text(f"model: fm\ntrainer:\n  lr: {text}\n")
+    assert load_config(path)["trainer"]["lr"] == value  # PyYAML alone reads 1e-5 as a string
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
