@@ -6,6 +6,7 @@ Run (from the repository root)::
     .venv/bin/python benchmarks/embedding_scaling.py
     # options: --sizes 10000,1000000,10000000 --model fm --embedding-dim 16 --batch-size 4096
     #          --steps 30 --dense-steps 10 --warmup 5 --repeats 3 --threads 2 --no-dense
+    #          --embedding-l2 1e-5   (adds "sparse adagrad + l2": the Trainer's lazily paid embedding_l2)
 
 No data is read: the fitted schema is built directly (``Categorical("big", vocab_size=V)`` plus five
 ``Categorical`` fields of 100 ids each, ``Label("click")``), and one batch of 4096 rows is drawn
@@ -19,7 +20,8 @@ rows (the FM table of dimension D plus its first-order table of dimension 1). Op
 from ``recfunnel.train.build_optimizers`` exactly as the Trainer builds them (fused AdamW over dense
 weights + lazy Adam, or + Adagrad, over the sparse tables). For contrast, "dense adam" switches
 the tables to dense gradients (``nn.Embedding.sparse = False``) and steps ``torch.optim.Adam``
-over everything, i.e. what a plain model without sparse embeddings does.
+over everything, i.e. what a plain model without sparse embeddings does. With ``--embedding-l2``,
+"sparse adagrad + l2" also adds the Trainer's ``embedding_l2`` penalty (``LazyRowL2``) to each step.
 Every (size, optimizer) pair runs ``--repeats`` times, each in a fresh Python process (so one
 configuration's freed gigabytes cannot slow the next one's first touches; on this VM that effect
 made single in-process runs swing by 20x); the table shows the median of the per-process medians
@@ -47,7 +49,8 @@ from torch import nn
 from recfunnel.data import Batch
 from recfunnel.models import build_model
 from recfunnel.schema import Categorical, Label, Schema
-from recfunnel.train import build_optimizers
+from recfunnel.train import build_optimizers, split_parameters
+from recfunnel.train.optim import LazyRowL2
 
 SMALL_FIELDS = 5
 SMALL_VOCAB = 100
@@ -67,7 +70,11 @@ def make_batch(rows: int, batch_size: int, seed: int = 0) -> Batch:
     return Batch(features, labels)
 
 
-def build(model_name: str, rows: int, dim: int, optimizer: str) -> tuple[nn.Module, list]:
+L2_NAME = "sparse adagrad + l2"
+
+
+def build(model_name: str, rows: int, dim: int, optimizer: str,
+          l2: float = 0.0) -> tuple[nn.Module, list, LazyRowL2 | None]:
     torch.manual_seed(0)
     params = {"embedding_dim": dim}
     if model_name == "deepfm":
@@ -77,12 +84,14 @@ def build(model_name: str, rows: int, dim: int, optimizer: str) -> tuple[nn.Modu
         for module in model.modules():
             if isinstance(module, nn.Embedding):
                 module.sparse = False
-        return model, [torch.optim.Adam(model.parameters(), lr=1e-3)]
-    sparse = optimizer.split()[-1]
-    return model, build_optimizers(model, lr=1e-3, sparse_lr=0.01, weight_decay=0.0, sparse_optimizer=sparse)
+        return model, [torch.optim.Adam(model.parameters(), lr=1e-3)], None
+    sparse = optimizer.split()[1]
+    penalty = LazyRowL2(split_parameters(model)[1], l2) if optimizer == L2_NAME else None
+    return model, build_optimizers(model, lr=1e-3, sparse_lr=0.01, weight_decay=0.0, sparse_optimizer=sparse), penalty
 
 
-def step_times(model: nn.Module, optimizers: list, batch: Batch, *, steps: int, warmup: int) -> list[float]:
+def step_times(model: nn.Module, optimizers: list, batch: Batch, *, steps: int, warmup: int,
+               penalty: LazyRowL2 | None = None) -> list[float]:
     model.train()
     labels = batch.labels["click"]
     times = []
@@ -92,6 +101,8 @@ def step_times(model: nn.Module, optimizers: list, batch: Batch, *, steps: int, 
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
         loss.backward()
+        if penalty is not None:
+            penalty.add_to_gradients()
         for opt in optimizers:
             opt.step()
         if i >= warmup:
@@ -105,16 +116,17 @@ def run_one(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     rows, name = args.one_size, args.one_optimizer
     batch = make_batch(rows, args.batch_size)
-    model, opts = build(args.model, rows, args.embedding_dim, name)
+    model, opts, penalty = build(args.model, rows, args.embedding_dim, name, args.embedding_l2)
     dense = name == "dense adam"
     times = step_times(model, opts, batch, steps=args.dense_steps if dense else args.steps,
-                       warmup=2 if dense else args.warmup)
+                       warmup=2 if dense else args.warmup, penalty=penalty)
     print(json.dumps(times))
 
 
 def run_child(args: argparse.Namespace, rows: int, name: str) -> list[float]:
     command = [sys.executable, __file__, "--one-size", str(rows), "--one-optimizer", name]
-    for option in ("model", "embedding_dim", "batch_size", "steps", "dense_steps", "warmup", "threads"):
+    for option in ("model", "embedding_dim", "batch_size", "steps", "dense_steps", "warmup", "threads",
+                   "embedding_l2"):
         command += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -132,6 +144,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per configuration")
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--no-dense", action="store_true", help="skip the dense-Adam contrast")
+    parser.add_argument("--embedding-l2", type=float, default=0.0,
+                        help=f"> 0 adds '{L2_NAME}': Adagrad plus the Trainer's embedding_l2 penalty")
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--one-optimizer", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -139,7 +153,8 @@ def main() -> None:
         run_one(args)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
-    optimizers = ["sparse adam", "sparse adagrad", "sparse rowwise_adagrad"] + ([] if args.no_dense else ["dense adam"])
+    sparse_names = ["sparse adam", "sparse adagrad", "sparse rowwise_adagrad"] + ([L2_NAME] if args.embedding_l2 else [])
+    optimizers = sparse_names + ([] if args.no_dense else ["dense adam"])
     runs: dict[str, dict[int, list[list[float]]]] = {name: {r: [] for r in sizes} for name in optimizers}
     for repeat in range(args.repeats):
         for rows in sizes:
@@ -161,7 +176,7 @@ def main() -> None:
     notes = [f"step ms = median over {args.repeats} fresh processes of the median step time after warm-up; "
              f"one fixed batch of {args.batch_size} rows; {args.model}, D={args.embedding_dim}, "
              f"{args.threads} threads, torch {torch.__version__}."]
-    for name in ("sparse adam", "sparse adagrad", "sparse rowwise_adagrad"):
+    for name in sparse_names:
         ratio = step_ms[name][sizes[-1]] / step_ms[name][sizes[0]]
         notes.append(f"{name}: {sizes[-1]:,}-row step / {sizes[0]:,}-row step = {ratio:.2f} (target <= 1.3)")
     save_json("embedding_scaling", {"args": vars(args), "step_ms": step_ms,
