@@ -149,6 +149,8 @@ def main() -> None:
     parser.add_argument("--one-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--one-optimizer", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.embedding_l2 < 0:
+        parser.error("--embedding-l2 must be >= 0")
     if args.one_size is not None:
         run_one(args)
         return

@@ -52,6 +52,11 @@ class _State:
     row_l2: LazyRowL2 | None = None
 
 
+def _is_number(value: Any) -> bool:
+    """An int or float, and not a bool (``true`` in a YAML config is not a learning rate)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class Trainer:
     """Fits a model on a task: shuffled mini-batches, sparse embedding updates, early stopping.
 
@@ -69,7 +74,7 @@ class Trainer:
         embedding_l2: L2 penalty on the embedding tables, per row and per step as in full-table
             L2, paid lazily: a row's penalty for the steps since its last one is added when a batch
             next looks it up, so a step still touches only the batch's rows (``LazyRowL2``).
-        sparse_optimizer: "adam" (lazy Adam) or "adagrad" for the embedding tables.
+        sparse_optimizer: "adam" (lazy Adam), "adagrad" or "rowwise_adagrad" for the embedding tables.
         patience: Epochs without improvement of the monitored validation metric before stopping;
             the best epoch's weights are restored at the end.
         lr_decay: Factor applied to every learning rate after ``lr_patience`` epochs on a plateau.
@@ -105,11 +110,12 @@ class Trainer:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"trainer option {name} must be a positive integer; got {value!r}.")
         for name, number in (("lr", lr), ("sparse_lr", sparse_lr), ("grad_clip", grad_clip)):
-            if number is not None and not (isinstance(number, (int, float)) and number > 0):
+            if number is not None and not (_is_number(number) and number > 0):
                 raise ConfigError(f"trainer option {name} must be a positive number; got {number!r}.")
-        if not (isinstance(embedding_l2, (int, float)) and embedding_l2 >= 0):
-            raise ConfigError(f"trainer option embedding_l2 must be >= 0; got {embedding_l2!r}.")
-        if not 0 < lr_decay <= 1:
+        for name, number in (("weight_decay", weight_decay), ("embedding_l2", embedding_l2)):
+            if not (_is_number(number) and number >= 0):
+                raise ConfigError(f"trainer option {name} must be a number >= 0; got {number!r}.")
+        if not (_is_number(lr_decay) and 0 < lr_decay <= 1):
             raise ConfigError(f"trainer option lr_decay must be in (0, 1]; got {lr_decay!r}.")
         self.max_epochs, self.batch_size, self.lr, self.sparse_lr = max_epochs, batch_size, lr, sparse_lr
         self.weight_decay, self.embedding_l2, self.sparse_optimizer = weight_decay, embedding_l2, sparse_optimizer

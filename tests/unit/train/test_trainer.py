@@ -101,11 +101,18 @@ def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path, embedding_l2):
     torch.testing.assert_close(Trainer().predict(full, valid), Trainer().predict(resumed, valid))
 
 
-def test_bad_trainer_options():
-    with pytest.raises(ConfigError, match="max_epochs must be a positive integer; got 0"):
-        Trainer(max_epochs=0)
-    with pytest.raises(ConfigError, match="lr must be a positive number; got -1"):
-        Trainer(lr=-1)
+@pytest.mark.parametrize(("option", "message"), [
+    ({"max_epochs": 0}, "max_epochs must be a positive integer; got 0"),
+    ({"lr": -1}, "lr must be a positive number; got -1"),
+    ({"lr": True}, "lr must be a positive number; got True"),
+    ({"embedding_l2": True}, "embedding_l2 must be a number >= 0; got True"),
+    ({"weight_decay": "abc"}, "weight_decay must be a number >= 0; got 'abc'"),
+    ({"weight_decay": -1}, "weight_decay must be a number >= 0; got -1"),
+    ({"lr_decay": "abc"}, r"lr_decay must be in \(0, 1\]; got 'abc'"),
+])
+def test_bad_trainer_options(option, message):
+    with pytest.raises(ConfigError, match=message):
+        Trainer(**option)
 
 
 def test_lazy_row_l2_adds_the_penalty_of_every_missed_step_to_touched_rows_only():
