@@ -13,8 +13,9 @@ import pandas as pd
 import torch
 
 import recfunnel
-from recfunnel.artifact import model_card, read_artifact, write_artifact
+from recfunnel.artifact import artifact_model, model_card, read_artifact, write_artifact
 from recfunnel.data.batch import Batch
+from recfunnel.data.checks import check_bool, check_frame_columns, check_two_classes
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.infer import infer_schema
 from recfunnel.data.readers import read_criteo, read_libfm, read_table
@@ -34,9 +35,12 @@ def load_frame(source: Data, *, fmt: str | None = None) -> pd.DataFrame:
 
     ``fmt`` picks the reader; by default ``.libfm`` files use the libFM reader and everything
     else the table reader (which tells CSV, TSV and parquet apart by name and content).
+
+    Raises:
+        SchemaError: A column name appears more than once (in the frame or the file's header).
     """
     if isinstance(source, pd.DataFrame):
-        return source
+        return check_frame_columns(source)
     name = str(source)
     if fmt is None:
         fmt = "libfm" if name.endswith((".libfm", ".libfm.gz")) else None
@@ -59,7 +63,8 @@ class Ranker:
     """Scores (user, item, context) rows: a model + feature encoder + task, trained by the Trainer.
 
     Args:
-        model: Registry name of a ranking model ("lr", "fm", "deepfm", ...) or "pkg.module:Class".
+        model: Registry name of a ranking model ("lr", "fm", "deepfm", ...); a plugin model is
+            registered in code with ``register_model`` first.
         label: Label column; defaults to the schema's only label.
         schema: Feature specs; inferred from the training frame when omitted.
         params: The model's keyword arguments (checked against its signature).
@@ -71,6 +76,8 @@ class Ranker:
         negative_sampling: Train on every positive and this share of the negatives (drawn with
             ``seed``); predictions are calibrated back to the unsampled rate, q = p / (p + (1 - p) / w).
             Binary labels only.
+        allow_single_class: Train a binary label whose training values are all 0 or all 1, with a
+            warning, instead of raising a DataError (such a model can only learn a constant).
 
     Example:
         >>> from recfunnel.datasets import make_shop
@@ -84,7 +91,7 @@ class Ranker:
     def __init__(self, model: str = "deepfm", *, label: str | None = None, schema: Schema | None = None,
                  params: dict[str, Any] | None = None, trainer: Trainer | dict[str, Any] | None = None,
                  on_nan: str = "mean", monitor: str | None = None, seed: int = 2026,
-                 negative_sampling: float | None = None) -> None:
+                 negative_sampling: float | None = None, allow_single_class: bool = False) -> None:
         info = get_model(model)
         if info.is_estimator:
             raise ConfigError(f"{info.name!r} is an estimator of its own, not a Ranker model; use {info.target}.")
@@ -96,6 +103,7 @@ class Ranker:
         if negative_sampling is not None and not 0.0 < negative_sampling <= 1.0:
             raise ConfigError(f"negative_sampling must be in (0, 1] (the share of negatives kept); got {negative_sampling!r}.")
         self.negative_sampling = negative_sampling
+        self.allow_single_class = check_bool("allow_single_class", allow_single_class)
         self.encoder_: FeatureEncoder | None = None
         self.model_: torch.nn.Module | None = None
         self.task_: Task | None = None
@@ -110,10 +118,15 @@ class Ranker:
 
         ``warm_start(model, encoder)``, when given, runs once the model is built and before
         training, e.g. to set initial weights by id (GBDT+LR starts its head at the trees' leaf values).
+
+        Raises:
+            DataError: A binary label holds only one class in ``train`` (unless ``allow_single_class``).
         """
         train_frame = load_frame(train)
         schema = self.schema or infer_schema(train_frame, self._label_for(train_frame))
         label = self._resolve_label(schema)
+        if label.kind == "binary" and label.name in train_frame.columns:
+            check_two_classes(label.name, train_frame[label.name], allow=self.allow_single_class)
         rate = self.negative_sampling or 1.0
         self.task_ = task_for_label(label.name, label.kind, monitor=self.monitor, negative_rate=rate)
         if rate < 1.0:
@@ -189,7 +202,7 @@ class Ranker:
         config = {"estimator": "ranker", "model": self.model_name, "params": self.params,
                   "task": task.to_dict(), "trainer": self.trainer_params, "on_nan": self.on_nan,
                   "seed": self.seed, "negative_sampling": self.negative_sampling,
-                  "recfunnel_version": recfunnel.__version__}
+                  "allow_single_class": self.allow_single_class, "recfunnel_version": recfunnel.__version__}
         flat = {k: v for k, v in self.metrics_.get("valid", {}).items()}
         card = model_card(model=self.model_name, params=self.params, task=task.to_dict(), rows=self.rows_,
                           metrics={f"valid {k}": v for k, v in flat.items()},
@@ -243,13 +256,15 @@ def load(path: str | Path) -> Any:
 def ranker_from_parts(path: str | Path, parts: dict[str, Any]) -> Ranker:
     """Rebuild a Ranker from the parts ``read_artifact`` returned (GBDTRanker's head reuses this)."""
     config = parts["config"]
+    artifact_model(path, config, kind="ranking")  # a registered name, before anything is built from it
     try:
         schema = Schema.from_dict(parts["schema"])
         encoder = FeatureEncoder.from_dict(parts["encoder"])
         ranker = Ranker(config["model"], label=config["task"]["label"], schema=schema,
                         params=config.get("params"), trainer=config.get("trainer"),
                         on_nan=config.get("on_nan", "mean"), seed=config.get("seed", 2026),
-                        negative_sampling=config.get("negative_sampling"))
+                        negative_sampling=config.get("negative_sampling"),
+                        allow_single_class=config.get("allow_single_class", False))
         model = build_model(ranker.model_name, schema, ranker.params)
         model.load_state_dict(parts["weights"])
         task = task_from_dict(config["task"])

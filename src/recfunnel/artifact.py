@@ -15,7 +15,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from recfunnel.errors import ArtifactError
+from recfunnel.errors import ArtifactError, ModelNotFoundError
+from recfunnel.models import ModelInfo, get_model
 
 ARTIFACT_FORMAT = "recfunnel-artifact/1"
 REQUIRED = ("config.json", "schema.json", "encoder.json", "model.safetensors")
@@ -90,10 +91,9 @@ def read_artifact(path: str | Path) -> dict[str, Any]:
         raise ArtifactError(f"no artifact at {str(root)!r}: not a directory. Train one with `recfunnel train`.")
     missing = [name for name in REQUIRED if not (root / name).exists()]
     if missing:
-        raise ArtifactError(
-            f"{str(root)!r} is not a recfunnel artifact: missing {', '.join(missing)}; "
-            f"found {sorted(p.name for p in root.iterdir())[:10]}."
-        )
+        # the directory's other entries are not listed: a server passes this message to clients
+        raise ArtifactError(f"{str(root)!r} is not a recfunnel artifact: missing {', '.join(missing)}. "
+                            "Point at a directory written by recfunnel (`recfunnel train --out ...`).")
     parts = {name[:-5]: _read_json(root / name) for name in ("config.json", "schema.json", "encoder.json")}
     parts["metrics"] = _read_json(root / "metrics.json") if (root / "metrics.json").exists() else {}
     if parts["config"].get("format") != ARTIFACT_FORMAT:
@@ -105,7 +105,55 @@ def read_artifact(path: str | Path) -> dict[str, Any]:
         parts["weights"] = load_file(str(root / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"{str(root / 'model.safetensors')!r} is corrupt: {exc}") from None
+    check_finite(root / "model.safetensors", parts["weights"])
     return parts
+
+
+def check_finite(path: str | Path, weights: dict[str, torch.Tensor]) -> None:
+    """Refuse weights holding NaN or infinity: such a model scores every row NaN.
+
+    Raises:
+        ArtifactError: Names the first tensor with a non-finite value and how many it holds.
+
+    Example:
+        >>> check_finite("w", {"a": torch.ones(2), "b": torch.tensor([1.0, float("nan")])})
+        Traceback (most recent call last):
+        ...
+        recfunnel.errors.ArtifactError: 'w' holds non-finite weights: tensor 'b' has 1 NaN or infinite values of 2; retrain the model (a lower lr or grad_clip keeps training finite).
+    """
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ArtifactError(f"{str(path)!r} holds non-finite weights: tensor {name!r} has {bad} NaN or infinite "
+                                f"values of {tensor.numel()}; retrain the model (a lower lr or grad_clip keeps "
+                                "training finite).")
+
+
+def artifact_model(path: str | Path, config: dict[str, Any], *, kind: str) -> ModelInfo:
+    """The registered model an artifact's ``config.json`` names in its ``"model"`` field.
+
+    Names resolve through the registry only (built-in models and plugins registered in code), so
+    loading an artifact never imports or calls anything the artifact names.
+
+    Raises:
+        ArtifactError: The field is missing, not a registered name, or names a model of another kind.
+    """
+    where = f"{str(Path(path) / 'config.json')!r}"
+    name = config.get("model")
+    if not isinstance(name, str):
+        raise ArtifactError(f"{where} field 'model' must be a registered model name; got {name!r}.")
+    try:
+        info = get_model(name)
+    except ModelNotFoundError:
+        raise ArtifactError(
+            f"{where} field 'model' is {name!r}, which is not a registered model; an artifact can only name "
+            "built-in models or plugins registered in code (import the plugin's module first, or pass "
+            "--plugin MODULE)."
+        ) from None
+    if info.kind != kind or info.is_estimator:
+        raise ArtifactError(f"{where} field 'model' is {name!r}, a {info.kind} "
+                            f"{'estimator' if info.is_estimator else 'model'}; this artifact needs a {kind} model.")
+    return info
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from recfunnel.api import trainer_options
 from recfunnel.errors import ConfigError, did_you_mean
 from recfunnel.models import get_model
 
-RANKING_DATA_KEYS = ("train", "valid", "test", "label", "schema", "format", "on_nan", "negative_sampling")
+RANKING_DATA_KEYS = ("train", "valid", "test", "label", "schema", "format", "on_nan", "negative_sampling",
+                     "allow_single_class")
 RETRIEVAL_DATA_KEYS = ("train", "valid", "test", "format", "user_col", "item_col", "time_col", "weight_col",
                        "user_features", "item_features", "max_history")
 DATA_KEYS = tuple(dict.fromkeys(RANKING_DATA_KEYS + RETRIEVAL_DATA_KEYS))
@@ -171,7 +172,8 @@ def ranker_from_config(config: dict[str, Any]):  # -> Ranker
     return Ranker(model.pop("name"), label=data["label"], schema=schema, params=model,
                   trainer=config.get("trainer") or {}, on_nan=data.get("on_nan") or "mean",
                   monitor=config.get("monitor"), seed=int(config.get("seed", 2026)),
-                  negative_sampling=data.get("negative_sampling"))
+                  negative_sampling=data.get("negative_sampling"),
+                  allow_single_class=data.get("allow_single_class", False))
 
 
 def estimator_from_config(config: dict[str, Any]) -> Any:
@@ -191,7 +193,7 @@ def estimator_from_config(config: dict[str, Any]) -> Any:
              "seed": int(config["seed"]) if "seed" in config else None,
              "schema": read_schema_file(data["schema"]) if data.get("schema") else None,
              "on_nan": data.get("on_nan"), "negative_sampling": data.get("negative_sampling"),
-             "monitor": config.get("monitor")}
+             "allow_single_class": data.get("allow_single_class"), "monitor": config.get("monitor")}
     for key, value in given.items():
         if value is None:
             continue

@@ -14,6 +14,7 @@ import torch
 
 import recfunnel
 from recfunnel.artifact import model_card, write_artifact
+from recfunnel.data.checks import check_bool, check_frame_columns, check_two_classes
 from recfunnel.data.columns import hash_values, numeric_column, strings
 from recfunnel.data.readers import CRITEO_COLUMNS
 from recfunnel.data.stream import iter_chunks
@@ -160,6 +161,8 @@ class FTRLRanker:
         chunk_rows: Rows read (and hashed) at a time from a file or DataFrame.
         epochs: Passes over the data in ``fit``.
         seed: Salt of the feature hash: another seed gives other collisions.
+        allow_single_class: Let ``fit`` end with a warning instead of a DataError when every
+            training label was 0, or every one was 1.
 
     Example:
         >>> from recfunnel.datasets import make_criteo_like
@@ -175,7 +178,8 @@ class FTRLRanker:
 
     def __init__(self, *, label: str | None = None, columns: list[str] | dict[str, str] | None = None,
                  alpha: float = 0.1, beta: float = 1.0, l1: float = 1.0, l2: float = 1.0, hash_bits: int = 22,
-                 batch_size: int = 4096, chunk_rows: int = 65_536, epochs: int = 1, seed: int = 2026) -> None:
+                 batch_size: int = 4096, chunk_rows: int = 65_536, epochs: int = 1, seed: int = 2026,
+                 allow_single_class: bool = False) -> None:
         for name, value, low, high in (("hash_bits", hash_bits, 1, 30), ("batch_size", batch_size, 1, None),
                                        ("chunk_rows", chunk_rows, 1, None), ("epochs", epochs, 1, None),
                                        ("seed", seed, 0, None)):
@@ -190,18 +194,21 @@ class FTRLRanker:
         self.alpha, self.beta, self.l1, self.l2 = alpha, beta, l1, l2
         self.hash_bits, self.batch_size, self.chunk_rows, self.epochs, self.seed = (
             hash_bits, batch_size, chunk_rows, epochs, seed)
+        self.allow_single_class = check_bool("allow_single_class", allow_single_class)
         self.model_: FTRLProximal | None = None
         self.label_: str | None = None
         self.columns_: dict[str, str] = {}
         self.rows_ = 0
         self.metrics_: dict[str, Any] = {}
         self._progressive = [0.0, 0]  # summed log loss before each step, and its rows
+        self._positives = 0  # rows with label 1, to tell a single-class training set in ``fit``
 
     def params(self) -> dict[str, Any]:
         """The constructor arguments, JSON-able, as saved in ``config.json``."""
         return {"label": self.label, "columns": self.columns, "alpha": self.alpha, "beta": self.beta,
                 "l1": self.l1, "l2": self.l2, "hash_bits": self.hash_bits, "batch_size": self.batch_size,
-                "chunk_rows": self.chunk_rows, "epochs": self.epochs, "seed": self.seed}
+                "chunk_rows": self.chunk_rows, "epochs": self.epochs, "seed": self.seed,
+                "allow_single_class": self.allow_single_class}
 
     # -- training -------------------------------------------------------------------------------
     def partial_fit(self, frame: pd.DataFrame) -> FTRLRanker:
@@ -209,11 +216,13 @@ class FTRLRanker:
 
         Raises:
             ConfigError: No label was given and the data is not Criteo-layout.
-            SchemaError: The label or a feature column is missing, or the label is not 0/1.
+            SchemaError: The label or a feature column is missing, the label is not 0/1, or a column
+                name appears more than once.
         """
         if not isinstance(frame, pd.DataFrame):
             raise TypeError(f"partial_fit expects a pandas DataFrame chunk; got {type(frame).__name__}. "
                             "Use fit(path) to stream a file.")
+        check_frame_columns(frame)
         if self.model_ is None:
             self._start(frame)
         model, label = self._fitted()
@@ -224,6 +233,7 @@ class FTRLRanker:
             logits = model.update(coordinates[start:stop], None, labels[start:stop])
             self._progressive[0] += float(np.sum(np.logaddexp(0.0, logits) - labels[start:stop] * logits))
         self._progressive[1] += len(frame)
+        self._positives += int(labels.sum())
         self.rows_ += len(frame)
         return self
 
@@ -250,12 +260,20 @@ class FTRLRanker:
             fmt: "csv", "tsv", "parquet" or "criteo" for files; detected from the file when None.
 
         Raises:
-            DataError: A file is missing, unreadable or malformed.
+            DataError: A file is missing, unreadable or malformed, or every training label was the
+                same (unless ``allow_single_class``; the pass over the data has then already run).
         """
         self.model_, self.label_, self.columns_, self.rows_, self._progressive = None, None, {}, 0, [0.0, 0]
+        self._positives = 0
         for _ in range(self.epochs):
             for chunk in self._chunks(train, fmt):
                 self.partial_fit(chunk)
+        seen = [value for value, present in ((0, self._positives < self.rows_), (1, self._positives > 0)) if present]
+        try:
+            check_two_classes(self._fitted()[1], seen, allow=self.allow_single_class)
+        except DataError:
+            self.model_ = None  # not fitted: a constant model is only kept when asked for
+            raise
         self.metrics_ = {"train": {"progressive_logloss": self._progressive[0] / max(self._progressive[1], 1),
                                    "rows": self.rows_}}
         if valid is not None:
@@ -267,6 +285,7 @@ class FTRLRanker:
         if isinstance(data, pd.DataFrame):
             if len(data) == 0:
                 raise DataError("the DataFrame has no rows.")
+            check_frame_columns(data)
             for start in range(0, len(data), self.chunk_rows):
                 yield data.iloc[start:start + self.chunk_rows]
             return

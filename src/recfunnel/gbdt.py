@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import torch
 from recfunnel.api import Data, Ranker, load_frame, ranker_from_parts
 from recfunnel.artifact import staged_directory
 from recfunnel.data.batch import Batch
+from recfunnel.data.checks import check_bool, check_two_classes
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.infer import infer_schema
 from recfunnel.errors import ArtifactError, ConfigError, NotFittedError, SchemaError, did_you_mean
@@ -147,6 +150,8 @@ class GBDTRanker:
         head_params: Keyword arguments of the head model.
         trainer: Trainer keyword arguments for the head.
         seed: Seeds LightGBM and the head's initialisation.
+        allow_single_class: Train on a label whose training values are all 0 or all 1, with a
+            warning, instead of raising a DataError.
 
     Example:
         >>> from recfunnel.datasets import make_shop
@@ -162,13 +167,14 @@ class GBDTRanker:
     def __init__(self, *, label: str | None = None, schema: Schema | None = None, num_trees: int = 100,
                  num_leaves: int = 31, learning_rate: float = 0.1, head: str = "lr",
                  head_params: dict[str, Any] | None = None, trainer: dict[str, Any] | None = None,
-                 seed: int = 2026) -> None:
+                 seed: int = 2026, allow_single_class: bool = False) -> None:
         if head not in HEADS:
             raise ConfigError(f"unknown GBDTRanker head {head!r}{did_you_mean(head, HEADS) or '.'} "
                               f"Valid: {', '.join(HEADS)}.")
         self.label, self.schema, self.head, self.seed = label, schema, head, seed
         self.num_trees, self.num_leaves, self.learning_rate = num_trees, num_leaves, learning_rate
         self.head_params, self.trainer = dict(head_params or {}), dict(trainer or {})
+        self.allow_single_class = check_bool("allow_single_class", allow_single_class)
         self.encoder_: FeatureEncoder | None = None
         self.booster_: Any = None
         self.head_: Ranker | None = None
@@ -180,7 +186,7 @@ class GBDTRanker:
         """The constructor arguments other than ``schema``, as saved in ``gbdt.json``."""
         return {"label": self.label, "num_trees": self.num_trees, "num_leaves": self.num_leaves,
                 "learning_rate": self.learning_rate, "head": self.head, "head_params": self.head_params,
-                "trainer": self.trainer, "seed": self.seed}
+                "trainer": self.trainer, "seed": self.seed, "allow_single_class": self.allow_single_class}
 
     # -- training -------------------------------------------------------------------------------
     def fit(self, train: Data, valid: Data | None = None) -> GBDTRanker:
@@ -194,11 +200,14 @@ class GBDTRanker:
 
         Raises:
             ConfigError: The label is not binary, or no label was given.
+            DataError: The label holds only one class in ``train`` (unless ``allow_single_class``).
         """
         lightgbm = _lightgbm()
         train_frame = load_frame(train)
         schema = self.schema or infer_schema(train_frame, self._label_for(train_frame))
         label = self._resolve_label(schema)
+        if label.name in train_frame.columns:
+            check_two_classes(label.name, train_frame[label.name], allow=self.allow_single_class)
         self.encoder_ = FeatureEncoder(schema).fit(train_frame)
         self.columns_, self.categorical_ = tree_inputs(self.encoder_.schema_)
         if not self.columns_:
@@ -212,7 +221,7 @@ class GBDTRanker:
         leaves = leaf_frame(leaf_ids)
         head_schema = Schema(*(Categorical(name) for name in leaves.columns), Label(label.name))
         self.head_ = Ranker(self.head, label=label.name, schema=head_schema, params=self.head_params,
-                            trainer=self.trainer, seed=self.seed)
+                            trainer=self.trainer, seed=self.seed, allow_single_class=self.allow_single_class)
         leaves[label.name] = target
         valid_leaves = None
         if valid_rows is not None:
@@ -224,7 +233,9 @@ class GBDTRanker:
             set_leaf_weights(model, encoder, self.booster_, leaf_ids)
             start.update({k: v.detach().clone() for k, v in model.state_dict().items()})
 
-        self.head_.fit(leaves, valid_leaves, warm_start=from_trees)
+        with warnings.catch_warnings():  # the single-class warning, if any, was given above
+            warnings.filterwarnings("ignore", message=re.escape(f"label {label.name!r} has only one class"))
+            self.head_.fit(leaves, valid_leaves, warm_start=from_trees)
         if valid_rows is not None and valid_leaves is not None:
             self._keep_start_if_better(valid_rows, valid_leaves, start)
         return self

@@ -21,8 +21,9 @@ from scipy import sparse
 
 import recfunnel
 from recfunnel.api import Data, _make_trainer, load_frame
-from recfunnel.artifact import write_artifact
+from recfunnel.artifact import artifact_model, write_artifact
 from recfunnel.data.batch import Batch
+from recfunnel.data.checks import check_frame_columns
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.infer import infer_schema
 from recfunnel.data.interactions import History, IdMap, InteractionInfo, Interactions, history_for
@@ -339,7 +340,7 @@ class Retriever:
         columns = [spec.name for spec in encoder.schema_.inputs]
         quiet = copy.copy(encoder)
         quiet.warn_nan = False  # attributes a new item lacks are expected to be missing
-        batch = quiet.transform(table.reindex(columns=columns), labels=False)
+        batch = quiet.transform(check_frame_columns(table).reindex(columns=columns), labels=False)
         with torch.no_grad():
             return model.encode_items(batch.features).numpy()
 
@@ -475,6 +476,7 @@ def _check_k(k: int) -> None:
 def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
     """Rebuild a Retriever from a read artifact (see ``recfunnel.load``)."""
     config, weights = parts["config"], parts["weights"]
+    artifact_model(path, config, kind="retrieval")  # a registered name, before anything is built from it
     try:
         columns = config["columns"]
         retriever = Retriever(config["model"], params=config.get("params"), trainer=config.get("trainer"),

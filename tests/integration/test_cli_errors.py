@@ -127,6 +127,80 @@ def test_schema_file_that_does_not_exist(cli, data_dir, tmp_path):
         f"ConfigError: schema file '{tmp_path / 'nope.yaml'}' does not exist.")
 
 
+# -- repeated column names and single-class labels (regression: #15) -----------------------------
+REPEATED = "SchemaError: column 'price' appears more than once in '{}'; rename the repeated columns"
+
+
+@pytest.mark.parametrize("name", ["train.csv", "train.csv.gz", "train.tsv", "train.parquet"])
+def test_train_on_a_file_that_repeats_a_column_name(cli, frames, tmp_path, name):  # regression: #15
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    train = pd.concat([frames["train"], frames["train"][["price"]] * 2], axis=1)
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        pq.write_table(pa.Table.from_arrays([pa.array(train.iloc[:, i]) for i in range(train.shape[1])],
+                                            names=list(train.columns)), path)
+    else:
+        train.to_csv(path, index=False, sep="\t" if ".tsv" in name else ",")
+    _train(cli, path, "--out", tmp_path / "x").fails(REPEATED.format(path))
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_score_a_file_that_repeats_a_column_name(cli, artifact, frames, tmp_path, command):  # regression: #15
+    path = tmp_path / "test.csv"
+    pd.concat([frames["test"], frames["test"][["price"]]], axis=1).to_csv(path, index=False)
+    extra = ["--out", tmp_path / "scores.csv"] if command == "predict" else []
+    cli(command, artifact, "--data", path, *extra).fails(REPEATED.format(path))
+
+
+def test_a_column_named_like_a_pandas_rename_is_kept(cli, frames, tmp_path):  # regression: #15
+    frames["train"].rename(columns={"age": "price.1"}).to_csv(tmp_path / "train.csv", index=False)
+    result = _train(cli, tmp_path / "train.csv", "--out", tmp_path / "x", "--json")
+    assert result.code == 0, result.err
+    features = json.loads((tmp_path / "x" / "schema.json").read_text())["features"]
+    assert {"price", "price.1"} <= {feature["name"] for feature in features}
+
+
+@pytest.mark.parametrize(("model", "value"), [("lr", 0), ("lr", 1), ("ftrl", 0), ("gbdt_lr", 1)])
+def test_binary_label_with_a_single_class(cli, frames, tmp_path, model, value):  # regression: #15
+    if model == "gbdt_lr":
+        pytest.importorskip("lightgbm")
+    frames["train"].assign(click=value).to_csv(tmp_path / "train.csv", index=False)
+    fast = {"lr": FAST, "ftrl": ["--set", "hash_bits=10"], "gbdt_lr": ["--set", "num_trees=2"]}[model]
+    args = ["train", "--model", model, "--train", tmp_path / "train.csv", "--label", "click", *fast]
+    cli(*args, "--out", tmp_path / "x").fails(
+        f"DataError: label 'click' has only one class ({value}) in the training data: AUC is undefined and the "
+        "model can only learn a constant; check the label column or pass allow_single_class=True to train anyway. "
+        "(on the command line: --allow-single-class)")
+    assert not (tmp_path / "x").exists()
+    result = cli(*args, "--allow-single-class", "--out", tmp_path / "y", "--json")
+    assert result.code == 0, result.err
+    assert result.err.count(f"warning: label 'click' has only one class ({value})") == 1
+    assert "training anyway, as allow_single_class is set." in result.err and (tmp_path / "y").is_dir()
+
+
+def test_single_class_option_in_a_config_file(cli, frames, tmp_path):  # regression: #15
+    frames["train"].assign(click=0).to_csv(tmp_path / "train.csv", index=False)
+    data = {"train": str(tmp_path / "train.csv"), "label": "click"}
+    config = {"model": {"name": "lr"}, "data": data, "trainer": {"max_epochs": 1}, "out": str(tmp_path / "x")}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cli("train", path).fails("label 'click' has only one class (0)", "--allow-single-class")
+    assert cli("train", path, "--set", "data.allow_single_class=true").code == 0
+    path.write_text(yaml.safe_dump({**config, "data": {**data, "allow_single_class": True}}))
+    assert cli("train", path, "--json").code == 0
+    assert json.loads((tmp_path / "x" / "config.json").read_text())["allow_single_class"] is True
+    path.write_text(yaml.safe_dump({**config, "data": {**data, "allow_single_class": "maybe"}}))
+    cli("train", path).fails("ConfigError: allow_single_class must be True or False; got 'maybe'.")
+
+
+def test_allow_single_class_is_refused_for_a_retrieval_model(cli, data_dir):  # regression: #15
+    cli("train", "--model", "als", "--train", data_dir / "train.csv", "--allow-single-class").fails(
+        "data option 'allow_single_class' does not apply to 'als', a retrieval model")
+
+
 # -- NaN ------------------------------------------------------------------------------------------
 def test_nan_in_numeric_column_with_on_nan_error(cli, frames, tmp_path):
     train = frames["train"].copy()
@@ -297,14 +371,23 @@ def _edit_config(change):
     return edit
 
 
+def _poison(path: Path) -> None:
+    """Every floating-point weight set to NaN, the file otherwise intact."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(path))
+    save_file({k: v.fill_(float("nan")) if v.is_floating_point() else v for k, v in weights.items()}, str(path),
+              metadata={"format": "recfunnel-artifact/1"})
+
+
 ARTIFACT_DAMAGE = {
     "truncated weights": (lambda root: _truncate(root / "model.safetensors"),
                           "model.safetensors' is corrupt: Error while deserializing header"),
     "empty weights": (lambda root: (root / "model.safetensors").write_bytes(b""),
                       "model.safetensors' is corrupt"),
     "missing config.json": (lambda root: (root / "config.json").unlink(),
-                            "is not a recfunnel artifact: missing config.json; found ['MODEL_CARD.md', "
-                            "'encoder.json', 'metrics.json', 'model.safetensors', 'schema.json']."),
+                            "is not a recfunnel artifact: missing config.json. Point at a directory written by "
+                            "recfunnel"),
     "truncated config.json": (lambda root: _truncate(root / "config.json"), "config.json' is corrupt:"),
     "foreign config.json": (lambda root: (root / "config.json").write_text('{"model_type": "bert"}'),
                             "config.json' has format None; expected 'recfunnel-artifact/1'."),
@@ -322,13 +405,25 @@ ARTIFACT_DAMAGE = {
     "weights of another size": (_edit_config(lambda c: c["params"].update(embedding_dim=8)),
                                 "is inconsistent and cannot be loaded:"),
     "unknown model": (_edit_config(lambda c: c.update(model="no_such_model")),
-                      "is inconsistent and cannot be loaded: unknown model 'no_such_model'"),
+                      "config.json' field 'model' is 'no_such_model', which is not a registered model"),
+    # regression: #15 - "module:attr" made the loader import the module and call the attribute
+    "model naming an import path": (_edit_config(lambda c: c.update(model="this:s")),
+                                    "config.json' field 'model' is 'this:s', which is not a registered model"),
+    "model naming sys.exit": (_edit_config(lambda c: c.update(model="sys:exit")),
+                              "config.json' field 'model' is 'sys:exit', which is not a registered model"),
+    "model of another kind": (_edit_config(lambda c: c.update(model="als")),
+                              "config.json' field 'model' is 'als', a retrieval model; this artifact needs a "
+                              "ranking model."),
+    # regression: #15 - a model whose weights are NaN was loaded and scored everything NaN
+    "NaN weights": (lambda root: _poison(root / "model.safetensors"),
+                    "model.safetensors' holds non-finite weights: tensor "),
     "another estimator": (_edit_config(lambda c: c.update(estimator="sorter")),
                           "holds a 'sorter' estimator; expected 'ranker', 'retriever', 'gbdt_lr' or 'ftrl'."),
     "ranker config marked funnel": (_edit_config(lambda c: c.update(estimator="funnel")),
                                     "holds format 'recfunnel-artifact/1'; expected 'recfunnel-funnel/1'"),
     "ranker config marked retriever": (_edit_config(lambda c: c.update(estimator="retriever")),
-                                       "is inconsistent and cannot be loaded: missing entry 'columns'"),
+                                       "field 'model' is 'deepfm', a ranking model; this artifact needs a "
+                                       "retrieval model."),
 }
 
 
@@ -348,10 +443,11 @@ def test_corrupt_artifact(cli, artifact, data_dir, tmp_path, damage, command):
 def test_empty_random_and_missing_artifact_dirs(cli, artifact, data_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     cli("evaluate", tmp_path / "empty", "--data", data_dir / "test.csv").fails(
-        "is not a recfunnel artifact: missing config.json, schema.json, encoder.json, model.safetensors; found [].")
+        "is not a recfunnel artifact: missing config.json, schema.json, encoder.json, model.safetensors. ")
     shutil.copytree(data_dir, tmp_path / "random")
     cli("evaluate", tmp_path / "random", "--data", data_dir / "test.csv").fails(
-        "is not a recfunnel artifact: missing config.json", "found ['test.csv', 'train.csv', 'valid.csv'].")
+        "is not a recfunnel artifact: missing config.json")
+    assert "train.csv" not in cli("evaluate", tmp_path / "random", "--data", data_dir / "test.csv").err  # no listing
     cli("predict", tmp_path / "nowhere", "--data", data_dir / "test.csv", "--out", tmp_path / "s.csv").fails(
         f"ArtifactError: no artifact at '{tmp_path / 'nowhere'}': not a directory. Train one with `recfunnel train`.")
     cli("evaluate", data_dir / "test.csv", "--data", data_dir / "test.csv").fails("not a directory")

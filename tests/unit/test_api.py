@@ -1,11 +1,19 @@
 """Ranker estimator: fit, predict, evaluate, save and load, and its errors."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recfunnel import Ranker, load
 from recfunnel.datasets import make_shop
-from recfunnel.errors import ArtifactError, ConfigError, ModelNotFoundError, NotFittedError, SchemaError
+from recfunnel.errors import (
+    ArtifactError,
+    ConfigError,
+    DataError,
+    ModelNotFoundError,
+    NotFittedError,
+    SchemaError,
+)
 
 COLUMNS = ["user_id", "item_id", "category", "price", "tags", "hour", "click"]
 TRAINER = {"max_epochs": 2, "batch_size": 512, "lr": 0.01, "sparse_lr": 0.02}
@@ -63,3 +71,30 @@ def test_monitor_logloss_early_stops_on_logloss(frames):
     assert ranker.task_.monitor == "logloss" and ranker.task_.monitor_mode == "min"
     with pytest.raises(ConfigError, match="monitor='aucc' is not a metric of a binary task; did you mean 'auc'"):
         Ranker("fm", label="click", trainer=TRAINER, monitor="aucc").fit(train, valid)
+
+
+def test_repeated_column_labels_are_refused_in_fit_and_predict(frames):  # regression: #15
+    train, _, test = frames
+    repeated = "column 'price' appears more than once in the DataFrame; rename the repeated columns"
+    with pytest.raises(SchemaError, match=repeated):
+        Ranker("lr", label="click", trainer=TRAINER).fit(pd.concat([train, train[["price"]]], axis=1))
+    ranker = Ranker("lr", label="click", trainer=TRAINER).fit(train)
+    for call in (ranker.predict, ranker.evaluate):
+        with pytest.raises(SchemaError, match=repeated):
+            call(pd.concat([test, test[["price"]]], axis=1))
+
+
+@pytest.mark.parametrize("value", [0, 1])
+def test_single_class_label_is_refused_unless_allowed(frames, value, tmp_path):  # regression: #15
+    train, valid, test = frames
+    single = train.assign(click=value)
+    with pytest.raises(DataError, match=rf"label 'click' has only one class \({value}\) in the training data: AUC is "
+                                        r"undefined .* pass allow_single_class=True to train anyway\."):
+        Ranker("lr", label="click", trainer=TRAINER).fit(single, valid)
+    with pytest.warns(UserWarning, match=rf"only one class \({value}\) .*; training anyway") as record:
+        ranker = Ranker("lr", label="click", trainer=TRAINER, allow_single_class=True).fit(single, valid)
+    assert record[0].filename == __file__  # points at the fit call, not at recfunnel's code
+    assert ranker.predict(test).shape == (len(test),)
+    assert load(ranker.save(tmp_path / "lr")).allow_single_class is True
+    with pytest.raises(ConfigError, match=r"allow_single_class must be True or False; got 'yes'\."):
+        Ranker("lr", label="click", allow_single_class="yes")

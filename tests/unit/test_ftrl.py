@@ -129,3 +129,22 @@ def test_errors(frame, tmp_path):
         FTRLRanker(alpha=-1.0)
     with pytest.raises(ConfigError, match=r"column kinds must be 'categorical' or 'numeric'; got \{'C1': 'text'\}"):
         FTRLRanker(columns={"C1": "text"}).fit(train)
+
+
+def test_single_class_label_and_repeated_columns(frame, tmp_path):  # regression: #15
+    train = frame.iloc[:600].drop(columns="p_click")
+    with pytest.raises(DataError, match=r"label 'label' has only one class \(0\) in the training data: AUC is "
+                                        r"undefined .* allow_single_class=True to train anyway\."):
+        FTRLRanker(hash_bits=8, chunk_rows=200).fit(train.assign(label=0))  # every chunk alike, so only fit can tell
+    with pytest.raises(DataError, match=r"only one class \(1\)"):
+        FTRLRanker(hash_bits=8).fit(train.assign(label=1))
+    with pytest.warns(UserWarning, match=r"only one class \(0\) .*; training anyway") as record:
+        allowed = FTRLRanker(hash_bits=8, allow_single_class=True).fit(train.assign(label=0))
+    assert record[0].filename == __file__ and allowed.params()["allow_single_class"] is True
+    repeated = pd.concat([train, train[["C1"]]], axis=1)
+    for call in (FTRLRanker(hash_bits=8).fit, FTRLRanker(hash_bits=8).partial_fit, allowed.predict):
+        with pytest.raises(SchemaError, match=r"column 'C1' appears more than once in the DataFrame; rename"):
+            call(repeated)
+    repeated.to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(SchemaError, match=r"column 'C1' appears more than once in '.*train\.csv'; rename"):
+        FTRLRanker(hash_bits=8).fit(tmp_path / "train.csv")

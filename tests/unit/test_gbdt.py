@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recfunnel.demo import shop_data
-from recfunnel.errors import ConfigError
+from recfunnel.errors import ConfigError, DataError, SchemaError
 from recfunnel.funnel.storage import load
 from recfunnel.metrics import auc
 
@@ -133,6 +133,21 @@ def test_regression_label_raises(shop):
     with pytest.raises(ConfigError, match=r"GBDTRanker supports binary labels only; label 'click' is "
                                           r"'regression'\. Use Ranker\(\.\.\.\) for a regression label\."):
         GBDTRanker(label="click", num_trees=2).fit(frame[["user_id", "price", "click"]])
+
+
+def test_single_class_label_and_repeated_columns(shop, recwarn):  # regression: #15
+    frame = shop.rank_train.head(500)[["user_id", "price", "click"]]
+    with pytest.raises(DataError, match=r"label 'click' has only one class \(1\) in the training data"):
+        GBDTRanker(label="click", num_trees=2).fit(frame.assign(click=1))
+    ranker = GBDTRanker(label="click", num_trees=2, trainer={"max_epochs": 1}, allow_single_class=True)
+    ranker.fit(frame.assign(click=1))
+    single = [w for w in recwarn if "only one class" in str(w.message)]
+    assert len(single) == 1 and single[0].filename == __file__  # the head's own warning is not repeated
+    assert ranker.params()["allow_single_class"] is True
+    with pytest.raises(SchemaError, match=r"column 'price' appears more than once in the DataFrame"):
+        GBDTRanker(label="click", num_trees=2).fit(pd.concat([frame, frame[["price"]]], axis=1))
+    with pytest.raises(SchemaError, match=r"column 'price' appears more than once in the DataFrame"):
+        ranker.predict(pd.concat([frame, frame[["price"]]], axis=1))
 
 
 def test_unknown_head_raises():

@@ -74,6 +74,17 @@ def test_feature_table_errors(frame):
         model.fit(frame, item_features=pd.DataFrame({"iid": ["a", "a"], "p": [1.0, 2.0]}))
 
 
+def test_repeated_column_labels_are_refused(frame):  # regression: #15
+    repeated = r"column 'iid' appears more than once in the DataFrame; rename the repeated columns"
+    model = Retriever("popularity", user_col="uid", item_col="iid")
+    with pytest.raises(SchemaError, match=repeated):
+        model.fit(pd.concat([frame, frame[["iid"]]], axis=1))
+    with pytest.raises(SchemaError, match=r"column 'p' appears more than once"):
+        model.fit(frame, item_features=pd.DataFrame([["a", 1.0, 2.0]], columns=["iid", "p", "p"]))
+    with pytest.raises(SchemaError, match=repeated):
+        _popular(frame).evaluate(pd.concat([frame, frame[["iid"]]], axis=1))
+
+
 def test_save_and_load_keeps_ids_and_features(frame, tmp_path):
     items = pd.DataFrame({"iid": ["a", "b"], "category": ["x", "y"]})
     model = Retriever("popularity", user_col="uid", item_col="iid").fit(frame, item_features=items)

@@ -16,6 +16,9 @@ from recfunnel.errors import RecfunnelError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recfunnel", description="Deep recommender: recall -> rank -> rerank.")
     parser.add_argument("--verbose", "-v", action="store_true", help="log progress details")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import this module first, so the models it registers can be trained or loaded "
+                             "(repeat for several; artifacts never name modules themselves)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model on a CSV/TSV/parquet/libFM file")
@@ -29,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--on-nan", choices=["mean", "error"], help="NaN in numeric columns (default: mean)")
     train.add_argument("--negative-sampling", type=float, metavar="W",
                        help="train on all positives and this share of negatives; predictions stay calibrated")
+    train.add_argument("--allow-single-class", action="store_true", default=None,
+                       help="train even if the binary label is all 0 or all 1 (warns; the model is a constant)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override an option, e.g. embedding_dim=10 or trainer.max_epochs=5")
     train.add_argument("--user-col", help="retrieval models: the user id column (default user_id)")
@@ -101,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     from recfunnel.cli import commands
+    from recfunnel.cli.plugins import import_plugins
 
     try:
+        import_plugins(args.plugin)
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning  # restored by catch_warnings on exit
@@ -124,6 +131,8 @@ def _for_cli(message: str) -> str:
     """Library messages name Python arguments; add the flag a command-line user would type."""
     if "on_nan=" in message:
         message += " (on the command line: --on-nan mean or --on-nan error)"
+    if "allow_single_class=True" in message:
+        message += " (on the command line: --allow-single-class)"
     return message
 
 

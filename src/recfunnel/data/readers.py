@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recfunnel.data.checks import check_frame_columns, check_text_header, check_unique_columns
 from recfunnel.errors import DataError
 
 PathLike = str | Path
@@ -122,6 +123,8 @@ def read_table(source: PathLike | pd.DataFrame, *, sep: str | None = None) -> pd
 
     Raises:
         DataError: The file is missing, unreadable, malformed or has no rows.
+        SchemaError: A column name appears more than once (in the header, the Parquet schema or
+            the DataFrame's columns).
 
     Example:
         >>> read_table(pd.DataFrame({"user_id": [1, 2], "click": [0, 1]})).shape
@@ -130,7 +133,7 @@ def read_table(source: PathLike | pd.DataFrame, *, sep: str | None = None) -> pd
     if isinstance(source, pd.DataFrame):
         if len(source) == 0:
             raise DataError("the DataFrame has no rows.")
-        return source
+        return check_frame_columns(source)
     if not isinstance(source, (str, Path)):
         raise TypeError(f"read_table expects a path or a pandas DataFrame; got {type(source).__name__}.")
     path = check_file(source)
@@ -149,6 +152,7 @@ def read_table(source: PathLike | pd.DataFrame, *, sep: str | None = None) -> pd
             raise DataError(
                 f"cannot read {str(path)!r} as {'TSV' if sep == chr(9) else 'CSV'}: {exc}"
             ) from None
+        check_text_header(path, frame.columns, sep=sep, compression="gzip" if gz else None)
     if len(frame) == 0:
         raise no_rows_error(path)
     return frame
@@ -156,8 +160,10 @@ def read_table(source: PathLike | pd.DataFrame, *, sep: str | None = None) -> pd
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     import pyarrow as pa  # pandas' parquet engine; imported here to name its error type
+    import pyarrow.parquet as pq
 
     try:
+        check_unique_columns(pq.read_schema(path).names, repr(str(path)))  # pandas fails on them obscurely
         return pd.read_parquet(path, engine="pyarrow")
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read {str(path)!r} as Parquet: {exc}") from None

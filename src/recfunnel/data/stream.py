@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import pyarrow as pa
 
+from recfunnel.data.checks import check_unique_columns, text_header
 from recfunnel.data.readers import CRITEO_COLUMNS, PathLike, check_file, first_line, is_gzip, no_rows_error
 from recfunnel.errors import ConfigError, DataError, did_you_mean
 
@@ -70,6 +72,7 @@ def iter_chunks(path: PathLike, *, chunk_rows: int, fmt: str | None = None, colu
         ConfigError: Unknown ``fmt`` or dtype, or ``chunk_rows`` < 1.
         DataError: The file is missing, empty, malformed, lacks a column of ``columns``, or a Criteo
             label is not 0/1 (its 1-based line number is given).
+        SchemaError: The header or the Parquet schema names a column more than once.
 
     Example:
         >>> import tempfile, os
@@ -134,9 +137,13 @@ def _text_batches(path: Path, fmt: str, columns: list[str] | None,
     convert = pacsv.ConvertOptions(column_types=types, include_columns=columns, strings_can_be_null=True,
                                    **({"null_values": [""]} if criteo else {}))
     kind = {"csv": "CSV", "tsv": "TSV", "criteo": "a Criteo log"}[fmt]
+    compression: Literal["gzip"] | None = "gzip" if is_gzip(path) else None
     try:
-        with pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None) as stream:
+        with pa.input_stream(str(path), compression=compression) as stream:
             with pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert) as reader:
+                if not criteo:  # read the header itself: Arrow's schema drops a repeat left out of ``columns``
+                    header = text_header(path, sep=parse.delimiter, compression=compression)
+                    check_unique_columns(header, repr(str(path)))
                 yield from reader
     except pa.ArrowInvalid as exc:
         if "Empty CSV file" in str(exc):
@@ -158,7 +165,9 @@ def _parquet_batches(path: Path, columns: list[str] | None) -> Iterator[pa.Recor
     import pyarrow.parquet as pq
 
     try:
-        yield from pq.ParquetFile(path).iter_batches(batch_size=BLOCK_BYTES // 64, columns=columns)
+        parquet = pq.ParquetFile(path)
+        check_unique_columns(parquet.schema_arrow.names, repr(str(path)))
+        yield from parquet.iter_batches(batch_size=BLOCK_BYTES // 64, columns=columns)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read {str(path)!r} as Parquet: {exc}") from None
 

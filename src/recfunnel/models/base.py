@@ -34,7 +34,7 @@ class RankingModel(RecModel):
 
 
 #: Constructor arguments of an estimator that come from the data or the run, not the model section.
-ESTIMATOR_RUN_ARGS = ("label", "schema", "trainer", "seed", "on_nan", "negative_sampling")
+ESTIMATOR_RUN_ARGS = ("label", "schema", "trainer", "seed", "on_nan", "negative_sampling", "allow_single_class")
 
 
 @dataclass(frozen=True)
@@ -110,25 +110,25 @@ def _add(info: ModelInfo) -> None:
 
 
 def get_model(name: str) -> ModelInfo:
-    """Look a model up by registry name, or import ``"package.module:ClassName"``.
+    """Look a model up by its registry name; nothing is ever imported by name.
+
+    A plugin model registers itself in the user's own code (``@register_model("mine", kind=...)``
+    in a module the user imports, or names with ``recfunnel --plugin MODULE``); a name that looks
+    like an import path (``"package.module:Class"``) is refused like any other unknown name, so a
+    config or an artifact can never make recfunnel import and call something.
 
     Raises:
         ModelNotFoundError: The name is not registered (with a did-you-mean and the valid names).
     """
-    if ":" in name:
-        module, _, attr = name.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ModelNotFoundError(f"cannot import model {name!r}: {exc}") from None
-        return ModelInfo(name, "ranking", model_cls=cls)
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ModelNotFoundError(
-            f"unknown model {name!r}{did_you_mean(name, list(_REGISTRY))}; "
-            f"available: {', '.join(sorted(_REGISTRY))}. See `recfunnel models`."
-        ) from None
+    found = _REGISTRY.get(name) if isinstance(name, str) else None
+    if found is not None:
+        return found
+    hint = (" Model names resolve through the registry only: register the class with "
+            "@register_model(...) in your code, or name its module with --plugin.") if ":" in str(name) else ""
+    raise ModelNotFoundError(
+        f"unknown model {name!r}{did_you_mean(str(name), list(_REGISTRY))}; "
+        f"available: {', '.join(sorted(_REGISTRY))}. See `recfunnel models`.{hint}"
+    )
 
 
 def list_models(kind: str | None = None) -> list[ModelInfo]:

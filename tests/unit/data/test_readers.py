@@ -11,7 +11,7 @@ import pytest
 
 from recfunnel.data.movielens import GENRES_100K, MovieLens, movielens_ctr, read_movielens
 from recfunnel.data.readers import read_avazu, read_criteo, read_libfm, read_table
-from recfunnel.errors import DataError
+from recfunnel.errors import DataError, SchemaError
 
 
 def write(path: Path, text: str, *, encoding: str = "utf-8") -> Path:
@@ -71,6 +71,47 @@ def test_read_table_errors(tmp_path: Path) -> None:
         read_table(write(tmp_path / "bad.parquet", "not parquet"))
     with pytest.raises(TypeError, match="path or a pandas DataFrame; got list"):
         read_table([1, 2])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("t.csv", "user_id,price,price,click\n1,2,3,0\n"),
+        ("t.csv.gz", "user_id,price,price,click\n1,2,3,0\n"),
+        ("t.tsv", "user_id\tprice\tprice\tclick\n1\t2\t3\t0\n"),
+        ("t.tsv.gz", "user_id\tprice\tprice\tclick\n1\t2\t3\t0\n"),
+        ("t.csv", 'user_id,"price",price,click\n1,2,3,0\n'),  # quoting does not hide a repeat
+        ("t.csv", "user_id,price,price\n"),  # a header only: the repeat is what is reported
+    ],
+)
+def test_read_table_refuses_repeated_column_names(tmp_path: Path, name: str, text: str) -> None:  # regression: #15
+    path = write(tmp_path / name, text)
+    with pytest.raises(SchemaError, match=rf"^column 'price' appears more than once in '.*{name}'; rename the "
+                                          r"repeated columns so that every column has a name of its own\.$"):
+        read_table(path)
+
+
+def test_read_table_lists_every_repeated_name(tmp_path: Path) -> None:  # regression: #15
+    path = write(tmp_path / "t.csv", "price,age,price,age,price,click\n1,2,3,4,5,0\n")
+    with pytest.raises(SchemaError, match=r"columns 'price', 'age' appear more than once in '.*t\.csv'"):
+        read_table(path)
+
+
+def test_read_table_keeps_a_column_named_like_a_rename(tmp_path: Path) -> None:  # regression: #15
+    frame = read_table(write(tmp_path / "t.csv", "price,price.1,age.2,click\n1,2,3,0\n"))
+    assert list(frame.columns) == ["price", "price.1", "age.2", "click"]
+
+
+def test_read_table_refuses_repeated_names_in_parquet_and_frames(tmp_path: Path) -> None:  # regression: #15
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table([[1, 2], [3.0, 4.0], [0, 1]], names=["price", "price", "click"]), tmp_path / "t.parquet")
+    with pytest.raises(SchemaError, match=r"column 'price' appears more than once in '.*t\.parquet'; rename"):
+        read_table(tmp_path / "t.parquet")
+    frame = pd.DataFrame([[1, 2, 0]], columns=["price", "price", "click"])
+    with pytest.raises(SchemaError, match=r"column 'price' appears more than once in the DataFrame; rename"):
+        read_table(frame)
 
 
 # -- libFM ---------------------------------------------------------------------------------------

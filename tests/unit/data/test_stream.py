@@ -11,7 +11,7 @@ import pytest
 from recfunnel.data.readers import read_criteo, read_table
 from recfunnel.data.stream import iter_chunks, sniff_format
 from recfunnel.datasets import make_criteo_like, write_criteo_like
-from recfunnel.errors import ConfigError, DataError
+from recfunnel.errors import ConfigError, DataError, SchemaError
 
 CRITEO_LINE = "1\t" + "\t".join(["3"] * 13) + "\t" + "\t".join(["68fd1e64"] * 26) + "\n"
 
@@ -80,6 +80,23 @@ def test_file_errors(tmp_path):
         list(iter_chunks(write(tmp_path / "u.csv", "a,b\nx,2\n"), chunk_rows=2, dtype={"a": "float64"}))
     with pytest.raises(DataError, match=r"cannot read .*p.parquet' as Parquet"):
         list(iter_chunks(write(tmp_path / "p.parquet", "not parquet"), chunk_rows=2))
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.csv.gz", "t.tsv", "t.parquet"])
+def test_repeated_column_names(tmp_path, name):  # regression: #15
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / name
+    if name.endswith(".parquet"):
+        pq.write_table(pa.table([[1], [2], [0]], names=["price", "price", "click"]), path)
+    else:
+        write(path, "price,price,click\n1,2,0\n".replace(",", "\t" if ".tsv" in name else ","))
+    for columns in (None, ["price", "click"]):  # Arrow keeps only the first 'price' of an include list
+        with pytest.raises(SchemaError, match=rf"column 'price' appears more than once in '.*{name}'; rename"):
+            next(iter_chunks(path, chunk_rows=10, columns=columns))
+    ok = write(tmp_path / "ok.csv", "price,price.1,click\n1,2,0\n")
+    assert list(next(iter_chunks(ok, chunk_rows=10)).columns) == ["price", "price.1", "click"]
 
 
 def test_bad_options(tmp_path):
