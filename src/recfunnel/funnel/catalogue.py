@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import copy
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,10 @@ class _State:
     version: int
     codes: dict[str, np.ndarray]
     columns: dict[str, np.ndarray]
+    derived: dict[Hashable, Any] = field(default_factory=dict)
+
+
+T = TypeVar("T")
 
 
 class Catalogue:
@@ -79,6 +85,19 @@ class Catalogue:
 
     def has(self, name: str) -> bool:
         return name in self.table.columns
+
+    def derived(self, key: Hashable, compute: Callable[[_State], T]) -> T:
+        """``compute(state)`` for this version of the catalogue, cached with it: stages keep what
+        they derive from the items (encoded rows, index maps, vectors) here, so two funnels that
+        share stages but not catalogues never evict each other's copies."""
+        state = self._state
+        if key not in state.derived:
+            state.derived[key] = compute(state)
+        return state.derived[key]  # type: ignore[no-any-return]
+
+    def copy(self) -> Catalogue:
+        """A catalogue with the same items whose later changes leave this one as it was."""
+        return copy.copy(self)
 
     def codes(self, name: str) -> np.ndarray:
         """Integer codes of an attribute (equal values, equal codes; -1 for missing), cached."""

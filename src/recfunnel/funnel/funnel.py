@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,6 @@ class Funnel:
         self.users = users
         self.rank = Rank(rank, users=users, user_key=self.user_key, item_key=self.item_key) \
             if isinstance(rank, Ranker) else rank
-        self._vectors: tuple[int, np.ndarray | None] | None = None
 
     # -- one request ----------------------------------------------------------------------------
     def recommend(self, user: Any, k: int = 10, *, context: dict[str, Any] | None = None,
@@ -182,19 +182,21 @@ class Funnel:
 
     def item_vectors(self) -> np.ndarray | None:
         """Unit-length item vectors (num_items, D) from the first recall model that has them."""
-        if self._vectors is not None and self._vectors[0] == self.catalogue.version:
-            return self._vectors[1]
-        vectors = None
-        for source in self.recall:
-            if isinstance(source, Recall) and source.retriever.model_.has_vectors:  # type: ignore[union-attr]
-                own = source.retriever.encode_items()
-                own = own / np.maximum(np.linalg.norm(own, axis=1, keepdims=True), 1e-12)
-                vectors = np.zeros((len(self.catalogue), own.shape[1]), np.float32)
-                mapping = source.to_catalogue(self.catalogue)
-                vectors[mapping[mapping >= 0]] = own[mapping >= 0]
-                break
-        self._vectors = (self.catalogue.version, vectors)
-        return vectors
+        catalogue = self.catalogue
+        source = next((s for s in self.recall if isinstance(s, Recall)
+                       and s.retriever.model_.has_vectors), None)  # type: ignore[union-attr]
+        if source is None:
+            return None
+
+        def build(state: Any) -> np.ndarray:
+            own = source.retriever.encode_items()
+            own = own / np.maximum(np.linalg.norm(own, axis=1, keepdims=True), 1e-12)
+            vectors = np.zeros((len(state.ids), own.shape[1]), np.float32)
+            mapping = source.to_catalogue(catalogue)
+            vectors[mapping[mapping >= 0]] = own[mapping >= 0]
+            return vectors
+
+        return catalogue.derived((source, "vectors"), build)
 
     def _describe(self, user: Any, items: np.ndarray, scores: np.ndarray, bits: np.ndarray) -> Recommendation:
         catalogue = self.catalogue
@@ -260,6 +262,23 @@ class Funnel:
         """Add or update items (id column + attributes); new ones can be recommended at once
         through ``NewItems`` recall and are ranked from their attributes. Returns (added, updated)."""
         return self.catalogue.upsert(rows)
+
+    def copy(self) -> Funnel:
+        """The same stages over a catalogue of its own: items added to the copy leave this funnel
+        as it was (a server adds items to a copy and swaps it in, so no request waits for them)."""
+        twin = copy.copy(self)
+        twin.catalogue = self.catalogue.copy()
+        return twin
+
+    def warm(self) -> None:
+        """Do now what the next request would do first after a catalogue change: map, encode and
+        vectorise the items for every stage."""
+        for source in self.recall:
+            if isinstance(source, Recall):
+                source.warm(self.catalogue)
+        if self.rank is not None:
+            self.rank.warm(self.catalogue)
+        self.item_vectors()
 
     def similar(self, item: Any, k: int = 10) -> list[Any]:
         """Raw ids of items similar to ``item``, from the first recall source that knows it."""

@@ -48,7 +48,6 @@ class Rank:
         self.users = _user_table(users, user_key)
         self._user_index = pd.Index(self.users[user_key].to_numpy())
         self._user_rows = self._encode(self.users)  # the last row is "unknown user"
-        self._items: tuple[int, dict[str, torch.Tensor]] | None = None
         self._user_vocab: pd.Index | None = None
         self._item_vocab: pd.Index | None = None
         self._contexts: dict[tuple, dict[str, torch.Tensor]] = {}
@@ -76,9 +75,12 @@ class Rank:
         return isinstance(spec, Sequence) and spec.shares == self.item_key
 
     def _item_rows(self, catalogue: Catalogue) -> dict[str, torch.Tensor]:
-        if self._items is None or self._items[0] != catalogue.version:
-            self._items = (catalogue.version, self._encode(catalogue.table))
-        return self._items[1]
+        """Every catalogue item's encoded features, encoded once per catalogue version."""
+        return catalogue.derived((self, "items"), lambda state: self._encode(state.table))
+
+    def warm(self, catalogue: Catalogue) -> None:
+        """Encode the catalogue's items now rather than in the next request."""
+        self._item_rows(catalogue)
 
     def _user_codes(self, users: np.ndarray) -> np.ndarray:
         """The encoder's index of each raw user id (OOV for unknown ones), via a cached lookup table."""
@@ -194,7 +196,8 @@ class Rank:
         base = self.batch(users, items, catalogue, context, history)
         sources = self.sources(catalogue)
         names = [name for name in self.features if sources[name] == "item"]  # what differs between items
-        rows = [base] + [Batch({**base.features, name: self._neutral(name, base.features[name])})
+        item_rows = self._item_rows(catalogue)
+        rows = [base] + [Batch({**base.features, name: self._neutral(name, base.features[name], item_rows)})
                          for name in names]
         scores = self._predict(Batch.concat(rows)).reshape(len(rows), *items.shape)
         effect = scores[0][None] - scores[1:]  # (F, B, N)
@@ -208,10 +211,10 @@ class Rank:
                         for n in range(items.shape[1]) if items[row, n] >= 0])
         return out
 
-    def _neutral(self, name: str, values: torch.Tensor) -> torch.Tensor:
+    def _neutral(self, name: str, values: torch.Tensor, item_rows: dict[str, torch.Tensor]) -> torch.Tensor:
         spec = self.encoder.schema_[name]
         if isinstance(spec, Numeric) and values.dtype.is_floating_point:
-            table = self._items[1] if self._items and name in self._items[1] else self._user_rows
+            table = item_rows if name in item_rows else self._user_rows
             mean = table[name].float().mean() if name in table else torch.tensor(0.0)
             return torch.full_like(values, float(mean))
         if isinstance(spec, Categorical) or values.dim() == 1:

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from recfunnel.data.interactions import lookup_ids
 from recfunnel.errors import ConfigError
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.retriever import Retriever
@@ -32,14 +33,11 @@ class Recall:
         retriever._fitted()  # a NotFittedError now, not at the first request
         self.retriever, self.k = retriever, int(k)
         self.name = name or retriever.model_name
-        self._map: tuple[int, np.ndarray] | None = None
-        self._fresh: tuple[int, np.ndarray | None] | None = None
 
     def to_catalogue(self, catalogue: Catalogue) -> np.ndarray:
         """Catalogue index of each of the retriever's item indices (cached per catalogue version)."""
-        if self._map is None or self._map[0] != catalogue.version:
-            self._map = (catalogue.version, catalogue.index(self.retriever.data_.item_ids.ids))  # type: ignore[union-attr]
-        return self._map[1]
+        ids = self.retriever.data_.item_ids.ids  # type: ignore[union-attr]
+        return catalogue.derived((self, "map"), lambda state: lookup_ids(state.lookup, ids))
 
     def candidates(self, users: np.ndarray, catalogue: Catalogue, recent: list[list[Any]] | None) -> np.ndarray:
         """(B, k) catalogue indices, best first, -1 where the retriever had fewer to give."""
@@ -61,10 +59,14 @@ class Recall:
         """Vectors of the catalogue's new items from the retriever's item tower (cached per version)."""
         if len(catalogue) == catalogue.num_trained:
             return None
-        if self._fresh is None or self._fresh[0] != catalogue.version:
-            rows = catalogue.table.iloc[catalogue.num_trained:]
-            self._fresh = (catalogue.version, self.retriever.encode_new_items(rows))
-        return self._fresh[1]
+        trained = catalogue.num_trained
+        return catalogue.derived((self, "fresh"),
+                                 lambda state: self.retriever.encode_new_items(state.table.iloc[trained:]))
+
+    def warm(self, catalogue: Catalogue) -> None:
+        """Map and encode the catalogue's items now rather than in the next request."""
+        self.to_catalogue(catalogue)
+        self._fresh_vectors(catalogue)
 
     def similar(self, item: Any, k: int, catalogue: Catalogue) -> np.ndarray:
         """(k,) catalogue indices of items similar to one raw item id."""
