@@ -111,6 +111,7 @@ class Server:
     events: Path
     log: Path
     api_key: str | None = None
+    options: tuple[str, ...] = ()  # more `recfunnel serve` options
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -123,6 +124,7 @@ class Server:
                    "--events", str(self.events), "--log-level", "warning"]
         if self.api_key:
             command += ["--api-key", self.api_key]
+        command += list(self.options)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -43,7 +43,10 @@ def test_run_serve_prints_the_urls_and_starts_uvicorn(shop, tmp_path: Path, monk
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
     monkeypatch.setenv("RECFUNNEL_API_KEY", "from-env")
     code = serve.run_serve(_parse(str(shop.artifact), "--port", "8123", "--events", str(tmp_path / "e.sqlite")))
-    assert code == 0 and calls[0][1] == {"host": "127.0.0.1", "port": 8123, "log_level": "info"}
+    options = calls[0][1]
+    assert code == 0 and {k: options[k] for k in ("host", "port", "log_level")} == {
+        "host": "127.0.0.1", "port": 8123, "log_level": "info"}
+    assert options["timeout_keep_alive"] == 5.0 and options["http"].__name__ == "GuardedHttpToolsProtocol"
     err = capsys.readouterr().err
     assert "http://127.0.0.1:8123/" in err and "http://127.0.0.1:8123/docs" in err and "X-API-Key" in err
     assert (tmp_path / "e.sqlite").exists()

@@ -135,10 +135,82 @@ def test_another_schema_version_is_refused(tmp_path: Path):
     EventStore(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
-    with pytest.raises(DataError, match="has events schema '99'; this version reads '1'"):
+    with pytest.raises(DataError, match="has events schema '99'; this version reads '2'"):
         EventStore(path)
 
 
 def test_synchronous_must_be_known(tmp_path: Path):
     with pytest.raises(DataError, match="synchronous must be 'normal' or 'full'; got 'off'"):
         EventStore(tmp_path / "e.sqlite", synchronous="off")  # type: ignore[arg-type]
+
+
+# -- bounded history reads, unknown items, retention (regression: #15) ------------------------------
+def _steps(store: EventStore, user: str) -> int:
+    """SQLite virtual-machine steps of one ``recent`` call: the work done, measured without a clock."""
+    conn = store._conn()
+    count = [0]
+
+    def tick() -> int:
+        count[0] += 1
+        return 0
+
+    conn.set_progress_handler(tick, 1)
+    try:
+        store.recent(user, 50)
+    finally:
+        conn.set_progress_handler(None, 1)
+    return count[0]
+
+
+def test_reading_recent_items_costs_the_same_after_a_long_history(tmp_path: Path):
+    with EventStore(tmp_path / "events.sqlite") as store:
+        store.append([Event("heavy", f"i{n % 500}", "view") for n in range(200)])
+        store.append([Event("light", f"i{n}", "view") for n in range(200)])
+        short = _steps(store, "heavy")
+        for _ in range(20):  # 100k events of one user, mostly unknown items
+            store.append([Event("heavy", f"x{n}", "view") for n in range(5000)], known=[False] * 5000)
+        store.append([Event("heavy", f"i{n % 500}", "view") for n in range(200)])
+        long = _steps(store, "heavy")
+        assert store.recent("heavy", 50) == [f"i{n}" for n in range(150, 200)]
+        assert long < 1.5 * short, (short, long)
+        plan = store._conn().execute("EXPLAIN QUERY PLAN SELECT item_id FROM events WHERE user_id = ? AND known = 1 "
+                                     "ORDER BY id DESC LIMIT 200", ("heavy",)).fetchall()
+        assert "events_recent" in str(plan)
+
+
+def test_unknown_items_are_stored_but_never_recent(store: EventStore):
+    store.append([Event("u1", "a", "view"), Event("u1", "ghost", "view"), Event("u1", "b", "click")],
+                 known=[True, False, True])
+    assert store.recent("u1") == ["a", "b"]
+    assert store.count() == 3 and [e.item_id for e in store.events("u1")] == ["a", "ghost", "b"]
+    with pytest.raises(DataError, match="known has 1 flags for 2 events"):
+        store.append([Event("u1", "a", "view"), Event("u1", "b", "view")], known=[True])
+
+
+def test_prune_deletes_old_events_only(store: EventStore):
+    store.append([Event("u1", f"old{n}", "view", timestamp=1000.0 + n) for n in range(5)])
+    store.append([Event("u1", "new", "click", timestamp=5000.0), Event("u2", "new", "click", timestamp=6000.0)])
+    assert store.prune(2000.0, limit=3) == 3 and store.prune(2000.0) == 2 and store.prune(2000.0) == 0
+    assert [e.item_id for e in store.events()] == ["new", "new"] and store.count() == 2
+    assert "new" in store.recent("u1") and store.recent("u2") == ["new"]
+
+
+def test_a_version_1_file_is_upgraded_in_place(tmp_path: Path):
+    path = tmp_path / "v1.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, item_id TEXT NOT NULL,
+                             type TEXT NOT NULL, value REAL, timestamp REAL NOT NULL);
+        CREATE INDEX events_by_user ON events (user_id, id);
+        CREATE TABLE items (seq INTEGER PRIMARY KEY AUTOINCREMENT, item_id TEXT NOT NULL UNIQUE,
+                            attributes TEXT NOT NULL, updated REAL NOT NULL);
+        INSERT INTO meta VALUES ('schema', '1'), ('events', '2');
+        INSERT INTO events (user_id, item_id, type, timestamp) VALUES ('u1', 'a', 'view', 1.0), ('u1', 'b', 'view', 2.0);
+    """)
+    conn.close()
+    with EventStore(path) as store:
+        assert store.recent("u1") == ["a", "b"] and store.count() == 2
+        store.append([Event("u1", "c", "view")])
+        assert store.recent("u1") == ["a", "b", "c"]
+    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)

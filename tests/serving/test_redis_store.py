@@ -120,7 +120,7 @@ def test_the_app_records_events_in_redis_and_the_next_list_uses_them(shop, store
     clicked = shop.interactions["item_id"].value_counts().index[:2].tolist()
     with TestClient(create_app(shop.artifact, events=store)) as client:
         body = {"events": [{"user_id": "live-r", "item_id": item, "type": "click"} for item in clicked]}
-        assert client.post("/events", json=body).json() == {"accepted": 2}
+        assert client.post("/events", json=body).json() == {"accepted": 2, "unknown_items": 0}
         response = client.get("/recommend", params={"user_id": "live-r", "k": 10})
         assert response.status_code == 200, response.text
         items = response.json()["items"]
@@ -137,13 +137,14 @@ def test_a_redis_url_gives_a_redis_store_closed_with_the_app(shop, fake: None):
 
     app = create_app(shop.artifact, events=URL)
     with TestClient(app) as client:
-        assert client.post("/events", json={"events": [{"user_id": "u", "item_id": "i", "type": "view"}]}).status_code == 200
+        item = str(shop.items["item_id"].iloc[0])
+        assert client.post("/events", json={"events": [{"user_id": "u", "item_id": item, "type": "view"}]}).status_code == 200
         store = app.state.store
         assert isinstance(store, RedisEventStore) and store.count() == 1
     with pytest.raises(DataError, match="is closed"):
         store.count()
     with RedisEventStore(URL) as again:
-        assert again.recent("u") == ["i"]
+        assert again.recent("u") == [item]
 
 
 def test_recfunnel_serve_accepts_a_redis_url(shop, fake: None, monkeypatch: pytest.MonkeyPatch,

@@ -10,8 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 
+def _copy(shop, tmp_path: Path, name: str = "copy") -> Path:
+    """A copy of the served funnel inside the server's artifacts root (the shop's parent folder)."""
+    return Path(shutil.copytree(shop.artifact, shop.artifact.parent / f"{name}-{tmp_path.name}"))
+
+
 def test_no_request_fails_while_reloading(client: TestClient, shop, tmp_path: Path):
-    copy = Path(shutil.copytree(shop.artifact, tmp_path / "copy"))
+    copy = _copy(shop, tmp_path)
     statuses: list[int] = []
     failures: list[BaseException] = []
     done = threading.Event()
@@ -35,20 +40,20 @@ def test_no_request_fails_while_reloading(client: TestClient, shop, tmp_path: Pa
             target = copy if round_ % 2 == 0 else shop.artifact
             response = client.post("/reload", json={"path": str(target)})
             assert response.status_code == 200, response.text
-            assert response.json()["artifact"] == str(target)
+            assert response.json()["artifact"] == target.name
     finally:
         done.set()
         for thread in threads:
             thread.join(timeout=60)
     assert not failures, failures[:3]
     assert len(statuses) >= 12 and set(statuses) == {200}
-    assert client.get("/health").json()["artifact"] == str(shop.artifact)
+    assert client.get("/health").json()["artifact"] == shop.artifact.name
 
 
 @pytest.mark.parametrize("damage", ["config", "weights", "items"])
 def test_a_corrupt_artifact_is_refused_and_the_old_one_keeps_serving(client: TestClient, shop, tmp_path: Path,
                                                                      damage: str):
-    bad = Path(shutil.copytree(shop.artifact, tmp_path / "bad"))
+    bad = _copy(shop, tmp_path, "bad")
     if damage == "config":
         (bad / "config.json").write_text('{"format": "recfunnel-funnel/1", "recall": [')
     elif damage == "weights":
@@ -60,8 +65,8 @@ def test_a_corrupt_artifact_is_refused_and_the_old_one_keeps_serving(client: Tes
     response = client.post("/reload", json={"path": str(bad)})
     assert response.status_code == 400, response.text
     assert response.json()["detail"].startswith("ArtifactError: ")
-    assert str(bad) in response.json()["detail"]
+    assert bad.name in response.json()["detail"]
     after = client.get("/recommend", params={"user_id": "u3", "k": 5}).json()["items"]
     assert [i["item_id"] for i in after] == [i["item_id"] for i in before]
-    assert client.get("/health").json()["artifact"] == str(shop.artifact)
+    assert client.get("/health").json()["artifact"] == shop.artifact.name
     assert 'recfunnel_reloads_total{result="failed"} 1.0' in client.get("/metrics").text

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from recfunnel.errors import ConfigError
 
 INSTALL_HINT = "pip install 'recfunnel[serve]'"
 
@@ -27,6 +31,30 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     serve.add_argument("--durable", choices=["normal", "full"], default="normal",
                        help="SQLite only: 'normal' survives a killed server, 'full' also a power cut (slower writes)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    guard = serve.add_argument_group("limits and access (see SECURITY.md)")
+    guard.add_argument("--artifacts-root", metavar="DIR",
+                       help="POST /reload loads only artifacts under DIR (default: the artifact's parent directory)")
+    guard.add_argument("--allowed-hosts", metavar="HOSTS",
+                       help="comma-separated Host header values served, e.g. shop.example.com,*.example.com "
+                            "(default: any; set it when the server is reachable under a public name)")
+    guard.add_argument("--plugin", action="append", default=[], dest="serve_plugin", metavar="MODULE",
+                       help="import this module at start-up so artifacts can name the models it registers")
+    guard.add_argument("--item-attributes", metavar="NAMES",
+                       help="comma-separated attribute names POST /items accepts besides the catalogue's own")
+    guard.add_argument("--max-items-per-request", type=int, default=1000, metavar="N",
+                       help="most items in one POST /items (default 1000, at most 1000)")
+    guard.add_argument("--max-new-items", type=int, default=100_000, metavar="N",
+                       help="most items added while serving, in all (default 100000)")
+    guard.add_argument("--history", type=int, metavar="N",
+                       help="recent items read per request (default: the longest any stage uses)")
+    guard.add_argument("--retention-days", type=float, metavar="DAYS",
+                       help="delete events older than this, checked every minute (default: keep all)")
+    guard.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                       help="close a connection whose request headers take longer than S seconds (default 10)")
+    guard.add_argument("--keep-alive", type=float, default=5.0, metavar="S",
+                       help="close an idle keep-alive connection after S seconds (default 5)")
+    guard.add_argument("--max-connections", type=int, default=1000, metavar="N",
+                       help="refuse new connections while N are open (default 1000)")
     return serve
 
 
@@ -49,13 +77,30 @@ def _require() -> Any:
 
 def run_serve(args: argparse.Namespace) -> int:
     """`recfunnel serve`: start the server from parsed arguments; blocks until stopped (Ctrl-C)."""
+    from recfunnel.cli.plugins import import_plugins
+
+    import_plugins(args.serve_plugin)
     return serve(args.artifact, host=args.host, port=args.port, api_key=args.api_key, events=args.events,
-                 max_body=args.max_body, durable=args.durable, log_level=args.log_level)
+                 max_body=args.max_body, durable=args.durable, log_level=args.log_level,
+                 artifacts_root=args.artifacts_root, allowed_hosts=_names(args.allowed_hosts),
+                 item_attributes=_names(args.item_attributes) or (), max_items_per_request=args.max_items_per_request,
+                 max_new_items=args.max_new_items, history=args.history,
+                 retention_days=args.retention_days, header_timeout=args.header_timeout,
+                 keep_alive=args.keep_alive, max_connections=args.max_connections)
+
+
+def _names(text: str | None) -> list[str] | None:
+    """``"a, b"`` -> ``["a", "b"]``; None stays None."""
+    return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
 
 
 def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
           events: str | Path | None = None, max_body: int = 1_000_000, durable: str = "normal",
-          log_level: str = "info") -> int:
+          log_level: str = "info", artifacts_root: str | Path | None = None,
+          allowed_hosts: list[str] | None = None, item_attributes: Sequence[str] = (),
+          max_items_per_request: int = 1000, max_new_items: int = 100_000, history: int | None = None,
+          retention_days: float | None = None, header_timeout: float = 10.0, keep_alive: float = 5.0,
+          max_connections: int = 1000) -> int:
     """Serve a funnel artifact with uvicorn and print the page and docs URLs; returns the exit code.
 
     Args:
@@ -67,24 +112,36 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, ap
         max_body: Largest request body in bytes.
         durable: "normal" (survives a killed process) or "full" (also a power cut).
         log_level: uvicorn's log level.
+        artifacts_root, allowed_hosts, history: See ``create_app``.
+        item_attributes, max_items_per_request, max_new_items: See ``ItemLimits``.
+        retention_days: Days events are kept (default: forever).
+        header_timeout, keep_alive, max_connections: Connection limits (see ``guarded_protocol``).
 
     Raises:
         ImportError: fastapi, uvicorn or prometheus-client is missing (names the extra to install).
-        ArtifactError: The artifact cannot be loaded.
+        ArtifactError: The artifact cannot be loaded or fails the probe.
+        ConfigError: An option is out of range.
     """
     from rich.console import Console
     from rich.markup import escape
 
     uvicorn = _require()
     from recfunnel.serving.app import create_app
+    from recfunnel.serving.protocol import uvicorn_options
     from recfunnel.serving.redis_store import is_redis_url, redact
+    from recfunnel.serving.state import ItemLimits
 
+    connections = _check_connections(header_timeout=header_timeout, keep_alive=keep_alive,
+                                     max_connections=max_connections, retention_days=retention_days)
     path = Path(artifact)
     store: str | Path = str(events) if is_redis_url(events) else Path(events or default_events(path.resolve()))
     where = redact(str(store)) if isinstance(store, str) else str(store)  # no password in the banner
     key = api_key or os.environ.get("RECFUNNEL_API_KEY") or None
+    limits = ItemLimits(tuple(item_attributes), max_items_per_request, max_new_items)
     app = create_app(path, events=store, api_key=key, max_body=max_body,
-                     synchronous="full" if durable == "full" else "normal")
+                     synchronous="full" if durable == "full" else "normal", artifacts_root=artifacts_root,
+                     allowed_hosts=allowed_hosts, items=limits, history=history,
+                     retention=retention_days * 86_400 if retention_days is not None else None)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
     console = Console(stderr=True, highlight=False)
@@ -93,8 +150,20 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, ap
     console.print(f"  API docs  {base}/docs")
     if key:
         console.print("  API key required: send the header X-API-Key (and type it into the page)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(**connections))
     return 0
+
+
+def _check_connections(*, header_timeout: float, keep_alive: float, max_connections: int,
+                       retention_days: float | None) -> dict[str, Any]:
+    """The connection limits, checked: positive finite seconds and a positive count."""
+    for name, value in (("--header-timeout", header_timeout), ("--keep-alive", keep_alive),
+                        ("--retention-days", retention_days)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} must be a positive number; got {value!r}.")
+    if max_connections < 1:
+        raise ConfigError(f"--max-connections must be a positive integer; got {max_connections!r}.")
+    return {"header_timeout": header_timeout, "keep_alive": keep_alive, "max_connections": max_connections}
 
 
 def main(argv: list[str] | None = None) -> int:

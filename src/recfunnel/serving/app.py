@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import math
+import time
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -22,9 +25,13 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
     raise ImportError(f"the recfunnel server needs {exc.name!r}; install it with "
                       "pip install 'recfunnel[serve]'") from exc
 
-from recfunnel.serving.middleware import ApiKey, BodyLimit, Measured, Metrics
+from recfunnel.serving.docs import document
+from recfunnel.serving.items import CatalogueFull, attribute_schema
+from recfunnel.serving.middleware import AllowedHosts, ApiKey, BodyLimit, JsonOnly, Measured, Metrics
+from recfunnel.serving.paths import NoArtifact, OutsideRoot
 from recfunnel.serving.routes import open_routes, recommend_batch, routes
-from recfunnel.serving.state import FunnelHolder
+from recfunnel.serving.schemas import MAX_ITEMS_PER_REQUEST
+from recfunnel.serving.state import FunnelHolder, ItemLimits
 
 logger = logging.getLogger(__name__)
 
@@ -39,42 +46,55 @@ With an API key, send it as the `X-API-Key` header (all routes but `/health`, `/
 
 
 def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api_key: str | None = None,
-               max_body: int = 1_000_000, history: int = 50,
-               synchronous: Literal["normal", "full"] = "normal") -> FastAPI:
+               max_body: int = 1_000_000, history: int | None = None,
+               synchronous: Literal["normal", "full"] = "normal", artifacts_root: str | Path | None = None,
+               allowed_hosts: Sequence[str] | None = None, items: ItemLimits | None = None,
+               retention: float | None = None) -> FastAPI:
     """Build the HTTP application over a funnel artifact.
 
     Args:
-        artifact: Directory written by ``Funnel.save``; loaded now, so errors show at start-up.
+        artifact: Directory written by ``Funnel.save``; loaded and probed now, so errors show at start-up.
         events: The SQLite events file (created when missing), a ``redis://`` or ``rediss://`` URL
             (a ``RedisEventStore``), or any store implementing ``EventStoreLike``.
         api_key: When set, every route but ``/health``, ``/`` and the docs needs ``X-API-Key``.
         max_body: Largest request body in bytes; bigger ones get 413.
-        history: How many of a user's latest distinct items feed the funnel as recent history.
+        history: How many of a user's latest distinct items feed the funnel as recent history
+            (default: the longest any stage of the served funnel uses).
         synchronous: SQLite only: "normal" survives a killed process, "full" a power cut.
+        artifacts_root: The only directory tree ``POST /reload`` may load from (default: the
+            artifact's parent directory).
+        allowed_hosts: Host header values served (``*.example.com`` for subdomains); default: any.
+        items: What ``POST /items`` may do (accepted attribute names, items per request, growth;
+            default ``ItemLimits()``).
+        retention: Seconds events are kept; older ones are pruned every minute (default: forever).
 
     Returns:
         The FastAPI app (run it with uvicorn, or test it with ``fastapi.testclient.TestClient``).
 
     Raises:
-        ArtifactError: The artifact is missing, corrupt or not a funnel.
-        ConfigError: ``max_body`` or ``history`` is not a positive integer.
+        ArtifactError: The artifact is missing, corrupt, not a funnel, or fails the probe.
+        ConfigError: An option is out of range, or the artifact is outside ``artifacts_root``.
         DataError: The events file is not an events database, or Redis cannot be used.
         ImportError: ``events`` is a Redis URL but the ``redis`` package is missing.
     """
-    for name, value in (("max_body", max_body), ("history", history)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
-    store = events if isinstance(events, EventStoreLike) else _open_store(events, synchronous, history)
+    items = items or ItemLimits()
+    _check_options(max_body=max_body, history=history, retention=retention, items=items)
+    store = events if isinstance(events, EventStoreLike) else _open_store(events, synchronous, history or 0)
     try:
-        holder = FunnelHolder(artifact, store)
+        holder = FunnelHolder(artifact, store, root=artifacts_root, limits=items)
     except BaseException:
         if store is not events:
             store.close()
         raise
+    if isinstance(store, RedisEventStore):  # it keeps each user's recent items: as many as any stage reads
+        store.history = max(store.history, history or holder.current.history)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pruning = asyncio.create_task(prune_forever(store, retention)) if retention else None
         yield
+        if pruning is not None:
+            pruning.cancel()
         if store is not events:
             store.close()
 
@@ -85,11 +105,53 @@ def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api
     app.include_router(open_routes)
     app.include_router(routes)
     _add_handlers(app)
-    app.add_middleware(BodyLimit, limit=max_body)  # type: ignore[arg-type]
-    app.add_middleware(ApiKey, key=api_key)  # type: ignore[arg-type]
-    app.add_middleware(Measured, metrics=metrics, routes=[*open_routes.routes, *routes.routes])  # type: ignore[arg-type]
+    _add_middleware(app, metrics, api_key=api_key, max_body=max_body, allowed_hosts=allowed_hosts)
+    document(app, keyed=api_key is not None,
+             item_schema=lambda: attribute_schema(holder.current.funnel, holder.limits.attributes))
     logger.info("serving %s with events in %s", Path(artifact), getattr(store, "path", store))
     return app
+
+
+def _check_options(*, max_body: int, history: int | None, retention: float | None, items: ItemLimits) -> None:
+    for name, value in (("max_body", max_body), ("history", history), ("max_per_request", items.max_per_request),
+                        ("max_new", items.max_new)):
+        if value is None and name == "history":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
+    if items.max_per_request > MAX_ITEMS_PER_REQUEST:
+        raise ConfigError(f"max_per_request must be at most {MAX_ITEMS_PER_REQUEST}; got {items.max_per_request}.")
+    if retention is not None and (isinstance(retention, bool) or not isinstance(retention, (int, float))
+                                  or not math.isfinite(retention) or retention <= 0):
+        raise ConfigError(f"retention must be a positive number of seconds; got {retention!r}.")
+
+
+def _add_middleware(app: FastAPI, metrics: Metrics, *, api_key: str | None, max_body: int,
+                    allowed_hosts: Sequence[str] | None) -> None:
+    """Outermost last: metrics see every answer, then the host, key, content-type and size checks."""
+    app.add_middleware(BodyLimit, limit=max_body)  # type: ignore[arg-type]
+    posts = [str(getattr(route, "path", "")) for route in routes.routes if "POST" in getattr(route, "methods", ())]
+    app.add_middleware(JsonOnly, paths=posts)  # type: ignore[arg-type]
+    app.add_middleware(ApiKey, key=api_key)  # type: ignore[arg-type]
+    app.add_middleware(AllowedHosts, hosts=allowed_hosts)  # type: ignore[arg-type]
+    app.add_middleware(Measured, metrics=metrics, routes=[*open_routes.routes, *routes.routes])  # type: ignore[arg-type]
+
+
+async def prune_forever(store: EventStoreLike, retention: float, *, every: float = 60.0) -> None:
+    """Delete events older than ``retention`` seconds, now and then every ``every`` seconds."""
+    while True:
+        try:
+            cutoff, total, limit = time.time() - retention, 0, 10_000
+            while True:
+                deleted = await asyncio.to_thread(store.prune, cutoff, limit=limit)
+                total += deleted
+                if deleted < limit:
+                    break
+            if total:
+                logger.info("pruned %d events older than %.0f s", total, retention)
+        except RecfunnelError as exc:  # the store went away or is busy: try again next time
+            logger.warning("pruning old events failed: %s", exc)
+        await asyncio.sleep(every)
 
 
 def _open_store(location: str | Path, synchronous: Literal["normal", "full"], history: int) -> EventStoreLike:
@@ -112,11 +174,13 @@ def _add_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ArtifactError)
     async def bad_artifact(request: Request, exc: ArtifactError) -> JSONResponse:
-        return JSONResponse({"detail": f"ArtifactError: {exc}"}, status_code=400)
+        status = 403 if isinstance(exc, OutsideRoot) else 404 if isinstance(exc, NoArtifact) else 400
+        return JSONResponse({"detail": f"ArtifactError: {exc}"}, status_code=status)
 
     @app.exception_handler(RecfunnelError)
     async def bad_value(request: Request, exc: RecfunnelError) -> JSONResponse:
-        return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"}, status_code=422)
+        status = 409 if isinstance(exc, CatalogueFull) else 422
+        return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"}, status_code=status)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:

@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from recfunnel.errors import DataError
+from recfunnel.serving.records import (
+    EVENT_TYPES,
+    Event,
+    EventStoreLike,
+    _dumps,
+    event_rows,
+    group_item_updates,
+    latest_distinct,
+)
 
 logger = logging.getLogger(__name__)
 
-EVENT_TYPES = ("view", "click", "purchase", "rating")
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: how many of a user's latest events ``recent`` reads per distinct item it returns: a bounded
+#: window, so the cost of a request does not grow with the user's history
+WINDOW = 4
 
+# events whose item the catalogue did not have are kept (known = 0) but left out of histories;
+# the partial index holds a user's usable events in order, so a history read is one range scan
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -28,9 +39,9 @@ CREATE TABLE IF NOT EXISTS events (
     item_id TEXT NOT NULL,
     type TEXT NOT NULL CHECK (type IN ({", ".join(repr(t) for t in EVENT_TYPES)})),
     value REAL,
-    timestamp REAL NOT NULL
+    timestamp REAL NOT NULL,
+    known INTEGER NOT NULL DEFAULT 1
 );
-CREATE INDEX IF NOT EXISTS events_by_user ON events (user_id, id);
 CREATE TABLE IF NOT EXISTS items (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id TEXT NOT NULL UNIQUE,
@@ -39,74 +50,15 @@ CREATE TABLE IF NOT EXISTS items (
 );
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}'), ('events', '0');
 """
-
-
-@dataclass(frozen=True)
-class Event:
-    """One interaction reported by a client.
-
-    Args:
-        user_id: Raw user id (stored as text).
-        item_id: Raw item id (stored as text).
-        type: One of "view", "click", "purchase", "rating".
-        value: The rating (required for "rating"), or an optional weight for the others.
-        timestamp: Seconds since the epoch; None means "now" (the server's clock).
-
-    Raises:
-        DataError: Unknown type, a rating without a value, a non-finite number or an empty id.
-
-    Example:
-        >>> Event("u1", "i2", "rating", value=4.0).type
-        'rating'
-    """
-
-    user_id: str
-    item_id: str
-    type: str
-    value: float | None = None
-    timestamp: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.type not in EVENT_TYPES:
-            raise DataError(f"unknown event type {self.type!r}; valid: {', '.join(EVENT_TYPES)}.")
-        if self.type == "rating" and self.value is None:
-            raise DataError(f"a rating event needs a value (user {self.user_id!r}, item {self.item_id!r}).")
-        for name in ("value", "timestamp"):
-            number = getattr(self, name)
-            if number is not None and not math.isfinite(number):
-                raise DataError(f"event {name} must be a finite number; got {number!r}.")
-        for name in ("user_id", "item_id"):
-            if not str(getattr(self, name)):
-                raise DataError(f"event {name} must not be empty.")
-
-
-@runtime_checkable
-class EventStoreLike(Protocol):
-    """What the server needs from an event store (SQLite here; a Redis store could do the same)."""
-
-    def append(self, events: Sequence[Event]) -> int:
-        """Write a batch in one transaction; return its size only once it is durable."""
-        ...
-
-    def recent(self, user: Any, n: int = 50) -> list[str]:
-        """The last ``n`` distinct items of one user, oldest first."""
-        ...
-
-    def count(self) -> int:
-        """Number of events stored."""
-        ...
-
-    def put_items(self, items: Sequence[Mapping[str, Any]]) -> None:
-        """Add or update items (``{"item_id": ..., **attributes}``), merging attributes."""
-        ...
-
-    def items(self) -> list[dict[str, Any]]:
-        """Every stored item, in the order they were first added."""
-        ...
-
-    def close(self) -> None:
-        """Release connections; the store cannot be used afterwards."""
-        ...
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS events_recent ON events (user_id, id) WHERE known = 1;
+"""
+# version 1 files (every event usable, a full index by user) are upgraded in place when opened
+_UPGRADE_FROM_1 = """
+ALTER TABLE events ADD COLUMN known INTEGER NOT NULL DEFAULT 1;
+DROP INDEX IF EXISTS events_by_user;
+UPDATE meta SET value = '2' WHERE key = 'schema';
+"""
 
 
 class EventStore:
@@ -177,6 +129,12 @@ class EventStore:
         try:
             conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row[0] == "1":
+                conn.executescript(f"BEGIN IMMEDIATE;{_UPGRADE_FROM_1}COMMIT;")
+                logger.info("upgraded the events file %s to schema %s", self.path, SCHEMA_VERSION)
+                row = (SCHEMA_VERSION,)
+            if row[0] == SCHEMA_VERSION:
+                conn.executescript(f"BEGIN IMMEDIATE;{_INDEXES}COMMIT;")
         except sqlite3.DatabaseError as exc:
             self.close()
             raise DataError(f"{str(self.path)!r} is not a usable events database: {exc}") from None
@@ -202,34 +160,57 @@ class EventStore:
                 raise
 
     # -- events ---------------------------------------------------------------------------------
-    def append(self, events: Sequence[Event]) -> int:
+    def append(self, events: Sequence[Event], *, known: Sequence[bool] | None = None) -> int:
         """Write a batch of events in one transaction; returns how many, after the commit.
 
+        Args:
+            events: The events.
+            known: Per event, whether its item is in the catalogue; events marked False are kept
+                but never read back as history (default: all True).
+
         Raises:
-            DataError: An element is not an ``Event``.
+            DataError: An element is not an ``Event``, or ``known`` has another length.
         """
-        now = time.time()
-        rows = []
-        for position, event in enumerate(events):
-            if not isinstance(event, Event):
-                raise DataError(f"events[{position}] is a {type(event).__name__}; expected an Event.")
-            rows.append((str(event.user_id), str(event.item_id), event.type, event.value,
-                         now if event.timestamp is None else event.timestamp))
+        rows = event_rows(events, known)
         if rows:
             self._write([
-                ("INSERT INTO events (user_id, item_id, type, value, timestamp) VALUES (?, ?, ?, ?, ?)", rows, True),
+                ("INSERT INTO events (user_id, item_id, type, value, timestamp, known) VALUES (?, ?, ?, ?, ?, ?)",
+                 rows, True),
                 ("UPDATE meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'events'", (len(rows),), False),
             ])
         return len(rows)
 
     def recent(self, user: Any, n: int = 50) -> list[str]:
-        """The last ``n`` distinct item ids ``user`` interacted with, oldest first (text ids)."""
+        """The last ``n`` distinct item ids ``user`` interacted with, oldest first (text ids).
+
+        Only the user's latest ``WINDOW * n`` usable events are read (one range of an index), so
+        the cost does not grow with the user's history; an item repeated more often than that
+        leaves fewer than ``n`` distinct items.
+        """
         if n <= 0:
             return []
         rows = self._conn().execute(
-            "SELECT item_id FROM (SELECT item_id, MAX(id) AS last FROM events WHERE user_id = ? "
-            "GROUP BY item_id ORDER BY last DESC LIMIT ?) ORDER BY last", (str(user), int(n))).fetchall()
-        return [row[0] for row in rows]
+            "SELECT item_id FROM events WHERE user_id = ? AND known = 1 ORDER BY id DESC LIMIT ?",
+            (str(user), WINDOW * int(n))).fetchall()
+        return latest_distinct([row[0] for row in reversed(rows)], int(n))
+
+    def prune(self, before: float, *, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` events whose time is before ``before`` (epoch seconds), oldest
+        first, and return how many; later events are untouched. Call it again while it returns
+        ``limit`` (the server's retention task does so every minute)."""
+        conn = self._conn()
+        with self._writer:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("CREATE INDEX IF NOT EXISTS events_by_time ON events (timestamp)")
+                deleted = conn.execute("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE timestamp < ? "
+                                       "ORDER BY timestamp LIMIT ?)", (float(before), int(limit))).rowcount
+                conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) - ? WHERE key = 'events'", (deleted,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return int(deleted)
 
     def count(self) -> int:
         """Number of events stored (kept in a counter, so this is O(1))."""
@@ -297,27 +278,5 @@ class EventStore:
         return f"EventStore({str(self.path)!r}, synchronous={self.synchronous!r})"
 
 
-def group_item_updates(items: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``[{"item_id": id, **attributes}, ...]`` as {text id: merged attributes}, later values winning;
-    shared by every store's ``put_items``.
-
-    Raises:
-        DataError: An item has no "item_id".
-
-    Example:
-        >>> group_item_updates([{"item_id": 1, "a": 1}, {"item_id": "1", "b": 2}])
-        {'1': {'a': 1, 'b': 2}}
-    """
-    updates: dict[str, dict[str, Any]] = {}
-    for position, item in enumerate(items):
-        if "item_id" not in item:
-            raise DataError(f"items[{position}] has no 'item_id'; got keys {sorted(item)}.")
-        updates.setdefault(str(item["item_id"]), {}).update({k: v for k, v in item.items() if k != "item_id"})
-    return updates
-
-
-def _dumps(attributes: dict[str, Any], key: str) -> str:
-    try:
-        return json.dumps(attributes, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"item {key!r} has an attribute that is not plain JSON: {exc}") from None
+__all__ = ["EVENT_TYPES", "SCHEMA_VERSION", "WINDOW", "Event", "EventStore", "EventStoreLike", "event_rows",
+           "group_item_updates", "latest_distinct"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,6 +12,13 @@ import pandas as pd
 
 from recfunnel.errors import DataError
 from recfunnel.funnel import Funnel
+from recfunnel.serving.schemas import INT_RANGE, MAX_ID, NAME, scalar_schema
+
+logger = logging.getLogger(__name__)
+
+
+class CatalogueFull(DataError):
+    """Adding the items would grow the catalogue past its limit (answered 409)."""
 
 # keys every response record has besides the item's attributes; an attribute may not shadow them
 RESERVED = ("item_id", "score", "sources", "reasons", "features")
@@ -37,28 +45,39 @@ def coerce_id(value: Any, ids: np.ndarray, *, what: str = "item_id") -> Any:
     return str(value)
 
 
-def item_frames(records: Sequence[Mapping[str, Any]], funnel: Funnel) -> list[pd.DataFrame]:
+def item_frames(records: Sequence[Mapping[str, Any]], funnel: Funnel, *, extra: Sequence[str] = (),
+                strict: bool = True) -> list[pd.DataFrame]:
     """DataFrames for ``funnel.add_items`` from ``[{"item_id": ..., **attributes}]``, one per set of
     attribute names, so an item never has attributes it did not send overwritten with blanks.
 
-    Values must fit the catalogue: numbers for numeric columns (integers for integer ones),
-    booleans for boolean ones, text elsewhere (numbers sent for a text column are stored as text).
-    Columns the ranker reads as user or context features cannot be set on items, since that would
-    change every ranking.
+    Only the catalogue's own attributes, and the names in ``extra``, are accepted: anything else
+    would add a column to every item. Values must fit the catalogue: numbers for numeric columns
+    (integers for integer ones), booleans for boolean ones, text elsewhere (numbers sent for a
+    text column are stored as text). Columns the ranker reads as user or context features cannot
+    be set on items, since that would change every ranking.
+
+    Args:
+        records: The items.
+        funnel: The funnel whose catalogue they join.
+        extra: Attribute names accepted besides the catalogue's columns.
+        strict: Refuse unknown attribute names (an HTTP request); False drops them with a warning
+            (items stored by an older server, re-applied at start-up).
 
     Raises:
-        DataError: A missing id, a reserved or forbidden attribute name, or a value of the wrong type.
+        DataError: A missing id, an unknown, reserved or forbidden attribute name, or a value of
+            the wrong type.
     """
     catalogue = funnel.catalogue
     forbidden = set(funnel.rank.features) - set(catalogue.table.columns) if funnel.rank is not None else set()
     kinds = {name: _kind(catalogue.table[name]) for name in catalogue.table.columns}
+    unknown = _unknown(records, (set(kinds) | set(extra)) - {funnel.item_key}, {*RESERVED, *forbidden, funnel.item_key}, strict)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for position, record in enumerate(records):
         if "item_id" not in record:
             raise DataError(f"items[{position}] has no 'item_id'.")
         row = {funnel.item_key: coerce_id(record["item_id"], catalogue.ids)}
         for name, value in record.items():
-            if name == "item_id":
+            if name == "item_id" or name in unknown:
                 continue
             if name in RESERVED or name == funnel.item_key:
                 raise DataError(f"items[{position}]: {name!r} is a reserved name; pick another attribute name.")
@@ -68,6 +87,39 @@ def item_frames(records: Sequence[Mapping[str, Any]], funnel: Funnel) -> list[pd
             row[name] = _value(f"items[{position}]: attribute {name!r}", value, kinds.get(name, "any"))
         groups.setdefault(tuple(row), []).append(row)
     return [pd.DataFrame(rows, columns=list(columns)) for columns, rows in groups.items()]
+
+
+def attribute_schema(funnel: Funnel, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON schema of one item of ``POST /items`` for this funnel: its id plus exactly the
+    attributes ``item_frames`` accepts, each with the values its catalogue column takes."""
+    catalogue = funnel.catalogue
+    forbidden = set(funnel.rank.features) - set(catalogue.table.columns) if funnel.rank is not None else set()
+    types = {"integer": ("integer",), "number": ("number", "null"), "bool": ("boolean",)}
+    names = {name: _kind(catalogue.table[name]) for name in catalogue.table.columns}
+    names.update({name: "any" for name in extra if name not in names})
+    properties = {name: scalar_schema(*types.get(kind, ())) for name, kind in names.items()
+                  if name != funnel.item_key and name not in RESERVED and name not in forbidden and NAME.match(name)}
+    return {"type": "object", "required": ["item_id"], "additionalProperties": False,
+            "properties": {"item_id": {"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_ID},
+                                                 {"type": "integer", "minimum": INT_RANGE[0], "maximum": INT_RANGE[1]}]},
+                           **properties},
+            "example": {"item_id": "new-1", **{k: v for k, v in (catalogue.records(np.zeros(1, np.int64), list(properties))
+                                                                 [0] if len(catalogue) else {}).items()}}}
+
+
+def _unknown(records: Sequence[Mapping[str, Any]], allowed: set[str], refused: set[str], strict: bool) -> set[str]:
+    """Attribute names outside ``allowed`` (names in ``refused`` get their own message later);
+    an error naming them when ``strict``, else a warning."""
+    unknown = sorted({name for record in records for name in record
+                      if name != "item_id" and name not in allowed and name not in refused})
+    if unknown and strict:
+        more = f" (and {len(unknown) - 10} more)" if len(unknown) > 10 else ""
+        raise DataError(f"unknown item attributes {', '.join(map(repr, unknown[:10]))}{more}: this catalogue's "
+                        f"attributes are {', '.join(sorted(allowed)) or '(none)'}. Leave the others out, or start "
+                        "the server with --item-attributes to accept more names.")
+    if unknown:
+        logger.warning("dropped item attributes this catalogue does not have: %s", ", ".join(unknown[:10]))
+    return set(unknown)
 
 
 def _kind(column: pd.Series) -> str:

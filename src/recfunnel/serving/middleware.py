@@ -72,22 +72,83 @@ class BodyLimit:
 
 
 class ApiKey:
-    """Answer 401 unless the ``X-API-Key`` header matches, except on ``OPEN_PATHS``."""
+    """Answer 401 unless the ``X-API-Key`` header matches, except on ``OPEN_PATHS``; a request
+    with more than one ``X-API-Key`` header is refused with 400 (which of them counts would
+    otherwise depend on the proxy in front)."""
 
     def __init__(self, app: App, *, key: str | None) -> None:
         self.app, self.key = app, key.encode() if key else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.key is None or scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers") or []).get(b"x-api-key", b"")
-        if not secrets.compare_digest(given, self.key):
+        given = [value for name, value in scope.get("headers") or [] if name == b"x-api-key"]
+        if len(given) > 1:
+            await send_json(send, 400, f"{len(given)} X-API-Key headers; send exactly one.")
+            return
+        if self.key is None or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if not secrets.compare_digest(given[0] if given else b"", self.key):
             what = "wrong" if given else "missing"
             await send_json(send, 401, f"{what} API key: send the header 'X-API-Key: <key>' "
                                        "(the key the server was started with).",
                             [(b"www-authenticate", b"X-API-Key")])
             return
+        await self.app(scope, receive, send)
+
+
+class JsonOnly:
+    """Refuse a POST to one of ``paths`` whose body is not declared ``application/json`` with 415.
+
+    Browsers send form posts and plain-text bodies from any page without asking the server
+    first; a JSON content type makes a cross-site request need CORS approval, which this server
+    never gives, so no other site can post events, items or reloads through a visitor's browser.
+    """
+
+    def __init__(self, app: App, *, paths: Sequence[str]) -> None:
+        self.app, self.paths = app, frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST" and scope["path"] in self.paths:
+            kinds = [value for name, value in scope.get("headers") or [] if name == b"content-type"]
+            media = kinds[0].split(b";", 1)[0].strip().lower() if len(kinds) == 1 else b""
+            if media != b"application/json":
+                await send_json(send, 415, f"POST {scope['path']} needs the header 'Content-Type: application/json' "
+                                           "and a JSON body (send {} for no options).")
+                return
+        await self.app(scope, receive, send)
+
+
+class AllowedHosts:
+    """Answer 400 when the Host header is not one of ``hosts`` (``*.example.com`` matches any
+    subdomain; a port is ignored); None allows every host. Guards against DNS rebinding, where a
+    page on another site reaches a server on this machine under the attacker's host name."""
+
+    def __init__(self, app: App, *, hosts: Sequence[str] | None) -> None:
+        self.app = app
+        self.hosts = None if hosts is None else [h.strip().lower() for h in hosts if h.strip()]
+
+    def allows(self, host: str) -> bool:
+        """Whether ``host`` (a Host header value) is allowed.
+
+        Example:
+            >>> AllowedHosts(None, hosts=["shop.example", "*.cdn.example"]).allows("api.cdn.example:8000")
+            True
+        """
+        if self.hosts is None:
+            return True
+        host = host.lower()
+        name = host[: host.find("]") + 1] if host.startswith("[") else host.rsplit(":", 1)[0]
+        return any(name == h or (h.startswith("*.") and name.endswith(h[1:])) for h in self.hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.hosts is not None:
+            hosts = [value for name, value in scope.get("headers") or [] if name == b"host"]
+            if len(hosts) != 1 or not self.allows(hosts[0].decode("latin-1")):
+                await send_json(send, 400, "this Host header is not served here (see --allowed-hosts).")
+                return
         await self.app(scope, receive, send)
 
 
@@ -108,6 +169,8 @@ class Metrics:
         self.events = Counter("recfunnel_events_ingested", "Events durably stored, by type", ["type"],
                               registry=registry)
         self.reloads = Counter("recfunnel_reloads", "Artifact reloads by result", ["result"], registry=registry)
+        self.unknown_items = Counter("recfunnel_events_unknown_items", "Events stored for items the catalogue "
+                                     "does not have (left out of histories)", registry=registry)
 
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from recfunnel.errors import ConfigError, DataError
-from recfunnel.serving.events import SCHEMA_VERSION, Event, _dumps, group_item_updates
+from recfunnel.serving.records import Event, _dumps, event_rows, group_item_updates
+
+#: the layout of the keys below (the SQLite file has a schema version of its own)
+SCHEMA_VERSION = "1"
 
 logger = logging.getLogger(__name__)
 
@@ -121,28 +123,26 @@ class RedisEventStore:
                             f"this version reads {SCHEMA_VERSION!r}. Use another prefix or database.")
 
     # -- events ---------------------------------------------------------------------------------
-    def append(self, events: Sequence[Event]) -> int:
+    def append(self, events: Sequence[Event], *, known: Sequence[bool] | None = None) -> int:
         """Write a batch of events in one MULTI/EXEC transaction; returns how many, once acknowledged.
 
+        Events marked False in ``known`` (their item is not in the catalogue) go to the log only,
+        not to the user's recent items.
+
         Raises:
-            DataError: An element is not an ``Event``.
+            DataError: An element is not an ``Event``, or ``known`` has another length.
         """
-        now = time.time()
-        rows: list[tuple[str, str, str, float | None, float]] = []
-        for position, event in enumerate(events):
-            if not isinstance(event, Event):
-                raise DataError(f"events[{position}] is a {type(event).__name__}; expected an Event.")
-            rows.append((str(event.user_id), str(event.item_id), event.type, event.value,
-                         now if event.timestamp is None else event.timestamp))
+        rows = event_rows(events, known)
         if not rows:
             return 0
         latest: dict[str, dict[str, None]] = {}  # per user, distinct items ordered by last occurrence
-        for user, item, *_ in rows:
-            seen = latest.setdefault(user, {})
-            seen.pop(item, None)
-            seen[item] = None
+        for user, item, *_, usable in rows:
+            if usable:
+                seen = latest.setdefault(user, {})
+                seen.pop(item, None)
+                seen[item] = None
         pipe = self._redis().pipeline(transaction=True)
-        pipe.rpush(self._key("events"), *(json.dumps(row) for row in rows))
+        pipe.rpush(self._key("events"), *(json.dumps(row[:5]) for row in rows))
         for user, items in latest.items():
             key = self._key("recent", user)
             for item in items:
@@ -158,6 +158,26 @@ class RedisEventStore:
         if n <= 0:
             return []
         return list(self._redis().lrange(self._key("recent", str(user)), -int(n), -1))
+
+    def prune(self, before: float, *, limit: int = 10_000) -> int:
+        """Delete the oldest logged events, up to ``limit``, while their time is before ``before``
+        (epoch seconds); returns how many. The log is in arrival order, so pruning stops at the
+        first event that is recent enough. Users' recent items (capped at ``history``) are kept."""
+        log = self._key("events")
+
+        def trim(pipe: Any) -> int:  # under WATCH: another replica pruning at once makes this retry
+            old = 0
+            for text in pipe.lrange(log, 0, int(limit) - 1):
+                if float(json.loads(text)[4]) >= before:
+                    break
+                old += 1
+            pipe.multi()
+            if old:
+                pipe.ltrim(log, old, -1)
+                pipe.decrby(self._key("count"), old)
+            return old
+
+        return int(self._redis().transaction(trim, log, value_from_callable=True))
 
     def count(self) -> int:
         """Number of events stored (kept in a counter, so this is O(1))."""

@@ -37,7 +37,8 @@ routes = APIRouter(dependencies=[Security(api_key_header)])
 
 K = Annotated[int, Query(ge=1, le=100, description="list length, 1 to 100")]
 Price = Annotated[float | None, Query(allow_inf_nan=False)]
-Categories = Annotated[list[str] | None, Query(max_length=100, description="category values (repeat)")]
+# a plain array (not "array or null"): a query string cannot tell an absent list from an empty one
+Categories = Annotated[tuple[str, ...], Query(max_length=100, description="category values (repeat)")]
 
 
 def clean(value: Any) -> Any:
@@ -61,7 +62,7 @@ def clean(value: Any) -> Any:
 @routes.get("/recommend", response_model=RecommendOut, summary="The final list for one user")
 async def recommend(request: Request, user_id: Annotated[str, Query(min_length=1, max_length=256)], k: K = 10,
               context: Annotated[str | None, Query(description='JSON object, e.g. {"hour": 9}')] = None,
-              include: Categories = None, exclude: Categories = None, min_price: Price = None,
+              include: Categories = (), exclude: Categories = (), min_price: Price = None,
               max_price: Price = None, explain: bool = True) -> dict[str, Any]:
     """Recall, rank and rerank for ``user_id``, with the user's live events as recent history.
     Unknown users get the cold-start list (popular items, or items related to their events)."""
@@ -70,54 +71,57 @@ async def recommend(request: Request, user_id: Annotated[str, Query(min_length=1
         parsed = parse_context(context)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    if min_price is not None and max_price is not None and min_price > max_price:
-        raise HTTPException(422, f"min_price ({min_price}) is greater than max_price ({max_price}).")
-    filters = {name: value for name, value in (("include", include), ("exclude", exclude),
-                                                ("min_price", min_price), ("max_price", max_price))
-               if value is not None}
+    filters = {name: list(value) if isinstance(value, tuple) else value
+               for name, value in (("include", include), ("exclude", exclude), ("min_price", min_price),
+                                   ("max_price", max_price)) if value is not None and value != ()}
     key = (k, json.dumps(parsed, sort_keys=True, default=str), json.dumps(filters, sort_keys=True), explain)
     known, records = await request.app.state.batcher.submit_async(key, user_id)
     return {"user_id": user_id, "cold_start": not known, "items": clean(records),
             "took_ms": round((time.perf_counter() - started) * 1000, 3)}
 
 
-def recommend_batch(holder: Any, store: Any, history: int, key: tuple[Any, ...], users: Sequence[str]
+def recommend_batch(holder: Any, store: Any, history: int | None, key: tuple[Any, ...], users: Sequence[str]
                     ) -> list[tuple[bool, list[dict[str, Any]]]]:
     """Run concurrent /recommend requests that share k, context, filters and explain as one batch;
     each user's live events (read now, so every acknowledged event counts) are the recent history."""
     k, context, filters, explain = key
-    recent = [store.recent(user, history) or None for user in users]
     served = holder.current
-    with served.lock.read():
-        found = served.funnel.recommend_many(list(users), k, context=json.loads(context) or None, recent=recent,
-                                             filters=json.loads(filters) or None, explain=explain)
-        return [(served.knows_user(user), result.to_records()) for user, result in zip(users, found, strict=True)]
+    length = history or served.history
+    recent = [store.recent(user, length) or None for user in users]
+    found = served.funnel.recommend_many(list(users), k, context=json.loads(context) or None, recent=recent,
+                                         filters=json.loads(filters) or None, explain=explain)
+    return [(served.knows_user(user), result.to_records()) for user, result in zip(users, found, strict=True)]
 
 
 @routes.post("/events", response_model=AcceptedOut, summary="Record interactions (durable on return)")
 def post_events(request: Request, body: EventsIn) -> dict[str, int]:
     """Store a batch of events in one transaction; answers only after the commit. The user's next
-    recommendation reads them as recent history."""
+    recommendation reads them as recent history, except events whose item is not in the
+    catalogue (add it with POST /items first): those are kept, counted in ``unknown_items``, and
+    left out of histories."""
     events = [Event(str(e.user_id), str(e.item_id), e.type, e.value,
                     e.timestamp.timestamp() if e.timestamp is not None else None) for e in body.events]
-    accepted = request.app.state.store.append(events)
+    known = request.app.state.holder.current.funnel.catalogue.index([e.item_id for e in events]) >= 0
+    accepted = request.app.state.store.append(events, known=known.tolist())
+    metrics = request.app.state.metrics
     for kind, count in Counter(e.type for e in events).items():
-        request.app.state.metrics.events.labels(kind).inc(count)
-    return {"accepted": accepted}
+        metrics.events.labels(kind).inc(count)
+    unknown = int((~known).sum())
+    if unknown:
+        metrics.unknown_items.inc(unknown)
+    return {"accepted": accepted, "unknown_items": unknown}
 
 
 @routes.get("/items/{item_id}/similar", response_model=SimilarOut, summary="Items similar to one item")
 def similar(request: Request, item_id: Annotated[str, Path(min_length=1, max_length=256)], k: K = 10) -> dict[str, Any]:
     """Neighbours of ``item_id`` from the first recall source that knows it (empty for new items)."""
-    served = request.app.state.holder.current
-    with served.lock.read():
-        funnel = served.funnel
-        catalogue = funnel.catalogue
-        if catalogue.index([item_id])[0] < 0:
-            raise HTTPException(404, f"unknown item {item_id!r}; add it with POST /items or check the id.")
-        found = funnel.similar(item_id, k)
-        rows = catalogue.index(found) if found else np.zeros(0, np.int64)
-        attributes = catalogue.records(rows, [c for c in catalogue.table.columns if c != funnel.item_key])
+    funnel = request.app.state.holder.current.funnel
+    catalogue = funnel.catalogue
+    if catalogue.index([item_id])[0] < 0:
+        raise HTTPException(404, f"unknown item {item_id!r}; add it with POST /items or check the id.")
+    found = funnel.similar(item_id, k)
+    rows = catalogue.index(found) if found else np.zeros(0, np.int64)
+    attributes = catalogue.records(rows, [c for c in catalogue.table.columns if c != funnel.item_key])
     items = [{**attrs, "item_id": item} for item, attrs in zip(found, attributes, strict=True)]
     return {"item_id": item_id, "items": clean(items)}
 
@@ -148,23 +152,29 @@ def users(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 20) ->
 def health(request: Request) -> dict[str, Any]:
     served = request.app.state.holder.current
     return {"status": "ok", "items": len(served.funnel.catalogue), "events": request.app.state.store.count(),
-            "artifact": str(served.path)}
+            "artifact": served.name}
 
 
 @routes.post("/reload", response_model=ReloadOut, summary="Load an artifact, then swap it in")
-def reload(request: Request, body: Annotated[ReloadIn | None, Body()] = None) -> dict[str, Any]:
-    """Load the artifact at ``path`` (default: the one being served) completely, re-apply the items
+def reload(request: Request, body: Annotated[ReloadIn, Body()]) -> dict[str, Any]:
+    """Load the artifact at ``path`` (``{}``: the one being served) completely, re-apply the items
     added while serving, then swap it in. Requests already running finish on the old funnel; if
-    loading fails the old funnel keeps serving and the answer is 400 with the loader's message."""
+    loading fails the old funnel keeps serving and the answer is 400 with the loader's message.
+
+    Only artifacts under the server's artifacts root load (``path`` absolute, or relative to
+    the root): any other path is 403, whether it exists or not, and a missing one under the root
+    404. The new funnel must pass a probe (a few known users and an unknown one get non-empty
+    lists of finite scores) before it is swapped in."""
     started = time.perf_counter()
     state = request.app.state
     try:
-        served = state.holder.reload(body.path if body is not None else None)
+        served = state.holder.reload(body.path)
     except Exception:
         state.metrics.reloads.labels("failed").inc()
         raise
     state.metrics.reloads.labels("ok").inc()
-    return {"status": "reloaded", "artifact": str(served.path), "items": len(served.funnel.catalogue),
+    request.app.openapi_schema = None  # POST /items documents the new catalogue's attributes
+    return {"status": "reloaded", "artifact": served.name, "items": len(served.funnel.catalogue),
             "took_ms": round((time.perf_counter() - started) * 1000, 3)}
 
 

@@ -2,27 +2,57 @@
 
 import math
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+
+# integers JSON carries exactly (RFC 7493, I-JSON): a larger id travels as a string
+INT_RANGE = (-(2**53 - 1), 2**53 - 1)
+MAX_TIMESTAMP = 1e10  # epoch seconds, until the year 2286
+MAX_ID = 256  # characters of a user or item id
+MAX_TEXT = 10_000  # characters of a text attribute or context value
+MAX_ATTRIBUTES = 64
+MAX_ITEMS_PER_REQUEST = 1000
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 def _id(value: Any) -> str:
     """User and item ids arrive as strings or integers and travel on as strings (the funnel
     matches "7" with an integer id 7)."""
+    if isinstance(value, float) and value.is_integer():  # JSON does not tell 7 from 7.0
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"an id must be a string or an integer; got {type(value).__name__}")
+    if isinstance(value, int) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise ValueError(f"an integer id must be within ±{INT_RANGE[1]}; send a larger one as a string")
     text = str(value)
-    if not 1 <= len(text) <= 256:
-        raise ValueError(f"an id must have 1 to 256 characters; got {len(text)}")
+    if not 1 <= len(text) <= MAX_ID:
+        raise ValueError(f"an id must have 1 to {MAX_ID} characters; got {len(text)}")
     return text
 
 
-Id = Annotated[str, BeforeValidator(_id)]
+Id = Annotated[str, BeforeValidator(_id), WithJsonSchema({"anyOf": [
+    {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+    {"type": "integer", "minimum": INT_RANGE[0], "maximum": INT_RANGE[1]}]})]
 Scalar = str | int | float | bool | None
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-MAX_ATTRIBUTES = 64
+
+
+def _timestamp(value: Any) -> Any:
+    """Epoch seconds in [0, 1e10] (numbers are never read as milliseconds), or a date-time string."""
+    if isinstance(value, bool):
+        raise ValueError("a timestamp must be epoch seconds or an ISO 8601 date-time")
+    if isinstance(value, (int, float)):
+        if not (math.isfinite(value) and 0 <= value <= MAX_TIMESTAMP):
+            raise ValueError(f"a timestamp in epoch seconds must be within [0, {MAX_TIMESTAMP:.0f}]; got {value!r}")
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    if not isinstance(value, str):
+        raise ValueError("a timestamp must be epoch seconds or an ISO 8601 date-time")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp), WithJsonSchema({"anyOf": [
+    {"type": "string", "format": "date-time"}, {"type": "number", "minimum": 0, "maximum": MAX_TIMESTAMP}]})]
 
 
 class Strict(BaseModel):
@@ -34,11 +64,15 @@ class Strict(BaseModel):
 class EventIn(Strict):
     """One interaction: who did what to which item, and when (the server's time if left out)."""
 
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={
+        "if": {"properties": {"type": {"const": "rating"}}, "required": ["type"]},
+        "then": {"required": ["value"], "properties": {"value": {"type": "number"}}}})
+
     user_id: Id
     item_id: Id
     type: Literal["view", "click", "purchase", "rating"]
-    value: float | None = Field(None, description="the rating; required for type 'rating'")
-    timestamp: datetime | None = Field(None, description="epoch seconds or ISO 8601; default: now")
+    value: float | None = Field(None, strict=True, description="the rating; required for type 'rating'")
+    timestamp: Timestamp | None = Field(None, description="epoch seconds or an ISO 8601 date-time; default: now")
 
     @model_validator(mode="after")
     def _rating_has_value(self) -> "EventIn":
@@ -72,12 +106,7 @@ class ItemIn(BaseModel):
             if value is not None and not isinstance(value, (str, int, float, bool)):
                 raise ValueError(f"attribute {name!r} must be a string, number, boolean or null; "
                                  f"got {type(value).__name__}")
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"attribute {name!r} must be finite; got {value!r}")
-            if isinstance(value, str) and len(value) > 10_000:
-                raise ValueError(f"attribute {name!r} is longer than 10000 characters")
-            if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
-                raise ValueError(f"attribute {name!r} is out of the 64-bit integer range")
+            _check_scalar(f"attribute {name!r}", value)
         return self
 
     def record(self) -> dict[str, Any]:
@@ -86,11 +115,13 @@ class ItemIn(BaseModel):
 
 
 class ItemsIn(Strict):
-    items: list[ItemIn] = Field(min_length=1, max_length=1000)
+    items: list[ItemIn] = Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)
 
 
 class ReloadIn(Strict):
-    path: str | None = Field(None, description="artifact directory; default: the one being served")
+    path: str | None = Field(None, min_length=1, max_length=4096,
+                             description="artifact directory under the server's artifacts root (absolute, or "
+                                         "relative to the root); default: the one being served")
 
 
 class Records(BaseModel):
@@ -108,7 +139,9 @@ class SimilarOut(Records):
 
 
 class AcceptedOut(BaseModel):
-    accepted: int
+    accepted: int = Field(description="events durably stored")
+    unknown_items: int = Field(0, description="of those, events whose item the catalogue does not have: kept, "
+                                              "but left out of the user's history")
 
 
 class ItemsOut(BaseModel):
@@ -158,13 +191,42 @@ def parse_context(text: str | None) -> dict[str, Scalar] | None:
     if len(value) > MAX_ATTRIBUTES:
         raise ValueError(f"context holds at most {MAX_ATTRIBUTES} values; got {len(value)}")
     for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError(f"context names have at most 64 characters; got {len(key)}")
         if item is not None and not isinstance(item, (str, int, float, bool)):
-            raise ValueError(f"context value {key!r} must be a string, number, boolean or null; "
+            raise ValueError(f"context value {key[:64]!r} must be a string, number, boolean or null; "
                              f"got {type(item).__name__}")
-        if isinstance(item, float) and not math.isfinite(item):
-            raise ValueError(f"context value {key!r} must be finite; got {item!r}")
+        _check_scalar(f"context value {key!r}", item)
     return value
 
 
-__all__ = ["EventIn", "EventsIn", "ItemIn", "ItemsIn", "ReloadIn", "RecommendOut", "SimilarOut", "AcceptedOut",
-           "ItemsOut", "UsersOut", "HealthOut", "ReloadOut", "parse_context"]
+def _check_scalar(what: str, value: Any) -> None:
+    """A finite number within ``INT_RANGE``, or text of at most ``MAX_TEXT`` characters.
+
+    Example:
+        >>> _check_scalar("context value 'hour'", 2**64)
+        Traceback (most recent call last):
+        ...
+        ValueError: context value 'hour' must be a finite number within ±9007199254740991; got 18446744073709551616
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+            math.isfinite(value) and INT_RANGE[0] <= value <= INT_RANGE[1]):
+        raise ValueError(f"{what} must be a finite number within ±{INT_RANGE[1]}; got {value!r}")
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise ValueError(f"{what} is longer than {MAX_TEXT} characters")
+
+
+def scalar_schema(*types: str) -> dict[str, Any]:
+    """The JSON schema of an attribute or context value limited to ``types`` (default: any scalar)."""
+    bounds = {"minimum": INT_RANGE[0], "maximum": INT_RANGE[1]}
+    options = {"string": {"type": "string", "maxLength": MAX_TEXT}, "integer": {"type": "integer", **bounds},
+               "number": {"type": "number", **bounds}, "boolean": {"type": "boolean"}, "null": {"type": "null"}}
+    return {"anyOf": [options[t] for t in types or ("string", "number", "boolean", "null")]}
+
+
+CONTEXT_SCHEMA = {"type": "object", "maxProperties": MAX_ATTRIBUTES, "propertyNames": {"maxLength": 64},
+                  "additionalProperties": scalar_schema(), "example": {"hour": 9}}
+
+
+__all__ = ["CONTEXT_SCHEMA", "EventIn", "EventsIn", "ItemIn", "ItemsIn", "ReloadIn", "RecommendOut", "SimilarOut",
+           "AcceptedOut", "ItemsOut", "UsersOut", "HealthOut", "ReloadOut", "parse_context", "scalar_schema"]
