@@ -103,8 +103,39 @@ def _phase(port: int, make_request, *, clients: int, seconds: float) -> dict[str
             "p99_ms": float(np.percentile(values, 99)), "errors": len(errors)}
 
 
+def _heavy_user(port: int, user: str, events: int, *, probes: int = 40) -> dict[str, float]:
+    """Post ``events`` clicks for one user (batches of 1000, mostly items the catalogue lacks,
+    as a runaway client would), then time that user's /recommend alone."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for start in range(0, events, 1000):
+        batch = [{"user_id": user, "item_id": f"i{n % 1000}" if n % 10 == 0 else f"ghost-{n}", "type": "click"}
+                 for n in range(start, min(events, start + 1000))]
+        connection.request("POST", "/events", body=json.dumps({"events": batch}),
+                           headers={"content-type": "application/json"})
+        connection.getresponse().read()
+    return _phase(port, lambda: ("GET", f"/recommend?user_id={user}&k=10&explain=false", None),
+                  clients=1, seconds=max(2.0, probes * 0.05))
+
+
+def _items_while(port: int, recommend, *, clients: int, seconds: float, batch: int) -> tuple[dict, dict]:
+    """/recommend under load while one more client keeps adding ``batch`` new items per request."""
+    counter = iter(range(10**9))
+
+    def items():
+        rows = [{"item_id": f"added-{next(counter)}", "price": 9.5} for _ in range(batch)]
+        return "POST", "/items", json.dumps({"items": rows})
+
+    result: dict[str, dict] = {}
+    adder = threading.Thread(target=lambda: result.setdefault("items", _phase(port, items, clients=1,
+                                                                              seconds=seconds)))
+    adder.start()
+    reading = _phase(port, recommend, clients=clients, seconds=seconds)
+    adder.join()
+    return reading, result["items"]
+
+
 def run(artifact: str, *, clients: int, seconds: float, event_batch: int, explain: bool,
-        port: int | None = None) -> None:
+        port: int | None = None, heavy: int = 0, item_batch: int = 0) -> None:
     users = Path(artifact).with_name(Path(artifact).name + "-users.csv").read_text().split()[1:]
     external = port is not None  # a server started by hand (e.g. with several workers)
     port = port or _free_port()
@@ -127,6 +158,15 @@ def run(artifact: str, *, clients: int, seconds: float, event_batch: int, explai
             rows = {"GET /recommend": _phase(port, recommend, clients=clients, seconds=seconds),
                     f"POST /events ({event_batch} per request)": _phase(port, events, clients=clients,
                                                                          seconds=seconds)}
+            if heavy:
+                rows["GET /recommend, one ordinary user alone"] = _phase(
+                    port, lambda: ("GET", f"/recommend?user_id={users[1]}&k=10&explain=false", None),
+                    clients=1, seconds=2)
+                rows[f"GET /recommend, one user with {heavy:,} events, alone"] = _heavy_user(port, users[0], heavy)
+            if item_batch:
+                reading, adding = _items_while(port, recommend, clients=clients, seconds=seconds, batch=item_batch)
+                rows["GET /recommend while items are added"] = reading
+                rows[f"POST /items ({item_batch} new per request)"] = adding
         finally:
             if server is not None:
                 server.terminate()
@@ -153,12 +193,16 @@ def main() -> None:
     parser.add_argument("--event-batch", type=int, default=100)
     parser.add_argument("--explain", action="store_true", help="ask for reasons (off: the bare funnel)")
     parser.add_argument("--port", type=int, help="load a server already listening on this port instead")
+    parser.add_argument("--heavy-user", type=int, default=0, metavar="N",
+                        help="also post N events for one user and time that user's /recommend")
+    parser.add_argument("--item-batch", type=int, default=0, metavar="N",
+                        help="also time /recommend while another client adds N new items per request")
     args = parser.parse_args()
     if args.build:
         build(args.build, num_items=args.items, num_users=args.users)
     elif args.artifact:
         run(args.artifact, clients=args.clients, seconds=args.seconds, event_batch=args.event_batch,
-            explain=args.explain, port=args.port)
+            explain=args.explain, port=args.port, heavy=args.heavy_user, item_batch=args.item_batch)
     else:
         parser.error("give --build DIR or --artifact DIR")
 

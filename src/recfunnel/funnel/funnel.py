@@ -189,8 +189,7 @@ class Funnel:
             return None
 
         def build(state: Any) -> np.ndarray:
-            own = source.retriever.encode_items()
-            own = own / np.maximum(np.linalg.norm(own, axis=1, keepdims=True), 1e-12)
+            own = source.unit_vectors()
             vectors = np.zeros((len(state.ids), own.shape[1]), np.float32)
             mapping = source.to_catalogue(catalogue)
             vectors[mapping[mapping >= 0]] = own[mapping >= 0]

@@ -33,6 +33,7 @@ class Recall:
         retriever._fitted()  # a NotFittedError now, not at the first request
         self.retriever, self.k = retriever, int(k)
         self.name = name or retriever.model_name
+        self._unit: tuple[Any, np.ndarray] | None = None
 
     def to_catalogue(self, catalogue: Catalogue) -> np.ndarray:
         """Catalogue index of each of the retriever's item indices (cached per catalogue version)."""
@@ -62,6 +63,16 @@ class Recall:
         trained = catalogue.num_trained
         return catalogue.derived((self, "fresh"),
                                  lambda state: self.retriever.encode_new_items(state.table.iloc[trained:]))
+
+    def unit_vectors(self) -> np.ndarray:
+        """The retriever's own item vectors scaled to unit length, in its item order: computed once
+        per fitted model (an item tower over every item costs most of a second at 100k items),
+        not at every catalogue change."""
+        model = self.retriever.model_
+        if self._unit is None or self._unit[0] is not model:
+            own = self.retriever.encode_items()
+            self._unit = (model, own / np.maximum(np.linalg.norm(own, axis=1, keepdims=True), 1e-12))
+        return self._unit[1]
 
     def warm(self, catalogue: Catalogue) -> None:
         """Map and encode the catalogue's items now rather than in the next request."""
