@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 import recfunnel
-from recfunnel.artifact import artifact_model, model_card, read_artifact, write_artifact
+from recfunnel.artifact import artifact_model, build_for_weights, model_card, read_artifact, write_artifact
 from recfunnel.data.batch import Batch
 from recfunnel.data.checks import check_bool, check_frame_columns, check_two_classes
 from recfunnel.data.encoder import FeatureEncoder
@@ -265,8 +265,8 @@ def ranker_from_parts(path: str | Path, parts: dict[str, Any]) -> Ranker:
                         on_nan=config.get("on_nan", "mean"), seed=config.get("seed", 2026),
                         negative_sampling=config.get("negative_sampling"),
                         allow_single_class=config.get("allow_single_class", False))
-        model = build_model(ranker.model_name, schema, ranker.params)
-        model.load_state_dict(parts["weights"])
+        model = build_for_weights(Path(path) / "model.safetensors",
+                                  lambda: build_model(ranker.model_name, schema, ranker.params), parts["weights"])
         task = task_from_dict(config["task"])
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         # a hand-edited or foreign file: a missing key, a wrong type, an unknown name, mismatched weights

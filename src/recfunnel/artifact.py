@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from recfunnel.errors import ArtifactError, ModelNotFoundError
+from recfunnel.errors import ArtifactError, ModelNotFoundError, NotFittedError
 from recfunnel.models import ModelInfo, get_model
 
 ARTIFACT_FORMAT = "recfunnel-artifact/1"
@@ -127,6 +127,39 @@ def check_finite(path: str | Path, weights: dict[str, torch.Tensor]) -> None:
             raise ArtifactError(f"{str(path)!r} holds non-finite weights: tensor {name!r} has {bad} NaN or infinite "
                                 f"values of {tensor.numel()}; retrain the model (a lower lr or grad_clip keeps "
                                 "training finite).")
+
+
+def build_for_weights(path: str | Path, build: Callable[[], torch.nn.Module],
+                      weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """``build()`` once its tensors are known to match ``weights``, then with the weights loaded.
+
+    The model is first built on the meta device (no memory), so sizes an artifact's JSON files
+    state (a vocabulary of 10^10 ids, a huge embedding) are checked against the weights file
+    before anything is allocated: what loading allocates is bounded by the weights on disk.
+
+    Raises:
+        ArtifactError: A tensor is missing, extra or of another shape than the model needs.
+
+    Example:
+        >>> build_for_weights("w", lambda: torch.nn.Linear(2, 1), {"weight": torch.ones(1, 3), "bias": torch.ones(1)})
+        Traceback (most recent call last):
+        ...
+        recfunnel.errors.ArtifactError: 'w' does not match the model its config describes: tensor 'weight' is (1, 3) in the weights file, but the model needs (1, 2).
+    """
+    with torch.device("meta"):
+        shell = build()
+    try:
+        needed = {name: tuple(tensor.shape) for name, tensor in shell.state_dict().items()}
+    except NotFittedError:  # its tensors all come from fitting (ALS, ItemCF): none is sized by the config
+        needed = {name: tuple(tensor.shape) for name, tensor in weights.items()}
+    for name in sorted(set(needed) | set(weights)):
+        has = tuple(weights[name].shape) if name in weights else "absent"
+        if needed.get(name) != has:
+            raise ArtifactError(f"{str(path)!r} does not match the model its config describes: tensor {name!r} is "
+                                f"{has} in the weights file, but the model needs {needed.get(name, 'no such tensor')}.")
+    model = build()
+    model.load_state_dict(weights)
+    return model
 
 
 def artifact_model(path: str | Path, config: dict[str, Any], *, kind: str) -> ModelInfo:

@@ -21,7 +21,7 @@ from scipy import sparse
 
 import recfunnel
 from recfunnel.api import Data, _make_trainer, load_frame
-from recfunnel.artifact import artifact_model, write_artifact
+from recfunnel.artifact import artifact_model, build_for_weights, write_artifact
 from recfunnel.data.batch import Batch
 from recfunnel.data.checks import check_frame_columns
 from recfunnel.data.encoder import FeatureEncoder
@@ -491,8 +491,9 @@ def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
         retriever.encoders_ = {side: FeatureEncoder.from_dict(parts["encoder"][f"{side}_features"])
                                for side in ("user", "item") if f"{side}_features" in parts["encoder"]}
         info = retriever._info(len(user_ids), len(item_ids))
-        model: Any = build_model(retriever.model_name, info, retriever.params)  # type: ignore[arg-type]
-        model.load_state_dict({k[6:]: v for k, v in weights.items() if k.startswith("model.")})
+        model: Any = build_for_weights(
+            Path(path) / "model.safetensors", lambda: build_model(retriever.model_name, info, retriever.params),  # type: ignore[arg-type]
+            {k[6:]: v for k, v in weights.items() if k.startswith("model.")})
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
         reason = f"missing entry {exc}" if type(exc) is KeyError else str(exc)
         raise ArtifactError(f"artifact {str(path)!r} is inconsistent and cannot be loaded: {reason}") from None

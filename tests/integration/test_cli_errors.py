@@ -380,6 +380,13 @@ def _poison(path: Path) -> None:
               metadata={"format": "recfunnel-artifact/1"})
 
 
+def _huge_vocabulary(root: Path) -> None:
+    """schema.json claims a 10^12-row embedding table that the weights file does not hold."""
+    schema = json.loads((root / "schema.json").read_text())
+    next(f for f in schema["features"] if f.get("vocab_size"))["vocab_size"] = 10**12
+    (root / "schema.json").write_text(json.dumps(schema))
+
+
 ARTIFACT_DAMAGE = {
     "truncated weights": (lambda root: _truncate(root / "model.safetensors"),
                           "model.safetensors' is corrupt: Error while deserializing header"),
@@ -414,6 +421,9 @@ ARTIFACT_DAMAGE = {
     "model of another kind": (_edit_config(lambda c: c.update(model="als")),
                               "config.json' field 'model' is 'als', a retrieval model; this artifact needs a "
                               "ranking model."),
+    # regression: #15 - sizes in the JSON files were allocated before the weights were compared
+    "schema sizing a huge table": (_huge_vocabulary, "model.safetensors' does not match the model its config "
+                                                     "describes: tensor "),
     # regression: #15 - a model whose weights are NaN was loaded and scored everything NaN
     "NaN weights": (lambda root: _poison(root / "model.safetensors"),
                     "model.safetensors' holds non-finite weights: tensor "),

@@ -327,3 +327,11 @@ def test_retention_prunes_old_events_when_the_server_starts(root: Path, tmp_path
         assert [e.item_id for e in store.events()] == ["recent"]
     with pytest.raises(ConfigError, match="retention must be a positive number of seconds; got 0"):
         create_app(root / "shop", events=events, retention=0)
+
+
+def test_filter_values_and_the_context_string_are_bounded(serve):
+    client = serve()
+    long_value = client.get("/recommend", params={"user_id": "u1", "exclude": "x" * 257})
+    assert long_value.status_code == 422 and "at most 256 characters" in long_value.text
+    huge = json.dumps({"note": "y" * 9_000, "more": "z" * 9_000})  # each value fits, the whole does not
+    assert client.get("/recommend", params={"user_id": "u1", "context": huge}).status_code == 422

@@ -19,7 +19,6 @@ class _State:
     table: pd.DataFrame
     ids: np.ndarray
     lookup: pd.Index
-    version: int
     codes: dict[str, np.ndarray]
     columns: dict[str, np.ndarray]
     derived: dict[Hashable, Any] = field(default_factory=dict)
@@ -64,11 +63,10 @@ class Catalogue:
         """Swap in a new table and everything derived from it in one assignment (readers in other
         threads see the old state or the new one, never a mix)."""
         ids = table[self.key].to_numpy()
-        self._state = _State(table, ids, pd.Index(ids), getattr(self, "version", 0) + 1, {}, {})
+        self._state = _State(table, ids, pd.Index(ids), {}, {})
 
     table = property(lambda self: self._state.table, doc="The item table (one row per item, index order).")
     ids = property(lambda self: self._state.ids, doc="Raw item ids in index order.")
-    version = property(lambda self: self._state.version, doc="Increases with every change of the catalogue.")
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -68,9 +68,9 @@ def item_frames(records: Sequence[Mapping[str, Any]], funnel: Funnel, *, extra: 
             the wrong type.
     """
     catalogue = funnel.catalogue
-    forbidden = set(funnel.rank.features) - set(catalogue.table.columns) if funnel.rank is not None else set()
-    kinds = {name: _kind(catalogue.table[name]) for name in catalogue.table.columns}
-    unknown = _unknown(records, (set(kinds) | set(extra)) - {funnel.item_key}, {*RESERVED, *forbidden, funnel.item_key}, strict)
+    kinds, forbidden = _attributes(funnel)
+    unknown = _unknown(records, (set(kinds) | set(extra)) - {funnel.item_key}, {*RESERVED, *forbidden, funnel.item_key},
+                       strict)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for position, record in enumerate(records):
         if "item_id" not in record:
@@ -92,19 +92,26 @@ def item_frames(records: Sequence[Mapping[str, Any]], funnel: Funnel, *, extra: 
 def attribute_schema(funnel: Funnel, extra: Sequence[str] = ()) -> dict[str, Any]:
     """The JSON schema of one item of ``POST /items`` for this funnel: its id plus exactly the
     attributes ``item_frames`` accepts, each with the values its catalogue column takes."""
-    catalogue = funnel.catalogue
-    forbidden = set(funnel.rank.features) - set(catalogue.table.columns) if funnel.rank is not None else set()
+    kinds, forbidden = _attributes(funnel)
     types = {"integer": ("integer",), "number": ("number", "null"), "bool": ("boolean",)}
-    names = {name: _kind(catalogue.table[name]) for name in catalogue.table.columns}
-    names.update({name: "any" for name in extra if name not in names})
+    names = {**{name: "any" for name in extra}, **kinds}
     properties = {name: scalar_schema(*types.get(kind, ())) for name, kind in names.items()
                   if name != funnel.item_key and name not in RESERVED and name not in forbidden and NAME.match(name)}
+    item_id = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_ID},
+                         {"type": "integer", "minimum": INT_RANGE[0], "maximum": INT_RANGE[1]}]}
+    first = funnel.catalogue.records(np.zeros(1, np.int64), list(properties))[0] if len(funnel.catalogue) else {}
     return {"type": "object", "required": ["item_id"], "additionalProperties": False,
-            "properties": {"item_id": {"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_ID},
-                                                 {"type": "integer", "minimum": INT_RANGE[0], "maximum": INT_RANGE[1]}]},
-                           **properties},
-            "example": {"item_id": "new-1", **{k: v for k, v in (catalogue.records(np.zeros(1, np.int64), list(properties))
-                                                                 [0] if len(catalogue) else {}).items()}}}
+            "properties": {"item_id": item_id, **properties}, "example": {"item_id": "new-1", **first}}
+
+
+def _attributes(funnel: Funnel) -> tuple[dict[str, str], set[str]]:
+    """The catalogue's columns with the kind of value each takes (read once per catalogue version:
+    telling text from numbers scans the column), and the ranker's user and context features,
+    which an item may not set."""
+    kinds: dict[str, str] = funnel.catalogue.derived("attribute-kinds", lambda state: {
+        name: _kind(state.table[name]) for name in state.table.columns})
+    forbidden = set(funnel.rank.features) - set(kinds) if funnel.rank is not None else set()
+    return kinds, forbidden
 
 
 def _unknown(records: Sequence[Mapping[str, Any]], allowed: set[str], refused: set[str], strict: bool) -> set[str]:

@@ -13,9 +13,12 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Securi
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import StringConstraints
 
 from recfunnel.serving.events import Event
 from recfunnel.serving.schemas import (
+    MAX_CONTEXT,
+    MAX_ID,
     AcceptedOut,
     EventsIn,
     HealthOut,
@@ -38,7 +41,8 @@ routes = APIRouter(dependencies=[Security(api_key_header)])
 K = Annotated[int, Query(ge=1, le=100, description="list length, 1 to 100")]
 Price = Annotated[float | None, Query(allow_inf_nan=False)]
 # a plain array (not "array or null"): a query string cannot tell an absent list from an empty one
-Categories = Annotated[tuple[str, ...], Query(max_length=100, description="category values (repeat)")]
+Categories = Annotated[tuple[Annotated[str, StringConstraints(max_length=MAX_ID)], ...],
+                       Query(max_length=100, description="category values (repeat)")]
 
 
 def clean(value: Any) -> Any:
@@ -61,7 +65,8 @@ def clean(value: Any) -> Any:
 
 @routes.get("/recommend", response_model=RecommendOut, summary="The final list for one user")
 async def recommend(request: Request, user_id: Annotated[str, Query(min_length=1, max_length=256)], k: K = 10,
-              context: Annotated[str | None, Query(description='JSON object, e.g. {"hour": 9}')] = None,
+              context: Annotated[str | None, Query(max_length=MAX_CONTEXT,
+                                                   description='JSON object, e.g. {"hour": 9}')] = None,
               include: Categories = (), exclude: Categories = (), min_price: Price = None,
               max_price: Price = None, explain: bool = True) -> dict[str, Any]:
     """Recall, rank and rerank for ``user_id``, with the user's live events as recent history.

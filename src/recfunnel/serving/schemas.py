@@ -12,6 +12,7 @@ INT_RANGE = (-(2**53 - 1), 2**53 - 1)
 MAX_TIMESTAMP = 1e10  # epoch seconds, until the year 2286
 MAX_ID = 256  # characters of a user or item id
 MAX_TEXT = 10_000  # characters of a text attribute or context value
+MAX_CONTEXT = 16_384  # characters of the whole context query parameter
 MAX_ATTRIBUTES = 64
 MAX_ITEMS_PER_REQUEST = 1000
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

@@ -177,6 +177,6 @@ class FunnelHolder:
         new = int((catalogue.index(list(ids)) < 0).sum()) if ids else 0
         grown = len(catalogue) - catalogue.num_trained
         if grown + new > self.limits.max_new:
-            raise CatalogueFull(f"the catalogue is full: {grown} items were added while serving and this request adds "
-                            f"{new} more, past the limit of {self.limits.max_new} (--max-new-items). Retrain and "
-                            "reload a funnel that includes them, or raise the limit.")
+            raise CatalogueFull(f"the catalogue is full: {grown} items were added while serving and this request "
+                                f"adds {new} more, past the limit of {self.limits.max_new} (--max-new-items). "
+                                "Retrain and reload a funnel that includes them, or raise the limit.")
