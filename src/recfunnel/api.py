@@ -22,7 +22,7 @@ from recfunnel.data.readers import read_criteo, read_libfm, read_table
 from recfunnel.errors import ArtifactError, ConfigError, NotFittedError, SchemaError, did_you_mean
 from recfunnel.models import build_model, get_model
 from recfunnel.schema import Schema
-from recfunnel.tasks import Task, task_for_label, task_from_dict
+from recfunnel.tasks import GROUP, OBJECTIVES, RankingTask, Task, task_for_label, task_from_dict
 from recfunnel.train import Trainer, TrainResult
 
 logger = logging.getLogger(__name__)
@@ -78,6 +78,10 @@ class Ranker:
             Binary labels only.
         allow_single_class: Train a binary label whose training values are all 0 or all 1, with a
             warning, instead of raising a DataError (such a model can only learn a constant).
+        objective: Learning to rank a binary label within lists: "pointwise", "pairwise" (BPR) or
+            "listwise" (softmax over each list); None trains the plain click task. Needs ``group``.
+        group: The column naming each row's list (e.g. "user_id"); early stopping then watches
+            NDCG@10 over the validation lists.
 
     Example:
         >>> from recfunnel.datasets import make_shop
@@ -91,7 +95,8 @@ class Ranker:
     def __init__(self, model: str = "deepfm", *, label: str | None = None, schema: Schema | None = None,
                  params: dict[str, Any] | None = None, trainer: Trainer | dict[str, Any] | None = None,
                  on_nan: str = "mean", monitor: str | None = None, seed: int = 2026,
-                 negative_sampling: float | None = None, allow_single_class: bool = False) -> None:
+                 negative_sampling: float | None = None, allow_single_class: bool = False,
+                 objective: str | None = None, group: str | None = None) -> None:
         info = get_model(model)
         if info.is_estimator:
             raise ConfigError(f"{info.name!r} is an estimator of its own, not a Ranker model; use {info.target}.")
@@ -104,6 +109,13 @@ class Ranker:
             raise ConfigError(f"negative_sampling must be in (0, 1] (the share of negatives kept); got {negative_sampling!r}.")
         self.negative_sampling = negative_sampling
         self.allow_single_class = check_bool("allow_single_class", allow_single_class)
+        if (objective is None) != (group is None):
+            raise ConfigError("objective and group go together: objective='listwise', group='user_id' "
+                              "ranks each user's rows as one list.")
+        if objective is not None and objective not in OBJECTIVES:
+            raise ConfigError(f"objective {objective!r} is not valid{did_you_mean(objective, OBJECTIVES)}; "
+                              f"expected one of {list(OBJECTIVES)}.")
+        self.objective, self.group = objective, group
         self.encoder_: FeatureEncoder | None = None
         self.model_: torch.nn.Module | None = None
         self.task_: Task | None = None
@@ -128,12 +140,14 @@ class Ranker:
         if label.kind == "binary" and label.name in train_frame.columns:
             check_two_classes(label.name, train_frame[label.name], allow=self.allow_single_class)
         rate = self.negative_sampling or 1.0
-        self.task_ = task_for_label(label.name, label.kind, monitor=self.monitor, negative_rate=rate)
+        self.task_ = self._task(label, rate)
         if rate < 1.0:
             train_frame = _down_sample(train_frame, label.name, rate, self.seed)
         self.encoder_ = FeatureEncoder(schema, on_nan=self.on_nan).fit(train_frame)
-        train_batch = self.encoder_.transform(train_frame)
-        valid_batch = self.encoder_.transform(load_frame(valid)) if valid is not None else None
+        train_batch = self._with_groups(self.encoder_.transform(train_frame), train_frame)
+        valid_frame = load_frame(valid) if valid is not None else None
+        valid_batch = self._with_groups(self.encoder_.transform(valid_frame), valid_frame) \
+            if valid_frame is not None else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.model_ = build_model(self.model_name, self.encoder_.schema_, self.params)
@@ -144,6 +158,27 @@ class Ranker:
         if valid_batch is not None:
             self.metrics_ = {"valid": self.trainer.evaluate(self.model_, self.task_, valid_batch)}
         return self
+
+    def _task(self, label: Any, rate: float) -> Task:
+        if self.objective is None:
+            return task_for_label(label.name, label.kind, monitor=self.monitor, negative_rate=rate)
+        if label.kind != "binary":
+            raise ConfigError(f"objective={self.objective!r} ranks a binary label (taken or not); "
+                              f"{label.name!r} is a {label.kind} label.")
+        if self.monitor is not None and self.monitor not in RankingTask.metrics:
+            raise ConfigError(f"monitor={self.monitor!r} is not a ranking metric; valid: {list(RankingTask.metrics)}.")
+        return RankingTask(label.name, objective=self.objective, monitor=self.monitor or RankingTask.monitor)
+
+    def _with_groups(self, batch: Batch, frame: pd.DataFrame) -> Batch:
+        """Attach each row's list id (the ``group`` column, factorized) for a ranking objective."""
+        if self.group is None:
+            return batch
+        if self.group not in frame.columns:
+            raise SchemaError(f"group column {self.group!r} is missing; columns present: "
+                              f"{', '.join(map(str, frame.columns))}.")
+        codes = pd.factorize(frame[self.group].astype(str))[0]
+        batch.labels[GROUP] = torch.from_numpy(codes.astype(np.int64))
+        return batch
 
     def _label_for(self, frame: pd.DataFrame) -> str:
         if self.label is None:
@@ -183,7 +218,10 @@ class Ranker:
     def evaluate(self, data: Data) -> dict[str, float]:
         """The task's metrics on labelled data (AUC and log loss for a binary label)."""
         model, _, task = self._fitted()
-        batch = self._encode(load_frame(data), labels=True)
+        frame = load_frame(data)
+        batch = self._encode(frame, labels=True)
+        if self.group is not None and self.group in frame.columns:
+            batch = self._with_groups(batch, frame)
         return self.trainer.evaluate(model, task, batch)
 
     def _encode(self, frame: pd.DataFrame, *, labels: bool) -> Batch:
@@ -202,7 +240,8 @@ class Ranker:
         config = {"estimator": "ranker", "model": self.model_name, "params": self.params,
                   "task": task.to_dict(), "trainer": self.trainer_params, "on_nan": self.on_nan,
                   "seed": self.seed, "negative_sampling": self.negative_sampling,
-                  "allow_single_class": self.allow_single_class, "recfunnel_version": recfunnel.__version__}
+                  "allow_single_class": self.allow_single_class, "objective": self.objective, "group": self.group,
+                  "recfunnel_version": recfunnel.__version__}
         flat = {k: v for k, v in self.metrics_.get("valid", {}).items()}
         card = model_card(model=self.model_name, params=self.params, task=task.to_dict(), rows=self.rows_,
                           metrics={f"valid {k}": v for k, v in flat.items()},
@@ -247,9 +286,13 @@ def load(path: str | Path) -> Any:
         from recfunnel.ftrl import load_ftrl
 
         return load_ftrl(path, parts)
+    if config.get("estimator") == "lambdarank":
+        from recfunnel.lambdarank import load_lambdarank
+
+        return load_lambdarank(path, parts)
     if config.get("estimator") != "ranker":
         raise ArtifactError(f"{str(path)!r} holds a {config.get('estimator')!r} estimator; "
-                            "expected 'ranker', 'retriever', 'gbdt_lr' or 'ftrl'.")
+                            "expected 'ranker', 'retriever', 'gbdt_lr', 'ftrl' or 'lambdarank'.")
     return ranker_from_parts(path, parts)
 
 
@@ -264,7 +307,8 @@ def ranker_from_parts(path: str | Path, parts: dict[str, Any]) -> Ranker:
                         params=config.get("params"), trainer=config.get("trainer"),
                         on_nan=config.get("on_nan", "mean"), seed=config.get("seed", 2026),
                         negative_sampling=config.get("negative_sampling"),
-                        allow_single_class=config.get("allow_single_class", False))
+                        allow_single_class=config.get("allow_single_class", False),
+                        objective=config.get("objective"), group=config.get("group"))
         model = build_for_weights(Path(path) / "model.safetensors",
                                   lambda: build_model(ranker.model_name, schema, ranker.params), parts["weights"])
         task = task_from_dict(config["task"])

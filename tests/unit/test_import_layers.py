@@ -11,7 +11,7 @@ LAYERS = [
     {"nn", "index"},  # index sits below models: retrieval models answer top-k queries with it
     {"models", "tasks"},
     {"train"},
-    {"api", "retriever", "config", "artifact", "gbdt", "ftrl"},
+    {"api", "retriever", "config", "artifact", "gbdt", "ftrl", "lambdarank"},
     # the funnel composes the estimators (Ranker, Retriever) and loads their artifacts
     {"funnel"},
     {"demo"},

@@ -92,7 +92,9 @@ def run_build(args: argparse.Namespace) -> int:
     from recfunnel.config import load_config
     from recfunnel.funnel.build import funnel_from_config
 
-    funnel, out = funnel_from_config(load_config(args.config))
+    funnel, out = funnel_from_config(load_config(args.config), train=args.train, user_col=args.user_col,
+                                     item_col=args.item_col, time_col=args.time_col,
+                                     log=lambda line: console.print(escape(line), soft_wrap=True))
     path = funnel.save(args.out or out)
     if args.json:
         emit_json({"artifact": str(path), "items": len(funnel.catalogue),

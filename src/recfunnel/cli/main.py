@@ -85,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     build = sub.add_parser("build", help="assemble trained recall/rank stages and rerankers into a funnel")
     build.add_argument("config", help="funnel YAML: recall, rank, rerank, items, users, out")
     build.add_argument("--out", help="funnel artifact directory (overrides the config's out)")
+    build.add_argument("--train", help="interactions to train every stage on, when the YAML names models")
+    build.add_argument("--user-col", default="user_id")
+    build.add_argument("--item-col", default="item_id")
+    build.add_argument("--time-col", help="orders each user's interactions (default: row order)")
     build.add_argument("--json", action="store_true")
 
     demo = sub.add_parser("demo", help="data -> rankers, recall models -> funnel table -> saved funnel -> server")

@@ -225,6 +225,13 @@ class FeatureEncoder:
         warnings.warn(f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}); "
                       f"encoded as {filled}. Pass on_nan='error' to fail instead.", UserWarning, stacklevel=stacklevel)
 
+    def encode_numeric(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Encode raw values (N,) of one Numeric feature as ``transform`` would encode that column."""
+        spec = self._check_fitted()[name]
+        if not isinstance(spec, Numeric):
+            raise SchemaError(f"feature {name!r} is a {type(spec).__name__}, not Numeric.")
+        return self._encode_numeric(spec, pd.Series(values), stacklevel=3)
+
     def encode_ids(self, name: str, values: Any) -> np.ndarray:
         """Indices (int64, same length as ``values``) of raw values of id feature ``name``."""
         self._check_fitted()

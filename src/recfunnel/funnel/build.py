@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,19 @@ from recfunnel.funnel.recall import NewItems, Recall
 from recfunnel.funnel.rerank import reranker_from_dict
 from recfunnel.retriever import Retriever
 
-SECTIONS = ("recall", "rank", "rerank", "items", "users", "out")
-RECALL_KEYS = ("artifact", "k", "name", "type", "column")
-RANK_KEYS = ("artifact", "context")
+SECTIONS = ("recall", "rank", "rerank", "items", "users", "out", "two_stage")
+RECALL_KEYS = ("artifact", "k", "name", "type", "column", "model", "params", "trainer", "item_features")
+RANK_KEYS = ("artifact", "context", "model", "objective", "params", "trainer")
+TWO_STAGE_KEYS = ("last", "negatives", "valid_share", "history", "seed")
 
 
-def funnel_from_config(config: dict[str, Any]) -> tuple[Funnel, str]:
+def funnel_from_config(config: dict[str, Any], *, train: Any = None, user_col: str = "user_id",
+                       item_col: str = "item_id", time_col: str | None = None,
+                       log: Callable[[str], None] | None = None) -> tuple[Funnel, str]:
     """Build the funnel a config describes; returns it and the ``out`` directory.
+
+    When the recall entries name models (``{model: als, k: 300}``) instead of artifacts, every
+    stage is trained from the ``train`` interactions in two stages (see ``fit_two_stage``).
 
     Example config::
 
@@ -38,7 +45,17 @@ def funnel_from_config(config: dict[str, Any]) -> tuple[Funnel, str]:
     _check(config, SECTIONS, "funnel config")
     if not config.get("recall"):
         raise ConfigError("a funnel config needs a 'recall' list, e.g. recall: [{artifact: runs/als, k: 200}].")
-    recall = [_recall(entry) for entry in _as_list(config["recall"], "recall")]
+    entries = _as_list(config["recall"], "recall")
+    if any(isinstance(e, dict) and "model" in e for e in entries):
+        return _two_stage(config, entries, train, user_col, item_col, time_col, log), \
+            str(config.get("out") or "artifacts/funnel")
+    if train is not None:
+        raise ConfigError("--train trains a funnel whose recall entries name models ({model: als, k: 300}); "
+                          "this config names trained artifacts, so there is nothing to train.")
+    if config.get("two_stage"):
+        raise ConfigError("'two_stage' options apply when the recall entries name models ({model: als, k: 300}); "
+                          "these name artifacts.")
+    recall = [_recall(entry) for entry in entries]
     rank = None
     users = api.load_frame(config["users"]) if config.get("users") else None
     if config.get("rank"):
@@ -54,6 +71,53 @@ def funnel_from_config(config: dict[str, Any]) -> tuple[Funnel, str]:
     items = api.load_frame(config["items"]) if config.get("items") else None
     funnel = Funnel(recall, rank, rerank, items=items, users=users)
     return funnel, str(config.get("out") or "artifacts/funnel")
+
+
+def _two_stage(config: dict[str, Any], entries: list[Any], train: Any, user_col: str, item_col: str,
+               time_col: str | None, log: Callable[[str], None] | None) -> Funnel:
+    from recfunnel.funnel.two_stage import Holdout, RankSpec, RecallSpec, fit_two_stage
+
+    if train is None:
+        raise ConfigError("this funnel config names models, not artifacts, so it is trained here: pass the "
+                          "interactions with `recfunnel build funnel.yaml --train interactions.csv`.")
+    recall: list[RecallSpec | NewItems] = []
+    for entry in entries:
+        _check(entry, RECALL_KEYS, "recall")
+        if entry.get("type") == "new_items":
+            recall.append(NewItems(k=entry.get("k", 20), column=entry.get("column", "category")))
+        elif "artifact" in entry or "model" not in entry:
+            raise ConfigError(f"recall entry {entry!r}: a funnel trained here names a model in every recall "
+                              "entry ({model: itemcf, k: 150}); build from artifacts or from models, not both.")
+        else:
+            extra = sorted(set(entry) - {"model", "k", "name", "params", "trainer", "item_features"})
+            if extra:
+                raise ConfigError(f"recall entry {entry!r}: {extra} apply to artifact entries only.")
+            recall.append(RecallSpec(str(entry["model"]), k=_positive(entry.get("k", 100), "recall k"),
+                                     name=entry.get("name"), params=entry.get("params"), trainer=entry.get("trainer"),
+                                     item_features=bool(entry.get("item_features", True))))
+    spec = config.get("rank") or {"model": "deepfm"}
+    if not isinstance(spec, dict) or "artifact" in spec:
+        raise ConfigError("a funnel trained here trains its ranker too: rank: {model: deepfm} (or lambdarank, "
+                          "gbdt models, any ranking model), not an artifact.")
+    _check(spec, RANK_KEYS, "rank")
+    rank = RankSpec(str(spec.get("model", "deepfm")), objective=str(spec.get("objective", RankSpec.objective)),
+                    params=spec.get("params"), trainer=spec.get("trainer"), context=spec.get("context"))
+    options = config.get("two_stage") or {}
+    _check(options, TWO_STAGE_KEYS, "two_stage")
+    seed = options.get("seed", 2026)
+    holdout = Holdout(**{k: v for k, v in options.items() if k != "seed"})
+    rerank = [reranker_from_dict(step) for step in _as_list(config.get("rerank", []), "rerank")]
+    items = api.load_frame(config["items"]) if config.get("items") else None
+    users = api.load_frame(config["users"]) if config.get("users") else None
+    return fit_two_stage(api.load_frame(train), recall, rank, rerank, user_col=user_col, item_col=item_col,
+                         time_col=time_col, items=items, users=users, holdout=holdout, seed=int(seed),
+                         **({"log": log} if log is not None else {}))
+
+
+def _positive(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{what} must be a positive integer; got {value!r}.")
+    return value
 
 
 def _recall(entry: Any) -> Recall | NewItems:

@@ -16,6 +16,7 @@ from recfunnel.api import Ranker
 from recfunnel.errors import ConfigError
 from recfunnel.funnel.candidates import Candidates
 from recfunnel.funnel.catalogue import Catalogue
+from recfunnel.funnel.features import candidate_features, item_stats
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import NewItems, Recall
 from recfunnel.funnel.rerank import RerankContext, Reranker, lookup, reranker_from_dict
@@ -55,6 +56,8 @@ class Stages:
     ranked: np.ndarray
     final: Candidates
     history: np.ndarray  # (B, H) catalogue indices of recent items, oldest first, -1 padded
+    scored: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # each source's (items, scores)
+    seen: sparse.csr_matrix | None = None
 
 
 class Funnel:
@@ -136,21 +139,39 @@ class Funnel:
             exclude: sparse.csr_matrix | None = None) -> Stages:
         """Every stage for (B,) raw users; returns the intermediate lists (see ``Stages``)."""
         catalogue = self.catalogue
-        seen, history = self._history(users, recent)
-        lists = [s.candidates(history, catalogue) if isinstance(s, NewItems)
-                 else s.candidates(users, catalogue, recent) for s in self.recall]
-        merged = Candidates.merge(lists)
-        if exclude is not None:
-            merged = merged.mask(lookup(exclude, merged.items)).sorted()
+        scored, merged, seen, history = self.recall_stage(users, recent=recent, exclude=exclude)
+        lists = [found for found, _ in scored]
         ranked = merged
         if self.rank is not None and merged.items.shape[1]:
-            ranked = merged.with_scores(self.rank.score(users, merged.items, catalogue, context, history)).sorted()
+            extra = self.candidate_features(scored, merged, seen) if self.rank.candidate_features else None
+            ranked = merged.with_scores(self.rank.score(users, merged.items, catalogue, context, history,
+                                                        extra)).sorted()
         final = ranked
         chain = ([reranker_from_dict({"type": "filter", **filters})] if filters else []) + self.rerank
         ctx = RerankContext(catalogue, seen, self.item_vectors(), k)
         for step in chain:
             final = step(final, ctx)
-        return Stages(lists, merged.items, ranked.items, final.head(k), history)
+        return Stages(lists, merged.items, ranked.items, final.head(k), history, scored, seen)
+
+    def recall_stage(self, users: np.ndarray, *, recent: list[list[Any]] | None = None,
+                     exclude: sparse.csr_matrix | None = None
+                     ) -> tuple[list[tuple[np.ndarray, np.ndarray]], Candidates, sparse.csr_matrix, np.ndarray]:
+        """Every recall source's (items, scores), their merged candidates (less ``exclude``), the
+        users' seen items (B, len(catalogue)) and recent items (B, H), for (B,) raw users."""
+        seen, history = self._history(users, recent)
+        scored = [s.scored(history, self.catalogue) if isinstance(s, NewItems)
+                  else s.scored(users, self.catalogue, recent) for s in self.recall]
+        merged = Candidates.merge([found for found, _ in scored])
+        if exclude is not None:
+            merged = merged.mask(lookup(exclude, merged.items)).sorted()
+        return scored, merged, seen, history
+
+    def candidate_features(self, scored: list[tuple[np.ndarray, np.ndarray]], candidates: Candidates,
+                           seen: sparse.csr_matrix) -> dict[str, np.ndarray]:
+        """What the recall stage knew about each of ``candidates`` (see ``recfunnel.funnel.features``)."""
+        first = next(s for s in self.recall if isinstance(s, Recall))
+        return candidate_features(self.recall, scored, candidates, self.catalogue, seen,
+                                  item_stats(first, self.catalogue))
 
     def _history(self, users: np.ndarray, recent: list[list[Any]] | None) -> tuple[sparse.csr_matrix, np.ndarray]:
         """Seen items (B, num_items) CSR and recent items (B, H) in catalogue indices, -1 padded."""
@@ -221,7 +242,9 @@ class Funnel:
                     if item is not None:
                         result.reasons[i].append(f"because you viewed {self._title(item)}")
         if self.rank is not None:
-            effects = self.rank.explain(users, stages.final.items, self.catalogue, context, stages.history)
+            extra = self.candidate_features(stages.scored, stages.final, stages.seen) \
+                if stages.seen is not None and self.rank.candidate_features else None
+            effects = self.rank.explain(users, stages.final.items, self.catalogue, context, stages.history, extra)
             for result, features in zip(out, effects, strict=True):
                 result.features = features
                 for reasons, found in zip(result.reasons, features, strict=True):

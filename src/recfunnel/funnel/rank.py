@@ -34,10 +34,13 @@ class Rank:
         users: Optional user table (one row per user id) with the ranker's user features.
         user_key, item_key: The id columns.
         context: Default values of context features (e.g. ``{"position": 1}``).
+        candidate_features: Input features computed by the funnel for each candidate (what the
+            recall stage knew: see ``recfunnel.funnel.features``); set by two-stage training.
     """
 
     def __init__(self, ranker: Ranker, *, users: pd.DataFrame | None = None, user_key: str = "user_id",
-                 item_key: str = "item_id", context: dict[str, Any] | None = None) -> None:
+                 item_key: str = "item_id", context: dict[str, Any] | None = None,
+                 candidate_features: list[str] | None = None) -> None:
         model, encoder, task = ranker._fitted()
         self.ranker, self.model, self.task = ranker, model, task
         self.encoder = copy.copy(encoder)
@@ -45,6 +48,11 @@ class Rank:
         self.encoder.warn_nan = False
         self.user_key, self.item_key = user_key, item_key
         self.context_defaults = dict(context or {})
+        self.candidate_features = list(candidate_features or [])
+        missing = [name for name in self.candidate_features if name not in self.features]
+        if missing:
+            raise SchemaError(f"candidate features {missing} are not inputs of this ranker; "
+                              f"its inputs: {', '.join(self.features)}.")
         self.users = _user_table(users, user_key)
         self._user_index = pd.Index(self.users[user_key].to_numpy())
         self._user_rows = self._encode(self.users)  # the last row is "unknown user"
@@ -63,9 +71,11 @@ class Rank:
         return {name: batch.features[name] for name in self.features if name in table.columns}
 
     def sources(self, catalogue: Catalogue) -> dict[str, str]:
-        """Where each input feature comes from: "item", "user", "history" (a Sequence over the item
-        vocabulary, filled from the user's recent items, live events included) or "context"."""
-        return {name: "item" if catalogue.has(name) else
+        """Where each input feature comes from: "candidate" (computed by the funnel per candidate),
+        "item", "user", "history" (a Sequence over the item vocabulary, filled from the user's
+        recent items, live events included) or "context"."""
+        return {name: "candidate" if name in self.candidate_features else
+                "item" if catalogue.has(name) else
                 "user" if name in self.users.columns or name == self.user_key else
                 "history" if self._is_history(name) else "context"
                 for name in self.features}
@@ -125,11 +135,13 @@ class Rank:
         return found
 
     def batch(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
-              context: dict[str, Any] | None = None, history: np.ndarray | None = None) -> Batch:
+              context: dict[str, Any] | None = None, history: np.ndarray | None = None,
+              candidates: dict[str, np.ndarray] | None = None) -> Batch:
         """The ranker's input for (B,) raw users x (B, N) catalogue indices, flattened to B * N rows.
 
         ``history`` is (B, H) catalogue indices of each user's recent items, oldest first, -1
-        padded; it fills Sequence features that share the item vocabulary.
+        padded; it fills Sequence features that share the item vocabulary. ``candidates`` holds
+        the (B, N) raw values of the candidate features.
         """
         sources = self.sources(catalogue)
         item_rows = self._item_rows(catalogue)
@@ -138,7 +150,11 @@ class Rank:
         context_rows = self._context(context)
         features = {}
         for name, source in sources.items():
-            if source == "item":
+            if source == "candidate":
+                if candidates is None or name not in candidates:
+                    raise SchemaError(f"candidate feature {name!r} was not computed; rank through the Funnel.")
+                features[name] = torch.from_numpy(self.encoder.encode_numeric(name, candidates[name].ravel()))
+            elif source == "item":
                 features[name] = item_rows[name][flat]
             elif name == self.user_key:  # encoded from the request's id: a user table is optional
                 features[name] = torch.from_numpy(self._user_codes(users)).repeat_interleave(items.shape[1])
@@ -162,9 +178,10 @@ class Rank:
             torch.zeros((1, getattr(spec, "max_len", 1)), dtype=torch.int64)
 
     def score(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
-              context: dict[str, Any] | None = None, history: np.ndarray | None = None) -> np.ndarray:
+              context: dict[str, Any] | None = None, history: np.ndarray | None = None,
+              candidates: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """(B, N) predictions (probabilities for a click ranker); -inf at empty places."""
-        batch = self.batch(users, items, catalogue, context, history)
+        batch = self.batch(users, items, catalogue, context, history, candidates)
         return np.where(items >= 0, self._predict(batch).reshape(items.shape), -np.inf).astype(np.float32)
 
     def _predict(self, batch: Batch) -> np.ndarray:
@@ -178,8 +195,8 @@ class Rank:
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def explain(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
-                context: dict[str, Any] | None = None, history: np.ndarray | None = None, *,
-                top: int = 2) -> list[list[list[dict[str, Any]]]]:
+                context: dict[str, Any] | None = None, history: np.ndarray | None = None,
+                candidates: dict[str, np.ndarray] | None = None, *, top: int = 2) -> list[list[list[dict[str, Any]]]]:
         """For each user's items, the item features that raised the score most: the drop in the
         prediction when one feature is set to a neutral value (unknown id, empty bag, table mean),
         for every user, item and feature in one forward pass.
@@ -188,12 +205,13 @@ class Rank:
             users: (B,) raw user ids.
             items: (B, N) catalogue indices, -1 for none (skipped).
             history: (B, H) recent items for Sequence features (see ``batch``).
+            candidates: (B, N) candidate feature values (see ``batch``).
 
         Returns:
             Per user, per item present, up to ``top`` dicts ``{"feature", "value", "effect"}``
             with effect > 0.
         """
-        base = self.batch(users, items, catalogue, context, history)
+        base = self.batch(users, items, catalogue, context, history, candidates)
         sources = self.sources(catalogue)
         names = [name for name in self.features if sources[name] == "item"]  # what differs between items
         item_rows = self._item_rows(catalogue)
@@ -222,7 +240,8 @@ class Rank:
         return torch.zeros_like(values)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"user_key": self.user_key, "item_key": self.item_key, "context": self.context_defaults}
+        return {"user_key": self.user_key, "item_key": self.item_key, "context": self.context_defaults,
+                "candidate_features": self.candidate_features}
 
 
 def _plain(value: Any) -> Any:

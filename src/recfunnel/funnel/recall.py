@@ -42,11 +42,17 @@ class Recall:
 
     def candidates(self, users: np.ndarray, catalogue: Catalogue, recent: list[list[Any]] | None) -> np.ndarray:
         """(B, k) catalogue indices, best first, -1 where the retriever had fewer to give."""
+        return self.scored(users, catalogue, recent)[0]
+
+    def scored(self, users: np.ndarray, catalogue: Catalogue,
+               recent: list[list[Any]] | None) -> tuple[np.ndarray, np.ndarray]:
+        """``candidates`` with the retriever's own score of each (B, k), -inf at empty places."""
         _, items, scores = self.retriever.top_indices(users, self.k, exclude_seen=True, recent=recent)
         found = np.where(items >= 0, self.to_catalogue(catalogue)[np.maximum(items, 0)], -1)
+        scores = np.where(found >= 0, scores, -np.inf).astype(np.float32)
         fresh = self._fresh_vectors(catalogue)
         if fresh is None:
-            return found
+            return found, scores
         # items added after training, placed by the item tower from their attributes alone
         queries = self.retriever.encode_query(users, recent=recent)
         fresh_scores = queries @ fresh.T if queries.ndim == 2 else (queries @ fresh.T).max(1)  # (B, F)
@@ -54,7 +60,8 @@ class Recall:
         index = np.concatenate([found, np.broadcast_to(np.arange(catalogue.num_trained, len(catalogue)),
                                                        fresh_scores.shape)], axis=1)
         best = np.argsort(-both, axis=1, kind="stable")[:, : self.k]
-        return np.where(np.isfinite(np.take_along_axis(both, best, 1)), np.take_along_axis(index, best, 1), -1)
+        kept = np.take_along_axis(both, best, 1).astype(np.float32)
+        return np.where(np.isfinite(kept), np.take_along_axis(index, best, 1), -1), kept
 
     def _fresh_vectors(self, catalogue: Catalogue) -> np.ndarray | None:
         """Vectors of the catalogue's new items from the retriever's item tower (cached per version)."""
@@ -116,10 +123,14 @@ class NewItems:
         Args:
             history: (B, H) catalogue indices of the users' recent items, -1 padded.
         """
+        return self.scored(history, catalogue)[0]
+
+    def scored(self, history: np.ndarray, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
+        """``candidates`` with each item's score: the share of the user's recent items in its group."""
         users = len(history)
         fresh = np.arange(catalogue.num_trained, len(catalogue))[::-1]  # newest first
         if fresh.size == 0:
-            return np.full((users, 0), -1, np.int64)
+            return np.full((users, 0), -1, np.int64), np.full((users, 0), -np.inf, np.float32)
         interest = np.zeros((users, fresh.size), np.float32)
         if self.column is not None and catalogue.has(self.column):
             codes = catalogue.codes(self.column)
@@ -130,7 +141,8 @@ class NewItems:
             counts[:, 0] = 0.0
             interest = counts[:, codes[fresh] + 1]  # (B, F)
         order = np.argsort(-interest, axis=1, kind="stable")[:, : self.k]  # stable: newest first on ties
-        return fresh[order]
+        share = np.take_along_axis(interest, order, 1) / np.maximum((history >= 0).sum(1, keepdims=True), 1)
+        return fresh[order], share.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return {"k": self.k, "column": self.column}

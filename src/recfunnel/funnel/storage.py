@@ -81,7 +81,8 @@ def load_funnel(path: str | Path) -> Funnel:
         if config.get("rank"):
             spec = config["rank"]
             rank = Rank(api.load(root / spec["path"]), users=users, user_key=spec["user_key"],
-                        item_key=spec["item_key"], context=spec.get("context"))
+                        item_key=spec["item_key"], context=spec.get("context"),
+                        candidate_features=spec.get("candidate_features"))
         rerank = [reranker_from_dict(step) for step in config.get("rerank", [])]
         trained = items.iloc[: int(config.get("num_trained_items", len(items)))]
         funnel = Funnel(recall, rank, rerank, items=trained, users=users)

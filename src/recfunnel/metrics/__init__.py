@@ -3,6 +3,7 @@
 from recfunnel.metrics.classification import auc, gauc, logloss
 from recfunnel.metrics.ranking import (
     coverage,
+    grouped_ndcg,
     hit_rate_at_k,
     hits_matrix,
     mrr_at_k,
@@ -20,6 +21,7 @@ __all__ = [
     "auc",
     "coverage",
     "gauc",
+    "grouped_ndcg",
     "get_metric",
     "hit_rate_at_k",
     "hits_matrix",

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 from recfunnel.errors import ConfigError, did_you_mean
 from recfunnel.metrics.classification import auc, logloss
+from recfunnel.metrics.ranking import grouped_ndcg
 from recfunnel.metrics.regression import mae, rmse
 
 __all__ = ["METRICS", "MetricSpec", "get_metric"]
@@ -20,12 +21,15 @@ class MetricSpec(NamedTuple):
 
 
 # gauc (needs groups) and the top-K metrics (need (U, K) lists) have other signatures, so
-# they are called directly rather than through this (y_true, y_pred) registry.
+# they are called directly rather than through this (y_true, y_pred) registry; "ndcg@10" takes
+# the groups as a third argument (a RankingTask passes each row's user) and treats rows without
+# groups as one list.
 METRICS: dict[str, MetricSpec] = {
     "auc": MetricSpec(auc, "max"),
     "logloss": MetricSpec(logloss, "min"),
     "rmse": MetricSpec(rmse, "min"),
     "mae": MetricSpec(mae, "min"),
+    "ndcg@10": MetricSpec(grouped_ndcg, "max"),
 }
 
 

@@ -28,6 +28,7 @@ _register_all()
 # estimators with their own fit, defined above this layer; imported when first used
 register_estimator("gbdt_lr", kind="ranking", target="recfunnel.gbdt:GBDTRanker")
 register_estimator("ftrl", kind="ranking", target="recfunnel.ftrl:FTRLRanker")
+register_estimator("lambdarank", kind="ranking", target="recfunnel.lambdarank:LambdaRanker")
 
 __all__ = ["ModelInfo", "RankingModel", "RecModel", "build_model", "get_model", "list_models", "register_estimator",
            "register_model"]

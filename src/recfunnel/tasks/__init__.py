@@ -44,9 +44,14 @@ class Task:
         """Map logits to predictions (identity here)."""
         return logits
 
-    def evaluate(self, predictions: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-        """Every metric of the task on link-space predictions."""
+    def evaluate(self, predictions: np.ndarray, targets: np.ndarray,
+                 groups: np.ndarray | None = None) -> dict[str, float]:
+        """Every metric of the task on link-space predictions (``groups``: see RankingTask)."""
         return {name: float(get_metric(name)[0](targets, predictions)) for name in self.metrics}
+
+    def order(self, size: int, generator: torch.Generator, batch: Batch) -> torch.Tensor:
+        """The order the Trainer visits training rows in during an epoch: a random permutation."""
+        return torch.randperm(size, generator=generator)
 
     @property
     def monitor_mode(self) -> str:
@@ -138,7 +143,85 @@ class RetrievalTask(Task):
         return F.cross_entropy(scores, target)
 
 
-TASKS = {"binary": BinaryTask, "regression": RegressionTask}
+GROUP = "__group__"  # the label column a RankingTask reads each row's list (user) from
+OBJECTIVES = ("pointwise", "pairwise", "listwise")
+
+
+@dataclass(frozen=True)
+class RankingTask(Task):
+    """Learning to rank a user's candidate list: rows are (list, candidate) with a 0/1 label
+    ("taken next"), and ``batch.labels["__group__"]`` says which list each row belongs to.
+
+    Objectives: "pointwise" (log loss per row), "pairwise" (BPR: every taken candidate above every
+    candidate of its list that was not, Rendle et al., UAI 2009) or "listwise" (softmax
+    cross-entropy of the taken candidates over their list, Cao et al., ICML 2007). Training
+    batches hold whole lists (``order`` keeps them together); NDCG@10 over the validation lists
+    is what early stopping watches.
+
+    Example:
+        >>> t = RankingTask("taken", objective="listwise")
+        >>> b = Batch({}, {"taken": torch.tensor([1., 0., 0., 1.]), GROUP: torch.tensor([0, 0, 1, 1])})
+        >>> round(t.loss(torch.zeros(4), b).item(), 4)  # log 2 for each list
+        0.6931
+    """
+
+    metrics: tuple[str, ...] = ("ndcg@10", "auc")
+    monitor: str = "ndcg@10"
+    objective: str = "listwise"
+    kind: str = field(default="ranking", init=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective {self.objective!r} is not valid{did_you_mean(self.objective, OBJECTIVES)}; "
+                              f"expected one of {list(OBJECTIVES)}.")
+
+    def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        target = batch.labels[self.label]
+        if self.objective == "pointwise" or GROUP not in batch.labels:
+            return F.binary_cross_entropy_with_logits(logits, target)
+        group = torch.unique(batch.labels[GROUP], return_inverse=True)[1]  # 0..m-1 within the batch
+        positive = target > 0.5
+        if not positive.any():
+            return logits.sum() * 0.0  # no taken candidate here: nothing to rank, keep the graph
+        if self.objective == "pairwise":
+            same = group[:, None] == group[None, :]
+            pairs = same & positive[:, None] & ~positive[None, :]  # (taken i, not taken j) of one list
+            if not pairs.any():
+                return logits.sum() * 0.0
+            return F.softplus(logits[None, :] - logits[:, None])[pairs].mean()  # -log σ(s_i - s_j)
+        lists = int(group.max()) + 1
+        top = torch.full((lists,), -torch.inf, dtype=logits.dtype).scatter_reduce(0, group, logits.detach(), "amax")
+        total = torch.zeros(lists, dtype=logits.dtype).index_add(0, group, torch.exp(logits - top[group]))
+        log_norm = torch.log(total) + top  # logsumexp of each list
+        return (log_norm[group] - logits)[positive].mean()
+
+    def link(self, logits: torch.Tensor) -> torch.Tensor:
+        """Sigmoid: a score in (0, 1), ordered as the logits are (a probability for "pointwise")."""
+        return torch.sigmoid(logits)
+
+    def order(self, size: int, generator: torch.Generator, batch: Batch) -> torch.Tensor:
+        """Lists in a random order, rows shuffled within each list, so batches hold whole lists."""
+        rows = torch.randperm(size, generator=generator)
+        if GROUP not in batch.labels:
+            return rows
+        group = torch.unique(batch.labels[GROUP], return_inverse=True)[1]
+        shuffled = torch.randperm(int(group.max()) + 1 if size else 0, generator=generator)
+        return rows[torch.argsort(shuffled[group[rows]], stable=True)]
+
+    def evaluate(self, predictions: np.ndarray, targets: np.ndarray,
+                 groups: np.ndarray | None = None) -> dict[str, float]:
+        out = {}
+        for name in self.metrics:
+            fn = get_metric(name)[0]
+            out[name] = float(fn(targets, predictions, groups) if name == "ndcg@10" else fn(targets, predictions))
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "objective": self.objective}
+
+
+TASKS = {"binary": BinaryTask, "regression": RegressionTask, "ranking": RankingTask}
 
 
 def task_for_label(label: str, kind: str, *, monitor: str | None = None, negative_rate: float = 1.0) -> Task:
@@ -165,8 +248,11 @@ def task_from_dict(data: dict) -> Task:
     cls = TASKS.get(data.get("kind", ""))
     if cls is None:
         raise ConfigError(f"unknown task kind {data.get('kind')!r}; expected one of {list(TASKS)}.")
-    extra = {"negative_rate": float(data["negative_rate"])} if "negative_rate" in data and cls is BinaryTask else {}
+    extra: dict = {"negative_rate": float(data["negative_rate"])} if "negative_rate" in data and cls is BinaryTask \
+        else {}
+    if cls is RankingTask:
+        extra = {"objective": str(data.get("objective", "listwise"))}
     return cls(data["label"], tuple(data["metrics"]), data["monitor"], **extra)
 
 
-__all__ = ["Task", "BinaryTask", "RegressionTask", "RetrievalTask", "task_for_label", "task_from_dict"]
+__all__ = ["GROUP", "OBJECTIVES", "Task", "BinaryTask", "RankingTask", "RegressionTask", "RetrievalTask", "task_for_label", "task_from_dict"]

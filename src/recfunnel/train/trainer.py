@@ -15,7 +15,7 @@ from torch import nn
 
 from recfunnel.data.batch import Batch
 from recfunnel.errors import ConfigError, DataError, TrainingDivergedError
-from recfunnel.tasks import Task
+from recfunnel.tasks import GROUP, Task
 from recfunnel.train.checkpoint import (
     flatten_optimizer,
     load_checkpoint,
@@ -174,7 +174,9 @@ class Trainer:
     def evaluate(self, model: nn.Module, task: Task, data: Batch) -> dict[str, float]:
         """The task's metrics on ``data``."""
         predictions = task.link(self.predict(model, data)).numpy()
-        return task.evaluate(predictions, data.labels[task.label].cpu().numpy())
+        groups = data.labels.get(GROUP)
+        return task.evaluate(predictions, data.labels[task.label].cpu().numpy(),
+                             None if groups is None else groups.cpu().numpy())
 
     # -- loop pieces ----------------------------------------------------------------------------
     def _run_epoch(self, model: nn.Module, task: Task, train: Batch, optimizers: list, state: _State,
@@ -182,7 +184,7 @@ class Trainer:
         model.train()
         torch.manual_seed(self.seed + state.epoch)  # dropout noise per epoch, so a resumed run matches
         n = len(train)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + state.epoch))
+        order = task.order(n, torch.Generator().manual_seed(self.seed + state.epoch), train)
         shuffled = train[order.to(self.device)]  # one gather per epoch; batches are then views
         total, started = torch.zeros((), dtype=torch.float64), time.perf_counter()
         bar.start_epoch(state.epoch + 1, self.max_epochs, n)

@@ -144,7 +144,7 @@ def test_rmse_and_mae_match_sklearn():
 
 
 def test_registry_lookup_and_did_you_mean():
-    assert set(METRICS) == {"auc", "logloss", "rmse", "mae"}
+    assert set(METRICS) == {"auc", "logloss", "rmse", "mae", "ndcg@10"}
     fn, mode = get_metric("auc")
     assert fn is auc and mode == "max"
     assert get_metric("logloss").mode == "min"

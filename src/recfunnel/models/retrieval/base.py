@@ -35,10 +35,12 @@ class RetrievalModel:
         learns_preferences: False for models that give every user the same list (popularity);
             the contract tests then skip the "learns a user's taste" checks.
         gradient_trained: True for ``nn.Module`` models trained by the Trainer.
+        reads_item_features: True for models whose item side reads the item attribute table.
     """
 
     learns_preferences: ClassVar[bool] = True
     gradient_trained: ClassVar[bool] = False
+    reads_item_features: ClassVar[bool] = False
 
     def __init__(self, info: InteractionInfo) -> None:
         self.info = info

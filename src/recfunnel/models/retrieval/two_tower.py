@@ -52,6 +52,8 @@ class TwoTower(RetrievalModule):
         torch.Size([3, 5])
     """
 
+    reads_item_features = True
+
     test_params = {"embedding_dim": 16, "hidden_units": (32,), "num_negatives": 8}
 
     def __init__(self, info: InteractionInfo, *, embedding_dim: int = 64, hidden_units: tuple[int, ...] = (256,),
