@@ -87,3 +87,31 @@ def test_demo_without_serving_prints_both_tables(cli, tmp_path):
     assert code == 0 and 0.0 < json.loads(out)["auc"] < 1.0
     code, out, err = cli("evaluate", out_dir, "--data", tmp_path / "demo_test.csv", "--json")
     assert code == 0 and json.loads(out)["stages"][-1]["stage"] == "final"
+
+
+def test_build_trains_every_stage_when_the_config_names_models(cli, tmp_path):
+    from tests.funnel.test_two_stage import items_table, walks
+
+    walks(num_users=120).to_csv(tmp_path / "log.csv", index=False)
+    items_table().to_csv(tmp_path / "items.csv", index=False)
+    config = {"recall": [{"model": "itemcf", "k": 20}, {"model": "popularity", "k": 10}],
+              "rank": {"model": "deepfm", "params": {"embedding_dim": 4, "hidden_units": [8]},
+                       "trainer": {"max_epochs": 1}},
+              "rerank": [{"type": "drop_seen"}], "items": str(tmp_path / "items.csv"),
+              "two_stage": {"negatives": 10}, "out": str(tmp_path / "shop")}
+    (tmp_path / "funnel.yaml").write_text(yaml.safe_dump(config))
+    code, out, err = cli("build", tmp_path / "funnel.yaml", "--train", tmp_path / "log.csv", "--time-col", "ts",
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["recall"] == ["itemcf", "popularity"]
+    assert "two-stage: ranker on" in err
+    saved = json.loads((tmp_path / "shop" / "config.json").read_text())
+    assert "recall_rank_itemcf" in saved["rank"]["candidate_features"]
+    code, out, _ = cli("recommend", tmp_path / "shop", "--user", "u3", "--k", "3", "--json")
+    assert code == 0 and len(json.loads(out)[0]["items"]) == 3
+    # models without --train, --train with artifacts, and a misspelt option are each refused
+    code, _, err = cli("build", tmp_path / "funnel.yaml")
+    assert code != 0 and "--train interactions.csv" in err
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**config, "two_stage": {"negativs": 3}}))
+    code, _, err = cli("build", tmp_path / "bad.yaml", "--train", tmp_path / "log.csv")
+    assert code != 0 and "negatives" in err

@@ -62,7 +62,7 @@ class RankSpec:
     """The ranker to train on the candidates: a ranking model, its objective and options."""
 
     model: str = "deepfm"
-    objective: str = "listwise"
+    objective: str = "pointwise"  # the best of the three on MovieLens 100K and Amazon Beauty (BENCHMARKS.md)
     params: dict[str, Any] | None = None
     trainer: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
@@ -79,7 +79,7 @@ class Holdout:
         history: Recent items the ranker reads as a sequence feature.
     """
 
-    last: int = 1
+    last: int = 3
     negatives: int = 100
     valid_share: float = 0.1
     history: int = 30
