@@ -43,21 +43,25 @@ KS = (10, 20, 50)
 @dataclass
 class Recommendations:
     """Top-k lists: ``items`` (B, k) raw ids and ``scores`` (B, k); ``valid`` is False where a
-    list had fewer than k items to give (those places hold None / -inf)."""
+    list had fewer than k items to give (those places hold None / -inf). ``key`` names what the
+    lists are for: "user_id" for ``recommend``, "query_item" for ``similar_items``."""
 
     keys: np.ndarray
     items: np.ndarray
     scores: np.ndarray
     valid: np.ndarray
+    key: str = "user_id"
 
-    def to_frame(self, key: str = "user_id") -> pd.DataFrame:
+    def to_frame(self, key: str | None = None) -> pd.DataFrame:
         """Long format: one row per (key, rank) with the item and its score."""
+        key = key or self.key
         rows, ranks = np.nonzero(self.valid)
         return pd.DataFrame({key: self.keys[rows], "rank": ranks + 1, "item_id": self.items[rows, ranks],
                              "score": self.scores[rows, ranks]})
 
-    def to_records(self, key: str = "user_id") -> list[dict[str, Any]]:
+    def to_records(self, key: str | None = None) -> list[dict[str, Any]]:
         """JSON-ready: ``[{key: id, "items": [{"item_id": ..., "score": ...}, ...]}, ...]``."""
+        key = key or self.key
         return [{key: _plain(k), "items": [{"item_id": _plain(i), "score": float(s)}
                                            for i, s, ok in zip(items, scores, valid, strict=True) if ok]}
                 for k, items, scores, valid in zip(self.keys, self.items, self.scores, self.valid, strict=True)]
@@ -292,7 +296,9 @@ class Retriever:
             scores = model.similar(index).float()
         itself = sparse.csr_matrix((np.ones(len(index)), (np.arange(len(index)), index)), shape=scores.shape)
         values, top = topk_excluding(scores, k, itself)
-        return self._lists(data.item_ids.ids[index].astype(object), top.numpy(), values.numpy())
+        lists = self._lists(data.item_ids.ids[index].astype(object), top.numpy(), values.numpy())
+        lists.key = "query_item"
+        return lists
 
     def because_of(self, user: Any, items: Any, *, recent: list[Any] | None = None) -> list[Any]:
         """For each raw item id, the user's history item that produced it (None where the model

@@ -69,3 +69,16 @@ def test_user_errors(cli, board, tmp_path, artifact):
     cli("recommend", out, "--user", "1", "--k", "0").fails("k must be a positive integer")
     cli("similar", out, "--item", "nope").fails("unknown item id")
     cli("evaluate", out, "--data", board / "test.csv", "--k", "ten").fails("--k expects positive integers")
+
+
+def test_an_unknown_user_is_told_which_fallback_ran(cli, board, tmp_path):
+    # regression: `recommend runs/als --user abc` returned the popularity list silently, its counts
+    # looking like model scores
+    out = tmp_path / "cf"
+    assert cli("train", "--model", "itemcf", "--train", board / "train.csv", "--user-col", "user_id",
+               "--item-col", "item_id", "--out", out).code == 0
+    result = cli("recommend", out, "--user", "3", "--user", "abc", "--k", "2", "--json")
+    lists = json.loads(result.out)
+    assert [(e["user_id"], e["known"], e["fallback"]) for e in lists] == [(3, True, None), ("abc", False, "popularity")]
+    assert "unknown to this itemcf model" in result.err and "'abc'" in result.err
+    assert "unknown" not in cli("recommend", out, "--user", "3", "--k", "2").err

@@ -157,3 +157,12 @@ def test_itemcf_says_which_history_item_produced_a_candidate():
     model = Retriever("itemcf").fit(frame)
     assert model.because_of("new", ["b", "c"], recent=["a"]) == ["a", None]  # a and b co-occur; c never
     assert Retriever("popularity").fit(frame).because_of(1, ["c"]) == [None]
+
+
+def test_similar_items_frames_name_the_query_item():
+    # regression: similar_items().to_frame() named the query column user_id
+    frame = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": ["a", "b", "a", "b", "c"]})
+    lists = Retriever("itemcf").fit(frame).similar_items(["a"], k=1)
+    assert list(lists.to_frame().columns) == ["query_item", "rank", "item_id", "score"]
+    assert lists.to_records()[0]["query_item"] == "a"
+    assert list(Retriever("itemcf").fit(frame).recommend([1], k=1).to_frame().columns)[0] == "user_id"

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -220,9 +221,13 @@ def _as_retriever(model: Any, path: str):  # -> Retriever
     return model
 
 
-def _print_lists(title: str, key: str, lists: Any, as_json: bool) -> None:
+def _print_lists(title: str, key: str, lists: Any, as_json: bool, unknown: set[Any] | None = None) -> None:
     if as_json:
-        emit_json(lists.to_records(key))
+        records = lists.to_records(key)
+        for record in records if unknown is not None else []:
+            record["known"] = record[key] not in unknown
+            record["fallback"] = "popularity" if record[key] in unknown else None
+        emit_json(records)
         return
     frame = lists.to_frame(key)
     Console().print(_table(title, [key, "rank", "item_id", "score"],
@@ -239,7 +244,13 @@ def run_recommend(args: argparse.Namespace) -> int:
         return recommend_funnel(model, args)
     retriever = _as_retriever(model, args.artifact)
     lists = retriever.recommend(args.user, args.k, exclude_seen=not args.include_seen)
-    _print_lists(f"top {args.k} from {retriever.model_name}", "user_id", lists, args.json)
+    known = retriever.data_.user_ids.index(np.asarray(args.user, dtype=object)) >= 0  # type: ignore[union-attr]
+    unknown = {user for user, ok in zip(lists.keys.tolist(), known, strict=True) if not ok}
+    if unknown and retriever.model_name != "popularity":
+        Console(stderr=True).print(
+            f"user(s) {sorted(map(str, unknown))[:5]} unknown to this {retriever.model_name} model: their lists are "
+            "the popularity fallback (scores are interaction counts, not model scores).", soft_wrap=True)
+    _print_lists(f"top {args.k} from {retriever.model_name}", "user_id", lists, args.json, unknown)
     return 0
 
 
