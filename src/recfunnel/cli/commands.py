@@ -224,9 +224,10 @@ def _as_retriever(model: Any, path: str):  # -> Retriever
 def _print_lists(title: str, key: str, lists: Any, as_json: bool, unknown: set[Any] | None = None) -> None:
     if as_json:
         records = lists.to_records(key)
-        for record in records if unknown is not None else []:
-            record["known"] = record[key] not in unknown
-            record["fallback"] = "popularity" if record[key] in unknown else None
+        if unknown is not None:
+            for record in records:
+                record["known"] = record[key] not in unknown
+                record["fallback"] = "popularity" if record[key] in unknown else None
         emit_json(records)
         return
     frame = lists.to_frame(key)
