@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    # one line per epoch and the epoch early stopping kept, also when stderr is not a terminal
+    logging.getLogger("recfunnel.train").setLevel(logging.INFO)
     from recfunnel.cli import commands
     from recfunnel.cli.plugins import import_plugins
 

@@ -156,6 +156,8 @@ class Trainer:
                     break
         if state.best_weights is not None:
             model.load_state_dict(state.best_weights)
+            logger.info("kept the weights of epoch %d of %d (best valid %s %.4f)", state.best_epoch, state.epoch,
+                        task.monitor, state.best_score)
         stopped = state.epoch < self.max_epochs
         return TrainResult(state.history, state.best_epoch, state.best_score, stopped)
 

@@ -57,13 +57,16 @@ def test_fit_learns_and_is_deterministic():
     torch.testing.assert_close(results[0][1], results[1][1])
 
 
-def test_early_stopping_restores_the_best_epoch():
+def test_early_stopping_restores_the_best_epoch(caplog):
     train = toy_batch(batch_size=256, seed=1)
     flipped = toy_batch(batch_size=256, seed=2)
     flipped.labels["click"] = 1 - flipped.labels["click"]  # learning the rule makes this worse
     model = _fm()
-    result = Trainer(max_epochs=20, batch_size=32, lr=0.05, patience=2).fit(model, TASK, train, flipped)
+    with caplog.at_level("INFO", logger="recfunnel.train"):
+        result = Trainer(max_epochs=20, batch_size=32, lr=0.05, patience=2).fit(model, TASK, train, flipped)
     assert result.stopped_early
+    # regression: early stopping did not say which epoch it kept
+    assert f"kept the weights of epoch {result.best_epoch} of {len(result.history)} (best valid auc" in caplog.text
     assert len(result.history) == result.best_epoch + 2
     best = result.history[result.best_epoch - 1]["valid_auc"]
     assert Trainer().evaluate(model, TASK, flipped)["auc"] == pytest.approx(best, abs=1e-6)
