@@ -151,8 +151,11 @@ def test_models_json(cli):
     result = cli("models", "--json")
     assert result.code == 0
     entries = json.loads(result.out)
-    assert all(set(e) == {"name", "kind"} for e in entries)
+    assert all(set(e) == {"name", "kind", "summary", "hyperparameters"} for e in entries)
     kinds = {e["name"]: e["kind"] for e in entries}
+    # regression: the JSON lacked the hyperparameters the table shows
+    defaults = {e["name"]: e["hyperparameters"] for e in entries}
+    assert defaults["deepfm"]["embedding_dim"] == 16 and defaults["lambdarank"]["num_trees"] == 300
     assert {"lr", "fm", "deepfm"} <= set(kinds)
     assert kinds["lr"] == kinds["fm"] == kinds["deepfm"] == "ranking"
     only = json.loads(cli("models", "--kind", "ranking", "--json").out)

@@ -279,7 +279,8 @@ def run_models(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown model kind {args.kind!r}{did_you_mean(args.kind, KINDS)}; valid: {', '.join(KINDS)}.")
     infos = list_models(args.kind)
     if args.json:
-        emit_json([{"name": i.name, "kind": i.kind} for i in infos])
+        emit_json([{"name": i.name, "kind": i.kind, "summary": i.summary, "hyperparameters": i.hyperparameters()}
+                   for i in infos])
         return 0
     rows = [[i.name, i.kind, i.summary, ", ".join(f"{k}={v}" for k, v in i.hyperparameters().items())]
             for i in infos]
