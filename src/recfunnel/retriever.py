@@ -410,7 +410,7 @@ class Retriever:
         top = np.concatenate(tops)
         report = ranking_report(top, relevant, ks)
         report[f"coverage@{depth}"] = coverage(top, model.info.num_items)
-        report["users"] = float(len(users))
+        report["users"] = len(users)  # a count, printed as one
         return report
 
     # -- persistence ----------------------------------------------------------------------------
