@@ -420,6 +420,8 @@ class Retriever:
         weights = {f"model.{k}": v for k, v in model.state_dict().items()}
         weights["train.users"] = torch.from_numpy(data.users.astype(np.int32))
         weights["train.items"] = torch.from_numpy(data.items.astype(np.int32))
+        if data.timestamps is not None:  # item recency, a feature of a two-stage funnel's ranker
+            weights["train.timestamps"] = torch.from_numpy(data.timestamps.astype(np.float64))
         config = {"estimator": "retriever", "model": self.model_name, "params": self.params,
                   "columns": self.columns, "trainer": self.trainer_params, "max_history": self.max_history,
                   "index": self.index, "index_params": self.index_params, "seed": self.seed,
@@ -493,6 +495,7 @@ def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
         item_ids = IdMap.from_list(parts["encoder"]["items"])
         data = Interactions(weights["train.users"].numpy().astype(np.int64),
                             weights["train.items"].numpy().astype(np.int64), user_ids, item_ids,
+                            timestamps=weights["train.timestamps"].numpy() if "train.timestamps" in weights else None,
                             columns={k: v for k, v in columns.items() if v is not None})
         retriever.encoders_ = {side: FeatureEncoder.from_dict(parts["encoder"][f"{side}_features"])
                                for side in ("user", "item") if f"{side}_features" in parts["encoder"]}

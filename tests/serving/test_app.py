@@ -86,6 +86,8 @@ def test_similar_items_have_attributes(client: TestClient, shop):
     assert body["item_id"] == item and len(body["items"]) == 4
     assert item not in [x["item_id"] for x in body["items"]]
     assert all(x["title"] and x["category"] for x in body["items"])
+    scores = [x["score"] for x in body["items"]]  # regression: the neighbours came without scores
+    assert all(isinstance(v, float) for v in scores) and scores == sorted(scores, reverse=True)
     missing = client.get("/items/no-such-item/similar")
     assert missing.status_code == 404
     assert missing.json()["detail"] == "unknown item 'no-such-item'; add it with POST /items or check the id."

@@ -304,12 +304,17 @@ class Funnel:
 
     def similar(self, item: Any, k: int = 10) -> list[Any]:
         """Raw ids of items similar to ``item``, from the first recall source that knows it."""
+        return self.similar_scored(item, k)[0]
+
+    def similar_scored(self, item: Any, k: int = 10) -> tuple[list[Any], list[float]]:
+        """``similar`` with the recall source's similarity score of each item."""
         _check_k(k)
         for source in self.recall:
             if isinstance(source, Recall) and source.knows_item(item):
-                found = source.similar(item, k, self.catalogue)
-                return [_plain(v) for v in self.catalogue.ids[found[found >= 0]]]
-        return []
+                found, scores = source.similar(item, k, self.catalogue)
+                ok = found >= 0
+                return [_plain(v) for v in self.catalogue.ids[found[ok]]], [float(v) for v in scores[ok]]
+        return [], []
 
 
 def _catalogue(items: pd.DataFrame | None, retrievers: list[Recall], key: str) -> Catalogue:

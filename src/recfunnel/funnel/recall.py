@@ -86,10 +86,11 @@ class Recall:
         self.to_catalogue(catalogue)
         self._fresh_vectors(catalogue)
 
-    def similar(self, item: Any, k: int, catalogue: Catalogue) -> np.ndarray:
-        """(k,) catalogue indices of items similar to one raw item id."""
+    def similar(self, item: Any, k: int, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
+        """(k,) catalogue indices of items similar to one raw item id (-1 for none), and their scores."""
         lists = self.retriever.similar_items([item], k)
-        return np.where(lists.valid[0], catalogue.index(np.where(lists.valid[0], lists.items[0], 0)), -1)
+        found = np.where(lists.valid[0], catalogue.index(np.where(lists.valid[0], lists.items[0], 0)), -1)
+        return found, lists.scores[0]
 
     def knows_item(self, item: Any) -> bool:
         return bool(self.retriever.data_.item_ids.index([item])[0] >= 0)  # type: ignore[union-attr]

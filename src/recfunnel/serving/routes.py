@@ -124,10 +124,11 @@ def similar(request: Request, item_id: Annotated[str, Path(min_length=1, max_len
     catalogue = funnel.catalogue
     if catalogue.index([item_id])[0] < 0:
         raise HTTPException(404, f"unknown item {item_id!r}; add it with POST /items or check the id.")
-    found = funnel.similar(item_id, k)
+    found, scores = funnel.similar_scored(item_id, k)
     rows = catalogue.index(found) if found else np.zeros(0, np.int64)
     attributes = catalogue.records(rows, [c for c in catalogue.table.columns if c != funnel.item_key])
-    items = [{**attrs, "item_id": item} for item, attrs in zip(found, attributes, strict=True)]
+    items = [{**attrs, "item_id": item, "score": score}
+             for item, score, attrs in zip(found, scores, attributes, strict=True)]
     return {"item_id": item_id, "items": clean(items)}
 
 

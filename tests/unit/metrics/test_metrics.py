@@ -149,10 +149,10 @@ def test_registry_lookup_and_did_you_mean():
     assert fn is auc and mode == "max"
     assert get_metric("logloss").mode == "min"
     with pytest.raises(
-        ConfigError, match=r"unknown metric 'acu'; did you mean 'auc'\? Valid: auc, logloss, mae, rmse\."
+        ConfigError, match=r"unknown metric 'acu'; did you mean 'auc'\? Valid: auc, logloss, mae, ndcg@10, rmse\."
     ):
         get_metric("acu")
-    with pytest.raises(ConfigError, match=r"unknown metric 'precision'\. Valid: auc, logloss, mae, rmse\."):
+    with pytest.raises(ConfigError, match=r"unknown metric 'precision'\. Valid: auc, logloss, mae, ndcg@10, rmse\."):
         get_metric("precision")
 
 
