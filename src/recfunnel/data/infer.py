@@ -17,6 +17,9 @@ from recfunnel.schema.specs import Categorical, Label, MultiCategorical, Numeric
 USER_NAMES = ("user_id", "user", "uid")
 ITEM_NAMES = ("item_id", "item", "movie_id", "iid")
 MAX_BAG_LEN = 50
+SMALL_BAG = 16  # bags up to this long are kept whole; beyond it the 95th percentile bounds max_len
+TIME_NAMES = ("timestamp", "time", "ts", "date", "datetime", "unix_time")
+TIME_SUFFIXES = ("_time", "_ts", "_at", "_timestamp", "_date")
 SHOWN_FIELDS = {  # always shown by describe_schema; other fields only when not at their default
     "Categorical": ("role",),
     "MultiCategorical": ("max_len", "sep", "pooling", "role"),
@@ -40,10 +43,12 @@ def infer_schema(
     * a label column becomes ``Label(kind="binary")`` when all its non-null values are 0 or 1,
       otherwise ``Label(kind="regression")``;
     * a float column becomes ``Numeric(transform="standardize")``;
-    * an integer, bool or categorical column becomes ``Categorical``;
+    * an integer column named like a time (timestamp, time, ts, date, ``*_at``, ``*_time``, ...)
+      becomes ``Numeric``; another integer, bool or categorical column becomes ``Categorical``,
+      with a warning when nearly every row holds its own value;
     * a string/object column becomes ``MultiCategorical`` when more than half of its non-null
-      cells are lists or contain ``multi_sep`` (``max_len`` = 95th percentile of bag sizes,
-      clipped to [1, 50]), otherwise ``Categorical``;
+      cells are lists or contain ``multi_sep`` (``max_len`` = the longest bag when it has at most
+      16 values, else the 95th percentile of bag sizes, clipped to [1, 50]), otherwise ``Categorical``;
     * columns named user_id/user/uid get role "user", item_id/item/movie_id/iid role "item".
 
     Args:
@@ -113,20 +118,38 @@ def _infer_feature(name: str, column: pd.Series, multi_sep: str) -> Spec:
     dtype = column.dtype
     if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
         return Categorical(name, role=role)
-    if pd.api.types.is_float_dtype(dtype):
-        return Numeric(name, transform="standardize", role=role)
+    if pd.api.types.is_float_dtype(dtype) or (pd.api.types.is_integer_dtype(dtype) and _is_time(str(name))):
+        return Numeric(name, transform="standardize", role=role)  # a Unix time is a number, not an id
     if pd.api.types.is_integer_dtype(dtype):
-        return Categorical(name, role=role)
+        return _categorical(name, column, role)
     if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
         sizes = _bag_sizes(column.dropna(), multi_sep)
         if sizes is not None:
-            max_len = int(min(max(math.ceil(np.percentile(sizes, 95)), 1), MAX_BAG_LEN))
+            longest = int(sizes.max(initial=1))
+            bound = longest if longest <= SMALL_BAG else math.ceil(np.percentile(sizes, 95))
+            max_len = int(min(max(bound, 1), MAX_BAG_LEN))
             return MultiCategorical(name, max_len=max_len, sep=multi_sep, role=role)
-        return Categorical(name, role=role)
+        return _categorical(name, column, role)
     raise SchemaError(
         f"column {name!r} has dtype {dtype}, which infer_schema has no rule for; convert it "
         f"(e.g. datetimes to numbers) or pass exclude=[{name!r}]."
     )
+
+
+def _is_time(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in TIME_NAMES or lowered.endswith(TIME_SUFFIXES)
+
+
+def _categorical(name: str, column: pd.Series, role: str | None) -> Categorical:
+    """A Categorical, with a warning when nearly every row holds its own value (an id or a
+    measurement mistaken for a category, whose embedding can learn nothing)."""
+    distinct = int(column.nunique())
+    if role is None and len(column) >= 100 and distinct > 0.5 * len(column):
+        warnings.warn(f"column {name!r} became a Categorical with {distinct:,} distinct values in {len(column):,} "
+                      f"rows, nearly one per row; if it is a number or a time, pass it as a float column, or "
+                      f"exclude it.", UserWarning, stacklevel=4)
+    return Categorical(name, role=role)
 
 
 def _bag_sizes(values: pd.Series, sep: str) -> np.ndarray | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -67,7 +69,7 @@ def test_multi_categorical_needs_more_than_half_bags() -> None:
 
 def test_multi_categorical_lists_and_max_len_bounds() -> None:
     lists = pd.DataFrame({"h": [[1, 2], [3], (4, 5, 6, 7)], "y": [0, 1, 0]})
-    assert infer_schema(lists, "y")["h"] == MultiCategorical("h", max_len=4)  # 95th percentile, rounded up
+    assert infer_schema(lists, "y")["h"] == MultiCategorical("h", max_len=4)  # the longest small bag
     wide = pd.DataFrame({"h": ["|".join(["v"] * 80)] * 3, "y": [0, 1, 0]})
     assert infer_schema(wide, "y")["h"].max_len == 50
     sizes = [2] * 19 + [30]  # one long outlier: the 95th percentile ignores most of it
@@ -108,3 +110,18 @@ def test_describe_schema() -> None:
         ("age", "Numeric", "transform=bucketize, boundaries=(18.0, 30.0)"),
         ("rating", "Label", "kind=regression"),
     ]
+
+
+def test_small_bags_keep_their_longest_and_times_are_numbers() -> None:
+    # regression: genres of up to 10 values got max_len=5 (the 95th percentile), and an integer
+    # timestamp next to a rating label became a Categorical of one id per row, silently
+    genres = pd.DataFrame({"g": ["a|b"] * 97 + ["|".join("abcdefghij")] * 3, "y": [0.0] * 100})
+    assert infer_schema(genres, "y")["g"].max_len == 10
+    rows = pd.DataFrame({"user_id": np.arange(200) % 7, "timestamp": np.arange(200) * 1000,
+                         "created_at": np.arange(200), "rating": np.linspace(1, 5, 200)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        schema = infer_schema(rows, "rating")
+    assert isinstance(schema["timestamp"], Numeric) and isinstance(schema["created_at"], Numeric)
+    with pytest.warns(UserWarning, match="'code' became a Categorical with 200 distinct values in 200 rows"):
+        infer_schema(rows.assign(code=np.arange(200)), "rating")
