@@ -219,9 +219,7 @@ class Ranker:
         """The task's metrics on labelled data (AUC and log loss for a binary label)."""
         model, _, task = self._fitted()
         frame = load_frame(data)
-        batch = self._encode(frame, labels=True)
-        if self.group is not None and self.group in frame.columns:
-            batch = self._with_groups(batch, frame)
+        batch = self._with_groups(self._encode(frame, labels=True), frame)  # NDCG needs each row's list
         return self.trainer.evaluate(model, task, batch)
 
     def _encode(self, frame: pd.DataFrame, *, labels: bool) -> Batch:

@@ -10,9 +10,10 @@ import pytest
 from scipy import sparse
 
 from recfunnel.errors import ConfigError, DataError, SchemaError
-from recfunnel.funnel import Candidates, Catalogue, Funnel
-from recfunnel.funnel.features import candidate_features, feature_names, positions
+from recfunnel.funnel import Candidates, Catalogue, Funnel, Recall
+from recfunnel.funnel.features import candidate_features, feature_names, item_stats, positions
 from recfunnel.funnel.two_stage import Holdout, RankSpec, RecallSpec, candidate_rows, fit_two_stage
+from recfunnel.retriever import Retriever
 
 
 def walks(num_users: int = 240, length: int = 14, seed: int = 0) -> pd.DataFrame:
@@ -118,6 +119,9 @@ def test_lambdarank_ranker_and_a_saved_two_stage_funnel(log, tmp_path):
     assert stages["ranked"]["ndcg@10"] > stages["recall order"]["ndcg@10"]
     loaded = recfunnel.load(funnel.save(tmp_path / "f"))
     assert loaded.rank.candidate_features == funnel.rank.candidate_features
+    renamed = [Recall(loaded.recall[0].retriever, k=5, name="other"), loaded.recall[1]]
+    with pytest.raises(ConfigError, match="do not provide"):  # features of a source it was not trained with
+        Funnel(renamed, loaded.rank)
     users = ["u1", "u7", "stranger"]
     for before, after in zip(funnel.recommend_many(users, 5), loaded.recommend_many(users, 5), strict=True):
         assert before.item_ids == after.item_ids
@@ -132,5 +136,19 @@ def test_bad_two_stage_input_is_refused(log):
         fit_two_stage(train, RECALL, RankSpec(), time_col="ts", holdout=Holdout(last=20))
     with pytest.raises(ConfigError, match="negatives"):
         Holdout(negatives=-1)
-    with pytest.raises(ConfigError, match="objective"):
-        fit_two_stage(train, RECALL, RankSpec(objective="listwize"), time_col="ts", log=lambda _: None)
+    with pytest.raises(ConfigError, match="did you mean 'listwise'"):  # before any recall model is fitted
+        RankSpec(objective="listwize")
+    with pytest.raises(ConfigError, match="retrieval model"):
+        RankSpec("itemcf")
+    with pytest.raises(ConfigError, match="cannot rank a two-stage funnel yet"):
+        RankSpec("gbdt_lr")
+    with pytest.raises(ConfigError, match="valid_share"):
+        Holdout(valid_share="0.1")
+
+
+def test_item_stats_count_interactions_and_time_since_the_last():
+    frame = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": ["a", "b", "a", "c", "a"], "ts": [5, 1, 2, 9, 7]})
+    source = Recall(Retriever("popularity", time_col="ts").fit(frame), k=3)
+    catalogue = Catalogue(pd.DataFrame({"item_id": ["c", "b", "a", "new"]}))
+    popularity, recency = item_stats(source, catalogue)
+    assert popularity.tolist() == [1.0, 1.0, 3.0, 0.0] and recency.tolist() == [0.0, 8.0, 2.0, 0.0]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from recfunnel import api
+from recfunnel.data.checks import check_bool
 from recfunnel.errors import ConfigError, did_you_mean
 from recfunnel.funnel.funnel import Funnel
 from recfunnel.funnel.rank import Rank
@@ -94,7 +95,8 @@ def _two_stage(config: dict[str, Any], entries: list[Any], train: Any, user_col:
                 raise ConfigError(f"recall entry {entry!r}: {extra} apply to artifact entries only.")
             recall.append(RecallSpec(str(entry["model"]), k=_positive(entry.get("k", 100), "recall k"),
                                      name=entry.get("name"), params=entry.get("params"), trainer=entry.get("trainer"),
-                                     item_features=bool(entry.get("item_features", True))))
+                                     item_features=check_bool("recall item_features",
+                                                              entry.get("item_features", True))))
     spec = config.get("rank") or {"model": "deepfm"}
     if not isinstance(spec, dict) or "artifact" in spec:
         raise ConfigError("a funnel trained here trains its ranker too: rank: {model: deepfm} (or lambdarank, "
@@ -105,6 +107,8 @@ def _two_stage(config: dict[str, Any], entries: list[Any], train: Any, user_col:
     options = config.get("two_stage") or {}
     _check(options, TWO_STAGE_KEYS, "two_stage")
     seed = options.get("seed", 2026)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"two_stage seed must be an integer; got {seed!r}.")
     holdout = Holdout(**{k: v for k, v in options.items() if k != "seed"})
     rerank = [reranker_from_dict(step) for step in _as_list(config.get("rerank", []), "rerank")]
     items = api.load_frame(config["items"]) if config.get("items") else None

@@ -112,7 +112,9 @@ def item_stats(source: Any, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarra
         counts = np.bincount(data.items, minlength=len(mapping)).astype(np.float32)
         times = data.timestamps if data.timestamps is not None else np.arange(len(data), dtype=np.float64)
         last = np.full(len(mapping), -np.inf)
-        np.maximum.at(last, data.items, times)
+        order = np.lexsort((times, data.items))  # by item, then time: each item's last row ends its run
+        ends = np.r_[data.items[order][1:] != data.items[order][:-1], True] if len(order) else np.zeros(0, bool)
+        last[data.items[order][ends]] = times[order][ends]
         age = np.where(np.isfinite(last), times.max(initial=0.0) - last, 0.0).astype(np.float32)
         popularity, recency = np.zeros(len(state.ids), np.float32), np.zeros(len(state.ids), np.float32)
         ok = mapping >= 0

@@ -16,7 +16,7 @@ from recfunnel.api import Ranker
 from recfunnel.errors import ConfigError
 from recfunnel.funnel.candidates import Candidates
 from recfunnel.funnel.catalogue import Catalogue
-from recfunnel.funnel.features import candidate_features, item_stats
+from recfunnel.funnel.features import candidate_features, feature_names, item_stats
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import NewItems, Recall
 from recfunnel.funnel.rerank import RerankContext, Reranker, lookup, reranker_from_dict
@@ -99,6 +99,10 @@ class Funnel:
         self.users = users
         self.rank = Rank(rank, users=users, user_key=self.user_key, item_key=self.item_key) \
             if isinstance(rank, Ranker) else rank
+        unknown = sorted(set(self.rank.candidate_features) - set(feature_names(self.recall))) if self.rank else []
+        if unknown:  # e.g. a recall source renamed or dropped after the ranker was trained on it
+            raise ConfigError(f"the ranker reads candidate features {unknown[:4]} that these recall sources "
+                              f"({', '.join(names)}) do not provide; rank with the sources it was trained with.")
 
     # -- one request ----------------------------------------------------------------------------
     def recommend(self, user: Any, k: int = 10, *, context: dict[str, Any] | None = None,

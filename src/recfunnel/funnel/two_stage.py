@@ -19,7 +19,7 @@ from scipy import sparse
 
 from recfunnel.api import Ranker
 from recfunnel.data.splits import leave_last_k
-from recfunnel.errors import ConfigError, DataError, SchemaError
+from recfunnel.errors import ConfigError, DataError, SchemaError, did_you_mean
 from recfunnel.funnel.features import feature_names, feature_specs
 from recfunnel.funnel.funnel import Funnel
 from recfunnel.funnel.rank import Rank
@@ -29,6 +29,7 @@ from recfunnel.models import get_model
 from recfunnel.retriever import Retriever
 from recfunnel.schema import Categorical, Label, Schema
 from recfunnel.schema import Sequence as SequenceSpec
+from recfunnel.tasks import OBJECTIVES
 
 logger = logging.getLogger(__name__)
 LABEL = "taken"
@@ -67,6 +68,17 @@ class RankSpec:
     trainer: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:  # checked before any recall model is fitted, not after
+        info = get_model(self.model)
+        if info.kind != "ranking":
+            raise ConfigError(f"rank model {self.model!r} is a {info.kind} model; name a ranking model or lambdarank.")
+        if info.is_estimator and self.model != "lambdarank":
+            raise ConfigError(f"{self.model!r} cannot rank a two-stage funnel yet; use a ranking model "
+                              "(deepfm, dcnv2, ...) or lambdarank.")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"objective {self.objective!r} is not valid{did_you_mean(self.objective, OBJECTIVES)}; "
+                              f"expected one of {list(OBJECTIVES)}.")
+
 
 @dataclass(frozen=True)
 class Holdout:
@@ -88,7 +100,8 @@ class Holdout:
         for name, value, low in (("last", self.last, 1), ("negatives", self.negatives, 0), ("history", self.history, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"two-stage {name} must be an integer >= {low}; got {value!r}.")
-        if not 0.0 < self.valid_share < 0.5:
+        if isinstance(self.valid_share, bool) or not isinstance(self.valid_share, (int, float)) \
+                or not 0.0 < self.valid_share < 0.5:
             raise ConfigError(f"two-stage valid_share must be in (0, 0.5); got {self.valid_share!r}.")
 
 
