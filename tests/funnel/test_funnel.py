@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recfunnel.errors import ArtifactError, ConfigError, SchemaError
-from recfunnel.funnel import Funnel
+from recfunnel.funnel import Boost, Funnel
 
 
 def _known_user(data) -> str:
@@ -84,6 +84,47 @@ def test_new_items_are_recommended_before_any_interaction(fresh, data):
     assert "new" in result.sources[result.item_ids.index("fresh-1")]  # (the two-tower may propose it too)
 
 
+def test_a_new_item_gets_a_place_in_every_list(fresh, data):
+    # regression: a new item never appeared, not even in a cold user's top 100, because a ranker
+    # trained before it existed puts it below every item with a track record
+    places = next(s for s in fresh.recall if s.name == "new").places
+    assert places == 1
+    category = data.items["category"].value_counts().index[-1]
+    fresh.add_items(pd.DataFrame({"item_id": ["fresh-2"], "title": ["Fresh"], "category": [category],
+                                  "price": [15.0]}))
+    fresh.rerank.append(Boost(values=[category], factor=0.0))  # its category now scores below all others
+    for user in (_known_user(data), "someone-new"):
+        result = fresh.recommend(user, k=5)
+        assert len(result.item_ids) == 5 and result.item_ids[-1] == "fresh-2", user  # the last place
+        assert "new" in result.sources[-1]
+        assert all(a["category"] != category for a in result.attributes[:-1])
+    next(s for s in fresh.recall if s.name == "new").places = 0  # competing on its score alone
+    assert "fresh-2" not in fresh.recommend(_known_user(data), k=5).item_ids
+
+
+def test_filters_backfill_to_k_and_say_when_the_catalogue_has_fewer(fresh, data):
+    # regression: include=<category>&k=20 returned the 3 candidates of that category, silently
+    shared = fresh
+    for source in shared.recall:
+        source.k = 4  # shallow recall: some category is sure to be under-served
+    user = _known_user(data)
+    seen = set(data.clicks_train.loc[data.clicks_train["user_id"] == user, "item_id"])
+    items = data.items[~data.items["item_id"].isin(seen)]  # (the synthetic shop has no "available")
+    merged = shared.recall_stage(np.asarray([user], dtype=object))[1]
+    recalled = pd.Series(shared.catalogue.table["category"].to_numpy()[merged.items[0][merged.valid[0]]])
+    gap = items["category"].value_counts().sub(recalled.value_counts(), fill_value=0)
+    category = gap.idxmax()  # the category recall proposes least of what the catalogue has
+    unseen = items.loc[items["category"] == category, "item_id"].tolist()
+    k = len(unseen)
+    assert (recalled == category).sum() < k, "the test needs a category recall under-serves"
+    result = shared.recommend(user, k=k, filters={"include": [category]})
+    assert len(result.item_ids) == k and result.shortfall == 0
+    assert all(a["category"] == category for a in result.attributes) and not seen & set(result.item_ids)
+    assert any(src == ["backfill"] for src in result.sources)
+    wide = shared.recommend(user, k=k + 5, filters={"include": [category]})
+    assert sorted(wide.item_ids) == sorted(unseen) and wide.shortfall == 5  # every unseen one, and says so
+
+
 def test_save_and_load_give_the_same_lists(shared, trained, data):
     again = Funnel.load(trained[2])
     user = _known_user(data)
@@ -117,12 +158,23 @@ def test_evaluate_reports_every_stage(shared, data):
     report = shared.evaluate(data.clicks_test, k=10, truth=data.truth)
     rows = {row["stage"]: row for row in report["stages"]}
     assert {"two_tower", "itemcf", "popularity", "candidates", "recall order", "ranked", "final"} <= set(rows)
+    # no item was added since training, so the new-item source is listed with nothing to offer
+    assert rows["new"]["list"] == 0 and rows["new"]["recall"] is None
+    rows = {name: row for name, row in rows.items() if row["list"]}
     # the merged candidates hold every source's list, so their recall is at least each source's
     assert rows["candidates"]["recall"] >= max(rows[s.name]["recall"] for s in shared.recall if s.name in rows) - 1e-9
     for row in rows.values():
         assert 0.0 <= row["recall"] <= 1.0 and 0.0 <= row["ndcg@10"] <= 1.0 and 0.0 <= row["coverage"] <= 1.0
         assert 0.0 < row["true_ctr@10"] < 1.0
     assert report["users"] == data.clicks_test["user_id"].nunique()
+    # each reranker's row: what it cost in NDCG and bought in diversity against the row before it
+    steps = [row for row in report["stages"] if row["stage"].startswith("rerank: ")]
+    assert [row["stage"] for row in steps] == [f"rerank: {step.name}" for step in shared.rerank]
+    previous = rows["ranked"]
+    for row in steps:
+        assert row["ndcg_change@10"] == pytest.approx(row["ndcg@10"] - previous["ndcg@10"])
+        assert row["ild_change@10"] == pytest.approx(row["ild@10"] - previous["ild@10"])
+        previous = row
     with pytest.raises(SchemaError, match="evaluation data has no 'item_id' column"):
         shared.evaluate(data.clicks_test.drop(columns="item_id"))
 

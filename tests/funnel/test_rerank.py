@@ -79,8 +79,15 @@ def test_mmr_by_embedding_uses_vector_similarity():
     assert _ids(out)[:2] == ["a", "d"]
 
 
-def test_max_per_group_caps_each_category():
+def test_max_per_group_caps_the_top_and_deals_the_rest_in_rounds():
+    # regression: a hard cap ended a k=100 list at 34 items; the list now fills from the rest
     out = MaxPerGroup(n=1)(_ranked([0, 1, 3, 2, 4, 5]), _context())
+    assert _ids(out) == ["a", "d", "f", "b", "e", "c"]  # round 1: one per category, round 2: the next
+    assert _ids(MaxPerGroup(n=2)(_ranked([0, 1, 2, 3, 4]), _context())) == ["a", "b", "d", "e", "c"]
+
+
+def test_max_per_group_strict_drops_what_is_over_the_cap():
+    out = MaxPerGroup(n=1, strict=True)(_ranked([0, 1, 3, 2, 4, 5]), _context())
     assert _ids(out) == ["a", "d", "f"]
 
 
@@ -90,7 +97,7 @@ def test_limit_cuts():
 
 def test_rerankers_round_trip_through_dicts():
     for step in (DropSeen(), Filter(include=["x"], max_price=9.0), Boost(values=["y"]), MMR(diversity=0.2),
-                 MaxPerGroup(n=2), Limit(n=5)):
+                 MaxPerGroup(n=2), MaxPerGroup(n=1, strict=True), Limit(n=5)):
         again = reranker_from_dict(step.to_dict())
         assert type(again) is type(step) and again.to_dict() == step.to_dict()
 

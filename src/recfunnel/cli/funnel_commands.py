@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from rich.console import Console
@@ -14,19 +15,25 @@ from recfunnel.cli.main import emit_json
 console = Console(stderr=True, highlight=False)
 
 
-def _cell(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+def _cell(value: Any, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:+.4f}" if signed else f"{value:.4f}"
+    return str(value)
 
 
 def stage_table(report: dict[str, Any], title: str) -> Table:
-    """The funnel's offline table: one row per stage."""
+    """The funnel's offline table: one row per stage; a reranker's row also shows the NDCG it
+    cost and the diversity (ILD) it bought against the row before it."""
     rows = report["stages"]
     table = Table(title=title, title_justify="left")
-    columns = list(rows[0]) if rows else []
-    for column in columns:
-        table.add_column(column)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    for column in columns:  # "ndcg_change@10" shows as "Δndcg@10"; stage names never wrap
+        table.add_column("Δ" + column.replace("_change", "") if "_change" in column else column,
+                         no_wrap=column == "stage")
     for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in columns))
+        table.add_row(*(_cell(row.get(c), "_change" in c) for c in columns))
     return table
 
 

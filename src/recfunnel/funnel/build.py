@@ -16,7 +16,7 @@ from recfunnel.funnel.rerank import reranker_from_dict
 from recfunnel.retriever import Retriever
 
 SECTIONS = ("recall", "rank", "rerank", "items", "users", "out", "two_stage")
-RECALL_KEYS = ("artifact", "k", "name", "type", "column", "model", "params", "trainer", "item_features")
+RECALL_KEYS = ("artifact", "k", "name", "type", "column", "places", "model", "params", "trainer", "item_features")
 RANK_KEYS = ("artifact", "context", "model", "objective", "params", "trainer")
 TWO_STAGE_KEYS = ("last", "negatives", "valid_share", "history", "seed")
 
@@ -85,7 +85,7 @@ def _two_stage(config: dict[str, Any], entries: list[Any], train: Any, user_col:
     for entry in entries:
         _check(entry, RECALL_KEYS, "recall")
         if entry.get("type") == "new_items":
-            recall.append(NewItems(k=entry.get("k", 20), column=entry.get("column", "category")))
+            recall.append(_new_items(entry))
         elif "artifact" in entry or "model" not in entry:
             raise ConfigError(f"recall entry {entry!r}: a funnel trained here names a model in every recall "
                               "entry ({model: itemcf, k: 150}); build from artifacts or from models, not both.")
@@ -129,7 +129,7 @@ def _recall(entry: Any) -> Recall | NewItems:
         entry = {"artifact": entry}
     _check(entry, RECALL_KEYS, "recall")
     if entry.get("type") == "new_items":
-        return NewItems(k=entry.get("k", 20), column=entry.get("column", "category"))
+        return _new_items(entry)
     if entry.get("type") not in (None, "retriever"):
         raise ConfigError(f"recall type {entry['type']!r} is not valid; use 'retriever' (the default) or 'new_items'.")
     if "artifact" not in entry:
@@ -138,6 +138,10 @@ def _recall(entry: Any) -> Recall | NewItems:
     if not isinstance(retriever, Retriever):
         raise ConfigError(f"recall artifact {entry['artifact']!r} is not a retriever (train one with a retrieval model).")
     return Recall(retriever, k=entry.get("k", 100), name=entry.get("name"))
+
+
+def _new_items(entry: dict[str, Any]) -> NewItems:
+    return NewItems(k=entry.get("k", 20), column=entry.get("column", "category"), places=entry.get("places", 1))
 
 
 def _as_list(value: Any, name: str) -> list[Any]:

@@ -34,16 +34,18 @@ class Candidates:
         return self.items >= 0
 
     @staticmethod
-    def merge(items: list[np.ndarray], *, fusion_k: float = 60.0) -> Candidates:
+    def merge(items: list[np.ndarray], *, fusion_k: float = 60.0, fused: list[bool] | None = None) -> Candidates:
         """Union of several sources' ranked (B, K_s) lists, de-duplicated per user, sources kept as bits.
 
         Sources score on different scales (counts, cosines), so the merged score is reciprocal-rank
         fusion, Σ_s 1 / (fusion_k + rank_s), and rows come out in that order. Vectorised: one sort
-        over (user, item) keys, no loop over users.
+        over (user, item) keys, no loop over users. ``fused[s]`` False keeps source ``s`` out of
+        the fusion score (a backfill list: its items come after every fused one).
         """
         stacked = np.concatenate(items, axis=1)  # (B, ΣK)
-        score = np.concatenate([np.broadcast_to(1.0 / (fusion_k + 1 + np.arange(part.shape[1])), part.shape)
-                                for part in items], axis=1).astype(np.float32)
+        weight = fused if fused is not None else [True] * len(items)
+        score = np.concatenate([np.broadcast_to(float(w) / (fusion_k + 1 + np.arange(part.shape[1])), part.shape)
+                                for part, w in zip(items, weight, strict=True)], axis=1).astype(np.float32)
         bits = np.concatenate([np.full(part.shape, 1 << s, np.int64) for s, part in enumerate(items)], axis=1)
         rows, width = stacked.shape
         span = int(stacked.max(initial=0)) + 2

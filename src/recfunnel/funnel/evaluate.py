@@ -51,15 +51,25 @@ def evaluate_funnel(funnel: Funnel, test: pd.DataFrame, *, k: int = 10, batch_si
         stages = funnel.run(users[rows], k, exclude=None if blocked is None else blocked[rows])
         lists = {**{s.name: found for s, found in zip(funnel.recall, stages.sources, strict=True)},
                  "candidates": stages.merged, "recall order": stages.merged[:, :k],
-                 "ranked": stages.ranked[:, :k], "final": stages.final.items}
+                 "ranked": stages.ranked[:, :k],
+                 **{_step_name(stages.reranked, i): found for i, (_, found) in enumerate(stages.reranked)},
+                 "final": stages.final.items}
         for name, found in lists.items():
             parts.setdefault(name, []).append(found)
     rows_out = []
+    steps = {_step_name(stages.reranked, i) for i in range(len(stages.reranked))} if parts else set()
+    before: dict[str, Any] | None = None
     for name, found_parts in parts.items():
         found = _stack(found_parts)
-        if not (found >= 0).any():
-            continue  # a source with nothing to offer (no new items yet)
         row = _stage_row(funnel, name, found, relevant, k)
+        if not (found >= 0).any():
+            row.update({key: None for key in row if key not in ("stage", "list")})
+            row["list"] = 0  # a source with nothing to offer yet (no items added since training)
+        if name in steps and before is not None and row[f"ndcg@{k}"] is not None:  # what this reranker costs in NDCG and buys in diversity
+            row[f"ndcg_change@{k}"] = row[f"ndcg@{k}"] - before[f"ndcg@{k}"]
+            row[f"ild_change@{k}"] = row[f"ild@{k}"] - before[f"ild@{k}"]
+        if name == "ranked" or name in steps:
+            before = row
         if truth is not None:
             top = found[:, :k]
             p = np.where(top >= 0, truth(users[:, None], funnel.catalogue.ids[np.maximum(top, 0)].astype(object)),
@@ -67,6 +77,13 @@ def evaluate_funnel(funnel: Funnel, test: pd.DataFrame, *, k: int = 10, batch_si
             row[f"true_ctr@{k}"] = float(np.nanmean(p)) if np.isfinite(p).any() else float("nan")
         rows_out.append(row)
     return {"users": len(users), "stages": rows_out}
+
+
+def _step_name(steps: list[tuple[str, np.ndarray]], index: int) -> str:
+    """The evaluation row of the index-th reranker: "rerank: mmr" ("rerank: filter 2" if repeated)."""
+    name = steps[index][0]
+    repeat = sum(other == name for other, _ in steps[:index])
+    return f"rerank: {name}" + (f" {repeat + 1}" if repeat else "")
 
 
 def _stage_row(funnel: Funnel, name: str, found: np.ndarray, relevant: sparse.csr_matrix, k: int) -> dict[str, Any]:

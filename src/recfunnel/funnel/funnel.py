@@ -19,10 +19,11 @@ from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.funnel.features import candidate_features, feature_names, item_stats
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import NewItems, Recall
-from recfunnel.funnel.rerank import RerankContext, Reranker, lookup, reranker_from_dict
+from recfunnel.funnel.rerank import Filter, RerankContext, Reranker, lookup, reranker_from_dict
 
 Source = Recall | NewItems
 MAX_K = 1000
+BACKFILL = "backfill"  # the source name of items a request's filters pulled in when recall fell short
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Recommendation:
     reasons: list[list[str]] = field(default_factory=list)
     features: list[list[dict[str, Any]]] = field(default_factory=list)
     attributes: list[dict[str, Any]] = field(default_factory=list)
+    shortfall: int = 0  # places short of the requested k: fewer candidates passed filters and rerankers
 
     def to_records(self) -> list[dict[str, Any]]:
         """JSON-ready: one dict per item with its attributes, score, sources and reasons."""
@@ -58,6 +60,7 @@ class Stages:
     history: np.ndarray  # (B, H) catalogue indices of recent items, oldest first, -1 padded
     scored: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # each source's (items, scores)
     seen: sparse.csr_matrix | None = None
+    reranked: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (reranker, (B, k)) after each step
 
 
 class Funnel:
@@ -88,10 +91,13 @@ class Funnel:
         if not retrievers:
             raise ConfigError("a Funnel needs at least one Recall(retriever) source to know users and items.")
         names = [s.name for s in recall]
+        if BACKFILL in names:
+            raise ConfigError(f"{BACKFILL!r} names the items a request's filters pull in; name the recall source "
+                              "something else.")
         if len(set(names)) != len(names):
             raise ConfigError(f"recall source names must be distinct; got {names}. Pass Recall(..., name=...).")
-        if len(recall) > 62:
-            raise ConfigError(f"at most 62 recall sources; got {len(recall)}.")
+        if len(recall) > 61:
+            raise ConfigError(f"at most 61 recall sources; got {len(recall)}.")
         columns = retrievers[0].retriever.columns
         self.user_key, self.item_key = str(columns["user_col"]), str(columns["item_col"])
         self.recall, self.rerank = list(recall), list(rerank)
@@ -134,6 +140,8 @@ class Funnel:
         final = stages.final
         out = [self._describe(user, final.items[row][final.valid[row]], final.scores[row][final.valid[row]],
                               final.sources[row][final.valid[row]]) for row, user in enumerate(keys)]
+        for result in out:
+            result.shortfall = k - len(result.item_ids)
         if explain:
             self._explain(keys, stages, out, context, histories)
         return out
@@ -141,9 +149,16 @@ class Funnel:
     def run(self, users: np.ndarray, k: int, *, recent: list[list[Any]] | None = None,
             context: dict[str, Any] | None = None, filters: dict[str, Any] | None = None,
             exclude: sparse.csr_matrix | None = None) -> Stages:
-        """Every stage for (B,) raw users; returns the intermediate lists (see ``Stages``)."""
+        """Every stage for (B,) raw users; returns the intermediate lists (see ``Stages``).
+
+        With ``filters``, users whose candidates pass them fewer than ``k`` times get the most
+        popular items that pass as more candidates (source "backfill"), ranked with the rest.
+        """
         catalogue = self.catalogue
-        scored, merged, seen, history = self.recall_stage(users, recent=recent, exclude=exclude)
+        request = reranker_from_dict({"type": "filter", **filters}) if filters else None
+        allowed = request.allowed(catalogue) if isinstance(request, Filter) else None
+        scored, merged, seen, history = self.recall_stage(users, recent=recent, exclude=exclude,
+                                                          allowed=allowed, k=k)
         lists = [found for found, _ in scored]
         ranked = merged
         if self.rank is not None and merged.items.shape[1]:
@@ -151,24 +166,61 @@ class Funnel:
             ranked = merged.with_scores(self.rank.score(users, merged.items, catalogue, context, history,
                                                         extra)).sorted()
         final = ranked
-        chain = ([reranker_from_dict({"type": "filter", **filters})] if filters else []) + self.rerank
         ctx = RerankContext(catalogue, seen, self.item_vectors(), k)
-        for step in chain:
+        steps = []
+        for step in ([request] if request is not None else []) + self.rerank:
             final = step(final, ctx)
-        return Stages(lists, merged.items, ranked.items, final.head(k), history, scored, seen)
+            steps.append((step.name, final.items[:, :k]))
+        final = self._new_item_places(final, k)
+        return Stages(lists, merged.items, ranked.items, final.head(k), history, scored, seen, steps)
+
+    def _new_item_places(self, candidates: Candidates, k: int) -> Candidates:
+        """Give items added since training ``NewItems.places`` of the first ``k`` (the last ones),
+        taking the best such items the rerankers kept: a ranker trained before they existed scores
+        them without a track record, so without a reserved place fresh stock would never be shown."""
+        places = min(max((s.places for s in self.recall if isinstance(s, NewItems)), default=0), k)
+        fresh = (candidates.items >= self.catalogue.num_trained) & candidates.valid
+        if places == 0 or not fresh.any():
+            return candidates
+        width = candidates.items.shape[1]
+        chosen = fresh & (np.cumsum(fresh, axis=1) <= places)  # the best `places` new items of each list
+        top = np.arange(width) < k
+        need = (chosen & ~top).sum(1, keepdims=True)  # chosen ones below the first k
+        moved = chosen & ~top
+        key = np.where(moved, k - need + np.cumsum(moved, axis=1) - 1 - 0.5, np.arange(width, dtype=np.float64))
+        return candidates.take(np.argsort(key, axis=1, kind="stable"))
 
     def recall_stage(self, users: np.ndarray, *, recent: list[list[Any]] | None = None,
-                     exclude: sparse.csr_matrix | None = None
+                     exclude: sparse.csr_matrix | None = None, allowed: np.ndarray | None = None, k: int = 0
                      ) -> tuple[list[tuple[np.ndarray, np.ndarray]], Candidates, sparse.csr_matrix, np.ndarray]:
-        """Every recall source's (items, scores), their merged candidates (less ``exclude``), the
-        users' seen items (B, len(catalogue)) and recent items (B, H), for (B,) raw users."""
+        """Every recall source's (items, scores), their merged candidates (less ``exclude``; with
+        ``allowed`` items, backfilled to ``k`` that pass), the users' seen items (B, len(catalogue))
+        and recent items (B, H), for (B,) raw users."""
         seen, history = self._history(users, recent)
         scored = [s.scored(history, self.catalogue) if isinstance(s, NewItems)
                   else s.scored(users, self.catalogue, recent) for s in self.recall]
-        merged = Candidates.merge([found for found, _ in scored])
+        lists = [found for found, _ in scored]
+        merged = Candidates.merge(lists)
+        filler = self._backfill(merged, allowed, seen, k) if allowed is not None else None
+        if filler is not None:
+            merged = Candidates.merge([*lists, filler], fused=[True] * len(lists) + [False])
         if exclude is not None:
             merged = merged.mask(lookup(exclude, merged.items)).sorted()
         return scored, merged, seen, history
+
+    def _backfill(self, merged: Candidates, allowed: np.ndarray, seen: sparse.csr_matrix, k: int) -> np.ndarray | None:
+        """(B, W) the most popular unseen items that ``allowed`` lets through, for the users whose
+        candidates pass it fewer than ``k`` times (-1 elsewhere); None when no user is short."""
+        short = (allowed[np.maximum(merged.items, 0)] & merged.valid).sum(1) < k
+        pool = np.flatnonzero(allowed)
+        if not short.any() or pool.size == 0:
+            return None
+        first = next(s for s in self.recall if isinstance(s, Recall))
+        popular = pool[np.argsort(-item_stats(first, self.catalogue)[0][pool], kind="stable")]
+        width = min(popular.size, k + int(np.diff(seen.indptr).max(initial=0)))  # k unseen ones at least
+        filler = np.broadcast_to(popular[:width], (len(short), width)).copy()
+        filler[lookup(seen, filler) | ~short[:, None]] = -1
+        return filler
 
     def candidate_features(self, scored: list[tuple[np.ndarray, np.ndarray]], candidates: Candidates,
                            seen: sparse.csr_matrix) -> dict[str, np.ndarray]:
@@ -224,7 +276,8 @@ class Funnel:
 
     def _describe(self, user: Any, items: np.ndarray, scores: np.ndarray, bits: np.ndarray) -> Recommendation:
         catalogue = self.catalogue
-        sources = [[s.name for j, s in enumerate(self.recall) if b >> j & 1] for b in bits]
+        names = [s.name for s in self.recall] + [BACKFILL]
+        sources = [[name for j, name in enumerate(names) if b >> j & 1] for b in bits]
         return Recommendation(user, [_plain(v) for v in catalogue.ids[items]], [float(s) for s in scores], sources,
                               attributes=catalogue.records(items, [c for c in catalogue.table.columns
                                                                    if c != self.item_key]))

@@ -106,17 +106,24 @@ class NewItems:
     newest ones in the categories of the user's history (all categories for a user without one),
     so fresh stock gets impressions and the ranker scores it from its attributes.
 
+    A ranker trained before an item existed scores it without a track record (no popularity, no
+    recall model proposing it), so it would rank below every proven item; ``places`` reserves the
+    last places of each final list for the best new items the rerankers let through.
+
     Args:
         k: Candidates per user.
         column: The attribute that groups items (e.g. "category"); None to ignore the history.
+        places: Places of each final list kept for new items (0: compete on the ranker's score).
     """
 
     name = "new"
 
-    def __init__(self, *, k: int = 20, column: str | None = "category") -> None:
+    def __init__(self, *, k: int = 20, column: str | None = "category", places: int = 1) -> None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"new-item recall k must be a positive integer; got {k!r}.")
-        self.k, self.column = int(k), column
+        if isinstance(places, bool) or not isinstance(places, (int, np.integer)) or not 0 <= places <= k:
+            raise ConfigError(f"new-item places must be an integer in [0, k={k}]; got {places!r}.")
+        self.k, self.column, self.places = int(k), column, int(places)
 
     def candidates(self, history: np.ndarray, catalogue: Catalogue) -> np.ndarray:
         """(B, k) catalogue indices of new items, ordered by the user's interest in their group.
@@ -146,4 +153,4 @@ class NewItems:
         return fresh[order], share.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"k": self.k, "column": self.column}
+        return {"k": self.k, "column": self.column, "places": self.places}

@@ -121,7 +121,10 @@ class Filter(Reranker):
         self.available, self.min_price, self.max_price, self.price_column = available, min_price, max_price, price_column
 
     def __call__(self, candidates: Candidates, context: RerankContext) -> Candidates:
-        catalogue, items = context.catalogue, np.maximum(candidates.items, 0)
+        return _compact(candidates, ~self.allowed(context.catalogue)[np.maximum(candidates.items, 0)])
+
+    def allowed(self, catalogue: Catalogue) -> np.ndarray:
+        """(len(catalogue),) True for the items this filter lets through."""
         keep = np.ones(len(catalogue), bool)
         if self.include is not None or self.exclude is not None:
             values = _attribute(catalogue, self.column, "filter").astype(str)
@@ -136,7 +139,7 @@ class Filter(Reranker):
                                   errors="coerce").to_numpy(np.float64)  # unparsable prices drop out (NaN)
             keep &= (price >= (self.min_price if self.min_price is not None else -np.inf)) & \
                     (price <= (self.max_price if self.max_price is not None else np.inf))
-        return _compact(candidates, ~keep[items])
+        return keep
 
 
 @register("boost")
@@ -213,12 +216,20 @@ class MMR(Reranker):
 
 @register("max_per_group")
 class MaxPerGroup(Reranker):
-    """Keep at most ``n`` items per ``column`` value (category, brand), in list order."""
+    """At most ``n`` items per ``column`` value (category, brand) before any group gets more.
 
-    def __init__(self, *, n: int = 2, column: str = "category") -> None:
+    The list is dealt in rounds: every group's first ``n`` items in list order, then every
+    group's next ``n``, and so on, so the top of the list is capped and the list still fills to
+    the requested length when the candidates allow (a 3-per-genre cap over 18 genres would
+    otherwise end a list at 54). ``strict=True`` drops the items over the cap instead.
+    """
+
+    def __init__(self, *, n: int = 2, column: str = "category", strict: bool = False) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"max_per_group n must be a positive integer; got {n!r}.")
-        self.n, self.column = n, column
+        if not isinstance(strict, bool):
+            raise ConfigError(f"max_per_group strict must be true or false; got {strict!r}.")
+        self.n, self.column, self.strict = n, column, strict
 
     def __call__(self, candidates: Candidates, context: RerankContext) -> Candidates:
         codes = context.catalogue.codes(_check_column(context.catalogue, self.column, "max_per_group"))
@@ -230,7 +241,11 @@ class MaxPerGroup(Reranker):
         rank = np.arange(key.size) - np.repeat(starts, np.diff(np.r_[starts, key.size]))
         seat = np.empty(key.size, np.int64)
         seat[order] = rank
-        return _compact(candidates, (seat.reshape(rows, width) >= self.n) & (group >= 0))
+        place = seat.reshape(rows, width)  # the item's place within its (user, group), from 0
+        if self.strict:
+            return _compact(candidates, (place >= self.n) & (group >= 0))
+        round_ = np.where(group >= 0, place // self.n, width)  # empty places after every round
+        return candidates.take(np.argsort(round_ * width + np.arange(width), axis=1, kind="stable"))
 
 
 @register("limit")

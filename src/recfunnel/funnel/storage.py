@@ -71,7 +71,7 @@ def load_funnel(path: str | Path) -> Funnel:
         recall: list[Recall | NewItems] = []
         for entry in config["recall"]:
             if entry["type"] == "new_items":
-                recall.append(NewItems(k=entry["k"], column=entry.get("column")))
+                recall.append(NewItems(k=entry["k"], column=entry.get("column"), places=entry.get("places", 0)))
                 continue
             retriever = api.load(root / entry["path"])
             if not isinstance(retriever, Retriever):
