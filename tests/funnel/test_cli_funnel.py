@@ -56,6 +56,13 @@ def test_build_then_evaluate_and_recommend(cli, trained, tmp_path):
     assert all(item["reasons"] for item in lists[0]["items"])
     code, out, err = cli("recommend", built["artifact"], "--user", user, "--k", 3)
     assert code == 0 and "why" in out
+    code, out, err = cli("recommend", built["artifact"], "--user", user, "--k", 25, "--json")  # limit n=20
+    assert code == 0 and json.loads(out)[0]["shortfall"] == 5 and len(json.loads(out)[0]["items"]) == 20
+    assert f"user {user}: 20 of the 25 items asked for" in " ".join(err.split())
+    code, out, err = cli("evaluate", built["artifact"], "--data", tmp_path / "test.csv")
+    assert code == 0 and "rerank: mmr" in out and "Δndcg@10" in out
+    assert stages["rerank: mmr"]["ild_change@10"] == pytest.approx(
+        stages["rerank: mmr"]["ild@10"] - stages["rerank: drop_seen"]["ild@10"])
     item = str(trained[1].clicks_train["item_id"].iloc[0])
     code, out, err = cli("similar", built["artifact"], "--item", item, "--k", 4, "--json")
     assert code == 0, err

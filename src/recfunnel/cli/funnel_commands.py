@@ -15,6 +15,13 @@ from recfunnel.cli.main import emit_json
 console = Console(stderr=True, highlight=False)
 
 
+def _out() -> Console:
+    """stdout for tables: a terminal's own width, or 160 columns when piped to a file or a pager,
+    where Rich's default of 80 would cut the funnel table's numbers short."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=160)
+
+
 def _cell(value: Any, signed: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -51,15 +58,19 @@ def evaluate_funnel(funnel: Any, args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report)
     else:
-        Console().print(stage_table(report, f"funnel on {args.data} ({report['users']:,} users)"))
+        _out().print(stage_table(report, f"funnel on {args.data} ({report['users']:,} users)"))
     return 0
 
 
 def recommend_funnel(funnel: Any, args: argparse.Namespace) -> int:
     """`recfunnel recommend FUNNEL --user ID`: the final lists with their sources and reasons."""
     lists = [funnel.recommend(user, k=args.k) for user in args.user]
+    for result in lists:
+        if result.shortfall:
+            console.print(f"user {escape(str(result.user_id))}: {len(result.item_ids)} of the {args.k} items asked "
+                          "for; the candidates that passed the rerankers ran out.", soft_wrap=True)
     if args.json:
-        emit_json([{"user_id": r.user_id, "items": r.to_records()} for r in lists])
+        emit_json([{"user_id": r.user_id, "items": r.to_records(), "shortfall": r.shortfall} for r in lists])
         return 0
     for result in lists:
         table = Table(title=f"user {result.user_id}", title_justify="left")
@@ -130,7 +141,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _print_demo(report: dict[str, Any]) -> None:
-    out = Console()
+    out = _out()
     rows = report["models"]
     table = Table(title=f"rank: test metrics on {report['rows']['test']:,} held-out rows of the {report['data']}",
                   title_justify="left")
