@@ -77,7 +77,20 @@ def test_filters_by_category_and_price(client: TestClient, shop):
     assert priced["items"] and all(10 <= item["price"] <= 30 for item in priced["items"])
     # an empty price range is a valid question with no answer (the OpenAPI spec cannot forbid it)
     response = client.get("/recommend", params={"user_id": "u2", "min_price": 30, "max_price": 10})
-    assert response.status_code == 200 and response.json()["items"] == []
+    assert response.status_code == 200 and response.json()["items"] == [] and response.json()["shortfall"] == 10
+
+
+def test_a_filtered_list_fills_to_k_or_says_how_many_are_missing(client: TestClient, shop):
+    # regression: include=<category>&k=20 returned the few candidates of that category, silently
+    category = shop.items["category"].value_counts().index[-1]
+    size = int((shop.items["category"] == category).sum())
+    body = client.get("/recommend", params={"user_id": "u2", "k": size + 7, "include": category}).json()
+    seen = shop.interactions.loc[shop.interactions["user_id"] == "u2", "item_id"]
+    unseen = set(shop.items.loc[shop.items["category"] == category, "item_id"]) - set(seen)
+    assert {item["item_id"] for item in body["items"]} == unseen
+    assert body["shortfall"] == size + 7 - len(unseen) > 0
+    full = client.get("/recommend", params={"user_id": "u2", "k": len(unseen), "include": category}).json()
+    assert len(full["items"]) == len(unseen) and full["shortfall"] == 0
 
 
 def test_similar_items_have_attributes(client: TestClient, shop):

@@ -81,7 +81,7 @@ async def recommend(request: Request, user_id: Annotated[str, Query(min_length=1
                                    ("max_price", max_price)) if value is not None and value != ()}
     key = (k, json.dumps(parsed, sort_keys=True, default=str), json.dumps(filters, sort_keys=True), explain)
     known, records = await request.app.state.batcher.submit_async(key, user_id)
-    return {"user_id": user_id, "cold_start": not known, "items": clean(records),
+    return {"user_id": user_id, "cold_start": not known, "items": clean(records), "shortfall": k - len(records),
             "took_ms": round((time.perf_counter() - started) * 1000, 3)}
 
 

@@ -132,6 +132,8 @@ class Records(BaseModel):
 class RecommendOut(Records):
     user_id: str
     cold_start: bool = Field(description="the user is unknown to the trained models")
+    shortfall: int = Field(0, ge=0, description="places the list lacks to reach k: fewer items passed the filters "
+                                                "and rerankers (the catalogue has no more that do)")
     took_ms: float
 
 
