@@ -1,4 +1,4 @@
-"""The web page in headless Chromium: pick a user, see cards, click one, see the list change."""
+"""The web page and the API docs in headless Chromium, with no network beyond the local server."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,900", f"--user-data-dir={tmp_path / 'chromium'}"):
+                 "--no-first-run", "--window-size=1280,900", f"--user-data-dir={tmp_path / 'chromium'}",
+                 # no network: every host name but the local server's fails to resolve
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
         options.add_argument(flag)
     monkeypatch.setenv("SE_AVOID_STATS", "true")  # selenium-manager must not phone home
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -71,3 +73,27 @@ def test_clicking_a_card_refreshes_the_list(server: Callable, browser, shop):
     browser.find_element(By.ID, "load").click()  # the button reloads the same user's list
     wait.until(lambda d: d.find_element(By.ID, "list").get_attribute("data-requests") == "3")
     assert _cards(browser) == after
+
+
+def _loaded(driver) -> list[str]:
+    """Every resource the page has fetched (scripts, styles, the OpenAPI document, ...)."""
+    return driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+
+
+@pytest.mark.parametrize("api_key", [None, "docs-key"])
+def test_the_api_docs_render_without_network(server: Callable, browser, api_key: str | None):
+    # regression: /docs was a blank page offline, its Swagger UI coming from a CDN
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    live = server(api_key=api_key).start()
+    browser.get(f"{live.url}/docs")
+    WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock")) >= 8)
+    summaries = " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock-summary-path"))
+    assert "/recommend" in summaries and "/items/{item_id}/similar" in summaries
+    assert browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text.startswith("recfunnel")
+    if api_key:
+        assert browser.find_elements(By.CSS_SELECTOR, ".swagger-ui .authorize")  # the X-API-Key box
+    fetched = _loaded(browser)
+    assert any(url.endswith("/openapi.json") for url in fetched) and any(url.endswith(".js") for url in fetched)
+    assert all(url.startswith(live.url + "/") for url in fetched), fetched

@@ -25,7 +25,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
     raise ImportError(f"the recfunnel server needs {exc.name!r}; install it with "
                       "pip install 'recfunnel[serve]'") from exc
 
-from recfunnel.serving.docs import document
+from recfunnel.serving.docs import add_doc_pages, asset_directory, document
 from recfunnel.serving.items import CatalogueFull, attribute_schema
 from recfunnel.serving.middleware import AllowedHosts, ApiKey, BodyLimit, JsonOnly, Measured, Metrics
 from recfunnel.serving.paths import NoArtifact, OutsideRoot
@@ -75,10 +75,12 @@ def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api
         ArtifactError: The artifact is missing, corrupt, not a funnel, or fails the probe.
         ConfigError: An option is out of range, or the artifact is outside ``artifacts_root``.
         DataError: The events file is not an events database, or Redis cannot be used.
-        ImportError: ``events`` is a Redis URL but the ``redis`` package is missing.
+        ImportError: ``events`` is a Redis URL but the ``redis`` package is missing, or the package
+            shipping the docs pages' files (``fastapi-offline``, in the serve extra) is.
     """
     items = items or ItemLimits()
     _check_options(max_body=max_body, history=history, retention=retention, items=items)
+    assets = asset_directory()  # before anything is opened: a missing package fails first
     store = events if isinstance(events, EventStoreLike) else _open_store(events, synchronous, history or 0)
     try:
         holder = FunnelHolder(artifact, store, root=artifacts_root, limits=items)
@@ -98,12 +100,14 @@ def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api
         if store is not events:
             store.close()
 
-    app = FastAPI(title="recfunnel", description=DESCRIPTION, version=_version(), lifespan=lifespan)
+    app = FastAPI(title="recfunnel", description=DESCRIPTION, version=_version(), lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # add_doc_pages serves them from installed files
     metrics = Metrics(CollectorRegistry(auto_describe=True))
     app.state.holder, app.state.store, app.state.metrics, app.state.history = holder, store, metrics, history
     app.state.batcher = Batcher(lambda key, users: recommend_batch(holder, store, history, key, users))
     app.include_router(open_routes)
     app.include_router(routes)
+    add_doc_pages(app, assets)
     _add_handlers(app)
     _add_middleware(app, metrics, api_key=api_key, max_body=max_body, allowed_hosts=allowed_hosts)
     document(app, keyed=api_key is not None,

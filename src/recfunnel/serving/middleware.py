@@ -20,6 +20,17 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/health", "/", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+DOCS_STATIC = "/docs/static"  # the docs pages' JavaScript and CSS: open, like the pages
+
+
+def is_open(path: str) -> bool:
+    """Whether ``path`` is served without the API key: the health check, the page and the docs.
+
+    Example:
+        >>> is_open("/docs/static/swagger-ui.css"), is_open("/docs/static"), is_open("/users")
+        (True, False, False)
+    """
+    return path in OPEN_PATHS or path.startswith(DOCS_STATIC + "/")
 
 
 async def send_json(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -87,7 +98,7 @@ class ApiKey:
         if len(given) > 1:
             await send_json(send, 400, f"{len(given)} X-API-Key headers; send exactly one.")
             return
-        if self.key is None or scope["path"] in OPEN_PATHS:
+        if self.key is None or is_open(scope["path"]):
             await self.app(scope, receive, send)
             return
         if not secrets.compare_digest(given[0] if given else b"", self.key):
@@ -184,8 +195,8 @@ class Measured:
 
     def _route(self, scope: Scope) -> str:
         route = scope.get("route")
-        if route is None and scope["path"] in OPEN_PATHS:
-            return str(scope["path"])
+        if route is None and is_open(scope["path"]):
+            return str(scope["path"]) if scope["path"] in OPEN_PATHS else DOCS_STATIC
         if route is None:
             route = next((r for r in self.routes if r.matches(scope)[0] != Match.NONE), None)
         return getattr(route, "path", None) or "unmatched"
