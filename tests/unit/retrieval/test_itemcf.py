@@ -85,7 +85,7 @@ def _history(rows, num_items=5, recent=None):
 
 
 def test_score_is_the_history_times_the_neighbour_matrix():
-    model = _fitted()
+    model = _fitted(recency_decay=None)  # every history item counts once
     history = _history([[0], [2, 4]])
     expected = history.matrix @ model.neighbor_matrix
     np.testing.assert_allclose(model.score(np.array([0, 1]), history).numpy(), expected.toarray())
@@ -118,6 +118,26 @@ def test_recency_decay_favours_the_latest_item():
     assert scores[3] > scores[1]
     np.testing.assert_allclose(scores[3], model.neighbor_matrix[2, 3])
     np.testing.assert_allclose(scores[1], 0.5 * model.neighbor_matrix[0, 1])
+
+
+def test_live_events_move_a_heavy_users_list_by_default():
+    # regression: a click and a purchase left a 440-rating user's top 10 unchanged
+    from recfunnel import Retriever
+
+    rng = np.random.default_rng(3)
+    rows = [(0, item) for item in range(80)]  # the heavy user: 80 items of group A (0..99)
+    for user in range(1, 60):
+        group = np.arange(100) if user % 2 else np.arange(100, 150)  # others keep to one group
+        rows += [(user, int(item)) for item in rng.choice(group, 10, replace=False)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id"])
+    frame["ts"] = np.arange(len(frame))
+    live = [[100, 101]]  # two events in group B
+    for params, moves in (({}, True), ({"recency_decay": None}, False)):
+        model = Retriever("itemcf", params=params, time_col="ts").fit(frame)
+        before = model.recommend([0], k=10).to_frame()["item_id"].tolist()
+        after = model.recommend([0], k=10, recent=live).to_frame()["item_id"].tolist()
+        assert all(item < 100 for item in before)
+        assert any(item >= 100 for item in after) is moves, params
 
 
 def test_normalize_makes_neighbour_rows_sum_to_one():
