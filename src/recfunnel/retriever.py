@@ -204,7 +204,8 @@ class Retriever:
             merged = np.concatenate([recent[row][recent[row] >= 0], items[items >= 0]])[-self.max_history:]
             recent[row] = -1
             recent[row, self.max_history - len(merged):] = merged
-        return History(matrix, recent)
+        added.data[:] = 1.0
+        return History(matrix, recent, added)
 
     def _cold(self, users: np.ndarray, hist: History) -> np.ndarray:
         """Users with nothing known about them: not in training and no history given."""

@@ -110,11 +110,13 @@ class InteractionInfo:
 class History:
     """Users' past items for scoring: a CSR matrix (B, num_items) and recent items in time order.
 
-    ``recent`` is (B, L) int64 item indices, the latest last, left-padded with -1.
+    ``recent`` is (B, L) int64 item indices, the latest last, left-padded with -1. ``live``, when
+    given, is (B, num_items): the part of ``matrix`` that arrived after training (live events).
     """
 
     matrix: sparse.csr_matrix
     recent: np.ndarray
+    live: sparse.csr_matrix | None = None
 
     def __len__(self) -> int:
         return int(self.matrix.shape[0])

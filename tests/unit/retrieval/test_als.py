@@ -77,6 +77,40 @@ def test_fold_in_of_a_training_users_items_recovers_its_vector():
     assert torch.equal(top_folded.sort(1).values, top_trained.sort(1).values)
 
 
+def test_live_events_turn_a_known_users_query_towards_them():
+    # regression: a known user's live events changed nothing but the seen-item filter
+    data = blocks()
+    torch.manual_seed(0)
+    model = ALS(data.info, factors=8, regularization=0.5, alpha=4.0).fit(data)
+    user = np.array([0])  # block 0
+    other = [i for i in range(data.info.num_items) if i % 3 == 1][:2]  # two live events in block 1
+    live = sparse.csr_matrix((np.ones(2, np.float32), ([0, 0], other)), shape=(1, data.info.num_items))
+    history = History(data.matrix()[user] + live, np.full((1, 1), -1), live)
+    trained = model.query_vectors(user, History(data.matrix()[user], np.full((1, 1), -1)))
+    moved = model.query_vectors(user, history)
+    torch.testing.assert_close(moved.norm(), trained.norm())  # the same length, a new direction
+    block = (moved @ model.item_vectors().T).topk(5).indices % 3
+    assert (block == 1).sum() > 0 and ((trained @ model.item_vectors().T).topk(5).indices % 3 == 0).all()
+    model.live_halfway = None
+    torch.testing.assert_close(model.query_vectors(user, history), trained)
+    with pytest.raises(ConfigError, match="als live_halfway must be > 0 or None; got 0"):
+        ALS(data.info, live_halfway=0)
+
+
+def test_a_retriever_passes_live_events_to_als_as_live():
+    from recfunnel import Retriever
+
+    frame = pd.DataFrame({"user_id": np.repeat(np.arange(30), 8),
+                          "item_id": (np.repeat(np.arange(30) % 3, 8) + 3 * np.tile(np.arange(8), 30))})
+    retriever = Retriever("als", params={"factors": 4}).fit(frame)
+    hist = retriever.history(np.array([0]), [[1, 4]])
+    assert hist.live is not None and sorted(hist.live.indices.tolist()) == sorted(
+        retriever.data_.item_ids.index([1, 4]).tolist())
+    trained, live = retriever.encode_query([0]), retriever.encode_query([0], recent=[[1, 4]])
+    items = retriever.encode_items()[retriever.data_.item_ids.index([1, 4])]
+    assert (live @ items.T).sum() > (trained @ items.T).sum()  # turned towards what they just did
+
+
 def test_unseen_user_without_history_gets_a_zero_vector():
     data = blocks()
     torch.manual_seed(0)

@@ -70,7 +70,9 @@ class ALS(TensorStateMixin, RetrievalModel):
     alternating user and item updates, each a few conjugate-gradient steps warm-started from the
     previous factors (Takács, Pilászy & Tikk, RecSys 2011), as the ``implicit`` library does.
     A user unseen in training (index -1) is folded in: its vector is solved from its history with
-    the item factors fixed (CG from zero, ``factors`` steps, i.e. to convergence).
+    the item factors fixed (CG from zero, ``factors`` steps, i.e. to convergence). A known user's
+    live events (items since training) are folded in the same way and mixed into the trained
+    vector, so what they do now counts for more than one row among hundreds of old ones.
 
     Args:
         info: Catalogue sizes.
@@ -79,6 +81,13 @@ class ALS(TensorStateMixin, RetrievalModel):
         alpha: Confidence slope: an observed pair weighs ``1 + alpha * r``.
         iterations: Alternating sweeps (users then items).
         cg_steps: Conjugate-gradient steps per row and sweep.
+        live_halfway: A known user's query is the direction of their trained vector and of their
+            live events' folded-in vector, mixed ``n_live / (n_live + live_halfway)`` towards the
+            live one (at its trained length): after ``live_halfway`` live events, half and half.
+            None ignores live events (they are still left out of the list). Given each user's
+            second-to-last item as a live event, leave-last-out recall@10 of the last one is
+            0.154 → 0.191 on MovieLens 100K and 0.038 → 0.048 on Amazon Beauty at the default 1
+            against None (3: 0.177 and 0.043; 10: 0.168 and 0.039).
 
     Example:
         >>> import pandas as pd
@@ -94,8 +103,12 @@ class ALS(TensorStateMixin, RetrievalModel):
     test_params = {"factors": 8, "regularization": 1.0}
 
     def __init__(self, info: InteractionInfo, *, factors: int = 64, regularization: float = 10.0,
-                 alpha: float = 3.0, iterations: int = 15, cg_steps: int = 3) -> None:
+                 alpha: float = 3.0, iterations: int = 15, cg_steps: int = 3,
+                 live_halfway: float | None = 1.0) -> None:
         super().__init__(info)
+        if live_halfway is not None and (isinstance(live_halfway, bool) or not live_halfway > 0):
+            raise ConfigError(f"als live_halfway must be > 0 or None; got {live_halfway!r}.")
+        self.live_halfway = None if live_halfway is None else float(live_halfway)
         for name, value in {"factors": factors, "iterations": iterations, "cg_steps": cg_steps}.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"als {name} must be an int >= 1; got {value!r}.")
@@ -134,11 +147,27 @@ class ALS(TensorStateMixin, RetrievalModel):
             raise NotFittedError("ALS is not fitted yet; call fit(...) first.")
         out, new = rows_or_zeros(self.user_factors, users)
         if len(new) and history is not None:
-            rows = self._confidence(history.matrix[new])
-            start = torch.zeros(len(new), self.factors)
-            out[torch.from_numpy(new)] = conjugate_gradient(rows, self.item_factors, start,
-                                                            regularization=self.regularization, steps=self.factors)
+            out[torch.from_numpy(new)] = self._fold_in(history.matrix[new])
+        live = history.live if history is not None else None
+        if live is not None and self.live_halfway is not None:
+            counts = np.diff(live.indptr)
+            warm = np.flatnonzero((np.asarray(users) >= 0) & (counts > 0))
+            if len(warm):
+                rows = torch.from_numpy(warm)
+                trained, now = out[rows], self._fold_in(live[warm])
+                length = trained.norm(dim=1, keepdim=True)
+                share = torch.from_numpy(counts[warm] / (counts[warm] + self.live_halfway)).float()[:, None]
+                mixed = (1 - share) * trained / length.clamp_min(1e-12) + \
+                    share * now / now.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                out[rows] = mixed / mixed.norm(dim=1, keepdim=True).clamp_min(1e-12) * length
         return out
+
+    def _fold_in(self, rows: sparse.csr_matrix) -> torch.Tensor:
+        """User vectors solved from interaction rows with the item factors fixed (to convergence)."""
+        assert self.item_factors is not None
+        start = torch.zeros(rows.shape[0], self.factors)
+        return conjugate_gradient(self._confidence(rows), self.item_factors, start,
+                                  regularization=self.regularization, steps=self.factors)
 
     def item_vectors(self) -> torch.Tensor:
         if self.item_factors is None:
