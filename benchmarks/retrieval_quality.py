@@ -3,8 +3,8 @@
 Run (from the repository root)::
 
     .venv/bin/python benchmarks/retrieval_quality.py --dataset both
-    # options: --dataset ml100k|beauty|both  --models als,bpr,itemcf  --threads 2  --no-peers
-    #          --data /work/shared/data
+    # options: --dataset ml100k|beauty|both|frappe  --models als,bpr,itemcf  --threads 2  --no-peers
+    #          --data /work/shared/data  --defaults  --recbole
 
 Protocol (both datasets): every interaction counts (ML-100k: every rating of u.data; Beauty: every
 item of ``seqrec-amazon-beauty/Beauty.txt.gz``, one user per line in time order, read with
@@ -19,6 +19,18 @@ On ML-100k the models in ``features`` also get item features (genres, year from 
 features (age, gender, occupation from u.user), restricted to the ids seen in train so the
 catalogue stays the same for every system. A model that fails to build, fit or evaluate (e.g. one
 still being written) is reported as failed in the table, with its error in the JSON.
+
+``--defaults`` compares out-of-the-box behaviour instead: every recfunnel model runs with no
+parameters and no Trainer options at all (``Retriever(model)``, what ``recfunnel train --model
+NAME`` does without ``--set``; side features as above), next to implicit's ALS and BPR built with
+implicit's own defaults (``implicit_mf.py --library-defaults``) and, with ``--recbole``, RecBole's
+BPR with RecBole's defaults (64 factors, Adam 1e-3, batch 2048, 300 epochs; RecBole would also
+stop early on its valid metric, which ``recbole_bpr.py`` does not do).
+
+``--dataset frappe`` is a third, small check of defaults (not part of ``both``): the distinct
+(user, app) pairs of the Frappe rows labelled 1 (``frappe-nfm``'s validation and test files; field
+0 is the user, field 1 the app), put in a random order with seed 2026 as there are no times, then
+split the same way.
 
 Peers, in ``.venv-peers`` subprocesses on the same split rows: implicit's ALS and BPR
 (``peers/implicit_mf.py``; same factors / regularization / iterations as ours, and BPR also with
@@ -48,6 +60,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads OpenMP: set it first
 
+import numpy as np
 import pandas as pd
 from _common import (
     PEERS_DIR,
@@ -57,6 +70,7 @@ from _common import (
     THREADS,
     format_table,
     peer_env,
+    read_frappe,
     save_json,
     set_threads,
 )
@@ -95,7 +109,14 @@ DATASETS: dict[str, dict[str, Any]] = {
         "features": (),
     },
 }
-TITLES = {"ml100k": "MovieLens 100K", "beauty": "Amazon Beauty"}
+# --defaults: no model parameters and no Trainer options; side features as in DATASETS.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    name: {"params": {}, "trainer": {}, "features": setup["features"]} for name, setup in DATASETS.items()
+}
+RECBOLE_DEFAULTS = {"factors": 64, "epochs": 300, "learning_rate": 0.001, "batch_size": 2048}
+DATASETS["frappe"] = {**DATASETS["beauty"], "features": ()}
+DEFAULTS["frappe"] = {"params": {}, "trainer": {}, "features": ()}
+TITLES = {"ml100k": "MovieLens 100K", "beauty": "Amazon Beauty", "frappe": "Frappe (positive pairs)"}
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -120,6 +141,14 @@ def load(dataset: str, data: str | Path) -> dict[str, Any]:
         features = {"item_features": items[items.item_id.isin(train.item_id)],
                     "user_features": None if users is None else users[users.user_id.isin(train.user_id)]}
         return {"train": train, "valid": valid, "test": test, "time_col": "ts", "features": features}
+    if dataset == "frappe":
+        valid_rows, test_rows = read_frappe(data)
+        rows = pd.concat([valid_rows, test_rows])
+        pairs = rows.loc[rows.label > 0, ["f0", "f1"]].drop_duplicates()
+        frame = pairs.rename(columns={"f0": "user_id", "f1": "item_id"}).reset_index(drop=True)
+        frame["order"] = np.random.default_rng(SEED).permutation(len(frame))
+        train, valid, test = split(frame, "order")
+        return {"train": train, "valid": valid, "test": test, "time_col": "order", "features": {}}
     directory = data_dir(data, "seqrec-amazon-beauty")
     frame = read_sequences(directory / "Beauty.txt.gz")
     train, valid, test = split(frame, "position")
@@ -127,13 +156,12 @@ def load(dataset: str, data: str | Path) -> dict[str, Any]:
 
 
 # -- recfunnel -------------------------------------------------------------------------------------
-def iterations(name: str, params: dict[str, Any], trainer: dict[str, Any]) -> int | None:
-    """Epochs / iterations of a run, for s/iter; None for models without any."""
-    info = get_model(name)
-    if getattr(info.cls, "gradient_trained", False):
-        return int(trainer.get("max_epochs", 10))
-    full = {**info.hyperparameters(), **params}
-    return int(full["iterations"]) if "iterations" in full else None
+def iterations(retriever: Retriever) -> int | None:
+    """Epochs / iterations the fitted model ran, for s/iter; None for models without any."""
+    if retriever.result_ is not None:
+        return len(retriever.result_.history) or None
+    steps = getattr(retriever.model_, "iterations", None)
+    return int(steps) if steps else None
 
 
 def run_ours(name: str, setup: dict[str, Any], split_data: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +184,8 @@ def run_ours(name: str, setup: dict[str, Any], split_data: dict[str, Any]) -> di
     except Exception as exc:  # noqa: BLE001 - an unfinished model must not stop the others
         row.update(failed=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=4))
         return row
-    steps = iterations(name, params, trainer)
+    steps = iterations(retriever)
+    row.update(iterations=steps)
     row.update({f"recall@{k}": metrics[f"recall@{k}"] for k in KS})
     row.update({f"ndcg@{k}": metrics[f"ndcg@{k}"] for k in KS})
     row.update(users=metrics["users"], fit_seconds=seconds,
@@ -167,14 +196,27 @@ def run_ours(name: str, setup: dict[str, Any], split_data: dict[str, Any]) -> di
 # -- peers -----------------------------------------------------------------------------------------
 def run_peer(script: str, split_dir: Path, options: dict[str, Any], threads: int, label: str) -> dict[str, Any]:
     argv = [str(PEERS_PYTHON), str(PEERS_DIR / script), str(split_dir), "--threads", str(threads)]
-    for key, value in options.items():
-        argv += [f"--{key.replace('_', '-')}", str(value)]
+    for key, value in options.items():  # a value "" is a bare flag
+        argv += [f"--{key.replace('_', '-')}"] + ([str(value)] if value != "" else [])
     proc = subprocess.run(argv, cwd=ROOT, env=peer_env(threads), capture_output=True, text=True)
     if proc.returncode != 0:
         return {"model": label, "failed": f"exit code {proc.returncode}", "stderr": proc.stderr[-3000:]}
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["model"] = label
     return result
+
+
+def peer_defaults(models: list[str], split_dir: Path, threads: int, recbole: bool) -> list[dict[str, Any]]:
+    """The peers with their own libraries' defaults (``--defaults``)."""
+    results = []
+    for name in ("als", "bpr"):
+        if name in models:
+            results.append(run_peer("implicit_mf.py", split_dir, {"model": name, "seed": SEED, "library_defaults": ""},
+                                    threads, f"implicit {name} (its defaults)"))
+    if recbole and "bpr" in models:
+        results.append(run_peer("recbole_bpr.py", split_dir, {**RECBOLE_DEFAULTS, "seed": SEED}, threads,
+                                "recbole bpr (its defaults, no early stop)"))
+    return results
 
 
 def peers(models: list[str], setup: dict[str, Any], split_dir: Path, threads: int) -> list[dict[str, Any]]:
@@ -211,24 +253,27 @@ def table(dataset: str, info: dict[str, Any], results: list[dict[str, Any]], thr
     rows = []
     for r in results:
         if "failed" in r:
-            rows.append([r["model"], "failed", "", "", "", "", r["failed"].splitlines()[0][:70]])
+            rows.append([r["model"], "failed", "", "", "", "", "", r["failed"].splitlines()[0][:70]])
             continue
+        steps = r.get("iterations") or r.get("params", {}).get("iterations") or r.get("params", {}).get("epochs")
         rows.append([r["model"], r["recall@10"], r["ndcg@10"], number(r, "recall@50"), r["fit_seconds"],
-                     number(r, "seconds_per_iteration"), ""])
+                     "-" if steps is None else steps, number(r, "seconds_per_iteration"), ""])
     title = (f"{TITLES[dataset]}: {info['rows']} rows ({info['train']} train), {info['users']} users, "
              f"{info['items']} train items; leave-last-out, full ranking ({threads} threads)")
-    return format_table(["model", "recall@10", "ndcg@10", "recall@50", "fit s", "s/iter", "note"], rows,
+    return format_table(["model", "recall@10", "ndcg@10", "recall@50", "fit s", "iters", "s/iter", "note"], rows,
                         title=title)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=("ml100k", "beauty", "both"), default="both")
+    parser.add_argument("--dataset", choices=("ml100k", "beauty", "both", "frappe"), default="both")
     parser.add_argument("--data", default="/work/shared/data", help="the directory holding ml-100k/ and "
                         "seqrec-amazon-beauty/")
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--models", default=None, help="comma-separated; default: every registered retrieval model")
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--defaults", action="store_true", help="every system with its own defaults, no overrides")
+    parser.add_argument("--recbole", action="store_true", help="with --defaults: also RecBole's BPR (slow)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     set_threads(args.threads)
@@ -240,10 +285,10 @@ def main() -> None:
     if not args.no_peers and not PEERS_PYTHON.exists():
         raise SystemExit(f"{PEERS_PYTHON} is missing; build it with `bash ../shared/peers/setup.sh` or pass --no-peers.")
     datasets = ["ml100k", "beauty"] if args.dataset == "both" else [args.dataset]
-    payload: dict[str, Any] = {"threads": args.threads, "datasets": {}}
+    payload: dict[str, Any] = {"threads": args.threads, "defaults": args.defaults, "datasets": {}}
     tables = []
     for dataset in datasets:
-        setup = DATASETS[dataset]
+        setup = (DEFAULTS if args.defaults else DATASETS)[dataset]
         split_data = load(dataset, args.data)
         train = split_data["train"]
         info = {"rows": sum(len(split_data[p]) for p in ("train", "valid", "test")), "train": len(train),
@@ -260,14 +305,17 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix=f"retrieval-{dataset}-", dir=SCRATCH) as tmp:
                 for part in ("train", "valid", "test"):
                     split_data[part][["user_id", "item_id"]].to_csv(Path(tmp) / f"{part}.csv", index=False)
-                for result in peers(models, setup, Path(tmp), args.threads):
+                found = (peer_defaults(models, Path(tmp), args.threads, args.recbole) if args.defaults
+                         else peers(models, setup, Path(tmp), args.threads))
+                for result in found:
                     results.append(result)
                     status = "failed" if "failed" in result else f"done in {result['fit_seconds']:.1f}s"
                     print(f"  {result['model']}: {status}", file=sys.stderr, flush=True)
         tables.append(table(dataset, info, results, args.threads))
         print(tables[-1], flush=True)
         payload["datasets"][dataset] = {"info": info, "setup": {k: v for k, v in setup.items()}, "results": results}
-    print(f"raw results: {save_json(f'retrieval_quality_{args.dataset}', payload)}")
+    stem = f"retrieval_{'defaults' if args.defaults else 'quality'}_{args.dataset}"
+    print(f"raw results: {save_json(stem, payload)}")
 
 
 if __name__ == "__main__":

@@ -4,13 +4,16 @@ Usage::
 
     .venv-peers/bin/python benchmarks/peers/implicit_mf.py SPLIT_DIR --model als|bpr \
         [--factors 64] [--regularization 0.05] [--alpha 11] [--iterations 15] \
-        [--learning-rate 0.01] [--threads 2] [--seed 2026]
+        [--learning-rate 0.01] [--threads 2] [--seed 2026] [--library-defaults]
 
 ``SPLIT_DIR`` holds ``train.csv``, ``valid.csv`` and ``test.csv`` (columns user_id, item_id).
 Every training pair is one interaction of weight 1 (implicit's ALS takes the matrix values as the
 confidence itself, so ``--alpha`` here is recfunnel's ``1 + alpha``). The model is fitted on the
 train rows and ranks the whole catalogue for every test user, leaving out the user's train and
 valid items; test rows whose user or item is not in train are left out, as recfunnel does.
+With ``--library-defaults`` the model is built with implicit's own defaults (only the thread
+count, seed and CPU are passed), whatever the other flags say; the JSON's ``params`` then holds
+the values the model used.
 Prints one JSON line: recall@10, ndcg@10, users, fit_seconds, seconds_per_iteration, versions.
 """
 
@@ -57,6 +60,11 @@ def ranking_metrics(top: np.ndarray, relevant: sparse.csr_matrix, k: int) -> dic
 
 
 def build(args: argparse.Namespace):
+    if args.library_defaults:
+        common = {"num_threads": args.threads, "random_state": args.seed, "use_gpu": False}
+        if args.model == "als":
+            return implicit.als.AlternatingLeastSquares(**common)
+        return implicit.bpr.BayesianPersonalizedRanking(**common)
     if args.model == "als":
         return implicit.als.AlternatingLeastSquares(
             factors=args.factors, regularization=args.regularization, alpha=args.alpha,
@@ -64,6 +72,13 @@ def build(args: argparse.Namespace):
     return implicit.bpr.BayesianPersonalizedRanking(
         factors=args.factors, learning_rate=args.learning_rate, regularization=args.regularization,
         iterations=args.iterations, num_threads=args.threads, random_state=args.seed, use_gpu=False)
+
+
+def used_params(model, args: argparse.Namespace) -> dict:
+    """The hyperparameters the fitted model ran with (read back from it, not from the flags)."""
+    names = ("factors", "regularization", "iterations") + (("alpha",) if args.model == "als" else ("learning_rate",))
+    used = {name: getattr(model, name) for name in names if hasattr(model, name)}
+    return {**used, "seed": args.seed, "library_defaults": args.library_defaults}
 
 
 def main() -> None:
@@ -78,6 +93,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--library-defaults", action="store_true", help="implicit's own defaults for the model")
     args = parser.parse_args()
 
     train, valid, test = (pd.read_csv(args.split_dir / f"{part}.csv") for part in ("train", "valid", "test"))
@@ -95,8 +111,8 @@ def main() -> None:
     top = top_k(np.asarray(model.user_factors)[tested], np.asarray(model.item_factors), blocked, args.k)
     result = {"model": f"implicit {args.model}", **ranking_metrics(top, relevant[tested], args.k),
               "users": int(len(tested)), "fit_seconds": fit_seconds,
-              "seconds_per_iteration": fit_seconds / args.iterations, "threads": args.threads,
-              "params": {k: v for k, v in vars(args).items() if k not in ("split_dir", "model")},
+              "seconds_per_iteration": fit_seconds / model.iterations, "threads": args.threads,
+              "params": used_params(model, args),
               "implicit": implicit.__version__}
     print(json.dumps(result))
 
