@@ -80,7 +80,8 @@ class Retriever:
         user_col, item_col: Columns holding the raw user and item ids.
         time_col: Optional timestamp column (orders histories; needed by time-decayed popularity).
         weight_col: Optional interaction weight (e.g. a count or rating).
-        trainer: Trainer or its keyword arguments, for gradient-trained models.
+        trainer: Trainer or its keyword arguments, for gradient-trained models; options not given
+            come from the model's ``trainer_defaults``, then the Trainer's own defaults.
         max_history: Recent items kept per user for history-based models.
         index: Top-k search for models with vectors: "exact" (batched matmul) or a faiss index
             "flat", "ivf" or "hnsw" (needs ``recfunnel[ann]``); models without vectors always
@@ -105,8 +106,10 @@ class Retriever:
                               f"(see `recfunnel models --kind retrieval`).")
         self.model_name, self.params = info.name, dict(params or {})
         self.columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "weight_col": weight_col}
-        self.trainer = trainer if isinstance(trainer, Trainer) else _make_trainer(trainer or {})
         self.trainer_params = {} if isinstance(trainer, Trainer) else dict(trainer or {})
+        # the model's own Trainer defaults (two-tower: its batch size), under the caller's options
+        self.trainer = (trainer if isinstance(trainer, Trainer)
+                        else _make_trainer({**getattr(info.cls, "trainer_defaults", {}), **self.trainer_params}))
         if index not in INDEX_KINDS:
             raise ConfigError(f"index {index!r} is not valid; expected one of {list(INDEX_KINDS)}.")
         self.max_history, self.seed = max_history, seed

@@ -166,3 +166,15 @@ def test_similar_items_frames_name_the_query_item():
     assert list(lists.to_frame().columns) == ["query_item", "rank", "item_id", "score"]
     assert lists.to_records()[0]["query_item"] == "a"
     assert list(Retriever("itemcf").fit(frame).recommend([1], k=1).to_frame().columns)[0] == "user_id"
+
+
+def test_a_models_trainer_defaults_apply_under_the_callers_options():
+    from recfunnel.train import Trainer
+
+    assert Retriever("two_tower").trainer.batch_size == 1024  # TwoTower.trainer_defaults
+    assert Retriever("two_tower").trainer.max_epochs == Trainer().max_epochs
+    assert Retriever("two_tower", trainer={"batch_size": 256}).trainer.batch_size == 256
+    assert Retriever("two_tower", trainer={"max_epochs": 3}).trainer.batch_size == 1024
+    assert Retriever("youtube_dnn").trainer.batch_size == Trainer().batch_size  # no defaults of its own
+    given = Trainer(batch_size=64)
+    assert Retriever("two_tower", trainer=given).trainer is given

@@ -36,11 +36,15 @@ class RetrievalModel:
             the contract tests then skip the "learns a user's taste" checks.
         gradient_trained: True for ``nn.Module`` models trained by the Trainer.
         reads_item_features: True for models whose item side reads the item attribute table.
+        trainer_defaults: Trainer options a gradient-trained model runs with unless the caller
+            gives them (e.g. a smaller batch where a step's cost grows with the batch squared,
+            as an in-batch softmax's does); the Retriever lays the caller's options over them.
     """
 
     learns_preferences: ClassVar[bool] = True
     gradient_trained: ClassVar[bool] = False
     reads_item_features: ClassVar[bool] = False
+    trainer_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, info: InteractionInfo) -> None:
         self.info = info
