@@ -79,3 +79,24 @@ def test_triples_whose_negative_is_a_positive_change_nothing():
     torch.testing.assert_close(model.user_factors, initial[0])
     torch.testing.assert_close(model.item_factors, initial[1])
     assert torch.equal(model.item_bias, torch.zeros(4))
+
+
+def test_rowwise_adagrad_moves_rarely_touched_rows_where_plain_sgd_barely_does():
+    # Sparse blocks: each user has about 2 of its block's items, so few triples touch any row.
+    data = blocks(num_users=200, num_items=120, keep=0.05, seed=1)
+    aucs = {}
+    for optimizer, rate in (("sgd", 0.02), ("adagrad", 0.2)):
+        torch.manual_seed(0)
+        model = BPR(data.info, factors=8, learning_rate=rate, iterations=20, optimizer=optimizer).fit(data)
+        aucs[optimizer] = training_auc(model, data.matrix())
+    assert aucs["adagrad"] > aucs["sgd"] + 0.1, aucs
+
+
+def test_the_default_step_is_rowwise_adagrad_and_sgd_stays_available():
+    data = blocks()
+    assert BPR(data.info).optimizer == "adagrad" and BPR(data.info).learning_rate == 0.2
+    torch.manual_seed(0)
+    model = BPR(data.info, factors=8, learning_rate=0.1, iterations=40, batch_size=64, optimizer="sgd").fit(data)
+    assert training_auc(model, data.matrix()) > 0.95
+    with pytest.raises(ConfigError, match=r"bpr optimizer must be one of \['adagrad', 'sgd'\]; got 'adam'"):
+        BPR(data.info, optimizer="adam")
