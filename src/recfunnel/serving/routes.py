@@ -122,14 +122,16 @@ def similar(request: Request, item_id: Annotated[str, Path(min_length=1, max_len
     """Neighbours of ``item_id`` from the first recall source that knows it (empty for new items)."""
     funnel = request.app.state.holder.current.funnel
     catalogue = funnel.catalogue
-    if catalogue.index([item_id])[0] < 0:
+    row = int(catalogue.index([item_id])[0])
+    if row < 0:
         raise HTTPException(404, f"unknown item {item_id!r}; add it with POST /items or check the id.")
     found, scores = funnel.similar_scored(item_id, k)
     rows = catalogue.index(found) if found else np.zeros(0, np.int64)
     attributes = catalogue.records(rows, [c for c in catalogue.table.columns if c != funnel.item_key])
     items = [{**attrs, "item_id": item, "score": score}
              for item, score, attrs in zip(found, scores, attributes, strict=True)]
-    return {"item_id": item_id, "items": clean(items)}
+    # the catalogue's own id (an int where the ids are ints), as /recommend lists them
+    return {"item_id": clean(catalogue.ids[row]), "items": clean(items)}
 
 
 @routes.post("/items", response_model=ItemsOut, summary="Add or update items")

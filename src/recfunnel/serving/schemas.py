@@ -138,7 +138,7 @@ class RecommendOut(Records):
 
 
 class SimilarOut(Records):
-    item_id: str
+    item_id: str | int = Field(description="the item, typed as the catalogue's ids (and the listed items' ids)")
 
 
 class AcceptedOut(BaseModel):
