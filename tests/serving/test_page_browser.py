@@ -42,6 +42,17 @@ def _cards(driver) -> list[str]:
     return [card.get_attribute("data-item-id") for card in driver.find_elements(By.CSS_SELECTOR, "#list .card")]
 
 
+def _recent(driver) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [item.get_attribute("data-item-id") for item in driver.find_elements(By.CSS_SELECTOR, "#recent-list li")]
+
+
+def _history(live, user: str, key: str) -> list[str]:
+    answer = httpx.get(f"{live.url}/users/{user}/history", params={"k": 10}, headers={"X-API-Key": key})
+    return [item["item_id"] for item in answer.json()["items"]]
+
+
 def test_clicking_a_card_refreshes_the_list(server: Callable, browser, shop):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
@@ -59,6 +70,10 @@ def test_clicking_a_card_refreshes_the_list(server: Callable, browser, shop):
     assert len(before) == 12 and browser.find_element(By.ID, "user").get_attribute("value") == "u4"
     assert browser.find_elements(By.CSS_SELECTOR, "#list .card .reason")
     assert browser.find_element(By.ID, "error").text == ""
+    # regression: the page never showed the user's own recent items
+    wait.until(lambda d: d.find_element(By.ID, "recent").get_attribute("data-requests") == "1")
+    assert browser.find_element(By.CSS_SELECTOR, "#recent h2").text == "Recently"
+    assert _recent(browser) == _history(live, "u4", "page-key") and _recent(browser)
 
     target = browser.find_elements(By.CSS_SELECTOR, "#list .card")[1]
     clicked = target.get_attribute("data-item-id")
@@ -67,12 +82,32 @@ def test_clicking_a_card_refreshes_the_list(server: Callable, browser, shop):
     after = _cards(browser)
     assert clicked not in after and after != before and len(after) == 12
     assert "clicked:" in browser.find_element(By.ID, "history").text
+    wait.until(lambda d: d.find_element(By.ID, "recent").get_attribute("data-requests") == "2")
+    assert _recent(browser)[0] == clicked and _recent(browser) == _history(live, "u4", "page-key")
 
     stored = httpx.get(f"{live.url}/health").json()["events"]
     assert stored == 1  # the page sent one click event, with the key
     browser.find_element(By.ID, "load").click()  # the button reloads the same user's list
     wait.until(lambda d: d.find_element(By.ID, "list").get_attribute("data-requests") == "3")
     assert _cards(browser) == after
+
+
+def test_the_recent_items_show_titles_as_text_never_as_html(server: Callable, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    live = server().start()
+    title = '<img src=x onerror="document.body.dataset.owned=1"><b>bold</b>'
+    httpx.post(f"{live.url}/items", json={"items": [{"item_id": "<i>x</i>", "title": title, "category": "<script>"}]})
+    httpx.post(f"{live.url}/events", json={"events": [{"user_id": "<u>", "item_id": "<i>x</i>", "type": "view"}]})
+    browser.get(f"{live.url}/")
+    browser.find_element(By.ID, "user").send_keys("<u>")
+    browser.find_element(By.ID, "load").click()
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "recent").get_attribute("data-requests") == "1")
+    first = browser.find_element(By.CSS_SELECTOR, "#recent-list li")
+    assert first.text.startswith(title) and first.get_attribute("data-item-id") == "<i>x</i>"
+    assert not browser.find_elements(By.CSS_SELECTOR, "#recent img, #recent b, #recent script")
+    assert browser.execute_script("return document.body.dataset.owned") is None
 
 
 def _loaded(driver) -> list[str]:

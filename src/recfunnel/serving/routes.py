@@ -16,12 +16,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import StringConstraints
 
 from recfunnel.serving.events import Event
+from recfunnel.serving.history import recent_items
 from recfunnel.serving.schemas import (
     MAX_CONTEXT,
     MAX_ID,
     AcceptedOut,
     EventsIn,
     HealthOut,
+    HistoryOut,
     ItemsIn,
     ItemsOut,
     RecommendOut,
@@ -154,6 +156,16 @@ def users(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 20) ->
     else:
         rows = [{"user_id": user} for user in known.ids[:limit].tolist()]
     return {"users": clean(rows), "total": len(known)}
+
+
+@routes.get("/users/{user_id}/history", response_model=HistoryOut, summary="A user's recent items")
+def user_history(request: Request, user_id: Annotated[str, Path(min_length=1, max_length=256)],
+                 k: K = 10) -> dict[str, Any]:
+    """The user's last ``k`` distinct items, newest first, with their titles: the training history
+    and the live events since, as the funnel reads them. An unknown user has an empty list."""
+    funnel = request.app.state.holder.current.funnel
+    live = request.app.state.store.recent(user_id, k)
+    return {"user_id": user_id, "items": clean(recent_items(funnel, user_id, live, k))}
 
 
 @open_routes.get("/health", response_model=HealthOut, summary="Liveness and sizes (no API key needed)")

@@ -141,6 +141,10 @@ class SimilarOut(Records):
     item_id: str | int = Field(description="the item, typed as the catalogue's ids (and the listed items' ids)")
 
 
+class HistoryOut(Records):
+    user_id: str
+
+
 class AcceptedOut(BaseModel):
     accepted: int = Field(description="events durably stored")
     unknown_items: int = Field(0, description="of those, events whose item the catalogue does not have: kept, "
@@ -231,5 +235,5 @@ CONTEXT_SCHEMA = {"type": "object", "maxProperties": MAX_ATTRIBUTES, "propertyNa
                   "additionalProperties": scalar_schema(), "example": {"hour": 9}}
 
 
-__all__ = ["CONTEXT_SCHEMA", "EventIn", "EventsIn", "ItemIn", "ItemsIn", "ReloadIn", "RecommendOut", "SimilarOut",
+__all__ = ["CONTEXT_SCHEMA", "EventIn", "EventsIn", "ItemIn", "ItemsIn", "ReloadIn", "RecommendOut", "SimilarOut", "HistoryOut",
            "AcceptedOut", "ItemsOut", "UsersOut", "HealthOut", "ReloadOut", "parse_context", "scalar_schema"]
