@@ -430,17 +430,27 @@ class Retriever:
                   "columns": self.columns, "trainer": self.trainer_params, "max_history": self.max_history,
                   "index": self.index, "index_params": self.index_params, "seed": self.seed,
                   "recfunnel_version": recfunnel.__version__}
-        info = model.info
-        card = (f"# {self.model_name} retriever\n\n{info.num_users} users, {info.num_items} items, "
-                f"{len(data)} training interactions.\n\n## Hyperparameters\n\n"
-                + "".join(f"- `{k}`: {v}\n" for k, v in sorted(self.params.items())) or "- (defaults)\n")
-        card += "\n## Metrics\n\n" + "".join(f"- valid {k}: {v:.5f}\n" for k, v in self.metrics_.get("valid", {}).items())
+        card = _model_card(self.model_name, self.params, model.info, len(data), self.metrics_.get("valid", {}))
         history = self.result_.history if self.result_ else []
         encoders = self.encoders_
         return write_artifact(path, config=config, schema={k: e.schema_.to_dict() for k, e in encoders.items()},
                               encoder={"users": data.user_ids.to_list(), "items": data.item_ids.to_list(),
                                        **{f"{k}_features": e.to_dict() for k, e in encoders.items()}},
                               weights=weights, metrics={**self.metrics_, "history": history}, card=card)
+
+
+def _model_card(name: str, params: dict[str, Any], info: InteractionInfo, rows: int,
+                metrics: dict[str, Any]) -> str:
+    """The artifact's Markdown card: every hyperparameter the model was built with, defaults included."""
+    effective = {**get_model(name).hyperparameters(), **params}
+    lines = [f"# {name} retriever", "", f"{info.num_users} users, {info.num_items} items, {rows} training "
+             "interactions.", "", "## Hyperparameters", ""]
+    lines += [f"- `{k}`: {v!r}" + ("" if k in params else " (default)")
+              for k, v in sorted(effective.items())] or ["- (none: the model takes no options)"]
+    lines += ["", "## Metrics", ""]
+    lines += [f"- valid {k}: {v:.5f}" if isinstance(v, float) else f"- valid {k}: {v}"
+              for k, v in metrics.items()] or ["- (none)"]
+    return "\n".join(lines) + "\n"
 
 
 def _keyed_table(source: Data | None, key: str, name: str) -> pd.DataFrame | None:

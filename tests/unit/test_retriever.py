@@ -178,3 +178,18 @@ def test_a_models_trainer_defaults_apply_under_the_callers_options():
     assert Retriever("youtube_dnn").trainer.batch_size == Trainer().batch_size  # no defaults of its own
     given = Trainer(batch_size=64)
     assert Retriever("two_tower", trainer=given).trainer is given
+
+
+def test_the_model_card_lists_every_hyperparameter_defaults_included(frame, tmp_path):
+    # regression: a retriever's card had an empty Hyperparameters section
+    from recfunnel.models import get_model
+
+    out = Retriever("als", params={"factors": 8}, user_col="uid", item_col="iid").fit(frame).save(tmp_path / "als")
+    card = (out / "MODEL_CARD.md").read_text()
+    section = card.split("## Hyperparameters\n\n", 1)[1].split("\n\n## ", 1)[0].splitlines()
+    defaults = get_model("als").hyperparameters()
+    assert len(section) == len(defaults) > 1 and "- `factors`: 8" in section
+    for name, value in defaults.items():
+        if name != "factors":
+            assert f"- `{name}`: {value!r} (default)" in section
+    assert card.startswith("# als retriever\n") and "## Metrics" in card
