@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -82,3 +85,24 @@ def test_an_unknown_user_is_told_which_fallback_ran(cli, board, tmp_path):
     assert [(e["user_id"], e["known"], e["fallback"]) for e in lists] == [(3, True, None), ("abc", False, "popularity")]
     assert "unknown to this itemcf model" in result.err and "'abc'" in result.err
     assert "unknown" not in cli("recommend", out, "--user", "3", "--k", "2").err
+
+
+def test_train_prints_the_schemas_inferred_from_feature_tables(cli, board, tmp_path):
+    # regression: the schema inferred from --item-features was never printed
+    items = pd.DataFrame({"item_id": range(10), "colour": ["red", "blue"] * 5, "price": np.linspace(1, 9, 10)})
+    users = pd.DataFrame({"user_id": range(20), "age": np.arange(20, 40, dtype=float)})
+    items.to_csv(tmp_path / "items.csv", index=False)
+    users.to_csv(tmp_path / "users.csv", index=False)
+    args = ["train", "--model", "two_tower", "--train", board / "train.csv", "--item-features", tmp_path / "items.csv",
+            "--set", "trainer.max_epochs=1", "--out", tmp_path / "tt"]
+    result = cli(*args)
+    assert result.code == 0, result.err
+    assert "inferred item schema" in result.err and "user schema" not in result.err
+    printed = result.err[result.err.index("inferred item schema"):]
+    for column, kind in (("item_id", "Categorical"), ("colour", "Categorical"), ("price", "Numeric")):
+        assert re.search(rf"{column}\s*│\s*{kind}", printed), printed
+    both = cli(*args, "--user-features", tmp_path / "users.csv")
+    assert both.code == 0, both.err
+    assert both.err.index("inferred user schema") < both.err.index("inferred item schema")
+    assert re.search(r"age\s*│\s*Numeric", both.err)
+    assert "inferred" not in cli(*args, "--json").err  # --json prints only the JSON

@@ -133,6 +133,7 @@ def _train_retriever(args: argparse.Namespace, config: dict[str, Any]) -> int:
         emit_json({"artifact": str(out), "metrics": metrics,
                    "history": retriever.result_.history if retriever.result_ else []})
         return 0
+    _print_feature_schemas(retriever.encoders_)
     if info is not None:
         console.print(f"{config['model']['name']}: {info.num_users:,} users, {info.num_items:,} items, "
                       f"{len(retriever.data_ or []):,} interactions")
@@ -141,6 +142,18 @@ def _train_retriever(args: argparse.Namespace, config: dict[str, Any]) -> int:
                              [[k, v] for k, v in metrics.items() if k.endswith(("@10", "@50")) or k == "users"]))
     console.print(f"saved artifact to [bold]{escape(str(out))}[/]", soft_wrap=True)
     return 0
+
+
+def _print_feature_schemas(encoders: dict[str, Any]) -> None:
+    """The schemas inferred from --user-features and --item-features, printed as `train` prints a
+    ranker's inferred schema."""
+    from recfunnel.data.infer import describe_schema
+
+    for side in ("user", "item"):
+        if side in encoders:
+            console.print(_table(f"inferred {side} schema (saved in the artifact)",
+                                 ["column", "type", "details"],
+                                 [list(r) for r in describe_schema(encoders[side].schema_)]))
 
 
 def _ks(text: str) -> tuple[int, ...]:
