@@ -111,6 +111,16 @@ def test_a_retriever_passes_live_events_to_als_as_live():
     assert (live @ items.T).sum() > (trained @ items.T).sum()  # turned towards what they just did
 
 
+def test_fold_in_solves_the_normal_equations_exactly():
+    data = blocks()
+    torch.manual_seed(0)
+    model = ALS(data.info, factors=8, regularization=0.5, alpha=4.0, iterations=3).fit(data)
+    rows = data.matrix()[:7]
+    cg = conjugate_gradient(model._confidence(rows), model.item_factors, torch.zeros(7, 8),
+                            regularization=0.5, steps=200)
+    torch.testing.assert_close(model._fold_in(rows), cg, rtol=1e-4, atol=1e-5)
+
+
 def test_unseen_user_without_history_gets_a_zero_vector():
     data = blocks()
     torch.manual_seed(0)

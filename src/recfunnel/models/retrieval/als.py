@@ -163,11 +163,38 @@ class ALS(TensorStateMixin, RetrievalModel):
         return out
 
     def _fold_in(self, rows: sparse.csr_matrix) -> torch.Tensor:
-        """User vectors solved from interaction rows with the item factors fixed (to convergence)."""
+        """User vectors solved exactly from interaction rows with the item factors fixed.
+
+        A request folds in a row or a few with a handful of items, where a sparse CG step costs
+        more in dispatch than in arithmetic (tens of ms a step); the normal equations
+        ``(YᵀY + Σ_i (c_i - 1) y_i y_iᵀ + reg·I) x = Σ_i c_i y_i`` are instead built from each
+        row's own items, padded into a (B, L, D) block, and solved as one batched D x D system.
+        """
         assert self.item_factors is not None
-        start = torch.zeros(rows.shape[0], self.factors)
-        return conjugate_gradient(self._confidence(rows), self.item_factors, start,
-                                  regularization=self.regularization, steps=self.factors)
+        factors, dim = self.item_factors, self.factors
+        rows = self._confidence(rows)
+        gram = factors.T @ factors + self.regularization * torch.eye(dim, dtype=factors.dtype)
+        out = torch.zeros(rows.shape[0], dim, dtype=factors.dtype)
+        lengths = np.diff(rows.indptr)
+        width = int(lengths.max(initial=0))
+        if width == 0:
+            return out
+        chunk = max(1, (1 << 22) // (width * dim))  # about 16 MB of gathered factors at a time
+        for start in range(0, rows.shape[0], chunk):
+            part = rows[start:start + chunk]
+            count = np.diff(part.indptr)
+            place = np.arange(part.nnz) - np.repeat(part.indptr[:-1], count)
+            owner = np.repeat(np.arange(part.shape[0]), count)
+            items = np.zeros((part.shape[0], width), np.int64)
+            weight = np.zeros((part.shape[0], width), np.float32)
+            taken = np.zeros((part.shape[0], width), np.float32)
+            items[owner, place], weight[owner, place], taken[owner, place] = part.indices, part.data, 1.0
+            gathered = factors[torch.from_numpy(items)]  # (b, L, D)
+            extra = torch.from_numpy(weight)[:, :, None]  # c - 1, 0 at padding
+            system = gram + torch.einsum("bld,ble->bde", gathered * extra, gathered)
+            target = ((extra + torch.from_numpy(taken)[:, :, None]) * gathered).sum(1)  # Σ c_i y_i
+            out[start:start + part.shape[0]] = torch.linalg.solve(system, target)
+        return out
 
     def item_vectors(self) -> torch.Tensor:
         if self.item_factors is None:
