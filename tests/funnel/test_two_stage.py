@@ -128,6 +128,21 @@ def test_lambdarank_ranker_and_a_saved_two_stage_funnel(log, tmp_path):
         np.testing.assert_allclose(before.scores, after.scores, rtol=1e-5)
 
 
+def test_a_time_cut_holds_back_everything_from_it_on(log):
+    train, _ = log
+    past, future = Holdout(cut=10).split(train, "user_id", "ts", 0)
+    assert (train["ts"].to_numpy()[past] < 10).all() and (train["ts"].to_numpy()[future] >= 10).all()
+    assert len(past) + len(future) == len(train)
+    dated = train.assign(ts=pd.Timestamp("2026-01-01") + pd.to_timedelta(train["ts"], unit="D"))
+    _, later = Holdout(cut="2026-01-11").split(dated, "user_id", "ts", 0)
+    np.testing.assert_array_equal(later, future)
+    funnel = fit_two_stage(train, RECALL, RankSpec("deepfm", params={"embedding_dim": 8, "hidden_units": (16,)},
+                                                   trainer={"max_epochs": 2, "batch_size": 512}),
+                           time_col="ts", items=items_table(), holdout=Holdout(cut=10, negatives=10), seed=1,
+                           log=lambda _: None)
+    assert funnel.rank is not None and len(funnel.recommend("u1", k=5).item_ids) == 5
+
+
 def test_bad_two_stage_input_is_refused(log):
     train, _ = log
     with pytest.raises(SchemaError, match="--time-col"):
@@ -136,6 +151,12 @@ def test_bad_two_stage_input_is_refused(log):
         fit_two_stage(train, RECALL, RankSpec(), time_col="ts", holdout=Holdout(last=20))
     with pytest.raises(ConfigError, match="negatives"):
         Holdout(negatives=-1)
+    with pytest.raises(ConfigError, match="cut is a time: name the time column"):
+        Holdout(cut=5).split(train, "user_id", None, 0)
+    with pytest.raises(ConfigError, match=r"cut 'soon' is not a number comparable with 'ts' \(int64\)"):
+        Holdout(cut="soon").split(train, "user_id", "ts", 0)
+    with pytest.raises(DataError, match=r"cut 1000 leaves nothing after it; 'ts' runs from 0 to 12"):
+        Holdout(cut=1000).split(train, "user_id", "ts", 0)
     with pytest.raises(ConfigError, match="did you mean 'listwise'"):  # before any recall model is fitted
         RankSpec(objective="listwize")
     with pytest.raises(ConfigError, match="retrieval model"):

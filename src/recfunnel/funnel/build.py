@@ -18,7 +18,7 @@ from recfunnel.retriever import Retriever
 SECTIONS = ("recall", "rank", "rerank", "items", "users", "out", "two_stage")
 RECALL_KEYS = ("artifact", "k", "name", "type", "column", "places", "model", "params", "trainer", "item_features")
 RANK_KEYS = ("artifact", "context", "model", "objective", "params", "trainer")
-TWO_STAGE_KEYS = ("last", "negatives", "valid_share", "history", "seed")
+TWO_STAGE_KEYS = ("last", "cut", "negatives", "valid_share", "history", "seed")
 
 
 def funnel_from_config(config: dict[str, Any], *, train: Any = None, user_col: str = "user_id",

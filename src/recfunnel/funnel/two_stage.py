@@ -89,12 +89,16 @@ class Holdout:
         negatives: Candidates not taken kept per list (a seeded sample; 0 keeps all).
         valid_share: Share of the lists kept out of training for early stopping (NDCG@10).
         history: Recent items the ranker reads as a sequence feature.
+        cut: A time instead of ``last``: every interaction at or after it is held back (a number
+            in the time column's units, or a date such as "1998-03-01" for a datetime column).
+            Training then looks like serving: the period after the cut, for every user active in it.
     """
 
     last: int = 3
     negatives: int = 100
     valid_share: float = 0.1
     history: int = 30
+    cut: float | int | str | None = None
 
     def __post_init__(self) -> None:
         for name, value, low in (("last", self.last, 1), ("negatives", self.negatives, 0), ("history", self.history, 1)):
@@ -103,6 +107,32 @@ class Holdout:
         if isinstance(self.valid_share, bool) or not isinstance(self.valid_share, (int, float)) \
                 or not 0.0 < self.valid_share < 0.5:
             raise ConfigError(f"two-stage valid_share must be in (0, 0.5); got {self.valid_share!r}.")
+        if self.cut is not None and (isinstance(self.cut, bool) or not isinstance(self.cut, (int, float, str))):
+            raise ConfigError(f"two-stage cut must be a time (a number or a date); got {self.cut!r}.")
+
+    def split(self, frame: pd.DataFrame, user_col: str, time_col: str | None, seed: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(past rows, held-back rows) of an interaction log: each user's last ``last``, or the cut."""
+        if self.cut is None:
+            order = frame[time_col].to_numpy() if time_col else np.arange(len(frame))
+            past, future = leave_last_k(frame[user_col].to_numpy(), order, k=self.last, seed=seed)
+            if len(future) == 0:
+                raise DataError(f"no user has more than {self.last} interaction(s); nothing to hold back for the ranker.")
+            return past, future
+        if time_col is None:
+            raise ConfigError("two-stage cut is a time: name the time column (--time-col).")
+        times = frame[time_col]
+        dated = pd.api.types.is_datetime64_any_dtype(times)
+        try:
+            cut = pd.Timestamp(self.cut) if dated else float(self.cut)
+        except (TypeError, ValueError):
+            raise ConfigError(f"two-stage cut {self.cut!r} is not a {'date' if dated else 'number'} comparable "
+                              f"with {time_col!r} ({times.dtype}).") from None
+        later = np.asarray(times >= cut, dtype=bool)
+        if later.all() or not later.any():
+            raise DataError(f"two-stage cut {self.cut!r} leaves nothing {'before' if later.all() else 'after'} it; "
+                            f"{time_col!r} runs from {times.min()} to {times.max()}.")
+        return np.flatnonzero(~later), np.flatnonzero(later)
 
 
 def retriever_reads_features(model: str) -> bool:
@@ -116,8 +146,9 @@ def fit_two_stage(interactions: pd.DataFrame, recall: Sequence[RecallSpec | NewI
                   log: Callable[[str], None] = logger.info) -> Funnel:
     """Train every stage of a funnel from one interaction log.
 
-    1. Each user's latest ``holdout.last`` interactions (by ``time_col``, else by row order) are
-       held back; the recall sources are fitted on the rest.
+    1. Each user's latest ``holdout.last`` interactions (by ``time_col``, else by row order), or
+       every interaction from ``holdout.cut`` on, are held back; the recall sources are fitted on
+       the rest.
     2. For every user with held-back items, the merged candidates become one list: the held-back
        items among them are positives, the others negatives (sampled), each row with what the
        recall stage knew (source ranks and scores, popularity, recency; see
@@ -133,10 +164,7 @@ def fit_two_stage(interactions: pd.DataFrame, recall: Sequence[RecallSpec | NewI
     holdout = holdout or Holdout()
     frame = _check_log(interactions, user_col, item_col, time_col)
     columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col}
-    times = frame[time_col].to_numpy() if time_col else np.arange(len(frame))
-    past_rows, future_rows = leave_last_k(frame[user_col].to_numpy(), times, k=holdout.last, seed=seed)
-    if len(future_rows) == 0:
-        raise DataError(f"no user has more than {holdout.last} interaction(s); nothing to hold back for the ranker.")
+    past_rows, future_rows = holdout.split(frame, user_col, time_col, seed)
     past, future = frame.iloc[past_rows], frame.iloc[future_rows]
     log(f"two-stage: recall on {len(past):,} interactions, ranker targets: {len(future):,} held-back "
         f"interactions of {future[user_col].nunique():,} users")
