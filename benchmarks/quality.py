@@ -3,14 +3,27 @@
 Run (from the repository root)::
 
     .venv/bin/python benchmarks/quality.py --data /work/shared/data --dataset both
-    # options: --dataset frappe|ml100k|both  --grid small|full  --max-epochs 30
+    # options: --dataset frappe|ml100k|avazu|both  --grid small|full  --max-epochs 30
     #          --models lr,fm,deepfm  --no-peers  --threads 2  --seeds 3
+    .venv/bin/python benchmarks/quality.py --data /work/shared/data --dataset both --defaults
+
+``--defaults`` searches nothing: every recfunnel model is fitted once as a user gets it with no
+overrides (``Ranker(model, label=..., schema=...).fit(train, valid)``, ``GBDTRanker(label=...)``
+for gbdt_lr; only the progress bar is turned off), next to the peers with their own defaults on
+the same rows: LightGBM's ``lgb.train`` (100 rounds, no early stopping; and the same parameters
+with early stopping on valid AUC, 50 rounds, as a second row) and DeepCTR-Torch's DeepFM as
+built with no arguments (embedding_dim 4, hidden (256, 128), no dropout, L2 1e-5 on embeddings
+and linear weights, init_std 1e-4, Adam at 1e-3, batch 256), given the same early stopping on
+valid AUC as recfunnel (patience 3, at most ``--max-epochs``; DeepCTR's own ``fit`` runs one epoch).
 
 Protocols (fixed; every system sees exactly the same encoded rows):
 
 * frappe: test = frappe.test.libfm (28,860 rows); train / valid = frappe.validation.libfm (57,722
   rows) split 80/20 by ``recfunnel.data.random_split(n, (0.8, 0.2), seed=2026)``. Ten
   Categorical fields f0..f9.
+* avazu (``--defaults`` only, a check of small data): the 8,999 rows of the first hour of Avazu
+  (``avazu-sample/wide-resdnn``, train + dev + test files joined), every column but click and the
+  constant hour as Categorical, split 80/10/10 by ``random_split(n, (0.8, 0.1, 0.1), seed=2026)``.
 * ml100k: ``movielens_ctr(read_movielens(...))`` (rating >= 4 is a click), features user_id, item_id,
   age, gender, occupation, zip (Categorical) and genres (MultiCategorical, mean-pooled, max 6),
   split 80/10/10 by ``random_split(n, (0.8, 0.1, 0.1), seed=2026)``.
@@ -44,6 +57,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,9 +77,9 @@ from _common import (
 )
 
 from recfunnel.api import Ranker
-from recfunnel.data import FeatureEncoder, random_split
+from recfunnel.data import FeatureEncoder, random_split, read_avazu
 from recfunnel.metrics import auc, logloss
-from recfunnel.schema import Schema
+from recfunnel.schema import Categorical, Label, Schema
 
 SEED = 2026
 
@@ -110,6 +124,13 @@ LIGHTGBM_SPACES = {
 
 def load_dataset(name: str, data: str) -> tuple[Schema, str, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(schema, label, train, valid, test) under the fixed protocol of each dataset."""
+    if name == "avazu":
+        directory = Path(data) / "avazu-sample" / "wide-resdnn"
+        parts = [read_avazu(directory / f"{part}.csv.gz") for part in ("train", "dev", "test")]
+        frame = pd.concat(parts, ignore_index=True).drop(columns=["hour", "hour_of_day", "weekday"])
+        schema = Schema(*(Categorical(c) for c in frame.columns if c != "click"), Label("click"))
+        idx = random_split(len(frame), (0.8, 0.1, 0.1), seed=SEED)
+        return schema, "click", *(frame.iloc[i] for i in idx)
     if name == "frappe":
         frame, test = read_frappe(data)
         train_idx, valid_idx = random_split(len(frame), (0.8, 0.2), seed=SEED)
@@ -225,13 +246,91 @@ def evaluate_dataset(name: str, args: argparse.Namespace) -> tuple[str, dict]:
     return table, results
 
 
+# -- --defaults: every system as its user gets it, no search ----------------------------------------
+DEFAULT_MODELS = "lr,fm,deepfm,dcn,widedeep,gbdt_lr"
+# DeepCTR-Torch 0.3.0's DeepFM(linear, dnn) and SparseFeat defaults, and compile("adam")'s lr 1e-3
+# (lr None makes the peer script pass the string "adam"); fit's default batch_size is 256.
+DEEPCTR_DEFAULTS = {"embedding_dim": 4, "hidden_units": [256, 128], "dropout": 0.0, "l2_reg_embedding": 1e-5,
+                    "l2_reg_linear": 1e-5, "l2_reg_dnn": 0.0, "init_std": 1e-4, "batch_size": 256}
+
+
+def fit_default(model: str, schema: Schema, label: str, splits: tuple) -> dict[str, Any]:
+    """One fit of ``model`` with no overrides, on train with early stopping on valid; its record."""
+    started = time.perf_counter()
+    if model == "gbdt_lr":
+        from recfunnel.gbdt import GBDTRanker
+
+        estimator: Any = GBDTRanker(label=label, schema=schema).fit(splits[0], splits[1])
+        head = estimator.head_.result_
+        stop = f"{estimator.booster_.current_iteration()} trees, head epoch {head.best_epoch}/{len(head.history)}"
+    else:
+        estimator = Ranker(model, label=label, schema=schema, trainer={"progress": False}).fit(splits[0], splits[1])
+        stop = f"epoch {estimator.result_.best_epoch}/{len(estimator.result_.history)}"
+    seconds = time.perf_counter() - started
+    run = {"valid_auc": estimator.metrics_["valid"]["auc"], "train_seconds": seconds, "stop": stop,
+           "test_pred": estimator.predict(splits[2])}
+    test_auc = auc(splits[2][label].to_numpy().astype(np.float64), run["test_pred"])
+    print(f"  recfunnel {model:8s} defaults valid_auc={run['valid_auc']:.5f} test_auc={test_auc:.5f} {stop} "
+          f"{seconds:.1f}s", flush=True)
+    return run
+
+
+def default_peers(schema: Schema, label: str, splits: tuple, args: argparse.Namespace) -> dict[str, dict]:
+    """LightGBM (plain defaults, then with early stopping) and DeepCTR-Torch's DeepFM with its defaults."""
+    arrays, features = peer_arrays(schema, label, splits)
+    base = {"mode": "quality", "threads": args.threads, "features": features, "seed": SEED,
+            "max_epochs": args.max_epochs, "patience": 3}
+    jobs = {"LightGBM defaults": ("lightgbm_gbdt.py", {"grid": [{}], "early_stopping": False, "max_rounds": 100}),
+            "LightGBM defaults, early stopping": ("lightgbm_gbdt.py", {"grid": [{}], "max_rounds": 5000}),
+            "DeepCTR-Torch DeepFM defaults": ("deepctr_deepfm.py", {"grid": [DEEPCTR_DEFAULTS]})}
+    results = {}
+    for system, (script, config) in jobs.items():
+        if not any(system.lower().startswith(p) for p in args.peers.split(",")):
+            continue
+        started = time.perf_counter()
+        best = run_peer(script, arrays, {**base, **config})["best"]
+        stop = f"epoch {best['best_epoch']}/{best['epochs_run']}" if "best_epoch" in best \
+            else f"{best['best_iteration']} trees"
+        results[system] = {"valid_auc": best["valid_auc"], "train_seconds": time.perf_counter() - started,
+                           "stop": stop, "test_pred": np.asarray(best["test_pred"])}
+        print(f"  {system} valid_auc={best['valid_auc']:.5f} {stop}", flush=True)
+    return results
+
+
+def evaluate_defaults(name: str, args: argparse.Namespace) -> tuple[str, dict]:
+    schema, label, train, valid, test = load_dataset(name, args.data)
+    print(f"{name} (defaults): train {len(train):,}, valid {len(valid):,}, test {len(test):,} rows; "
+          f"positive rate {train[label].mean():.3f}", flush=True)
+    splits = (train, valid, test)
+    results = {f"recfunnel {m}": fit_default(m, schema, label, splits) for m in args.models.split(",") if m}
+    if not args.no_peers:
+        results.update(default_peers(schema, label, splits, args))
+    y_test = test[label].to_numpy().astype(np.float64)
+    rows = []
+    for system, run in results.items():
+        prediction = np.clip(np.asarray(run.pop("test_pred"), dtype=np.float64), 0.0, 1.0)
+        run["test_auc"], run["test_logloss"] = auc(y_test, prediction), logloss(y_test, prediction)
+        rows.append([system, f"{run['valid_auc']:.4f}", f"{run['test_auc']:.4f}", f"{run['test_logloss']:.4f}",
+                     f"{run['train_seconds']:.1f}", run["stop"]])
+    table = format_table(["system", "valid AUC", "test AUC", "test logloss", "train s", "stopped at"], rows,
+                         title=f"{name}, defaults: train {len(train):,} / valid {len(valid):,} / test {len(test):,} rows",
+                         notes=[f"no overrides, seed 2026, one run each, {args.threads} threads; peers' train s "
+                                "include their process start"])
+    return table, results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="directory holding frappe-nfm/ and ml-100k/")
-    parser.add_argument("--dataset", default="both", choices=["frappe", "ml100k", "both"])
+    parser.add_argument("--dataset", default="both", choices=["frappe", "ml100k", "avazu", "both"])
+    parser.add_argument("--defaults", action="store_true",
+                        help="no search: every model with its defaults next to the peers' defaults, one run")
+    parser.add_argument("--peers", default="lightgbm,deepctr",
+                        help="with --defaults: which peers to run (lightgbm, deepctr)")
     parser.add_argument("--grid", default="small", choices=["small", "full"])
     parser.add_argument("--max-epochs", type=int, default=30)
-    parser.add_argument("--models", default="lr,fm,deepfm")
+    parser.add_argument("--models", default=None,
+                        help=f"default lr,fm,deepfm; with --defaults {DEFAULT_MODELS}")
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--seeds", type=int, default=3,
@@ -239,14 +338,17 @@ def main() -> None:
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
+    if args.dataset == "avazu" and not args.defaults:
+        parser.error("--dataset avazu is a check of the defaults; add --defaults")
+    args.models = args.models or (DEFAULT_MODELS if args.defaults else "lr,fm,deepfm")
     args.seeds = [SEED + i for i in range(args.seeds)]
     set_threads(args.threads)
     names = ["frappe", "ml100k"] if args.dataset == "both" else [args.dataset]
     tables, raw = [], {}
     for name in names:
-        table, raw[name] = evaluate_dataset(name, args)
+        table, raw[name] = (evaluate_defaults if args.defaults else evaluate_dataset)(name, args)
         tables.append(table)
-    save_json("quality", {"args": vars(args), "results": raw})
+    save_json("quality_defaults" if args.defaults else "quality", {"args": vars(args), "results": raw})
     for table in tables:
         print()
         print(table)

@@ -6,6 +6,8 @@ Single-valued encoded ids become LightGBM categorical features (``categorical_fe
 multi-valued feature (``kind == "varlen"``, e.g. MovieLens genres) becomes one 0/1 column per id
 present in the training rows. For every grid point: ``lgb.train`` with early stopping (50 rounds)
 on the validation AUC; the point with the best validation AUC is returned with its test predictions.
+With ``config["early_stopping"]`` false, every point grows exactly ``max_rounds`` trees, as
+``lgb.train`` does by default (100 rounds) when it is given no early-stopping callback.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import lightgbm as lgb  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from _peer_common import best_of, load_rows, main_args, write_result  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
 
 
 def frame(arrays: dict, prefix: str, features: list[dict], bag_ids: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -50,12 +53,17 @@ def main() -> None:
         started = time.perf_counter()
         train_set = lgb.Dataset(x, y, categorical_feature=categorical, free_raw_data=False)
         valid_set = lgb.Dataset(xv, yv, reference=train_set)
+        stopping = config.get("early_stopping", True)
         booster = lgb.train(params, train_set, num_boost_round=config.get("max_rounds", 5000),
-                            valid_sets=[valid_set], callbacks=[lgb.early_stopping(50, verbose=False)])
+                            valid_sets=[valid_set],
+                            callbacks=[lgb.early_stopping(50, verbose=False)] if stopping else [])
         seconds = time.perf_counter() - started
-        run = {"params": grid_params, "valid_auc": float(booster.best_score["valid_0"]["auc"]),
-               "best_iteration": int(booster.best_iteration), "train_seconds": seconds,
-               "test_pred": booster.predict(xt, num_iteration=booster.best_iteration).tolist()}
+        rounds = int(booster.best_iteration) if stopping else booster.current_iteration()
+        valid_auc = float(booster.best_score["valid_0"]["auc"]) if stopping else \
+            float(roc_auc_score(yv, booster.predict(xv)))
+        run = {"params": grid_params, "valid_auc": valid_auc,
+               "best_iteration": rounds, "train_seconds": seconds,
+               "test_pred": booster.predict(xt, num_iteration=rounds).tolist()}
         print(f"lightgbm {grid_params} valid_auc={run['valid_auc']:.5f} iters={run['best_iteration']} "
               f"{seconds:.1f}s", file=sys.stderr, flush=True)
         runs.append(run)
