@@ -62,15 +62,14 @@ def test_trees_see_a_small_bag_as_one_column_per_id(shop, fitted):
 
 def test_head_sees_exactly_one_leaf_feature_per_tree(shop, fitted):
     trees = fitted.booster_.num_trees()
-    inputs = fitted.head_.encoder_.schema_.inputs
+    inputs = fitted.head_.encoder_.schema_.inputs[:trees]
     assert [f.name for f in inputs] == [f"tree_{t}" for t in range(trees)]
     assert all(type(f).__name__ == "Categorical" for f in inputs)
     expected = fitted.booster_.predict(fitted.matrix(shop.rank_train), pred_leaf=True)  # (N, T)
     assert expected.shape == (len(shop.rank_train), trees)
     assert np.array_equal(fitted.leaves(shop.rank_train), expected)
     # the head's encoded tree_t index decodes back to the row's leaf in tree t
-    batch = fitted.head_.encoder_.transform(
-        pd.DataFrame({f"tree_{t}": [f"l{v}" for v in expected[:, t]] for t in range(trees)}), labels=False)
+    batch = fitted.head_.encoder_.transform(fitted._leaf_features(shop.rank_train, labels=False), labels=False)
     for t in (0, trees - 1):
         decoded = fitted.head_.encoder_.decode_ids(f"tree_{t}", batch.features[f"tree_{t}"].numpy())
         assert list(decoded) == [f"l{v}" for v in expected[:, t]]
@@ -99,7 +98,10 @@ def test_head_starts_at_the_trees_prediction(shop, fitted):
     model = build_model("lr", encoder.schema_, {}).eval()
     leaf_ids = fitted.leaves(shop.rank_train)
     set_leaf_weights(model, encoder, fitted.booster_, leaf_ids)
-    logits = model(encoder.transform(leaf_frame(leaf_ids[:500]), labels=False)).detach().numpy()
+    # the raw features' weights start at zero, so they add nothing to the trees' score yet
+    head_rows = fitted._leaf_features(shop.rank_train.head(500), labels=False)
+    assert list(head_rows.columns) == [*leaf_frame(leaf_ids[:1]).columns, *fitted.raw_columns_]
+    logits = model(encoder.transform(head_rows, labels=False)).detach().numpy()
     raw = fitted.booster_.predict(fitted.matrix(shop.rank_train.head(500)), raw_score=True)
     np.testing.assert_allclose(logits, raw, rtol=1e-5, atol=1e-5)
 
@@ -112,6 +114,18 @@ def test_head_keeps_the_trees_prediction_when_training_does_not_beat_it(shop):
     valid_auc = auc(shop.rank_valid["click"].to_numpy(), trees)
     assert ranker.metrics_["valid"]["auc"] >= valid_auc - 1e-6
     np.testing.assert_allclose(ranker.predict(shop.rank_valid), trees, rtol=1e-4, atol=1e-6)
+
+
+def test_head_reads_the_raw_features_beside_the_leaves(shop, fitted):
+    """By default the head also has one weight per raw id, e.g. per user; raw_features=False leaves only trees."""
+    names = [f.name for f in fitted.head_.encoder_.schema_.inputs]
+    assert fitted.raw_columns_ == [f.name for f in shop.schema.inputs]
+    assert names == [*(f"tree_{t}" for t in range(fitted.booster_.num_trees())), *fitted.raw_columns_]
+    leaves_only = GBDTRanker(schema=shop.schema, num_trees=5, raw_features=False, trainer={"max_epochs": 1})
+    leaves_only.fit(shop.rank_train, shop.rank_valid)
+    assert [f.name for f in leaves_only.head_.encoder_.schema_.inputs] == [f"tree_{t}" for t in range(5)]
+    with pytest.raises(SchemaError, match="user_id"):
+        fitted.predict(shop.rank_test.drop(columns=["user_id"]))
 
 
 def test_save_load_round_trip_without_pickle(shop, fitted, tmp_path):
@@ -166,3 +180,9 @@ def test_missing_lightgbm_names_the_extra(shop, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "lightgbm", None)
     with pytest.raises(ImportError, match=r"pip install 'recfunnel\[gbdt\]'"):
         GBDTRanker(schema=shop.schema, num_trees=2).fit(shop.rank_train.head(100))
+
+
+def test_default_rounds_are_lightgbms_without_validation_and_early_stopped_with_it():
+    assert GBDTRanker().rounds(has_valid=False) == 100  # lgb.train's own default
+    assert GBDTRanker().rounds(has_valid=True) == 1000  # the most; early stopping on valid AUC decides
+    assert GBDTRanker(num_trees=7).rounds(has_valid=True) == GBDTRanker(num_trees=7).rounds(has_valid=False) == 7
