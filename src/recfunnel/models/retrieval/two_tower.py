@@ -36,9 +36,10 @@ class TwoTower(RetrievalModule):
 
     Training defaults: batches of 1024 (``trainer_defaults``; the Trainer's own default, 4096, is
     set for click models). A step scores every example against all B + M candidates, so its cost
-    per example grows with B: at 4096 one epoch of MovieLens 100K took about 4× as long per row
-    as at 1024 (2.6 s vs 0.3 s a step on 2 CPU threads), and the 10 default epochs took 9 minutes
-    instead of about one. A ``trainer={"batch_size": ...}`` of the caller's still wins.
+    per example grows with B: on MovieLens 100K (2 busy CPU threads) the 10 default epochs took
+    942 s at 4096 and 271 s at 1024, with recall@10 0.185 and 0.197 (BENCHMARKS.md, "Defaults
+    against the peers' defaults: retrieval"). A ``trainer={"batch_size": ...}`` of the caller's
+    still wins.
 
     Args:
         info: Catalogue sizes, history length and the feature tables' schemas.
