@@ -19,9 +19,9 @@ TREES = ["--set", "num_trees=10", "--set", "trainer.max_epochs=3", "--set", "tra
 def test_estimators_are_listed_as_ranking_models(cli):
     listed = {entry["name"]: entry for entry in json.loads(cli("models", "--json").out)}
     assert listed["gbdt_lr"]["kind"] == listed["ftrl"]["kind"] == listed["lambdarank"]["kind"] == "ranking"
-    assert listed["gbdt_lr"]["hyperparameters"]["num_trees"] == 100 and "label" not in listed["ftrl"]["hyperparameters"]
+    assert listed["gbdt_lr"]["hyperparameters"]["num_trees"] is None and "label" not in listed["ftrl"]["hyperparameters"]
     table = cli("models", "--kind", "ranking")
-    assert "num_trees=100" in table.out and "hash_bits=22" in table.out  # their own options
+    assert "num_trees=None" in table.out and "hash_bits=22" in table.out  # their own options
     assert "label=" not in table.out  # run arguments come from --label, not the model section
 
 

@@ -184,5 +184,5 @@ def test_missing_lightgbm_names_the_extra(shop, monkeypatch):
 
 def test_default_rounds_are_lightgbms_without_validation_and_early_stopped_with_it():
     assert GBDTRanker().rounds(has_valid=False) == 100  # lgb.train's own default
-    assert GBDTRanker().rounds(has_valid=True) == 1000  # the most; early stopping on valid AUC decides
+    assert GBDTRanker().rounds(has_valid=True) == 5000  # the most; early stopping on valid AUC decides
     assert GBDTRanker(num_trees=7).rounds(has_valid=True) == GBDTRanker(num_trees=7).rounds(has_valid=False) == 7
