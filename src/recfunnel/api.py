@@ -68,7 +68,9 @@ class Ranker:
         label: Label column; defaults to the schema's only label.
         schema: Feature specs; inferred from the training frame when omitted.
         params: The model's keyword arguments (checked against its signature).
-        trainer: A Trainer, or a dict of its keyword arguments.
+        trainer: A Trainer, or a dict of its keyword arguments, laid over the model's own
+            ``trainer_defaults`` (``RankingModel.trainer_defaults``: batch 1024, Adagrad with L2 on
+            the embedding rows, up to 30 epochs), then the Trainer's own.
         on_nan: NaN in numeric columns: "mean" fills the training mean and warns, "error" raises.
         monitor: Validation metric for early stopping (default: AUC for binary, RMSE for regression).
         seed: Seeds model initialisation and negative down-sampling (training is seeded by the
@@ -102,7 +104,8 @@ class Ranker:
             raise ConfigError(f"{info.name!r} is an estimator of its own, not a Ranker model; use {info.target}.")
         self.model_name = info.name
         self.label, self.schema, self.params = label, schema, dict(params or {})
-        self.trainer = trainer if isinstance(trainer, Trainer) else _make_trainer(trainer or {})
+        self.trainer = trainer if isinstance(trainer, Trainer) \
+            else _make_trainer({**getattr(info.cls, "trainer_defaults", {}), **(trainer or {})})
         self.trainer_params = {} if isinstance(trainer, Trainer) else dict(trainer or {})
         self.on_nan, self.monitor, self.seed = on_nan, monitor, seed
         if negative_sampling is not None and not 0.0 < negative_sampling <= 1.0:

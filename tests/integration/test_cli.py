@@ -155,7 +155,7 @@ def test_models_json(cli):
     kinds = {e["name"]: e["kind"] for e in entries}
     # regression: the JSON lacked the hyperparameters the table shows
     defaults = {e["name"]: e["hyperparameters"] for e in entries}
-    assert defaults["deepfm"]["embedding_dim"] == 16 and defaults["lambdarank"]["num_trees"] == 300
+    assert defaults["deepfm"]["embedding_dim"] == 64 and defaults["lambdarank"]["num_trees"] == 300
     assert {"lr", "fm", "deepfm"} <= set(kinds)
     assert kinds["lr"] == kinds["fm"] == kinds["deepfm"] == "ranking"
     only = json.loads(cli("models", "--kind", "ranking", "--json").out)

@@ -6,7 +6,7 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
@@ -27,7 +27,23 @@ class RecModel(nn.Module):
 
 
 class RankingModel(RecModel):
-    """A model that scores rows: ``forward(batch) -> logits (B,)`` with no link function applied."""
+    """A model that scores rows: ``forward(batch) -> logits (B,)`` with no link function applied.
+
+    Class attributes:
+        trainer_defaults: Trainer options a ranking model runs with unless the caller gives them
+            (a Ranker lays the caller's options over these, then the Trainer's own defaults).
+            Chosen against LightGBM's and DeepCTR-Torch's defaults on Frappe and MovieLens 100K
+            (BENCHMARKS.md, "Defaults against the peers' defaults: ranking"): on data of 50-100k
+            rows, batches of 1024 give four times the steps of the Trainer's 4096; element-wise
+            Adagrad on the embedding rows with the lazily paid full-table L2 (1e-4) keeps rare
+            ids from memorising their few rows, and lets Frappe's best epoch move past 10, so up
+            to 30 epochs run, stopping after 3 without a better validation score.
+    """
+
+    trainer_defaults: ClassVar[dict[str, Any]] = {
+        "batch_size": 1024, "max_epochs": 30, "patience": 3,
+        "sparse_optimizer": "adagrad", "sparse_lr": 0.1, "embedding_l2": 1e-4,
+    }
 
     def forward(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward(batch) -> (B,) logits")

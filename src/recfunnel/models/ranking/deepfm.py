@@ -14,9 +14,12 @@ class DeepFM(RankingModel):
 
     Args:
         schema: Input features; each categorical/sequence feature gets a D-dim embedding.
-        embedding_dim: D, the size of every field embedding.
+        embedding_dim: D, the size of every field embedding. 64 by default, the best of 16/32/64
+            on validation on Frappe and MovieLens 100K; for tables of millions of ids, where the
+            table and its optimizer state cost 2 x 4 x D bytes a row, a smaller D saves memory.
         hidden_units: Widths of the MLP tower.
-        dropout: Dropout probability after each hidden layer.
+        dropout: Dropout probability after each hidden layer; 0.5 by default, since the tower
+            of three layers of 400 overfits 50-100k rows within a few epochs without it.
         batch_norm: Batch normalisation in the MLP tower.
 
     Example:
@@ -25,8 +28,8 @@ class DeepFM(RankingModel):
         torch.Size([8])
     """
 
-    def __init__(self, schema: Schema, *, embedding_dim: int = 16,
-                 hidden_units: tuple[int, ...] = (400, 400, 400), dropout: float = 0.0,
+    def __init__(self, schema: Schema, *, embedding_dim: int = 64,
+                 hidden_units: tuple[int, ...] = (400, 400, 400), dropout: float = 0.5,
                  batch_norm: bool = False) -> None:
         super().__init__(schema)
         self.embedding = FeatureEmbedding(schema.inputs, embedding_dim, with_linear=True)

@@ -1,0 +1,57 @@
+"""Ranking models' own Trainer defaults, laid under the caller's options by Ranker."""
+
+import inspect
+
+import pytest
+
+from recfunnel import Ranker, load
+from recfunnel.datasets import make_shop
+from recfunnel.models import get_model, list_models
+from recfunnel.models.base import RankingModel
+from recfunnel.train import Trainer
+
+TORCH_RANKERS = [info.name for info in list_models("ranking") if not info.is_estimator]
+
+
+@pytest.mark.parametrize("name", TORCH_RANKERS)
+def test_every_ranking_model_trains_with_the_ranking_defaults(name):
+    trainer = Ranker(name).trainer
+    defaults = get_model(name).cls.trainer_defaults
+    assert set(defaults) >= set(RankingModel.trainer_defaults)  # a model may change them, not drop them
+    assert {key: getattr(trainer, key) for key in defaults} == defaults
+    assert trainer.lr == Trainer().lr  # what the defaults do not set stays the Trainer's
+
+
+def test_ranking_defaults_differ_from_the_trainers_where_measured():
+    trainer, plain = Ranker("deepfm").trainer, Trainer()
+    assert (trainer.batch_size, trainer.max_epochs, trainer.sparse_optimizer, trainer.embedding_l2) == \
+        (1024, 30, "adagrad", 1e-4)
+    assert (plain.batch_size, plain.max_epochs, plain.sparse_optimizer, plain.embedding_l2) == \
+        (4096, 10, "adam", 0.0)
+
+
+def test_caller_options_win_over_the_model_defaults():
+    trainer = Ranker("deepfm", trainer={"batch_size": 64, "embedding_l2": 0.0}).trainer
+    assert (trainer.batch_size, trainer.embedding_l2, trainer.sparse_optimizer) == (64, 0.0, "adagrad")
+    given = Trainer(batch_size=32)
+    assert Ranker("deepfm", trainer=given).trainer is given  # a Trainer object is used as it is
+
+
+def test_lr_keeps_lazy_adam():
+    trainer = Ranker("lr").trainer
+    assert (trainer.sparse_optimizer, trainer.sparse_lr, trainer.embedding_l2, trainer.batch_size) == \
+        ("adam", 0.01, 1e-5, 1024)
+
+
+def test_deepfm_defaults():
+    parameters = inspect.signature(get_model("deepfm").cls).parameters
+    assert (parameters["embedding_dim"].default, parameters["dropout"].default) == (64, 0.5)
+
+
+def test_loaded_ranker_keeps_the_same_trainer(tmp_path):
+    frame = make_shop(num_users=30, num_items=20, num_impressions=1500, seed=2).impressions[
+        ["user_id", "item_id", "category", "click"]]
+    ranker = Ranker("fm", label="click", trainer={"max_epochs": 1}).fit(frame)
+    loaded = load(ranker.save(tmp_path / "fm"))
+    assert {k: v for k, v in vars(loaded.trainer).items() if k != "device"} == \
+        {k: v for k, v in vars(ranker.trainer).items() if k != "device"}
