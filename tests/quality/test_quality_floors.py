@@ -38,7 +38,8 @@ def _movielens():
     return tuple(frame.iloc[p] for p in parts)
 
 
-TRAINER = {"max_epochs": 30, "batch_size": 1024, "lr": 1e-3, "sparse_lr": 0.01, "patience": 2}
+TRAINER = {"max_epochs": 30, "batch_size": 1024, "lr": 1e-3, "sparse_optimizer": "adam", "sparse_lr": 0.01,
+           "embedding_l2": 0.0, "patience": 2}
 
 
 @pytest.mark.parametrize(("model", "params", "floor"), [
