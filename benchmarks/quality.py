@@ -209,11 +209,17 @@ def run_peers(schema: Schema, label: str, splits: tuple, args: argparse.Namespac
     return results
 
 
-def evaluate_dataset(name: str, args: argparse.Namespace) -> tuple[str, dict]:
+def announce(name: str, args: argparse.Namespace, tag: str = "") -> tuple[Schema, str, tuple]:
+    """Load a dataset under its protocol and print its sizes; (schema, label, (train, valid, test))."""
     schema, label, train, valid, test = load_dataset(name, args.data)
-    print(f"{name}: train {len(train):,}, valid {len(valid):,}, test {len(test):,} rows; "
+    print(f"{name}{tag}: train {len(train):,}, valid {len(valid):,}, test {len(test):,} rows; "
           f"positive rate {train[label].mean():.3f}", flush=True)
-    splits = (train, valid, test)
+    return schema, label, (train, valid, test)
+
+
+def evaluate_dataset(name: str, args: argparse.Namespace) -> tuple[str, dict]:
+    schema, label, splits = announce(name, args)
+    train, valid, test = splits
     results: dict[str, dict] = {}
     for model in args.models.split(","):
         results[f"recfunnel {model}"] = tune_recfunnel(model, schema, label, splits,
@@ -298,10 +304,8 @@ def default_peers(schema: Schema, label: str, splits: tuple, args: argparse.Name
 
 
 def evaluate_defaults(name: str, args: argparse.Namespace) -> tuple[str, dict]:
-    schema, label, train, valid, test = load_dataset(name, args.data)
-    print(f"{name} (defaults): train {len(train):,}, valid {len(valid):,}, test {len(test):,} rows; "
-          f"positive rate {train[label].mean():.3f}", flush=True)
-    splits = (train, valid, test)
+    schema, label, splits = announce(name, args, " (defaults)")
+    train, valid, test = splits
     results = {f"recfunnel {m}": fit_default(m, schema, label, splits) for m in args.models.split(",") if m}
     if not args.no_peers:
         results.update(default_peers(schema, label, splits, args))
