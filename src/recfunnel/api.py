@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +104,7 @@ class Ranker:
             raise ConfigError(f"{info.name!r} is an estimator of its own, not a Ranker model; use {info.target}.")
         self.model_name = info.name
         self.label, self.schema, self.params = label, schema, dict(params or {})
-        self.trainer = trainer if isinstance(trainer, Trainer) \
-            else _make_trainer({**getattr(info.cls, "trainer_defaults", {}), **(trainer or {})})
-        self.trainer_params = {} if isinstance(trainer, Trainer) else dict(trainer or {})
+        self.trainer, self.trainer_params = resolve_trainer(trainer, info.cls)
         self.on_nan, self.monitor, self.seed = on_nan, monitor, seed
         if negative_sampling is not None and not 0.0 < negative_sampling <= 1.0:
             raise ConfigError(f"negative_sampling must be in (0, 1] (the share of negatives kept); got {negative_sampling!r}.")
@@ -261,14 +259,38 @@ def _down_sample(frame: pd.DataFrame, label: str, rate: float, seed: int) -> pd.
     return frame.loc[keep]
 
 
-def _make_trainer(options: dict[str, Any]) -> Trainer:
+def resolve_trainer(trainer: Any, model_cls: type) -> tuple[Trainer, dict[str, Any]]:
+    """An estimator's ``trainer`` argument as (the Trainer to use, the caller's options to save).
+
+    A Trainer object is used as it is; a mapping of options (or None) is laid over the model
+    class's ``trainer_defaults``; anything else is a ConfigError.
+    """
+    if isinstance(trainer, Trainer):
+        return trainer, {}
+    if trainer is not None and not isinstance(trainer, Mapping):
+        raise ConfigError(f"trainer must be a Trainer or a mapping of its options; got {type(trainer).__name__} "
+                          f"{trainer!r}.")
+    options = dict(trainer or {})
+    return _make_trainer(options, getattr(model_cls, "trainer_defaults", None)), options
+
+
+def _make_trainer(options: dict[str, Any], defaults: dict[str, Any] | None = None) -> Trainer:
+    """A Trainer from the caller's ``options`` laid over a model's ``defaults``, then the Trainer's own.
+
+    The embedding optimizer and its rate are one choice: a model's default ``sparse_lr`` goes with
+    its default ``sparse_optimizer`` only, so naming another optimizer without a rate gets the
+    Trainer's rate, not a rate measured for a different update rule.
+    """
     valid = trainer_options()
     for key in options:
         if key not in valid:
             raise ConfigError(
                 f"unknown trainer option {key!r}{did_you_mean(key, list(valid)) or '.'} Valid: {', '.join(sorted(valid))}."
             )
-    return Trainer(**options)
+    laid = dict(defaults or {})
+    if options.get("sparse_optimizer", laid.get("sparse_optimizer")) != laid.get("sparse_optimizer"):
+        laid.pop("sparse_lr", None)
+    return Trainer(**{**laid, **options})
 
 
 def load(path: str | Path) -> Any:

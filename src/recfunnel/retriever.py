@@ -20,7 +20,7 @@ import torch
 from scipy import sparse
 
 import recfunnel
-from recfunnel.api import Data, _make_trainer, load_frame
+from recfunnel.api import Data, load_frame, resolve_trainer
 from recfunnel.artifact import artifact_model, build_for_weights, write_artifact
 from recfunnel.data.batch import Batch
 from recfunnel.data.checks import check_frame_columns
@@ -106,10 +106,8 @@ class Retriever:
                               f"(see `recfunnel models --kind retrieval`).")
         self.model_name, self.params = info.name, dict(params or {})
         self.columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "weight_col": weight_col}
-        self.trainer_params = {} if isinstance(trainer, Trainer) else dict(trainer or {})
         # the model's own Trainer defaults (two-tower: its batch size), under the caller's options
-        self.trainer = (trainer if isinstance(trainer, Trainer)
-                        else _make_trainer({**getattr(info.cls, "trainer_defaults", {}), **self.trainer_params}))
+        self.trainer, self.trainer_params = resolve_trainer(trainer, info.cls)
         if index not in INDEX_KINDS:
             raise ConfigError(f"index {index!r} is not valid; expected one of {list(INDEX_KINDS)}.")
         self.max_history, self.seed = max_history, seed

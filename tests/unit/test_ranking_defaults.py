@@ -37,6 +37,15 @@ def test_caller_options_win_over_the_model_defaults():
     assert Ranker("deepfm", trainer=given).trainer is given  # a Trainer object is used as it is
 
 
+def test_another_optimizer_does_not_inherit_the_default_rate():
+    adam = Ranker("deepfm", trainer={"sparse_optimizer": "adam"}).trainer
+    assert (adam.sparse_optimizer, adam.sparse_lr) == ("adam", Trainer().sparse_lr)  # not Adagrad's 0.1
+    slower = Ranker("deepfm", trainer={"sparse_lr": 0.05}).trainer  # a rate alone tunes the default optimizer
+    assert (slower.sparse_optimizer, slower.sparse_lr) == ("adagrad", 0.05)
+    same = Ranker("deepfm", trainer={"sparse_optimizer": "adagrad"}).trainer
+    assert same.sparse_lr == 0.1
+
+
 def test_lr_keeps_lazy_adam():
     trainer = Ranker("lr").trainer
     assert (trainer.sparse_optimizer, trainer.sparse_lr, trainer.embedding_l2, trainer.batch_size) == \
@@ -55,3 +64,14 @@ def test_loaded_ranker_keeps_the_same_trainer(tmp_path):
     loaded = load(ranker.save(tmp_path / "fm"))
     assert {k: v for k, v in vars(loaded.trainer).items() if k != "device"} == \
         {k: v for k, v in vars(ranker.trainer).items() if k != "device"}
+
+
+@pytest.mark.parametrize("bad", [5, "fast", [1, 2]])
+def test_a_trainer_that_is_not_options_is_refused(bad):
+    from recfunnel import Retriever
+    from recfunnel.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="trainer must be a Trainer or a mapping"):
+        Ranker("deepfm", trainer=bad)
+    with pytest.raises(ConfigError, match="trainer must be a Trainer or a mapping"):
+        Retriever("two_tower", trainer=bad)
