@@ -15,7 +15,7 @@ from recfunnel.errors import ConfigError, did_you_mean
 from recfunnel.models import get_model
 
 RANKING_DATA_KEYS = ("train", "valid", "test", "label", "schema", "format", "on_nan", "negative_sampling",
-                     "allow_single_class")
+                     "allow_single_class", "objective", "group")
 RETRIEVAL_DATA_KEYS = ("train", "valid", "test", "format", "user_col", "item_col", "time_col", "weight_col",
                        "user_features", "item_features", "max_history")
 DATA_KEYS = tuple(dict.fromkeys(RANKING_DATA_KEYS + RETRIEVAL_DATA_KEYS))
@@ -173,7 +173,8 @@ def ranker_from_config(config: dict[str, Any]):  # -> Ranker
                   trainer=config.get("trainer") or {}, on_nan=data.get("on_nan") or "mean",
                   monitor=config.get("monitor"), seed=int(config.get("seed", 2026)),
                   negative_sampling=data.get("negative_sampling"),
-                  allow_single_class=data.get("allow_single_class", False))
+                  allow_single_class=data.get("allow_single_class", False),
+                  objective=data.get("objective"), group=data.get("group"))
 
 
 def estimator_from_config(config: dict[str, Any]) -> Any:
@@ -193,7 +194,8 @@ def estimator_from_config(config: dict[str, Any]) -> Any:
              "seed": int(config["seed"]) if "seed" in config else None,
              "schema": read_schema_file(data["schema"]) if data.get("schema") else None,
              "on_nan": data.get("on_nan"), "negative_sampling": data.get("negative_sampling"),
-             "allow_single_class": data.get("allow_single_class"), "monitor": config.get("monitor")}
+             "allow_single_class": data.get("allow_single_class"), "monitor": config.get("monitor"),
+             "objective": data.get("objective"), "group": data.get("group")}
     for key, value in given.items():
         if value is None:
             continue

@@ -302,3 +302,21 @@ def test_nan_in_numeric_column_is_filled_with_a_warning(cli, frames, data_dir, t
     assert result.code == 0, result.err
     _check_binary_metrics(json.loads(result.out))  # stdout stays pure JSON; the warning goes to stderr
     assert "warning: column 'price'" in result.err
+
+
+def test_train_learns_to_rank_lists_from_flags(cli, data_dir, tmp_path):
+    out = tmp_path / "listwise"
+    result = cli("train", "--model", "fm", "--train", data_dir / "train.csv", "--valid", data_dir / "valid.csv",
+                 "--label", "click", "--objective", "listwise", "--group", "user_id",
+                 "--set", "trainer.max_epochs=2", "--out", out, "--json")
+    assert result.code == 0, result.err
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["objective"], saved["group"]) == ("listwise", "user_id")
+    metrics = json.loads(cli("evaluate", out, "--data", data_dir / "test.csv", "--json").out)
+    assert "ndcg@10" in metrics and 0.0 < metrics["ndcg@10"] <= 1.0  # per-list metric, not only AUC
+
+
+def test_objective_without_group_is_refused(cli, data_dir):
+    result = cli("train", "--model", "fm", "--train", data_dir / "train.csv", "--label", "click",
+                 "--objective", "pairwise")
+    assert result.code == 2 and "objective and group go together" in result.err

@@ -42,7 +42,8 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
              "data.on_nan": args.on_nan, "out": args.out, "data.user_col": args.user_col,
              "data.item_col": args.item_col, "data.time_col": args.time_col, "data.weight_col": args.weight_col,
              "data.user_features": args.user_features, "data.item_features": args.item_features,
-             "data.negative_sampling": args.negative_sampling, "data.allow_single_class": args.allow_single_class}
+             "data.negative_sampling": args.negative_sampling, "data.allow_single_class": args.allow_single_class,
+             "data.objective": args.objective, "data.group": args.group}
     config = apply_overrides(config, [])
     for key, value in flags.items():
         if value is None:

@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--on-nan", choices=["mean", "error"], help="NaN in numeric columns (default: mean)")
     train.add_argument("--negative-sampling", type=float, metavar="W",
                        help="train on all positives and this share of negatives; predictions stay calibrated")
+    train.add_argument("--objective", choices=["pointwise", "pairwise", "listwise"],
+                       help="learning to rank a binary label within the lists of --group (pairwise: BPR, "
+                            "listwise: softmax over each list); early stopping watches NDCG@10")
+    train.add_argument("--group", metavar="COL", help="the column naming each row's list, e.g. user_id")
     train.add_argument("--allow-single-class", action="store_true", default=None,
                        help="train even if the binary label is all 0 or all 1 (warns; the model is a constant)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
