@@ -32,6 +32,10 @@ EARLY_STOPPING_ROUNDS = 50  # boosting rounds without a better validation AUC be
 # decides, up to this many (on Frappe it stops near 1,300 at learning rate 0.1, on MovieLens near 300;
 # a cap of 1,000 cut Frappe short, 0.9530 test AUC against 0.9540 at the early-stopped 1,291)
 TREES_WITHOUT_VALID, MAX_TREES_WITH_VALID = 100, 5000
+# The head reads one leaf code per tree and row (an int64 each once encoded, plus the frame's codes),
+# so the default cap also keeps rows x trees under this many cells: about 3 GB, whatever the data's size
+# (46k Frappe rows may grow 5,000 trees; a million rows at most 268)
+MAX_LEAF_CELLS = 2**28
 GBDT_FORMAT = "recfunnel-gbdt/1"
 
 
@@ -150,7 +154,8 @@ class GBDTRanker:
         schema: Feature specs; inferred from the training frame when omitted.
         num_trees: Boosting rounds, i.e. T leaf features; with validation data, the most it builds
             (boosting stops after 50 rounds without a better validation AUC). None: 100 without
-            validation data, as LightGBM's default, and at most 5,000 with it (``rounds``).
+            validation data, as LightGBM's default, and at most 5,000 with it, fewer on large data
+            so that rows x trees stays bounded (``rounds``).
         num_leaves: Leaves per tree (LightGBM ``num_leaves``).
         learning_rate: LightGBM shrinkage.
         head: Ranker model trained on the leaf features: "lr" (the paper's) or "fm".
@@ -289,21 +294,26 @@ class GBDTRanker:
         if valid_rows is not None:
             fit_args["valid_sets"] = [lightgbm.Dataset(*valid_rows, reference=train)]
             fit_args["callbacks"] = [lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)]
-        booster = lightgbm.train(params, train, num_boost_round=self.rounds(has_valid=valid_rows is not None),
-                                 **fit_args)
+        rounds = self.rounds(has_valid=valid_rows is not None, rows=len(train_rows[1]))
+        booster = lightgbm.train(params, train, num_boost_round=rounds, **fit_args)
         best = booster.best_iteration or None
         return lightgbm.Booster(model_str=booster.model_to_string(num_iteration=best))
 
-    def rounds(self, *, has_valid: bool) -> int:
-        """The most boosting rounds: ``num_trees``, or by default 100 without validation rows and 5,000 with them.
+    def rounds(self, *, has_valid: bool, rows: int = 0) -> int:
+        """The most boosting rounds: ``num_trees``, or by default 100 without validation rows and with
+        them up to 5,000, fewer where ``rows`` x trees would pass ``MAX_LEAF_CELLS`` (never below 100).
 
         Example:
-            >>> GBDTRanker().rounds(has_valid=False), GBDTRanker().rounds(has_valid=True)
+            >>> GBDTRanker().rounds(has_valid=False), GBDTRanker().rounds(has_valid=True, rows=46_178)
             (100, 5000)
+            >>> GBDTRanker().rounds(has_valid=True, rows=1_000_000)
+            268
         """
         if self.num_trees is not None:
             return self.num_trees
-        return MAX_TREES_WITH_VALID if has_valid else TREES_WITHOUT_VALID
+        if not has_valid:
+            return TREES_WITHOUT_VALID
+        return max(TREES_WITHOUT_VALID, min(MAX_TREES_WITH_VALID, MAX_LEAF_CELLS // max(rows, 1)))
 
     def _keep_start_if_better(self, valid_rows: tuple[np.ndarray, np.ndarray], valid_leaves: pd.DataFrame,
                               start: dict[str, torch.Tensor]) -> None:

@@ -12,7 +12,7 @@ from recfunnel.funnel.storage import load
 from recfunnel.metrics import auc
 
 lightgbm = pytest.importorskip("lightgbm")
-from recfunnel.gbdt import GBDTRanker  # noqa: E402
+from recfunnel.gbdt import MAX_LEAF_CELLS, GBDTRanker  # noqa: E402
 
 NUM_TREES = 30
 
@@ -185,4 +185,7 @@ def test_missing_lightgbm_names_the_extra(shop, monkeypatch):
 def test_default_rounds_are_lightgbms_without_validation_and_early_stopped_with_it():
     assert GBDTRanker().rounds(has_valid=False) == 100  # lgb.train's own default
     assert GBDTRanker().rounds(has_valid=True) == 5000  # the most; early stopping on valid AUC decides
+    # the head's leaf codes stay bounded on large data: rows x trees under MAX_LEAF_CELLS, never under 100
+    assert GBDTRanker().rounds(has_valid=True, rows=1_000_000) * 1_000_000 <= MAX_LEAF_CELLS
+    assert GBDTRanker().rounds(has_valid=True, rows=10**9) == 100
     assert GBDTRanker(num_trees=7).rounds(has_valid=True) == GBDTRanker(num_trees=7).rounds(has_valid=False) == 7
