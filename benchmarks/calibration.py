@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from recfunnel.api import Ranker
 from recfunnel.demo import RANKERS, shop_data
+from recfunnel.estimators.ranker import Ranker
 from recfunnel.metrics import auc, logloss
 
 

@@ -33,7 +33,7 @@ from _common import format_table, set_threads  # noqa: E402
 
 from recfunnel.data.stream import iter_chunks  # noqa: E402
 from recfunnel.datasets import make_criteo_like, write_criteo_like  # noqa: E402
-from recfunnel.ftrl import FTRLRanker  # noqa: E402
+from recfunnel.estimators.ftrl import FTRLRanker  # noqa: E402
 from recfunnel.metrics import auc, logloss  # noqa: E402
 
 HEADERS = ["model", "train rows", "train s", "rows/s", "peak RSS MiB", "RSS now MiB", "test AUC", "test logloss",
@@ -134,7 +134,7 @@ def batch_lrs(args: argparse.Namespace, train: Path, test: Path, ranker: FTRLRan
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
-    from recfunnel.api import Ranker
+    from recfunnel.estimators.ranker import Ranker
 
     chunks = iter_chunks(train, chunk_rows=100_000, fmt="criteo")
     frame = pd.concat(chunk for _, chunk in zip(range(-(-args.lr_rows // 100_000)), chunks, strict=False))

@@ -37,13 +37,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recfunnel.api import Ranker
 from recfunnel.data.movielens import read_movielens
 from recfunnel.data.readers import read_sequences
 from recfunnel.data.splits import leave_last_k
+from recfunnel.estimators.ranker import Ranker
+from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel import Funnel, Recall
 from recfunnel.funnel.two_stage import Holdout, RankSpec, RecallSpec, fit_two_stage, retriever_reads_features
-from recfunnel.retriever import Retriever
 
 SYSTEMS = ("old", "pointwise", "pairwise", "listwise", "lambdarank")
 

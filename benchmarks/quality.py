@@ -30,7 +30,7 @@ Protocols (fixed; every system sees exactly the same encoded rows):
 
 Systems:
 
-* recfunnel LR, FM, DeepFM through ``recfunnel.api.Ranker(...).fit(train, valid)`` (early stopping
+* recfunnel LR, FM, DeepFM through ``recfunnel.estimators.ranker.Ranker(...).fit(train, valid)`` (early stopping
   on valid AUC, best epoch restored), tested with ``Ranker.predict(test)``.
 * DeepCTR-Torch 0.3.0 DeepFM (``benchmarks/peers/deepctr_deepfm.py`` in ``.venv-peers``), on the
   rows encoded by the same ``FeatureEncoder`` fitted on train; genres as a ``VarLenSparseFeat``
@@ -76,8 +76,8 @@ from _common import (
     set_threads,
 )
 
-from recfunnel.api import Ranker
 from recfunnel.data import FeatureEncoder, random_split, read_avazu
+from recfunnel.estimators.ranker import Ranker
 from recfunnel.metrics import auc, logloss
 from recfunnel.schema import Categorical, Label, Schema
 
@@ -264,7 +264,7 @@ def fit_default(model: str, schema: Schema, label: str, splits: tuple) -> dict[s
     """One fit of ``model`` with no overrides, on train with early stopping on valid; its record."""
     started = time.perf_counter()
     if model == "gbdt_lr":
-        from recfunnel.gbdt import GBDTRanker
+        from recfunnel.estimators.gbdt_lr import GBDTRanker
 
         estimator: Any = GBDTRanker(label=label, schema=schema).fit(splits[0], splits[1])
         head = estimator.head_.result_

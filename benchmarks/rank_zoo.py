@@ -27,7 +27,7 @@ Systems, each trained in its own process (``_common.run_job``), which also yield
   lr, sparse_lr=10*lr, patience).fit(model, BinaryTask, train, valid)`` (the loop ``Ranker.fit``
   runs, minus the encoding): AdamW on dense weights, lazy Adam on the embedding table, early
   stopping on valid AUC with the best epoch restored, lr x0.5 on a plateau (its defaults).
-  GBDT+LR is ``recfunnel.gbdt.GBDTRanker`` (LightGBM trees, stopped on valid AUC -> leaf ids -> our
+  GBDT+LR is ``recfunnel.estimators.gbdt_lr.GBDTRanker`` (LightGBM trees, stopped on valid AUC -> leaf ids -> our
   LR, started at the leaf values and trained by the same Trainer settings).
 * DeepCTR-Torch 0.3.0, torch-rechub 0.9.0, FuxiCTR 2.3.10 (``benchmarks/peers/*_zoo.py``), each
   with its own training loop, Adam at the same lr, same batch size, same epoch cap and early
@@ -252,7 +252,7 @@ def fit_gbdt(config: dict[str, Any], arrays: dict[str, np.ndarray], lr: float) -
     which its trees see as one 0/1 column per id, as the LightGBM runner's do."""
     from _peer_common import best_seconds, zoo_result
 
-    from recfunnel.gbdt import GBDTRanker
+    from recfunnel.estimators.gbdt_lr import GBDTRanker
 
     label = config["label"]
     names = [f["name"] for f in config["features"] if f["kind"] == "sparse"]

@@ -61,7 +61,7 @@ def synthetic(users: int, items: int, rows: int, *, alpha: float = 0.8, clusters
 
 
 def run_one(args: argparse.Namespace, model: str) -> dict:
-    from recfunnel.retriever import Retriever
+    from recfunnel.estimators.retriever import Retriever
 
     set_threads(args.threads)
     data = synthetic(args.users, args.items, args.rows, seed=args.seed)

@@ -18,13 +18,15 @@ _LAZY = {
     "Batch": "recfunnel.data",
     "FeatureEncoder": "recfunnel.data",
     "Trainer": "recfunnel.train",
-    "Ranker": "recfunnel.api",
-    "GBDTRanker": "recfunnel.gbdt",
-    "Retriever": "recfunnel.retriever",
+    "Ranker": "recfunnel.estimators",
+    "GBDTRanker": "recfunnel.estimators",
+    "FTRLRanker": "recfunnel.estimators",
+    "Retriever": "recfunnel.estimators",
     "Funnel": "recfunnel.funnel",
-    "load": "recfunnel.funnel.storage",
-    "get_model": "recfunnel.models",
-    "list_models": "recfunnel.models",
+    "load": "recfunnel.funnel",
+    # through the estimators, which register GBDT+LR, FTRL and LambdaMART next to the torch models
+    "get_model": "recfunnel.estimators",
+    "list_models": "recfunnel.estimators",
 }
 
 

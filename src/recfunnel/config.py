@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from recfunnel.api import trainer_options
 from recfunnel.errors import ConfigError, did_you_mean
+from recfunnel.estimators.base import trainer_options
 from recfunnel.models import get_model
 
 RANKING_DATA_KEYS = ("train", "valid", "test", "label", "schema", "format", "on_nan", "negative_sampling",
@@ -164,7 +164,7 @@ def read_schema_file(path: str | Path):  # -> Schema
 
 def ranker_from_config(config: dict[str, Any]):  # -> Ranker
     """Build an unfitted Ranker from a validated config."""
-    from recfunnel.api import Ranker
+    from recfunnel.estimators.ranker import Ranker
 
     model = dict(config["model"])
     data = config.get("data") or {}
@@ -209,7 +209,7 @@ def estimator_from_config(config: dict[str, Any]) -> Any:
 
 def retriever_from_config(config: dict[str, Any]):  # -> Retriever
     """Build an unfitted Retriever from a validated config."""
-    from recfunnel.retriever import Retriever
+    from recfunnel.estimators.retriever import Retriever
 
     model = dict(config["model"])
     data = config.get("data") or {}

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recfunnel.api import Ranker
 from recfunnel.data.splits import temporal_split
 from recfunnel.datasets import make_shop
+from recfunnel.estimators.ranker import Ranker
+from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel import MMR, DropSeen, Funnel, MaxPerGroup, NewItems, Rank, Recall
 from recfunnel.metrics import auc, gauc, logloss
-from recfunnel.retriever import Retriever
 from recfunnel.schema import Categorical, Label, MultiCategorical, Numeric, Schema
 
 SHOP_SCHEMA = Schema(

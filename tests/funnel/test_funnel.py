@@ -141,7 +141,7 @@ def test_loading_a_broken_funnel_fails_clearly(trained, tmp_path):
     (broken / "items.parquet").write_bytes(b"not parquet")
     with pytest.raises(ArtifactError, match="cannot be loaded"):
         Funnel.load(broken)
-    with pytest.raises(ArtifactError, match="no config.json"):
+    with pytest.raises(ArtifactError, match="missing config.json"):
         Funnel.load(tmp_path)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recfunnel.api import Ranker
+from recfunnel.estimators.ranker import Ranker
+from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel import Funnel, Recall
-from recfunnel.retriever import Retriever
 from recfunnel.schema import Categorical, Label, Schema, Sequence
 
 

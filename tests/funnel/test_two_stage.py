@@ -10,10 +10,10 @@ import pytest
 from scipy import sparse
 
 from recfunnel.errors import ConfigError, DataError, SchemaError
+from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel import Candidates, Catalogue, Funnel, Recall
 from recfunnel.funnel.features import candidate_features, feature_names, item_stats, positions
 from recfunnel.funnel.two_stage import Holdout, RankSpec, RecallSpec, candidate_rows, fit_two_stage
-from recfunnel.retriever import Retriever
 
 
 def walks(num_users: int = 240, length: int = 14, seed: int = 0) -> pd.DataFrame:

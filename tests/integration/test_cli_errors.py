@@ -410,7 +410,7 @@ ARTIFACT_DAMAGE = {
     "params not a mapping": (_edit_config(lambda c: c.update(params="big")),
                              "is inconsistent and cannot be loaded:"),
     "weights of another size": (_edit_config(lambda c: c["params"].update(embedding_dim=8)),
-                                "is inconsistent and cannot be loaded:"),
+                                "does not match the model its config describes: tensor"),
     "unknown model": (_edit_config(lambda c: c.update(model="no_such_model")),
                       "config.json' field 'model' is 'no_such_model', which is not a registered model"),
     # regression: #15 - "module:attr" made the loader import the module and call the attribute
@@ -428,7 +428,7 @@ ARTIFACT_DAMAGE = {
     "NaN weights": (lambda root: _poison(root / "model.safetensors"),
                     "model.safetensors' holds non-finite weights: tensor "),
     "another estimator": (_edit_config(lambda c: c.update(estimator="sorter")),
-                          "holds a 'sorter' estimator; expected 'ranker', 'retriever', 'gbdt_lr', 'ftrl' or 'lambdarank'."),
+                          "holds a 'sorter' estimator; expected one of 'ranker', 'retriever', 'gbdt_lr', 'ftrl', 'lambdarank'"),
     "ranker config marked funnel": (_edit_config(lambda c: c.update(estimator="funnel")),
                                     "holds format 'recfunnel-artifact/1'; expected 'recfunnel-funnel/1'"),
     "ranker config marked retriever": (_edit_config(lambda c: c.update(estimator="retriever")),

@@ -66,12 +66,12 @@ def test_options_an_estimator_does_not_take_are_refused(cli, data_dir, tmp_path)
 
 
 def test_python_ranker_points_to_the_estimator():
-    from recfunnel.api import Ranker
     from recfunnel.errors import ConfigError
+    from recfunnel.estimators.ranker import Ranker
     from recfunnel.models import build_model
     from recfunnel.testing import toy_schema
 
-    with pytest.raises(ConfigError, match="'gbdt_lr' is an estimator of its own, not a Ranker model; use recfunnel.gbdt:GBDTRanker"):
+    with pytest.raises(ConfigError, match="'gbdt_lr' is an estimator of its own, not a Ranker model; use recfunnel.estimators.gbdt_lr:GBDTRanker"):
         Ranker("gbdt_lr")
     with pytest.raises(ConfigError, match="'gbdt_lr' is an estimator with its own fit"):
         build_model("gbdt_lr", toy_schema())

@@ -59,10 +59,10 @@ class Shop:
 @pytest.fixture(scope="session")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
     """A funnel trained once per session on a small synthetic shop (a few seconds)."""
-    from recfunnel.api import Ranker
     from recfunnel.datasets import make_shop
+    from recfunnel.estimators.ranker import Ranker
+    from recfunnel.estimators.retriever import Retriever
     from recfunnel.funnel import MMR, DropSeen, Funnel, MaxPerGroup, NewItems, Recall
-    from recfunnel.retriever import Retriever
 
     data = make_shop(num_users=60, num_items=80, num_impressions=4000, seed=1)
     inter = data.interactions

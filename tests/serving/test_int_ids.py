@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 def int_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic shop with ``u7``/``i7`` ids turned into 7, recalled by ItemCF and popularity."""
     from recfunnel.datasets import make_shop
+    from recfunnel.estimators.retriever import Retriever
     from recfunnel.funnel import Funnel, Recall
-    from recfunnel.retriever import Retriever
 
     data = make_shop(num_users=30, num_items=40, num_impressions=1000, seed=3)
     inter = data.interactions.assign(user_id=data.interactions["user_id"].str[1:].astype(int),

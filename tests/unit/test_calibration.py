@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from recfunnel.api import Ranker, load
 from recfunnel.datasets import make_shop
 from recfunnel.errors import ConfigError
+from recfunnel.estimators import Ranker, load
 from recfunnel.metrics import logloss
 from recfunnel.tasks import BinaryTask, task_for_label, task_from_dict
 

@@ -8,10 +8,10 @@ import pytest
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
-from recfunnel.artifact import read_artifact
 from recfunnel.datasets import make_criteo_like, write_criteo_like
 from recfunnel.errors import ArtifactError, ConfigError, DataError, NotFittedError, SchemaError
-from recfunnel.ftrl import FTRLRanker, discretize, hash_features, infer_columns, load_ftrl
+from recfunnel.estimators.artifact import read_artifact
+from recfunnel.estimators.ftrl import FTRLRanker, discretize, hash_features, infer_columns, load_ftrl
 from recfunnel.metrics import auc
 
 SMALL = {"hash_bits": 16, "batch_size": 256}
@@ -84,7 +84,7 @@ def test_save_load_round_trip_without_pickle(frame, fitted, tmp_path):
     assert loaded.rows_ == 20_500
     parts = read_artifact(path)
     del parts["weights"]["z"]
-    with pytest.raises(ArtifactError, match=r"FTRL artifact '.*ftrl' cannot be loaded: missing entry 'z'"):
+    with pytest.raises(ArtifactError, match=r"FTRL artifact '.*ftrl' is inconsistent and cannot be loaded: missing entry 'z'"):
         load_ftrl(path, parts)
 
 

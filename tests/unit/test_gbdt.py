@@ -8,11 +8,11 @@ import pytest
 
 from recfunnel.demo import shop_data
 from recfunnel.errors import ConfigError, DataError, SchemaError
-from recfunnel.funnel.storage import load
+from recfunnel.funnel import load
 from recfunnel.metrics import auc
 
 lightgbm = pytest.importorskip("lightgbm")
-from recfunnel.gbdt import MAX_LEAF_CELLS, GBDTRanker  # noqa: E402
+from recfunnel.estimators.gbdt_lr import MAX_LEAF_CELLS, GBDTRanker  # noqa: E402
 
 NUM_TREES = 30
 
@@ -91,7 +91,7 @@ def test_validation_stops_boosting_at_the_best_round(shop, fitted):
 
 def test_head_starts_at_the_trees_prediction(shop, fitted):
     """set_leaf_weights gives the head each leaf's value, so its logit is the trees' raw score."""
-    from recfunnel.gbdt import leaf_frame, set_leaf_weights
+    from recfunnel.estimators.gbdt_lr import leaf_frame, set_leaf_weights
     from recfunnel.models import build_model
 
     encoder = fitted.head_.encoder_

@@ -18,7 +18,7 @@ from recfunnel.cli.funnel_commands import (  # noqa: F401
     run_demo,
     similar_funnel,
 )
-from recfunnel.cli.main import default_out, emit_json
+from recfunnel.cli.output import default_out, emit_json
 from recfunnel.cli.serve import run_serve  # noqa: F401
 
 console = Console(stderr=True, highlight=False)
@@ -58,8 +58,8 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     """`recfunnel train`: fit a ranker from flags or a YAML config, save the artifact."""
-    from recfunnel.api import load_frame
     from recfunnel.config import ranker_from_config
+    from recfunnel.data import load_frame
     from recfunnel.data.infer import describe_schema
     from recfunnel.models import get_model
 
@@ -95,8 +95,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _train_estimator(args: argparse.Namespace, config: dict[str, Any]) -> int:
     """Fit an estimator with its own loop (GBDT+LR, FTRL); one that streams files gets the paths."""
-    from recfunnel.api import load_frame
     from recfunnel.config import estimator_from_config
+    from recfunnel.data import load_frame
 
     data = config["data"]
     estimator = estimator_from_config(config)
@@ -118,8 +118,8 @@ def _train_estimator(args: argparse.Namespace, config: dict[str, Any]) -> int:
 
 
 def _train_retriever(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    from recfunnel.api import load_frame
     from recfunnel.config import retriever_from_config
+    from recfunnel.data import load_frame
 
     data = config["data"]
     retriever = retriever_from_config(config)
@@ -171,10 +171,9 @@ def _ks(text: str) -> tuple[int, ...]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """`recfunnel evaluate ARTIFACT --data FILE`."""
-    from recfunnel.api import load_frame
-    from recfunnel.funnel import Funnel
-    from recfunnel.funnel.storage import load
-    from recfunnel.retriever import Retriever
+    from recfunnel.data import load_frame
+    from recfunnel.estimators.retriever import Retriever
+    from recfunnel.funnel import Funnel, load
 
     ranker = load(args.artifact)
     if isinstance(ranker, Funnel):
@@ -197,10 +196,9 @@ def run_predict(args: argparse.Namespace) -> int:
     """`recfunnel predict ARTIFACT --data FILE --out scores.csv`."""
     import pandas as pd
 
-    from recfunnel.api import load_frame
+    from recfunnel.data import load_frame
     from recfunnel.errors import ConfigError, SchemaError
-    from recfunnel.funnel import Funnel
-    from recfunnel.funnel.storage import load
+    from recfunnel.funnel import Funnel, load
 
     target = Path(args.out)  # checked before the model runs, so a typo costs no scoring time
     blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
@@ -227,7 +225,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _as_retriever(model: Any, path: str):  # -> Retriever
     from recfunnel.errors import ConfigError
-    from recfunnel.retriever import Retriever
+    from recfunnel.estimators.retriever import Retriever
 
     if not isinstance(model, Retriever):
         raise ConfigError(f"{path!r} holds a ranking model; `recommend` and `similar` need a retrieval model "
@@ -251,8 +249,7 @@ def _print_lists(title: str, key: str, lists: Any, as_json: bool, unknown: set[A
 
 def run_recommend(args: argparse.Namespace) -> int:
     """`recfunnel recommend ARTIFACT --user ID [--user ID ...] --k 10`."""
-    from recfunnel.funnel import Funnel
-    from recfunnel.funnel.storage import load
+    from recfunnel.funnel import Funnel, load
 
     model = load(args.artifact)
     if isinstance(model, Funnel):
@@ -271,8 +268,7 @@ def run_recommend(args: argparse.Namespace) -> int:
 
 def run_similar(args: argparse.Namespace) -> int:
     """`recfunnel similar ARTIFACT --item ID [--item ID ...] --k 10`."""
-    from recfunnel.funnel import Funnel
-    from recfunnel.funnel.storage import load
+    from recfunnel.funnel import Funnel, load
 
     model = load(args.artifact)
     if isinstance(model, Funnel):

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from recfunnel.cli.main import emit_json
+from recfunnel.cli.output import emit_json
 
 console = Console(stderr=True, highlight=False)
 
@@ -46,7 +46,7 @@ def stage_table(report: dict[str, Any], title: str) -> Table:
 
 def evaluate_funnel(funnel: Any, args: argparse.Namespace) -> int:
     """`recfunnel evaluate FUNNEL --data test.csv`: every stage's recall, NDCG, diversity, coverage."""
-    from recfunnel.api import load_frame
+    from recfunnel.data import load_frame
 
     exclude = None
     if args.exclude:

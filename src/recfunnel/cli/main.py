@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import math
 import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
 from recfunnel.errors import RecfunnelError
@@ -163,26 +160,6 @@ def _print(prefix: str, style: str, message: str) -> None:
 
     # Text, not markup: messages quote user values such as [400, 400] that markup would eat.
     Console(stderr=True, highlight=False, soft_wrap=True).print(Text.assemble((prefix, style), message))
-
-
-def emit_json(data: Any) -> None:
-    """Print machine-readable output on stdout: strict JSON, a NaN or infinite number as null."""
-    sys.stdout.write(json.dumps(_finite(data), indent=2, default=float, allow_nan=False) + "\n")
-
-
-def _finite(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {key: _finite(value) for key, value in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite(value) for value in data]
-    if getattr(data, "ndim", None) == 0:  # a NumPy scalar
-        data = data.item()
-    return None if isinstance(data, float) and not math.isfinite(data) else data
-
-
-def default_out(model: str) -> str:
-    """The artifact directory used when --out is not given."""
-    return str(Path("runs") / model)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -116,3 +116,29 @@ to train anyway.
 
 __all__ = ["check_unique_columns", "check_frame_columns", "text_header", "check_text_header", "check_bool",
            "check_two_classes"]
+
+
+def check_k(k: Any, *, limit: int | None = None) -> None:
+    """Raise a ConfigError unless ``k`` is an integer in [1, limit] (no upper bound when None).
+
+    Example:
+        >>> check_k(10, limit=1000)
+        >>> check_k(0)
+        Traceback (most recent call last):
+        ...
+        recfunnel.errors.ConfigError: k must be a positive integer; got 0.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or (limit is not None and k > limit):
+        bound = "a positive integer" if limit is None else f"an integer in [1, {limit}]"
+        raise ConfigError(f"k must be {bound}; got {k!r}.")
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready scalar: numpy scalars as Python ones, NaN as None.
+
+    Example:
+        >>> plain(np.int64(3)), plain(np.float32("nan")), plain("a")
+        (3, None, 'a')
+    """
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and value != value else value

@@ -1,5 +1,6 @@
 """The funnel: recall sources -> ranker -> rerankers over one catalogue, saved as one artifact."""
 
+from recfunnel.estimators.loading import load
 from recfunnel.funnel.candidates import Candidates
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.funnel.funnel import Funnel, Recommendation
@@ -18,4 +19,4 @@ from recfunnel.funnel.rerank import (
 )
 
 __all__ = ["MMR", "RERANKERS", "Boost", "Candidates", "Catalogue", "DropSeen", "Filter", "Funnel", "Limit",
-           "MaxPerGroup", "NewItems", "Rank", "Recall", "Recommendation", "Reranker", "reranker_from_dict"]
+           "MaxPerGroup", "NewItems", "Rank", "Recall", "Recommendation", "Reranker", "reranker_from_dict", "load"]

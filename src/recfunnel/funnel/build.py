@@ -6,14 +6,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from recfunnel import api
+from recfunnel.data import load_frame
 from recfunnel.data.checks import check_bool
 from recfunnel.errors import ConfigError, did_you_mean
+from recfunnel.estimators import Ranker, load
+from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel.funnel import Funnel
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import NewItems, Recall
 from recfunnel.funnel.rerank import reranker_from_dict
-from recfunnel.retriever import Retriever
 
 SECTIONS = ("recall", "rank", "rerank", "items", "users", "out", "two_stage")
 RECALL_KEYS = ("artifact", "k", "name", "type", "column", "places", "model", "params", "trainer", "item_features")
@@ -58,18 +59,18 @@ def funnel_from_config(config: dict[str, Any], *, train: Any = None, user_col: s
                           "these name artifacts.")
     recall = [_recall(entry) for entry in entries]
     rank = None
-    users = api.load_frame(config["users"]) if config.get("users") else None
+    users = load_frame(config["users"]) if config.get("users") else None
     if config.get("rank"):
         spec = config["rank"] if isinstance(config["rank"], dict) else {"artifact": config["rank"]}
         _check(spec, RANK_KEYS, "rank")
-        ranker = api.load(spec["artifact"])
-        if not isinstance(ranker, api.Ranker):
+        ranker = load(spec["artifact"])
+        if not isinstance(ranker, Ranker):
             raise ConfigError(f"rank artifact {spec['artifact']!r} is not a ranker (train one with a ranking model).")
         first = next(r for r in recall if isinstance(r, Recall)).retriever.columns
         rank = Rank(ranker, users=users, user_key=str(first["user_col"]), item_key=str(first["item_col"]),
                     context=spec.get("context"))
     rerank = [reranker_from_dict(step) for step in _as_list(config.get("rerank", []), "rerank")]
-    items = api.load_frame(config["items"]) if config.get("items") else None
+    items = load_frame(config["items"]) if config.get("items") else None
     funnel = Funnel(recall, rank, rerank, items=items, users=users)
     return funnel, str(config.get("out") or "artifacts/funnel")
 
@@ -111,9 +112,9 @@ def _two_stage(config: dict[str, Any], entries: list[Any], train: Any, user_col:
         raise ConfigError(f"two_stage seed must be an integer; got {seed!r}.")
     holdout = Holdout(**{k: v for k, v in options.items() if k != "seed"})
     rerank = [reranker_from_dict(step) for step in _as_list(config.get("rerank", []), "rerank")]
-    items = api.load_frame(config["items"]) if config.get("items") else None
-    users = api.load_frame(config["users"]) if config.get("users") else None
-    return fit_two_stage(api.load_frame(train), recall, rank, rerank, user_col=user_col, item_col=item_col,
+    items = load_frame(config["items"]) if config.get("items") else None
+    users = load_frame(config["users"]) if config.get("users") else None
+    return fit_two_stage(load_frame(train), recall, rank, rerank, user_col=user_col, item_col=item_col,
                          time_col=time_col, items=items, users=users, holdout=holdout, seed=int(seed),
                          **({"log": log} if log is not None else {}))
 
@@ -134,7 +135,7 @@ def _recall(entry: Any) -> Recall | NewItems:
         raise ConfigError(f"recall type {entry['type']!r} is not valid; use 'retriever' (the default) or 'new_items'.")
     if "artifact" not in entry:
         raise ConfigError(f"recall entry {entry!r} needs an 'artifact' (a trained retriever's directory).")
-    retriever = api.load(Path(entry["artifact"]))
+    retriever = load(Path(entry["artifact"]))
     if not isinstance(retriever, Retriever):
         raise ConfigError(f"recall artifact {entry['artifact']!r} is not a retriever (train one with a retrieval model).")
     return Recall(retriever, k=entry.get("k", 100), name=entry.get("name"))

@@ -6,6 +6,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+#: The longest list a funnel returns or evaluates in one request.
+MAX_K = 1000
+
 
 @dataclass
 class Candidates:

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from recfunnel.data.checks import plain
 from recfunnel.data.interactions import lookup_ids, normalize_ids
 from recfunnel.errors import DataError, SchemaError
 
@@ -126,12 +127,4 @@ class Catalogue:
         """JSON-ready attribute dicts of the given items (for a response, not a hot loop)."""
         names = [c for c in (columns if columns is not None else self.table.columns) if c in self.table.columns]
         values = {name: self.column(name)[indices] for name in names}
-        return [{name: _plain(values[name][row]) for name in names} for row in range(len(indices))]
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready scalar: numpy scalars as Python ones, NaN and None as None."""
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    value = value.item() if hasattr(value, "item") else value
-    return None if isinstance(value, float) and value != value else value
+        return [{name: plain(values[name][row]) for name in names} for row in range(len(indices))]

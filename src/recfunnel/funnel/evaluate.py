@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from recfunnel.data.checks import check_k
 from recfunnel.errors import DataError, SchemaError
-from recfunnel.funnel.funnel import Funnel, _check_k
+from recfunnel.funnel.candidates import MAX_K
 from recfunnel.metrics import coverage, ndcg_at_k, recall_at_k
+
+if TYPE_CHECKING:  # the funnel calls this module; it needs the class for annotations only
+    from recfunnel.funnel.funnel import Funnel
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ def evaluate_funnel(funnel: Funnel, test: pd.DataFrame, *, k: int = 10, batch_si
         mean distance between two items of a list; coverage is the share of the catalogue in at
         least one list.
     """
-    _check_k(k)
+    check_k(k, limit=MAX_K)
     users, relevant = _relevant(funnel, test)
     blocked = _relevant(funnel, exclude, users=users)[1] if exclude is not None else None
     parts: dict[str, list[np.ndarray]] = {}

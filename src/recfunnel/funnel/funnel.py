@@ -12,17 +12,21 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from recfunnel.api import Ranker
-from recfunnel.errors import ConfigError
-from recfunnel.funnel.candidates import Candidates
+from recfunnel.data.checks import check_k, plain
+from recfunnel.errors import ConfigError, RecfunnelError
+from recfunnel.estimators.artifact import inconsistent
+from recfunnel.estimators.loading import register_loader
+from recfunnel.estimators.ranker import Ranker
+from recfunnel.funnel.candidates import MAX_K, Candidates
 from recfunnel.funnel.catalogue import Catalogue
+from recfunnel.funnel.evaluate import evaluate_funnel
 from recfunnel.funnel.features import candidate_features, feature_names, item_stats
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import NewItems, Recall
 from recfunnel.funnel.rerank import Filter, RerankContext, Reranker, lookup, reranker_from_dict
+from recfunnel.funnel.storage import read_funnel, save_funnel
 
 Source = Recall | NewItems
-MAX_K = 1000
 BACKFILL = "backfill"  # the source name of items a request's filters pulled in when recall fell short
 
 
@@ -76,7 +80,7 @@ class Funnel:
 
     Example:
         >>> from recfunnel.datasets import make_shop
-        >>> from recfunnel.retriever import Retriever
+        >>> from recfunnel.estimators.retriever import Retriever
         >>> shop = make_shop(num_users=30, num_items=40, num_impressions=3000, seed=1)
         >>> pop = Retriever("popularity").fit(shop.interactions)
         >>> funnel = Funnel([Recall(pop, k=20)], items=shop.items)
@@ -132,7 +136,7 @@ class Funnel:
                        explain: bool = True) -> list[Recommendation]:
         """``recommend`` for several users sharing k, context and filters, in one vectorised pass
         (a server batches concurrent requests through this)."""
-        _check_k(k)
+        check_k(k, limit=MAX_K)
         keys = np.empty(len(users), dtype=object)
         keys[:] = list(users)
         histories = None if recent is None else [list(r) if r is not None else [] for r in recent]
@@ -278,7 +282,7 @@ class Funnel:
         catalogue = self.catalogue
         names = [s.name for s in self.recall] + [BACKFILL]
         sources = [[name for j, name in enumerate(names) if b >> j & 1] for b in bits]
-        return Recommendation(user, [_plain(v) for v in catalogue.ids[items]], [float(s) for s in scores], sources,
+        return Recommendation(user, [plain(v) for v in catalogue.ids[items]], [float(s) for s in scores], sources,
                               attributes=catalogue.records(items, [c for c in catalogue.table.columns
                                                                    if c != self.item_key]))
 
@@ -318,23 +322,23 @@ class Funnel:
     def evaluate(self, test: pd.DataFrame, *, k: int = 10, exclude: pd.DataFrame | None = None,
                  truth: Any = None) -> dict[str, Any]:
         """Offline metrics of every stage on held-out interactions (see ``evaluate_funnel``)."""
-        from recfunnel.funnel.evaluate import evaluate_funnel
-
         return evaluate_funnel(self, test, k=k, exclude=exclude, truth=truth)
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write one artifact directory: each stage's artifact, the item and user tables, a config."""
-        from recfunnel.funnel.storage import save_funnel
-
         return save_funnel(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> Funnel:
         """Read a funnel written by ``save`` (``recfunnel.load`` does the same for any artifact)."""
-        from recfunnel.funnel.storage import load_funnel
-
-        return load_funnel(path)
+        parts = read_funnel(path)
+        added = parts.pop("added")
+        with inconsistent(path, kind="funnel artifact", also=(RecfunnelError,)):
+            funnel = cls(**parts)
+            if len(added):
+                funnel.add_items(added)  # items added after training stay "new"
+        return funnel
 
     # -- catalogue ------------------------------------------------------------------------------
     def add_items(self, rows: pd.DataFrame) -> tuple[int, int]:
@@ -365,12 +369,12 @@ class Funnel:
 
     def similar_scored(self, item: Any, k: int = 10) -> tuple[list[Any], list[float]]:
         """``similar`` with the recall source's similarity score of each item."""
-        _check_k(k)
+        check_k(k, limit=MAX_K)
         for source in self.recall:
             if isinstance(source, Recall) and source.knows_item(item):
                 found, scores = source.similar(item, k, self.catalogue)
                 ok = found >= 0
-                return [_plain(v) for v in self.catalogue.ids[found[ok]]], [float(v) for v in scores[ok]]
+                return [plain(v) for v in self.catalogue.ids[found[ok]]], [float(v) for v in scores[ok]]
         return [], []
 
 
@@ -390,10 +394,4 @@ def _feature_reason(effect: dict[str, Any], item_key: str) -> str:
     return f"{what} (+{effect['effect']:.3f})"
 
 
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_K:
-        raise ConfigError(f"k must be an integer in [1, {MAX_K}]; got {k!r}.")
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
+register_loader("funnel", directory_loader=Funnel.load)

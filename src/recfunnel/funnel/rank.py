@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recfunnel.api import Ranker
 from recfunnel.data.batch import Batch
+from recfunnel.data.checks import plain
 from recfunnel.data.encoder import OOV
 from recfunnel.data.interactions import lookup_ids, normalize_ids
 from recfunnel.errors import SchemaError
+from recfunnel.estimators.ranker import Ranker
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.schema import Categorical, Numeric, Sequence
 
@@ -223,7 +224,7 @@ class Rank:
         values = {name: catalogue.column(name) for name in names}
         out = []
         for row in range(items.shape[0]):  # the final lists only: k items per user
-            out.append([[{"feature": names[f], "value": _plain(values[names[f]][items[row, n]]),
+            out.append([[{"feature": names[f], "value": plain(values[names[f]][items[row, n]]),
                           "effect": round(float(effect[f, row, n]), 4)}
                          for f in best[:, row, n] if effect[f, row, n] > 1e-4]
                         for n in range(items.shape[1]) if items[row, n] >= 0])
@@ -242,13 +243,6 @@ class Rank:
     def to_dict(self) -> dict[str, Any]:
         return {"user_key": self.user_key, "item_key": self.item_key, "context": self.context_defaults,
                 "candidate_features": self.candidate_features}
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready scalar; NaN and None as None."""
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    return value.item() if hasattr(value, "item") else value
 
 
 def _user_table(users: pd.DataFrame | None, key: str) -> pd.DataFrame:

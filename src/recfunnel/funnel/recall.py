@@ -8,8 +8,8 @@ import numpy as np
 
 from recfunnel.data.interactions import lookup_ids
 from recfunnel.errors import ConfigError
+from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel.catalogue import Catalogue
-from recfunnel.retriever import Retriever
 
 
 class Recall:

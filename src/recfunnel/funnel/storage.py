@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 import recfunnel
-from recfunnel import api
-from recfunnel.artifact import staged_directory
 from recfunnel.errors import ArtifactError, RecfunnelError
-from recfunnel.funnel.funnel import Funnel
+from recfunnel.estimators.artifact import inconsistent, read_config, staged_directory
+from recfunnel.estimators.loading import load
+from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import NewItems, Recall
 from recfunnel.funnel.rerank import reranker_from_dict
-from recfunnel.retriever import Retriever
+
+if TYPE_CHECKING:  # Funnel.save and Funnel.load call this module; the class is for annotations only
+    from recfunnel.funnel.funnel import Funnel
 
 FUNNEL_FORMAT = "recfunnel-funnel/1"
 
@@ -55,8 +57,9 @@ def _card(funnel: Funnel) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_funnel(path: str | Path) -> Funnel:
-    """Read a funnel written by ``Funnel.save``; never unpickles anything.
+def read_funnel(path: str | Path) -> dict[str, Any]:
+    """The parts of a funnel written by ``save_funnel``, as ``Funnel``'s keyword arguments plus
+    ``added`` (items added after training); never unpickles anything.
 
     Raises:
         ArtifactError: The directory is not a funnel artifact or one of its parts is corrupt.
@@ -65,7 +68,7 @@ def load_funnel(path: str | Path) -> Funnel:
     config = read_config(root)
     if config.get("format") != FUNNEL_FORMAT:
         raise ArtifactError(f"{str(root)!r} holds format {config.get('format')!r}; expected {FUNNEL_FORMAT!r}.")
-    try:
+    with inconsistent(root, kind="funnel artifact", also=(RecfunnelError, OSError)):
         items = pd.read_parquet(root / "items.parquet")
         users = pd.read_parquet(root / "users.parquet") if (root / "users.parquet").exists() else None
         recall: list[Recall | NewItems] = []
@@ -73,47 +76,17 @@ def load_funnel(path: str | Path) -> Funnel:
             if entry["type"] == "new_items":
                 recall.append(NewItems(k=entry["k"], column=entry.get("column"), places=entry.get("places", 0)))
                 continue
-            retriever = api.load(root / entry["path"])
+            retriever = load(root / entry["path"])
             if not isinstance(retriever, Retriever):
                 raise ArtifactError(f"{entry['path']!r} is not a retriever artifact.")
             recall.append(Recall(retriever, k=entry["k"], name=entry["name"]))
         rank = None
         if config.get("rank"):
             spec = config["rank"]
-            rank = Rank(api.load(root / spec["path"]), users=users, user_key=spec["user_key"],
+            rank = Rank(load(root / spec["path"]), users=users, user_key=spec["user_key"],
                         item_key=spec["item_key"], context=spec.get("context"),
                         candidate_features=spec.get("candidate_features"))
         rerank = [reranker_from_dict(step) for step in config.get("rerank", [])]
-        trained = items.iloc[: int(config.get("num_trained_items", len(items)))]
-        funnel = Funnel(recall, rank, rerank, items=trained, users=users)
-        if len(items) > len(trained):
-            funnel.add_items(items.iloc[len(trained):])  # items added after training stay "new"
-    except ArtifactError:
-        raise
-    except (RecfunnelError, KeyError, TypeError, ValueError, OSError) as exc:
-        reason = f"missing entry {exc}" if type(exc) is KeyError else str(exc)
-        raise ArtifactError(f"funnel artifact {str(root)!r} cannot be loaded: {reason}") from None
-    return funnel
-
-
-def read_config(root: Path) -> dict[str, Any]:
-    """The ``config.json`` of an artifact directory, checked to be a JSON object."""
-    if not root.is_dir():
-        raise ArtifactError(f"no artifact at {str(root)!r}: not a directory.")
-    try:
-        config = json.loads((root / "config.json").read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"{str(root)!r} is not a recfunnel artifact: no config.json.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{str(root / 'config.json')!r} is corrupt: {exc}") from None
-    if not isinstance(config, dict):
-        raise ArtifactError(f"{str(root / 'config.json')!r} is corrupt: expected a JSON object.")
-    return config
-
-
-def load(path: str | Path) -> Any:
-    """Load any recfunnel artifact: a funnel, a ranker or a retriever. Never unpickles anything."""
-    root = Path(path)
-    if root.is_dir() and (root / "config.json").exists() and read_config(root).get("estimator") == "funnel":
-        return load_funnel(root)
-    return api.load(root)
+        trained = int(config.get("num_trained_items", len(items)))
+        return {"recall": recall, "rank": rank, "rerank": rerank, "items": items.iloc[:trained], "users": users,
+                "added": items.iloc[trained:]}

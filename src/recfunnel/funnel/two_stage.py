@@ -17,16 +17,16 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from recfunnel.api import Ranker
 from recfunnel.data.splits import leave_last_k
 from recfunnel.errors import ConfigError, DataError, SchemaError, did_you_mean
+from recfunnel.estimators.ranker import Ranker
+from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel.features import feature_names, feature_specs
 from recfunnel.funnel.funnel import Funnel
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import NewItems, Recall
 from recfunnel.funnel.rerank import Reranker, lookup
 from recfunnel.models import get_model
-from recfunnel.retriever import Retriever
 from recfunnel.schema import Categorical, Label, Schema
 from recfunnel.schema import Sequence as SequenceSpec
 from recfunnel.tasks import OBJECTIVES
@@ -136,7 +136,7 @@ class Holdout:
 
 
 def retriever_reads_features(model: str) -> bool:
-    return bool(getattr(get_model(model).model_cls, "reads_item_features", False))
+    return bool(getattr(get_model(model).cls, "reads_item_features", False))
 
 
 def fit_two_stage(interactions: pd.DataFrame, recall: Sequence[RecallSpec | NewItems], rank: RankSpec,
@@ -193,7 +193,7 @@ def fit_two_stage(interactions: pd.DataFrame, recall: Sequence[RecallSpec | NewI
 def make_ranker(rank: RankSpec, schema: Schema, group: str, seed: int) -> Ranker:
     """The ranker a RankSpec names: LightGBM's LambdaRank, or a ranking model with an objective."""
     if rank.model == "lambdarank":
-        from recfunnel.lambdarank import LambdaRanker
+        from recfunnel.estimators.lambdarank import LambdaRanker
 
         if rank.trainer:
             raise ConfigError("lambdarank is trained by LightGBM; set its options in params, not trainer.")

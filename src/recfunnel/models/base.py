@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,30 +54,27 @@ ESTIMATOR_RUN_ARGS = ("label", "schema", "trainer", "seed", "on_nan", "negative_
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """A registry entry: a torch model class, or (``target`` set) an estimator imported on first use.
+    """A registry entry: a torch model class, or (``estimator``) a class with its own ``fit``.
 
-    Estimators (GBDT+LR, FTRL) are not torch modules; they implement ``fit``/``predict``/
-    ``evaluate``/``save`` themselves and live above this layer, so the registry names them by
-    ``"module:Class"`` and imports them only when asked.
+    Estimators that are not torch modules (GBDT+LR, FTRL, LambdaMART) live in
+    ``recfunnel.estimators`` and register themselves there with ``register_estimator``, so
+    ``recfunnel models``, the CLI and the config loader find every trainable name in one table.
     """
 
     name: str
     kind: str
-    model_cls: type[Any] | None = None
-    target: str | None = None
+    cls: type[Any]
+    estimator: bool = False
 
     @property
     def is_estimator(self) -> bool:
         """True for a non-torch estimator trained by its own ``fit`` rather than by the Trainer."""
-        return self.target is not None
+        return self.estimator
 
     @property
-    def cls(self) -> type[Any]:
-        """The model or estimator class."""
-        if self.model_cls is not None:
-            return self.model_cls
-        module, _, attr = str(self.target).partition(":")
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    def target(self) -> str:
+        """Where the class lives, ``module:Class``, for messages."""
+        return f"{self.cls.__module__}:{self.cls.__qualname__}"
 
     @property
     def summary(self) -> str:
@@ -99,29 +95,37 @@ _REGISTRY: dict[str, ModelInfo] = {}
 M = TypeVar("M", bound=type)
 
 
-def register_model(name: str, *, kind: str) -> Callable[[M], M]:
-    """Class decorator adding a model to the registry under ``name``; a duplicate name raises."""
+def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ConfigError(f"model kind {kind!r} is not valid; expected one of {list(KINDS)}.")
 
+
+def register_model(name: str, *, kind: str) -> Callable[[M], M]:
+    """Class decorator adding a torch model to the registry under ``name``; a duplicate name raises."""
+    _check_kind(kind)
+
     def decorate(cls: M) -> M:
-        _add(ModelInfo(name, kind, model_cls=cls))
+        _add(ModelInfo(name, kind, cls))
         return cls
 
     return decorate
 
 
-def register_estimator(name: str, *, kind: str, target: str) -> None:
-    """Register a non-torch estimator by ``"module:Class"``; it is imported when first used."""
-    if kind not in KINDS:
-        raise ConfigError(f"model kind {kind!r} is not valid; expected one of {list(KINDS)}.")
-    _add(ModelInfo(name, kind, target=target))
+def register_estimator(name: str, *, kind: str) -> Callable[[M], M]:
+    """Class decorator registering an estimator with its own ``fit`` (not built by ``build_model``)."""
+    _check_kind(kind)
+
+    def decorate(cls: M) -> M:
+        _add(ModelInfo(name, kind, cls, estimator=True))
+        return cls
+
+    return decorate
 
 
 def _add(info: ModelInfo) -> None:
     if info.name in _REGISTRY:
         other = _REGISTRY[info.name]
-        raise ConfigError(f"model name {info.name!r} is already registered by {other.target or other.cls.__qualname__}.")
+        raise ConfigError(f"model name {info.name!r} is already registered by {other.target}.")
     _REGISTRY[info.name] = info
 
 
@@ -147,6 +151,28 @@ def get_model(name: str) -> ModelInfo:
     )
 
 
+def _check_type(model: str, key: str, value: Any, default: Any) -> None:
+    """Refuse a value of another type than the option's default, so that a TypeError raised while
+    building a model is the model's own bug, not a config typo."""
+    if value is None:  # "off" for options that allow it; the model checks
+        ok = True
+    elif isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, tuple)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:  # None and other defaults: the model checks the value itself
+        ok = True
+    if not ok:
+        raise ConfigError(f"option {key!r} of model {model!r} must be {type(default).__name__} like its default "
+                          f"{default!r}; got {type(value).__name__} {value!r}.")
+
+
 def list_models(kind: str | None = None) -> list[ModelInfo]:
     """Registered models, sorted by kind then name."""
     infos = [i for i in _REGISTRY.values() if kind is None or i.kind == kind]
@@ -169,9 +195,12 @@ def build_model(name: str, schema: Schema, params: dict[str, Any] | None = None)
     for key, default in valid.items():
         if isinstance(default, tuple) and isinstance(params.get(key), list):
             params[key] = tuple(params[key])
+        if key in params:
+            _check_type(info.name, key, params[key], default)
     try:
-        return info.cls(schema, **params)
-    except (TypeError, ValueError) as exc:
+        return info.cls(schema, **params)  # type: ignore[no-any-return]
+    except ValueError as exc:
+        # a value the model refuses (dropout=2): a config problem; a TypeError is a bug and passes through
         if isinstance(exc, RecfunnelError):  # already says what is wrong (e.g. DIN's missing sequence)
             raise
         raise ConfigError(f"model {info.name!r} rejected its options {params!r}: {exc}") from None

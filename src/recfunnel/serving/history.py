@@ -29,7 +29,7 @@ def recent_items(funnel: Funnel, user: Any, live: Sequence[Any], k: int) -> list
 
     Example:
         >>> import pandas as pd
-        >>> from recfunnel.retriever import Retriever
+        >>> from recfunnel.estimators.retriever import Retriever
         >>> frame = pd.DataFrame({"user_id": [1, 1, 1], "item_id": ["a", "b", "a"], "ts": [1, 2, 3]})
         >>> funnel = Funnel([Recall(Retriever("popularity", time_col="ts").fit(frame), k=5)])
         >>> [item["item_id"] for item in recent_items(funnel, "1", ["c", "b"], 5)]

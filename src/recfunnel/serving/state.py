@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from recfunnel.errors import ArtifactError, ConfigError, DataError
-from recfunnel.funnel import Funnel
-from recfunnel.funnel.storage import load
+from recfunnel.funnel import Funnel, load
 from recfunnel.serving.events import EventStoreLike
 from recfunnel.serving.items import CatalogueFull, item_frames
 from recfunnel.serving.paths import ArtifactsRoot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -126,6 +127,17 @@ class Trainer:
         self.progress = progress
 
     # -- public ---------------------------------------------------------------------------------
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments this Trainer was built with, as plain JSON values.
+
+        ``Trainer(**trainer.options())`` builds an equal Trainer.
+        """
+        names = inspect.signature(Trainer.__init__).parameters
+        values = {name: getattr(self, name) for name in names if name != "self"}
+        values["device"] = str(self.device)
+        values["checkpoint_dir"] = None if self.checkpoint_dir is None else str(self.checkpoint_dir)
+        return values
+
     def fit(self, model: nn.Module, task: Task, train: Batch, valid: Batch | None = None, *,
             resume: bool = False) -> TrainResult:
         """Train ``model`` in place; with ``valid``, stop early and restore the best epoch's weights."""

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from recfunnel.api import Ranker
 from recfunnel.datasets import make_shop
 from recfunnel.errors import ConfigError
+from recfunnel.estimators.ranker import Ranker
 from recfunnel.models import build_model
 from recfunnel.nn.cross import CrossNet, CrossNetV2
 from recfunnel.nn.interaction import pairwise_inner_products, pooled_outer_product

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from recfunnel.api import Ranker
 from recfunnel.data.batch import Batch
 from recfunnel.datasets import make_shop
 from recfunnel.errors import ConfigError
+from recfunnel.estimators.ranker import Ranker
 from recfunnel.models import build_model
 from recfunnel.nn.attention import InteractingLayer
 from recfunnel.nn.cin import CIN

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recfunnel.errors import ConfigError, DataError
-from recfunnel.train.ftrl import FTRLProximal
+from recfunnel.train.ftrl_proximal import FTRLProximal
 
 HYPER = {"alpha": 0.5, "beta": 1.0, "l1": 0.1, "l2": 0.2}
 

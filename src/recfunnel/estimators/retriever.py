@@ -20,14 +20,15 @@ import torch
 from scipy import sparse
 
 import recfunnel
-from recfunnel.api import Data, load_frame, resolve_trainer
-from recfunnel.artifact import artifact_model, build_for_weights, write_artifact
 from recfunnel.data.batch import Batch
-from recfunnel.data.checks import check_frame_columns
+from recfunnel.data.checks import check_frame_columns, check_k, plain
 from recfunnel.data.encoder import FeatureEncoder
+from recfunnel.data.frames import Data, load_frame
 from recfunnel.data.infer import infer_schema
 from recfunnel.data.interactions import History, IdMap, InteractionInfo, Interactions, history_for
-from recfunnel.errors import ArtifactError, ConfigError, DataError, NotFittedError, SchemaError
+from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
+from recfunnel.estimators.artifact import artifact_model, build_for_weights, inconsistent, write_artifact
+from recfunnel.estimators.base import resolve_trainer
 from recfunnel.index import INDEX_KINDS, build_index, topk_excluding, topk_static
 from recfunnel.metrics import coverage, ranking_report
 from recfunnel.models import build_model, get_model
@@ -62,13 +63,9 @@ class Recommendations:
     def to_records(self, key: str | None = None) -> list[dict[str, Any]]:
         """JSON-ready: ``[{key: id, "items": [{"item_id": ..., "score": ...}, ...]}, ...]``."""
         key = key or self.key
-        return [{key: _plain(k), "items": [{"item_id": _plain(i), "score": float(s)}
+        return [{key: plain(k), "items": [{"item_id": plain(i), "score": float(s)}
                                            for i, s, ok in zip(items, scores, valid, strict=True) if ok]}
                 for k, items, scores, valid in zip(self.keys, self.items, self.scores, self.valid, strict=True)]
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 class Retriever:
@@ -273,7 +270,7 @@ class Retriever:
                     recent: list[list[Any]] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``recommend`` in index space: (user indices (B,), item indices (B, k) with -1 where a
         list is short, scores (B, k)); for callers that map items themselves (the funnel)."""
-        _check_k(k)
+        check_k(k)
         _, data = self._fitted()
         index = data.user_ids.index(users)
         scores_out, items_out = [], []
@@ -287,7 +284,7 @@ class Retriever:
 
     def similar_items(self, items: Any, k: int = 10) -> Recommendations:
         """The ``k`` items most similar to each raw item id (never the item itself)."""
-        _check_k(k)
+        check_k(k)
         model, data = self._fitted()
         keys = np.atleast_1d(np.asarray(items, dtype=object if np.ndim(items) == 0 else None))
         index = data.item_ids.index(keys)
@@ -325,7 +322,7 @@ class Retriever:
         index = data.user_ids.index(np.asarray(users, dtype=object))
         extra = None if recent is None else [list(r) if r is not None else [] for r in recent]
         source = explain(self.history(index, extra), wanted)
-        return [[_plain(data.item_ids.ids[s]) if s >= 0 else None for s in source[row, : len(values)]]
+        return [[plain(data.item_ids.ids[s]) if s >= 0 else None for s in source[row, : len(values)]]
                 for row, values in enumerate(items)]
 
     def encode_query(self, users: Any, *, recent: list[list[Any]] | None = None) -> np.ndarray:
@@ -488,16 +485,11 @@ def _encode_table(table: pd.DataFrame, key: str, ids: IdMap, role: str) -> tuple
         return encoder, encoder.transform(aligned, labels=False)
 
 
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"k must be a positive integer; got {k!r}.")
-
-
 def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
     """Rebuild a Retriever from a read artifact (see ``recfunnel.load``)."""
     config, weights = parts["config"], parts["weights"]
     artifact_model(path, config, kind="retrieval")  # a registered name, before anything is built from it
-    try:
+    with inconsistent(path, kind="artifact"):
         columns = config["columns"]
         retriever = Retriever(config["model"], params=config.get("params"), trainer=config.get("trainer"),
                               max_history=int(config.get("max_history", 50)), seed=config.get("seed", 2026),
@@ -515,9 +507,6 @@ def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
         model: Any = build_for_weights(
             Path(path) / "model.safetensors", lambda: build_model(retriever.model_name, info, retriever.params),  # type: ignore[arg-type]
             {k[6:]: v for k, v in weights.items() if k.startswith("model.")})
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
-        reason = f"missing entry {exc}" if type(exc) is KeyError else str(exc)
-        raise ArtifactError(f"artifact {str(path)!r} is inconsistent and cannot be loaded: {reason}") from None
     if model.gradient_trained:
         model.eval()
     retriever.model_ = model

@@ -13,15 +13,16 @@ import pyarrow.compute as pc
 import torch
 
 import recfunnel
-from recfunnel.artifact import model_card, write_artifact
 from recfunnel.data.checks import check_bool, check_frame_columns, check_two_classes
 from recfunnel.data.columns import hash_values, numeric_column, strings
 from recfunnel.data.readers import CRITEO_COLUMNS
 from recfunnel.data.stream import iter_chunks
-from recfunnel.errors import ArtifactError, ConfigError, DataError, NotFittedError, SchemaError
+from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
+from recfunnel.estimators.artifact import inconsistent, model_card, write_artifact
 from recfunnel.metrics import auc, logloss
+from recfunnel.models import register_estimator
 from recfunnel.schema import Categorical, Label, Schema
-from recfunnel.train.ftrl import FTRLProximal, check_hyperparameters, sigmoid
+from recfunnel.train.ftrl_proximal import FTRLProximal, check_hyperparameters, sigmoid
 
 KINDS = ("categorical", "numeric")
 Data = str | Path | pd.DataFrame
@@ -134,13 +135,14 @@ def binary_labels(frame: pd.DataFrame, label: str) -> np.ndarray:
     return values
 
 
+@register_estimator("ftrl", kind="ranking")
 class FTRLRanker:
     """Click model trained online: FTRL-proximal logistic regression on hashed features (McMahan et al., 2013).
 
     Every feature column is turned into one ``field=value`` token per row (numbers first go to
     Criteo-style log buckets, see ``discretize``; a missing value is a token of its own), hashed
     into ``2**hash_bits`` coordinates plus a bias, and scored by one weight per coordinate,
-    learnt with per-coordinate learning rates and L1/L2 (``recfunnel.train.ftrl.FTRLProximal``).
+    learnt with per-coordinate learning rates and L1/L2 (``recfunnel.train.ftrl_proximal.FTRLProximal``).
     Nothing is fitted before training (no vocabulary, no statistics), so ``partial_fit`` can
     learn from a stream, and ``fit`` reads a file in chunks of ``chunk_rows``: memory is the
     weights (16 bytes per coordinate: 64 MiB at 22 bits) plus one chunk, whatever the row count.
@@ -363,7 +365,7 @@ def load_ftrl(path: str | Path, parts: dict[str, Any]) -> FTRLRanker:
     Raises:
         ArtifactError: The config or the weights are missing or inconsistent.
     """
-    try:
+    with inconsistent(path, kind="FTRL artifact"):
         config, weights = parts["config"], parts["weights"]
         ranker = FTRLRanker(**config["params"])
         index = weights["index"].numpy()
@@ -372,9 +374,6 @@ def load_ftrl(path: str | Path, parts: dict[str, Any]) -> FTRLRanker:
         model.z[index], model.n[index] = weights["z"].numpy(), weights["n"].numpy()
         ranker.columns_ = {str(name): str(kind) for name, kind in config["columns"].items()}
         ranker.label_, ranker.rows_ = str(config["label"]), int(config["rows"])
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        reason = f"missing entry {exc}" if type(exc) is KeyError else str(exc)
-        raise ArtifactError(f"FTRL artifact {str(path)!r} cannot be loaded: {reason}") from None
     ranker.model_ = model
     ranker.metrics_ = {k: v for k, v in parts["metrics"].items() if k != "sparsity"}
     return ranker

@@ -189,6 +189,45 @@ def artifact_model(path: str | Path, config: dict[str, Any], *, kind: str) -> Mo
     return info
 
 
+@contextmanager
+def inconsistent(path: str | Path, *, kind: str = "artifact", also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Turn what a hand-edited or foreign artifact makes a loader raise into one ArtifactError.
+
+    A missing key, a wrong type, an unknown name or weights of the wrong shape all become
+    ``ArtifactError: <kind> '<path>' is inconsistent and cannot be loaded: <reason>``; ``also``
+    adds exception types a loader's own reader raises (LightGBM's, OSError).
+    """
+    caught: tuple[type[BaseException], ...] = (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                                               RuntimeError, UnicodeDecodeError, *also)
+    try:
+        yield
+    except ArtifactError:
+        raise
+    except caught as exc:
+        reason = f"missing entry {exc}" if type(exc) is KeyError else str(exc)
+        raise ArtifactError(f"{kind} {str(path)!r} is inconsistent and cannot be loaded: {reason}") from None
+
+
+def read_config(root: Path) -> dict[str, Any]:
+    """The ``config.json`` of an artifact directory, checked to be a JSON object.
+
+    Raises:
+        ArtifactError: ``root`` is not a directory, has no config.json, or holds a corrupt one.
+    """
+    if not root.is_dir():
+        raise ArtifactError(f"no artifact at {str(root)!r}: not a directory. Train one with `recfunnel train`.")
+    try:
+        config = json.loads((root / "config.json").read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{str(root)!r} is not a recfunnel artifact: missing config.json. "
+                            "Point at a directory written by recfunnel (`recfunnel train --out ...`).") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{str(root / 'config.json')!r} is corrupt: {exc}") from None
+    if not isinstance(config, dict):
+        raise ArtifactError(f"{str(root / 'config.json')!r} is corrupt: expected a JSON object.")
+    return config
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())

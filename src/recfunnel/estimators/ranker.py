@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,50 +12,26 @@ import pandas as pd
 import torch
 
 import recfunnel
-from recfunnel.artifact import artifact_model, build_for_weights, model_card, read_artifact, write_artifact
 from recfunnel.data.batch import Batch
-from recfunnel.data.checks import check_bool, check_frame_columns, check_two_classes
+from recfunnel.data.checks import check_bool, check_two_classes
 from recfunnel.data.encoder import FeatureEncoder
+from recfunnel.data.frames import Data, load_frame
 from recfunnel.data.infer import infer_schema
-from recfunnel.data.readers import read_criteo, read_libfm, read_table
-from recfunnel.errors import ArtifactError, ConfigError, NotFittedError, SchemaError, did_you_mean
+from recfunnel.errors import ConfigError, NotFittedError, SchemaError, did_you_mean
+from recfunnel.estimators.artifact import (
+    artifact_model,
+    build_for_weights,
+    inconsistent,
+    model_card,
+    write_artifact,
+)
+from recfunnel.estimators.base import resolve_trainer
 from recfunnel.models import build_model, get_model
 from recfunnel.schema import Schema
 from recfunnel.tasks import GROUP, OBJECTIVES, RankingTask, Task, task_for_label, task_from_dict
 from recfunnel.train import Trainer, TrainResult
 
 logger = logging.getLogger(__name__)
-FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo")
-Data = str | Path | pd.DataFrame
-
-
-def load_frame(source: Data, *, fmt: str | None = None) -> pd.DataFrame:
-    """Read a DataFrame, a CSV/TSV (plain or .gz), parquet, libFM or Criteo file.
-
-    ``fmt`` picks the reader; by default ``.libfm`` files use the libFM reader and everything
-    else the table reader (which tells CSV, TSV and parquet apart by name and content).
-
-    Raises:
-        SchemaError: A column name appears more than once (in the frame or the file's header).
-    """
-    if isinstance(source, pd.DataFrame):
-        return check_frame_columns(source)
-    name = str(source)
-    if fmt is None:
-        fmt = "libfm" if name.endswith((".libfm", ".libfm.gz")) else None
-    if fmt is not None and fmt not in FORMATS:
-        raise ConfigError(f"unknown data format {fmt!r}{did_you_mean(fmt, FORMATS)}; valid: {list(FORMATS)}.")
-    if fmt == "libfm":
-        return read_libfm(source)
-    if fmt == "criteo":
-        return read_criteo(source)
-    return read_table(source, sep="\t" if fmt == "tsv" else None)
-
-
-def trainer_options() -> dict[str, Any]:
-    """Keyword arguments the Trainer accepts, with defaults."""
-    return {p.name: p.default for p in inspect.signature(Trainer.__init__).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 class Ranker:
@@ -259,71 +234,11 @@ def _down_sample(frame: pd.DataFrame, label: str, rate: float, seed: int) -> pd.
     return frame.loc[keep]
 
 
-def resolve_trainer(trainer: Any, model_cls: type) -> tuple[Trainer, dict[str, Any]]:
-    """An estimator's ``trainer`` argument as (the Trainer to use, the caller's options to save).
-
-    A Trainer object is used as it is; a mapping of options (or None) is laid over the model
-    class's ``trainer_defaults``; anything else is a ConfigError.
-    """
-    if isinstance(trainer, Trainer):
-        return trainer, {}
-    if trainer is not None and not isinstance(trainer, Mapping):
-        raise ConfigError(f"trainer must be a Trainer or a mapping of its options; got {type(trainer).__name__} "
-                          f"{trainer!r}.")
-    options = dict(trainer or {})
-    return _make_trainer(options, getattr(model_cls, "trainer_defaults", None)), options
-
-
-def _make_trainer(options: dict[str, Any], defaults: dict[str, Any] | None = None) -> Trainer:
-    """A Trainer from the caller's ``options`` laid over a model's ``defaults``, then the Trainer's own.
-
-    The embedding optimizer and its rate are one choice: a model's default ``sparse_lr`` goes with
-    its default ``sparse_optimizer`` only, so naming another optimizer without a rate gets the
-    Trainer's rate, not a rate measured for a different update rule.
-    """
-    valid = trainer_options()
-    for key in options:
-        if key not in valid:
-            raise ConfigError(
-                f"unknown trainer option {key!r}{did_you_mean(key, list(valid)) or '.'} Valid: {', '.join(sorted(valid))}."
-            )
-    laid = dict(defaults or {})
-    if options.get("sparse_optimizer", laid.get("sparse_optimizer")) != laid.get("sparse_optimizer"):
-        laid.pop("sparse_lr", None)
-    return Trainer(**{**laid, **options})
-
-
-def load(path: str | Path) -> Any:
-    """Load an artifact written by ``Ranker.save`` or ``Retriever.save``; never unpickles anything."""
-    parts = read_artifact(path)
-    config = parts["config"]
-    if config.get("estimator") == "retriever":
-        from recfunnel.retriever import load_retriever
-
-        return load_retriever(path, parts)
-    if config.get("estimator") == "gbdt_lr":
-        from recfunnel.gbdt import load_gbdt
-
-        return load_gbdt(path, parts)
-    if config.get("estimator") == "ftrl":
-        from recfunnel.ftrl import load_ftrl
-
-        return load_ftrl(path, parts)
-    if config.get("estimator") == "lambdarank":
-        from recfunnel.lambdarank import load_lambdarank
-
-        return load_lambdarank(path, parts)
-    if config.get("estimator") != "ranker":
-        raise ArtifactError(f"{str(path)!r} holds a {config.get('estimator')!r} estimator; "
-                            "expected 'ranker', 'retriever', 'gbdt_lr', 'ftrl' or 'lambdarank'.")
-    return ranker_from_parts(path, parts)
-
-
 def ranker_from_parts(path: str | Path, parts: dict[str, Any]) -> Ranker:
     """Rebuild a Ranker from the parts ``read_artifact`` returned (GBDTRanker's head reuses this)."""
     config = parts["config"]
     artifact_model(path, config, kind="ranking")  # a registered name, before anything is built from it
-    try:
+    with inconsistent(path, kind="artifact"):
         schema = Schema.from_dict(parts["schema"])
         encoder = FeatureEncoder.from_dict(parts["encoder"])
         ranker = Ranker(config["model"], label=config["task"]["label"], schema=schema,
@@ -335,10 +250,6 @@ def ranker_from_parts(path: str | Path, parts: dict[str, Any]) -> Ranker:
         model = build_for_weights(Path(path) / "model.safetensors",
                                   lambda: build_model(ranker.model_name, schema, ranker.params), parts["weights"])
         task = task_from_dict(config["task"])
-    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
-        # a hand-edited or foreign file: a missing key, a wrong type, an unknown name, mismatched weights
-        reason = f"missing entry {exc}" if type(exc) is KeyError else str(exc)
-        raise ArtifactError(f"artifact {str(path)!r} is inconsistent and cannot be loaded: {reason}") from None
     model.eval()
     ranker.encoder_, ranker.model_, ranker.task_ = encoder, model, task
     ranker.metrics_ = {k: v for k, v in parts["metrics"].items() if k not in ("history", "rows")}

@@ -15,13 +15,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from recfunnel.api import Data, Ranker, load_frame
-from recfunnel.artifact import write_artifact
 from recfunnel.data.batch import Batch
 from recfunnel.data.encoder import FeatureEncoder
+from recfunnel.data.frames import Data, load_frame
 from recfunnel.data.infer import infer_schema
 from recfunnel.errors import ArtifactError, ConfigError, SchemaError
-from recfunnel.gbdt import _lightgbm, feature_matrix, tree_inputs
+from recfunnel.estimators.artifact import inconsistent, write_artifact
+from recfunnel.estimators.gbdt_lr import _lightgbm, feature_matrix, tree_inputs
+from recfunnel.estimators.ranker import Ranker
+from recfunnel.models import register_estimator
 from recfunnel.schema import Schema
 from recfunnel.tasks import RankingTask
 
@@ -42,6 +44,7 @@ class BoosterModel(nn.Module):
         return torch.from_numpy(np.asarray(scores, dtype=np.float32))
 
 
+@register_estimator("lambdarank", kind="ranking")
 class LambdaRanker(Ranker):
     """LightGBM's ``lambdarank`` objective on the rows of each list (``group``), early stopping on
     validation NDCG@10.
@@ -139,7 +142,7 @@ def load_lambdarank(path: str | Path, parts: dict[str, Any]) -> LambdaRanker:
     lightgbm = _lightgbm()
     root, config = Path(path), parts["config"]
     file = root / BOOSTER_FILE
-    try:
+    with inconsistent(root, kind="lambdarank artifact", also=(OSError, lightgbm.basic.LightGBMError)):
         if file.is_symlink() or not file.is_file():
             raise ArtifactError(f"{str(file)!r} is missing.")
         if file.stat().st_size > MAX_BOOSTER_BYTES:
@@ -153,11 +156,6 @@ def load_lambdarank(path: str | Path, parts: dict[str, Any]) -> LambdaRanker:
             raise ArtifactError(f"{str(file)!r} was trained on other columns than config.json names.")
         ranker.encoder_ = FeatureEncoder.from_dict(parts["encoder"])
         ranker.task_ = RankingTask(config["task"]["label"], objective="listwise")
-    except ArtifactError:
-        raise
-    except (OSError, KeyError, TypeError, ValueError, UnicodeDecodeError, lightgbm.basic.LightGBMError) as exc:
-        reason = f"missing entry {exc}" if type(exc) is KeyError else str(exc)
-        raise ArtifactError(f"lambdarank artifact {str(root)!r} cannot be loaded: {reason}") from None
     ranker.model_ = BoosterModel(booster, columns)
     ranker.metrics_ = {k: v for k, v in parts["metrics"].items() if k != "rows"}
     ranker.rows_ = parts["metrics"].get("rows", {})

@@ -13,14 +13,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from recfunnel.api import Data, Ranker, load_frame, ranker_from_parts
-from recfunnel.artifact import staged_directory
 from recfunnel.data.batch import Batch
 from recfunnel.data.checks import check_bool, check_two_classes
 from recfunnel.data.encoder import FeatureEncoder
+from recfunnel.data.frames import Data, load_frame
 from recfunnel.data.infer import infer_schema
-from recfunnel.errors import ArtifactError, ConfigError, NotFittedError, SchemaError, did_you_mean
+from recfunnel.errors import ConfigError, NotFittedError, SchemaError, did_you_mean
+from recfunnel.estimators.artifact import inconsistent, staged_directory
+from recfunnel.estimators.ranker import Ranker, ranker_from_parts
 from recfunnel.metrics import auc
+from recfunnel.models import register_estimator
 from recfunnel.nn import FeatureEmbedding
 from recfunnel.schema import Categorical, Label, MultiCategorical, Numeric, Schema
 
@@ -137,6 +139,7 @@ def leaf_frame(leaves: np.ndarray) -> pd.DataFrame:
                          for t in range(leaves.shape[1])})
 
 
+@register_estimator("gbdt_lr", kind="ranking")
 class GBDTRanker:
     """GBDT+LR click model: LightGBM trees turn each row into leaf ids; an "lr" or "fm" Ranker scores them.
 
@@ -420,7 +423,7 @@ def load_gbdt(path: str | Path, parts: dict[str, Any]) -> GBDTRanker:
     lightgbm = _lightgbm()
     root = Path(path)
     head = ranker_from_parts(root, parts)
-    try:
+    with inconsistent(root, kind="GBDT+LR artifact", also=(OSError, lightgbm.basic.LightGBMError)):
         extra = json.loads((root / "gbdt.json").read_text())
         params = {"raw_features": False, **extra["params"]}  # artifacts from before the option had none
         ranker = GBDTRanker(schema=Schema.from_dict(extra["schema"]), **params)
@@ -429,8 +432,5 @@ def load_gbdt(path: str | Path, parts: dict[str, Any]) -> GBDTRanker:
         ranker.label_ = str(extra["label"])
         ranker.raw_columns_ = [str(name) for name in extra.get("raw_columns", [])]
         ranker.booster_ = lightgbm.Booster(model_file=str(root / "gbdt.txt"))
-    except (OSError, KeyError, TypeError, ValueError, lightgbm.basic.LightGBMError) as exc:
-        reason = f"missing entry {exc}" if type(exc) is KeyError else str(exc)
-        raise ArtifactError(f"GBDT+LR artifact {str(root)!r} cannot be loaded: {reason}") from None
     ranker.head_ = head
     return ranker

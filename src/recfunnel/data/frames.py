@@ -1,0 +1,39 @@
+"""One entry point for tabular input: a DataFrame or a file in any supported format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from recfunnel.data.checks import check_frame_columns
+from recfunnel.data.readers import read_criteo, read_libfm, read_table
+from recfunnel.errors import ConfigError, did_you_mean
+
+FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo")
+#: What an estimator's ``fit``/``predict``/``evaluate`` accept as data.
+Data = str | Path | pd.DataFrame
+
+
+def load_frame(source: Data, *, fmt: str | None = None) -> pd.DataFrame:
+    """Read a DataFrame, a CSV/TSV (plain or .gz), parquet, libFM or Criteo file.
+
+    ``fmt`` picks the reader; by default ``.libfm`` files use the libFM reader and everything
+    else the table reader (which tells CSV, TSV and parquet apart by name and content).
+
+    Raises:
+        ConfigError: ``fmt`` is not one of ``FORMATS``.
+        SchemaError: A column name appears more than once (in the frame or the file's header).
+    """
+    if isinstance(source, pd.DataFrame):
+        return check_frame_columns(source)
+    name = str(source)
+    if fmt is None:
+        fmt = "libfm" if name.endswith((".libfm", ".libfm.gz")) else None
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"unknown data format {fmt!r}{did_you_mean(fmt, FORMATS)}; valid: {list(FORMATS)}.")
+    if fmt == "libfm":
+        return read_libfm(source)
+    if fmt == "criteo":
+        return read_criteo(source)
+    return read_table(source, sep="\t" if fmt == "tsv" else None)

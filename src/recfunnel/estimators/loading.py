@@ -1,0 +1,72 @@
+"""``load``: an artifact directory back to its estimator, by the estimator tag in its config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from recfunnel.errors import ArtifactError, ConfigError
+from recfunnel.estimators.artifact import read_artifact
+from recfunnel.estimators.ftrl import load_ftrl
+from recfunnel.estimators.gbdt_lr import load_gbdt
+from recfunnel.estimators.lambdarank import load_lambdarank
+from recfunnel.estimators.ranker import ranker_from_parts
+from recfunnel.estimators.retriever import load_retriever
+
+#: A loader rebuilds an estimator from its directory and the parts ``read_artifact`` checked.
+Loader = Callable[[Path, dict[str, Any]], Any]
+
+# An explicit table: a tag in a file picks one of these functions and never names a module.
+_LOADERS: dict[str, Loader] = {
+    "ranker": ranker_from_parts,
+    "retriever": load_retriever,
+    "gbdt_lr": load_gbdt,
+    "ftrl": load_ftrl,
+    "lambdarank": load_lambdarank,
+}
+# Artifacts that are directories of other artifacts (a funnel) have their own reader of config.json.
+_DIRECTORY_LOADERS: dict[str, Callable[[Path], Any]] = {}
+
+
+def register_loader(tag: str, loader: Loader | None = None, *,
+                    directory_loader: Callable[[Path], Any] | None = None) -> None:
+    """Teach ``load`` an estimator tag (a plugin's estimator, or the funnel); a taken tag raises.
+
+    ``loader`` gets the parts of a single-model artifact (weights, schema, encoder, config,
+    metrics); ``directory_loader`` gets the directory alone, for artifacts made of other artifacts.
+    """
+    if tag in _LOADERS or tag in _DIRECTORY_LOADERS:
+        raise ConfigError(f"estimator tag {tag!r} already has a loader.")
+    if (loader is None) == (directory_loader is None):
+        raise ConfigError("register_loader needs exactly one of loader or directory_loader.")
+    if loader is not None:
+        _LOADERS[tag] = loader
+    else:
+        _DIRECTORY_LOADERS[tag] = directory_loader  # type: ignore[assignment]
+
+
+def estimator_tag(root: Path) -> Any:
+    """The ``estimator`` entry of ``root/config.json``, or None when the directory has none."""
+    from recfunnel.estimators.artifact import read_config
+
+    return read_config(root).get("estimator")
+
+
+def load(path: str | Path) -> Any:
+    """Load any recfunnel artifact by its estimator tag; never unpickles or imports anything it names.
+
+    Raises:
+        ArtifactError: No artifact at ``path``, a corrupt one, or a tag no loader knows.
+    """
+    root = Path(path)
+    # without a config.json, read_artifact below names every file that is missing
+    tag = estimator_tag(root) if (root / "config.json").is_file() else None
+    if isinstance(tag, str) and tag in _DIRECTORY_LOADERS:
+        return _DIRECTORY_LOADERS[tag](root)
+    parts = read_artifact(root)
+    loader = _LOADERS.get(tag) if isinstance(tag, str) else None
+    if loader is None:
+        known = ", ".join(repr(t) for t in [*_LOADERS, *_DIRECTORY_LOADERS])
+        raise ArtifactError(f"{str(path)!r} holds a {tag!r} estimator; expected one of {known}.")
+    return loader(root, parts)
