@@ -10,8 +10,9 @@ from recfunnel.data.batch import Batch
 from recfunnel.schema import Categorical, Label, MultiCategorical, Numeric, Schema, Sequence
 
 
-def toy_schema(*, label_kind: str = "binary") -> Schema:
-    """A small fitted schema with every feature kind (vocab sizes already set).
+def toy_schema(*, label_kind: str = "binary", labels: tuple[str, ...] = ("click",)) -> Schema:
+    """A small fitted schema with every feature kind (vocab sizes already set); ``labels`` names
+    the Label columns (two or more for a multi-task model).
 
     Example:
         >>> [f.name for f in toy_schema().inputs]
@@ -23,12 +24,16 @@ def toy_schema(*, label_kind: str = "binary") -> Schema:
         MultiCategorical("tags", max_len=3, vocab_size=8),
         Sequence("history", max_len=5, shares="item_id"),
         Numeric("price"),
-        Label("click", kind=label_kind),  # type: ignore[arg-type]
+        *(Label(name, kind=label_kind) for name in labels),  # type: ignore[arg-type]
     )
 
 
-def toy_batch(*, batch_size: int = 32, seed: int = 0, label_kind: str = "binary") -> Batch:
+def toy_batch(*, batch_size: int = 32, seed: int = 0, label_kind: str = "binary",
+              labels: tuple[str, ...] = ("click",)) -> Batch:
     """Random rows for ``toy_schema``; the label follows a learnable rule (user and item parity agree).
+
+    Labels after the first follow rules of their own: the k-th (k >= 1) is the first label on rows
+    whose price is above the k-th tercile's edge, so they are rarer and nested, like purchases in clicks.
 
     Example:
         >>> b = toy_batch(batch_size=4)
@@ -43,10 +48,8 @@ def toy_batch(*, batch_size: int = 32, seed: int = 0, label_kind: str = "binary"
     price = torch.randn(batch_size, generator=g)
     agree = ((user % 2) == (item % 2)).float()
     label = agree if label_kind == "binary" else agree * 2.0 + 0.5 * price
-    return Batch(
-        {"user_id": user, "item_id": item, "tags": tags, "history": history, "price": price},
-        {"click": label},
-    )
+    columns = {name: label * (price > -0.43 * k).float() if k else label for k, name in enumerate(labels)}
+    return Batch({"user_id": user, "item_id": item, "tags": tags, "history": history, "price": price}, columns)
 
 
 def checkerboard(*, num_users: int = 40, num_items: int = 20, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -5,7 +5,7 @@ import inspect
 import pytest
 import torch
 
-from recfunnel.models import build_model, list_models
+from recfunnel.models import build_model, list_models, split_output
 from recfunnel.tasks import BinaryTask, RegressionTask
 from recfunnel.testing import toy_batch, toy_schema
 
@@ -18,13 +18,25 @@ def _build(name: str, seed: int = 0):
     return build_model(name, toy_schema())
 
 
+def _logits(model, batch):
+    """The logits of a forward; in training a model may return them with an auxiliary loss."""
+    return split_output(model(batch))[0]
+
+
+def _loss(task, model, batch):
+    """The task loss plus the model's own auxiliary loss, as the Trainer computes it."""
+    logits, auxiliary = split_output(model(batch))
+    loss = task.loss(logits, batch)
+    return loss if auxiliary is None else loss + auxiliary
+
+
 def test_registry_has_the_foundation_models():
     assert {"lr", "fm", "deepfm"} <= set(RANKING)
 
 
 @pytest.mark.parametrize("name", RANKING)
 def test_builds_with_defaults_and_returns_finite_logits(name):
-    logits = _build(name)(toy_batch(batch_size=16))
+    logits = _logits(_build(name), toy_batch(batch_size=16))
     assert logits.shape == (16,)
     assert torch.isfinite(logits).all()
 
@@ -33,7 +45,7 @@ def test_builds_with_defaults_and_returns_finite_logits(name):
 def test_every_parameter_gets_a_gradient(name):
     model = _build(name)
     batch = toy_batch(batch_size=64)
-    BinaryTask("click").loss(model(batch), batch).backward()
+    _loss(BinaryTask("click"), model, batch).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing, f"no gradient for {missing}"
 
@@ -50,9 +62,9 @@ def test_overfits_one_batch(name, kind):
     # squared error on targets near 2 is steeper than log loss: Adam at 0.05 overshoots in deep MLPs (DLRM)
     lr = 0.05 if kind == "binary" else 0.01
     optimizers = build_optimizers(model, lr=lr, sparse_lr=0.05, weight_decay=0.0, sparse_optimizer="adam")
-    first = task.loss(model(batch), batch).item()
+    first = _loss(task, model, batch).item()
     for _ in range(50):
-        loss = task.loss(model(batch), batch)
+        loss = _loss(task, model, batch)
         for opt in optimizers:
             opt.zero_grad()
         loss.backward()
@@ -102,11 +114,11 @@ def test_dropout_and_batch_norm_train_and_switch_off_in_eval(name):
     torch.manual_seed(0)
     model = build_model(name, toy_schema(), params)
     batch = toy_batch(batch_size=64)
-    BinaryTask("click").loss(model(batch), batch).backward()
+    _loss(BinaryTask("click"), model, batch).backward()
     assert not [n for n, p in model.named_parameters() if p.grad is None]
     if "dropout" in params:
         with torch.no_grad():
-            assert not torch.equal(model(batch), model(batch))
+            assert not torch.equal(_logits(model, batch), _logits(model, batch))
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(model(batch), model(batch), rtol=0, atol=0)

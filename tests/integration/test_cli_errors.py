@@ -299,8 +299,10 @@ def test_unknown_model_name(cli, data_dir, tmp_path):
 
 
 def test_model_kinds(cli):
-    result = cli("models", "--kind", "multitask", "--json")
+    result = cli("models", "--kind", "rating", "--json")
     assert result.code == 0 and json.loads(result.out) == []  # a valid kind with no models yet
+    multitask = json.loads(cli("models", "--kind", "multitask", "--json").out)
+    assert [m["name"] for m in multitask] == ["shared_bottom"]
     retrieval = json.loads(cli("models", "--kind", "retrieval", "--json").out)
     assert {"popularity", "itemcf", "als", "bpr", "two_tower"} <= {m["name"] for m in retrieval}
     assert all(m["kind"] == "retrieval" for m in retrieval)
@@ -420,7 +422,7 @@ ARTIFACT_DAMAGE = {
                               "config.json' field 'model' is 'sys:exit', which is not a registered model"),
     "model of another kind": (_edit_config(lambda c: c.update(model="als")),
                               "config.json' field 'model' is 'als', a retrieval model; this artifact needs a "
-                              "ranking model."),
+                              "ranking or multitask model."),
     # regression: #15 - sizes in the JSON files were allocated before the weights were compared
     "schema sizing a huge table": (_huge_vocabulary, "model.safetensors' does not match the model its config "
                                                      "describes: tensor "),

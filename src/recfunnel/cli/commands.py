@@ -75,8 +75,10 @@ def run_train(args: argparse.Namespace) -> int:
     valid = load_frame(data["valid"], fmt=data.get("format")) if data.get("valid") else None
     if ranker.schema is None:
         from recfunnel.data.infer import infer_schema
+        from recfunnel.estimators.base import check_label_columns, label_names
 
-        ranker.schema = infer_schema(train, data["label"])
+        names = check_label_columns(train, label_names(data.get("label")))
+        ranker.schema = infer_schema(train, names if len(names) > 1 else names[0])
         if not args.json:
             console.print(_table("inferred schema (saved in the artifact; override with --schema)",
                                  ["column", "type", "details"], [list(r) for r in describe_schema(ranker.schema)]))
@@ -84,10 +86,12 @@ def run_train(args: argparse.Namespace) -> int:
     out = ranker.save(config.get("out") or default_out(config["model"]["name"]))
     metrics = ranker.metrics_.get("valid", {})
     if args.json:
-        emit_json({"artifact": str(out), "metrics": metrics, "history": ranker.result_.history})
+        emit_json({"artifact": str(out), "metrics": metrics, "history": ranker.history_})
         return 0
-    rows = [[int(r["epoch"]), r["train_loss"], *[r.get(f"valid_{m}", "-") for m in metrics], f"{r['seconds']:.1f}s"]
-            for r in ranker.result_.history]
+    shown = list(ranker.task_.summary(metrics)) if metrics and ranker.task_ is not None else []
+    rows = [[int(r["epoch"]), r["train_loss"], *[r.get(f"valid_{m}", "-") for m in shown], f"{r['seconds']:.1f}s"]
+            for r in ranker.history_]
+    metrics = dict.fromkeys(shown)
     console.print(_table(f"{config['model']['name']} training", ["epoch", "train loss", *metrics, "time"], rows))
     console.print(f"saved artifact to [bold]{escape(str(out))}[/]", soft_wrap=True)  # paths: no markup, no wrap
     return 0
@@ -188,8 +192,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(metrics)
     else:
-        console.print(_table(f"{ranker.model_name} on {args.data}", ["metric", "value"], [[k, v] for k, v in metrics.items()]))
+        console.print(_table(f"{ranker.model_name} on {args.data}", ["metric", "value"], _metric_rows(metrics)))
     return 0
+
+
+def _metric_rows(metrics: dict[str, Any]) -> list[list[Any]]:
+    """[name, value] rows; a multi-task model's ``{label: {metric: value}}`` as "label metric" rows."""
+    rows: list[list[Any]] = []
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            rows += [[f"{key} {name}", inner] for name, inner in value.items()]
+        else:
+            rows.append([key, value])
+    return rows
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -216,7 +231,12 @@ def run_predict(args: argparse.Namespace) -> int:
     if missing:
         raise SchemaError(f"--keep names columns that are not in the data: {missing}; present: {list(frame.columns)}.")
     out = pd.DataFrame({c: frame[c].to_numpy() for c in keep})
-    out["score"] = ranker.predict(frame)
+    scores = ranker.predict(frame)
+    if scores.ndim == 2:  # a multi-task model: one column per label, named by the label
+        for position, label in enumerate(ranker.labels_):
+            out[label if label not in out.columns else f"score_{label}"] = scores[:, position]
+    else:
+        out["score"] = scores
     target.parent.mkdir(parents=True, exist_ok=True)  # as `train --out` does
     out.to_csv(args.out, index=False)
     console.print(f"wrote {len(out)} scores to [bold]{escape(args.out)}[/]", soft_wrap=True)

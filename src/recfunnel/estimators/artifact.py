@@ -183,9 +183,9 @@ def artifact_model(path: str | Path, config: dict[str, Any], *, kind: str) -> Mo
             "built-in models or plugins registered in code (import the plugin's module first, or pass "
             "--plugin MODULE)."
         ) from None
-    if info.kind != kind or info.is_estimator:
+    if info.kind not in kind.split("|") or info.is_estimator:
         raise ArtifactError(f"{where} field 'model' is {name!r}, a {info.kind} "
-                            f"{'estimator' if info.is_estimator else 'model'}; this artifact needs a {kind} model.")
+                            f"{'estimator' if info.is_estimator else 'model'}; this artifact needs a {kind.replace('|', ' or ')} model.")
     return info
 
 
@@ -241,10 +241,13 @@ def _read_json(path: Path) -> dict[str, Any]:
 def model_card(*, model: str, params: dict[str, Any], task: dict[str, Any], rows: dict[str, int],
                metrics: dict[str, Any], features: list[str]) -> str:
     """A short Markdown description of a trained model."""
-    lines = [f"# {model} ranker", "", f"Task: {task['kind']} on label `{task['label']}`.", "",
+    labels = [t["label"] for t in task["tasks"]] if "tasks" in task else [task["label"]]
+    named = ", ".join(f"`{label}`" for label in labels)
+    lines = [f"# {model} ranker", "", f"Task: {task['kind']} on label{'s' if len(labels) > 1 else ''} {named}.", "",
              "## Hyperparameters", ""]
     lines += [f"- `{k}`: {v}" for k, v in sorted(params.items())] or ["- (defaults)"]
     lines += ["", "## Data", "", *(f"- {k}: {v} rows" for k, v in rows.items()),
               f"- features: {', '.join(features)}", "", "## Metrics", ""]
-    lines += [f"- {k}: {v:.5f}" for k, v in metrics.items() if isinstance(v, float)] or ["- (none)"]
+    lines += [f"- {k}: {float(v):.5f}" for k, v in metrics.items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool)] or ["- (none)"]
     return "\n".join(lines) + "\n"

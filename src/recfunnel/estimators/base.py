@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from recfunnel.errors import ConfigError, did_you_mean
+import pandas as pd
+
+from recfunnel.errors import ConfigError, SchemaError, did_you_mean
+from recfunnel.schema import Label, Schema
 from recfunnel.train import Trainer
 
 #: Trainer options that describe one run on one machine, not how the model was trained.
@@ -74,3 +77,57 @@ def make_trainer(options: dict[str, Any], defaults: dict[str, Any] | None = None
     if options.get("sparse_optimizer", laid.get("sparse_optimizer")) != laid.get("sparse_optimizer"):
         laid.pop("sparse_lr", None)
     return Trainer(**{**laid, **options})
+
+
+def label_names(label: str | Sequence[str] | None) -> list[str] | None:
+    """An estimator's ``label`` argument as a list of column names: ``"click,purchase"`` or
+    ``["click", "purchase"]`` name two labels; None leaves the choice to the schema.
+
+    Raises:
+        ConfigError: An empty name, a repeated name, or something that is not text.
+    """
+    if label is None:
+        return None
+    names = label.split(",") if isinstance(label, str) else list(label) if isinstance(label, (list, tuple)) else None
+    if names is None or not all(isinstance(n, str) and n.strip() for n in names) or len(set(names)) != len(names):
+        raise ConfigError(f"label must name one column or several different ones ('click' or 'click,purchase'); "
+                          f"got {label!r}.")
+    return [n.strip() for n in names]
+
+
+def check_label_columns(frame: pd.DataFrame, names: list[str] | None) -> list[str]:
+    """The label columns to infer a schema with, each present in ``frame``.
+
+    Raises:
+        ConfigError: No label named (and no schema to read it from).
+        SchemaError: A named label column is missing from ``frame``.
+    """
+    if not names:
+        raise ConfigError("no label column given and no schema to read it from; pass label='click'.")
+    columns = list(map(str, frame.columns))
+    for name in names:
+        if name not in frame.columns:
+            raise SchemaError(f"label column {name!r} is missing{did_you_mean(name, columns)}; "
+                              f"columns present: {', '.join(columns)}.")
+    return names
+
+
+def resolve_labels(schema: Schema, names: list[str] | None, *, estimator: str, several: bool = False) -> list[Label]:
+    """The schema's Label specs an estimator trains on: the named ones, or the schema's only one.
+
+    Raises:
+        SchemaError: A named label is not in the schema, or the schema has several and none is named.
+        ConfigError: Several labels for an estimator that trains one (``several=False``).
+    """
+    labels = {lab.name: lab for lab in schema.labels}
+    if names is None:
+        if len(labels) != 1:
+            raise SchemaError(f"the schema has {len(labels)} labels {list(labels)}; name one with label=... .")
+        names = list(labels)
+    missing = [n for n in names if n not in labels]
+    if missing:
+        raise SchemaError(f"label {missing[0]!r} is not a Label in the schema; labels: {list(labels)}.")
+    if len(names) > 1 and not several:
+        raise ConfigError(f"{estimator} trains one label; got {names}. Train a multi-task model "
+                          "(e.g. --model shared_bottom) for several.")
+    return [labels[n] for n in names]

@@ -20,6 +20,7 @@ from recfunnel.data.frames import Data, load_frame
 from recfunnel.data.infer import infer_schema
 from recfunnel.errors import ConfigError, NotFittedError, SchemaError, did_you_mean
 from recfunnel.estimators.artifact import inconsistent, staged_directory
+from recfunnel.estimators.base import check_label_columns, label_names, resolve_labels
 from recfunnel.estimators.ranker import Ranker, ranker_from_parts
 from recfunnel.metrics import auc
 from recfunnel.models import register_estimator
@@ -224,8 +225,13 @@ class GBDTRanker:
         """
         lightgbm = _lightgbm()
         train_frame = load_frame(train)
-        schema = self.schema or infer_schema(train_frame, self._label_for(train_frame))
-        label = self._resolve_label(schema)
+        if self.schema is None:
+            names = check_label_columns(train_frame, label_names(self.label))
+        schema = self.schema or infer_schema(train_frame, names[0])
+        label = resolve_labels(schema, label_names(self.label), estimator="GBDTRanker")[0]
+        if label.kind != "binary":
+            raise ConfigError(f"GBDTRanker supports binary labels only; label {label.name!r} is "
+                              f"{label.kind!r}. Use Ranker(...) for a regression label.")
         if label.name in train_frame.columns:
             check_two_classes(label.name, train_frame[label.name], allow=self.allow_single_class)
         self.encoder_ = FeatureEncoder(schema).fit(train_frame)
@@ -331,24 +337,6 @@ class GBDTRanker:
         if head.metrics_["valid"]["auc"] < trees_auc:
             head.model_.load_state_dict(start)
             head.metrics_ = {"valid": head.evaluate(valid_leaves)}
-
-    def _label_for(self, frame: pd.DataFrame) -> str:
-        if self.label is None:
-            raise ConfigError("no label column given and no schema to read it from; pass label='click'.")
-        if self.label not in frame.columns:
-            raise SchemaError(f"label column {self.label!r} is missing; columns present: "
-                              f"{', '.join(map(str, frame.columns))}.")
-        return self.label
-
-    def _resolve_label(self, schema: Schema) -> Label:
-        labels = [lab for lab in schema.labels if self.label is None or lab.name == self.label]
-        if len(labels) != 1:
-            raise ConfigError(f"GBDTRanker needs exactly one label; the schema has "
-                              f"{[lab.name for lab in schema.labels]} and label={self.label!r}.")
-        if labels[0].kind != "binary":
-            raise ConfigError(f"GBDTRanker supports binary labels only; label {labels[0].name!r} is "
-                              f"{labels[0].kind!r}. Use Ranker(...) for a regression label.")
-        return labels[0]
 
     @property
     def metrics_(self) -> dict[str, Any]:

@@ -25,10 +25,10 @@ from recfunnel.estimators.artifact import (
     model_card,
     write_artifact,
 )
-from recfunnel.estimators.base import resolve_trainer
+from recfunnel.estimators.base import check_label_columns, label_names, resolve_labels, resolve_trainer
 from recfunnel.models import build_model, get_model
-from recfunnel.schema import Schema
-from recfunnel.tasks import GROUP, OBJECTIVES, RankingTask, Task, task_for_label, task_from_dict
+from recfunnel.schema import Label, Schema
+from recfunnel.tasks import GROUP, OBJECTIVES, MultiTask, RankingTask, Task, task_for_label, task_from_dict
 from recfunnel.train import Trainer, TrainResult
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ class Ranker:
     Args:
         model: Registry name of a ranking model ("lr", "fm", "deepfm", ...); a plugin model is
             registered in code with ``register_model`` first.
-        label: Label column; defaults to the schema's only label.
+        label: Label column; defaults to the schema's only label. A multi-task model (kind
+            "multitask", e.g. "shared_bottom") takes several: ``"click,purchase"`` or a list.
         schema: Feature specs; inferred from the training frame when omitted.
         params: The model's keyword arguments (checked against its signature).
         trainer: A Trainer, or a dict of its keyword arguments, laid over the model's own
@@ -69,7 +70,7 @@ class Ranker:
         (3,)
     """
 
-    def __init__(self, model: str = "deepfm", *, label: str | None = None, schema: Schema | None = None,
+    def __init__(self, model: str = "deepfm", *, label: str | list[str] | None = None, schema: Schema | None = None,
                  params: dict[str, Any] | None = None, trainer: Trainer | dict[str, Any] | None = None,
                  on_nan: str = "mean", monitor: str | None = None, seed: int = 2026,
                  negative_sampling: float | None = None, allow_single_class: bool = False,
@@ -77,8 +78,9 @@ class Ranker:
         info = get_model(model)
         if info.is_estimator:
             raise ConfigError(f"{info.name!r} is an estimator of its own, not a Ranker model; use {info.target}.")
-        self.model_name = info.name
+        self.model_name, self.multitask = info.name, info.kind == "multitask"
         self.label, self.schema, self.params = label, schema, dict(params or {})
+        self.label_names = label_names(label)
         self.trainer, self.trainer_params = resolve_trainer(trainer, info.cls)
         self.on_nan, self.monitor, self.seed = on_nan, monitor, seed
         if negative_sampling is not None and not 0.0 < negative_sampling <= 1.0:
@@ -94,10 +96,11 @@ class Ranker:
         self.objective, self.group = objective, group
         self.encoder_: FeatureEncoder | None = None
         self.model_: torch.nn.Module | None = None
-        self.task_: Task | None = None
+        self.task_: Task | MultiTask | None = None
         self.result_: TrainResult | None = None
         self.metrics_: dict[str, Any] = {}
         self.rows_: dict[str, int] = {}
+        self._history: list[dict[str, float]] = []
 
     # -- training -------------------------------------------------------------------------------
     def fit(self, train: Data, valid: Data | None = None, *,
@@ -111,14 +114,21 @@ class Ranker:
             DataError: A binary label holds only one class in ``train`` (unless ``allow_single_class``).
         """
         train_frame = load_frame(train)
-        schema = self.schema or infer_schema(train_frame, self._label_for(train_frame))
-        label = self._resolve_label(schema)
-        if label.kind == "binary" and label.name in train_frame.columns:
-            check_two_classes(label.name, train_frame[label.name], allow=self.allow_single_class)
+        if self.schema is None:
+            names = check_label_columns(train_frame, self.label_names)
+            schema = infer_schema(train_frame, names if len(names) > 1 else names[0])
+        else:
+            schema = self.schema
+        labels = resolve_labels(schema, self.label_names, estimator=f"model {self.model_name!r}",
+                                several=self.multitask)
+        for label in labels:
+            if label.kind == "binary" and label.name in train_frame.columns:
+                check_two_classes(label.name, train_frame[label.name], allow=self.allow_single_class)
         rate = self.negative_sampling or 1.0
-        self.task_ = self._task(label, rate)
+        self.task_ = self._task(labels, rate)
         if rate < 1.0:
-            train_frame = _down_sample(train_frame, label.name, rate, self.seed)
+            train_frame = _down_sample(train_frame, labels[0].name, rate, self.seed)
+        schema = schema.select([*(f.name for f in schema.inputs), *(lab.name for lab in labels)])
         self.encoder_ = FeatureEncoder(schema, on_nan=self.on_nan).fit(train_frame)
         train_batch = self._with_groups(self.encoder_.transform(train_frame), train_frame)
         valid_frame = load_frame(valid) if valid is not None else None
@@ -135,7 +145,13 @@ class Ranker:
             self.metrics_ = {"valid": self.trainer.evaluate(self.model_, self.task_, valid_batch)}
         return self
 
-    def _task(self, label: Any, rate: float) -> Task:
+    def _task(self, labels: list[Label], rate: float) -> Task | MultiTask:
+        if self.multitask:
+            if len(labels) < 2 or self.objective is not None or rate < 1.0:
+                raise ConfigError(f"model {self.model_name!r} trains two or more labels (label='click,purchase'), "
+                                  f"without objective or negative_sampling; got labels {[lab.name for lab in labels]}.")
+            return MultiTask([task_for_label(lab.name, lab.kind) for lab in labels])
+        label = labels[0]
         if self.objective is None:
             return task_for_label(label.name, label.kind, monitor=self.monitor, negative_rate=rate)
         if label.kind != "binary":
@@ -156,43 +172,35 @@ class Ranker:
         batch.labels[GROUP] = torch.from_numpy(codes.astype(np.int64))
         return batch
 
-    def _label_for(self, frame: pd.DataFrame) -> str:
-        if self.label is None:
-            raise ConfigError("no label column given and no schema to read it from; pass label='click'.")
-        if self.label not in frame.columns:
-            raise SchemaError(
-                f"label column {self.label!r} is missing{did_you_mean(self.label, list(map(str, frame.columns)))}; "
-                f"columns present: {', '.join(map(str, frame.columns))}."
-            )
-        return self.label
-
-    def _resolve_label(self, schema: Schema):  # -> Label
-        labels = schema.labels
-        if self.label is not None:
-            match = [lab for lab in labels if lab.name == self.label]
-            if not match:
-                raise SchemaError(
-                    f"label {self.label!r} is not a Label in the schema; labels: {[lab.name for lab in labels]}."
-                )
-            return match[0]
-        if len(labels) != 1:
-            raise SchemaError(f"the schema has {len(labels)} labels; name one with label=... .")
-        return labels[0]
-
     # -- inference ------------------------------------------------------------------------------
-    def _fitted(self) -> tuple[torch.nn.Module, FeatureEncoder, Task]:
+    def _fitted(self) -> tuple[torch.nn.Module, FeatureEncoder, Task | MultiTask]:
         if self.model_ is None or self.encoder_ is None or self.task_ is None:
             raise NotFittedError("This Ranker is not fitted yet; call fit(...) or recfunnel.load(path) first.")
         return self.model_, self.encoder_, self.task_
 
+    @property
+    def labels_(self) -> tuple[str, ...]:
+        """The label columns this Ranker predicts, in the order of ``predict``'s columns."""
+        return self._fitted()[2].labels
+
+    @property
+    def history_(self) -> list[dict[str, float]]:
+        """One row per training epoch (train loss, timing, validation metrics)."""
+        return self.result_.history if self.result_ is not None else list(self._history)
+
     def predict(self, data: Data) -> np.ndarray:
-        """Predictions for every row (probabilities for a binary label), shape (N,)."""
+        """Predictions for every row (probabilities for a binary label): shape (N,), or (N, T) with
+        one column per label of ``labels_`` for a multi-task model."""
         model, _, task = self._fitted()
         batch = self._encode(load_frame(data), labels=False)
-        return task.link(self.trainer.predict(model, batch)).numpy()
+        predictions = task.link(self.trainer.predict(model, batch))
+        if isinstance(predictions, dict):
+            return torch.stack([predictions[label] for label in task.labels], dim=1).numpy()
+        return predictions.numpy()
 
-    def evaluate(self, data: Data) -> dict[str, float]:
-        """The task's metrics on labelled data (AUC and log loss for a binary label)."""
+    def evaluate(self, data: Data) -> dict[str, Any]:
+        """The task's metrics on labelled data (AUC and log loss for a binary label); for several
+        labels, ``{label: {metric: value}}``."""
         model, _, task = self._fitted()
         frame = load_frame(data)
         batch = self._with_groups(self._encode(frame, labels=True), frame)  # NDCG needs each row's list
@@ -216,7 +224,7 @@ class Ranker:
                   "seed": self.seed, "negative_sampling": self.negative_sampling,
                   "allow_single_class": self.allow_single_class, "objective": self.objective, "group": self.group,
                   "recfunnel_version": recfunnel.__version__}
-        flat = {k: v for k, v in self.metrics_.get("valid", {}).items()}
+        flat = task.summary(self.metrics_["valid"]) if "valid" in self.metrics_ else {}
         card = model_card(model=self.model_name, params=self.params, task=task.to_dict(), rows=self.rows_,
                           metrics={f"valid {k}": v for k, v in flat.items()},
                           features=[f.name for f in encoder.schema_.inputs])
@@ -237,11 +245,13 @@ def _down_sample(frame: pd.DataFrame, label: str, rate: float, seed: int) -> pd.
 def ranker_from_parts(path: str | Path, parts: dict[str, Any]) -> Ranker:
     """Rebuild a Ranker from the parts ``read_artifact`` returned (GBDTRanker's head reuses this)."""
     config = parts["config"]
-    artifact_model(path, config, kind="ranking")  # a registered name, before anything is built from it
+    artifact_model(path, config, kind="ranking|multitask")  # a registered name, before anything is built from it
     with inconsistent(path, kind="artifact"):
         schema = Schema.from_dict(parts["schema"])
         encoder = FeatureEncoder.from_dict(parts["encoder"])
-        ranker = Ranker(config["model"], label=config["task"]["label"], schema=schema,
+        task_config = config["task"]
+        labels = [t["label"] for t in task_config["tasks"]] if "tasks" in task_config else task_config["label"]
+        ranker = Ranker(config["model"], label=labels, schema=schema,
                         params=config.get("params"), trainer=config.get("trainer"),
                         on_nan=config.get("on_nan", "mean"), seed=config.get("seed", 2026),
                         negative_sampling=config.get("negative_sampling"),
@@ -254,4 +264,5 @@ def ranker_from_parts(path: str | Path, parts: dict[str, Any]) -> Ranker:
     ranker.encoder_, ranker.model_, ranker.task_ = encoder, model, task
     ranker.metrics_ = {k: v for k, v in parts["metrics"].items() if k not in ("history", "rows")}
     ranker.rows_ = parts["metrics"].get("rows", {})
+    ranker._history = parts["metrics"].get("history", [])
     return ranker

@@ -162,6 +162,11 @@ class Retriever:
             self.metrics_["valid"] = self.evaluate(valid)
         return self
 
+    @property
+    def history_(self) -> list[dict[str, float]]:
+        """One row per training epoch of a gradient-trained model; empty for the others."""
+        return self.result_.history if self.result_ is not None else []
+
     def _info(self, num_users: int, num_items: int) -> InteractionInfo:
         schemas = {f"{side}_schema": enc.schema_ for side, enc in self.encoders_.items()}
         return InteractionInfo(num_users, num_items, self.max_history, **schemas)

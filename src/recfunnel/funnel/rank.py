@@ -14,10 +14,11 @@ from recfunnel.data.batch import Batch
 from recfunnel.data.checks import plain
 from recfunnel.data.encoder import OOV
 from recfunnel.data.interactions import lookup_ids, normalize_ids
-from recfunnel.errors import SchemaError
+from recfunnel.errors import ConfigError, SchemaError
 from recfunnel.estimators.ranker import Ranker
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.schema import Categorical, Numeric, Sequence
+from recfunnel.tasks import MultiTask
 
 CHUNK_ROWS = 1 << 16  # rows per forward pass when scoring many users at once (evaluation)
 
@@ -43,6 +44,9 @@ class Rank:
                  item_key: str = "item_id", context: dict[str, Any] | None = None,
                  candidate_features: list[str] | None = None) -> None:
         model, encoder, task = ranker._fitted()
+        if isinstance(task, MultiTask):
+            raise ConfigError(f"the Rank stage orders candidates by one score; ranker {ranker.model_name!r} predicts "
+                              f"{list(task.labels)}. Train a single-label ranker for the funnel.")
         self.ranker, self.model, self.task = ranker, model, task
         self.encoder = copy.copy(encoder)
         self.encoder.on_nan = "mean"  # missing user or context values get the training mean, silently

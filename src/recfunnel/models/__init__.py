@@ -3,6 +3,8 @@
 from recfunnel.models.base import (
     KINDS,
     ModelInfo,
+    ModelOutput,
+    MultiTaskModel,
     RankingModel,
     RecModel,
     build_model,
@@ -10,7 +12,9 @@ from recfunnel.models.base import (
     list_models,
     register_estimator,
     register_model,
+    split_output,
 )
+from recfunnel.models.multitask import shared_bottom  # noqa: E402, F401
 
 # Every built-in model, by kind: a new model file adds its line here (nothing scans directories).
 from recfunnel.models.ranking import (  # noqa: E402, F401
@@ -41,5 +45,5 @@ from recfunnel.models.retrieval import (  # noqa: E402, F401
     youtube_dnn,
 )
 
-__all__ = ["KINDS", "ModelInfo", "RankingModel", "RecModel", "build_model", "get_model", "list_models",
-           "register_estimator", "register_model"]
+__all__ = ["KINDS", "ModelInfo", "ModelOutput", "MultiTaskModel", "RankingModel", "RecModel", "build_model", "get_model", "list_models",
+           "register_estimator", "register_model", "split_output"]

@@ -5,16 +5,34 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
-from recfunnel.errors import ConfigError, ModelNotFoundError, RecfunnelError, did_you_mean
+from recfunnel.errors import ConfigError, ModelNotFoundError, RecfunnelError, SchemaError, did_you_mean
 from recfunnel.schema import Schema
 
 KINDS = ("ranking", "retrieval", "rating", "sequential", "multitask")
+
+
+class ModelOutput(NamedTuple):
+    """A training-mode forward's output when the model adds a loss of its own to the task's.
+
+    ``logits`` is what the model returns otherwise (a (B,) tensor, or ``{label: (B,)}``);
+    ``auxiliary_loss`` is a scalar the Trainer adds to the task loss (DIEN's next-behaviour loss).
+    """
+
+    logits: Any
+    auxiliary_loss: torch.Tensor | None = None
+
+
+def split_output(output: Any) -> tuple[Any, torch.Tensor | None]:
+    """(logits, auxiliary loss or None) of whatever a model's forward returned."""
+    if isinstance(output, ModelOutput):
+        return output.logits, output.auxiliary_loss
+    return output, None
 
 
 class RecModel(nn.Module):
@@ -44,8 +62,30 @@ class RankingModel(RecModel):
         "sparse_optimizer": "adagrad", "sparse_lr": 0.1, "embedding_l2": 1e-4,
     }
 
-    def forward(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
+    def forward(self, batch: Batch) -> Any:  # pragma: no cover - abstract
+        """Logits (B,); in training, a ``ModelOutput`` when the model adds a loss of its own."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(batch) -> (B,) logits")
+
+
+class MultiTaskModel(RecModel):
+    """A model that scores rows for several labels at once: ``forward(batch) -> {label: logits (B,)}``,
+    one entry per Label of its schema, no link function applied.
+
+    Raises:
+        SchemaError: The schema holds fewer than two Label specs.
+    """
+
+    trainer_defaults: ClassVar[dict[str, Any]] = RankingModel.trainer_defaults
+
+    def __init__(self, schema: Schema) -> None:
+        super().__init__(schema)
+        if len(schema.labels) < 2:
+            raise SchemaError(f"{type(self).__name__} predicts two or more labels; the schema has "
+                              f"{[lab.name for lab in schema.labels]}. Add Label specs (or pass label='click,purchase').")
+
+    def forward(self, batch: Batch) -> Any:  # pragma: no cover - abstract
+        """``{label: logits (B,)}``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(batch) -> {{label: (B,) logits}}")
 
 
 #: Constructor arguments of an estimator that come from the data or the run, not the model section.

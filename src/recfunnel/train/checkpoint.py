@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from recfunnel.errors import ArtifactError
+
+if TYPE_CHECKING:  # callbacks call these; Run is for annotations only
+    from recfunnel.train.callbacks import Run
+
+#: Run fields a checkpoint keeps in JSON.
+RUN_FIELDS = ("epoch", "best_score", "best_epoch", "bad_epochs", "plateau_epochs", "history")
 
 
 def flatten_optimizer(prefix: str, state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -66,3 +72,37 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
             f"checkpoint in {str(directory)!r} is unreadable ({exc}); delete it to start afresh."
         ) from None
     return tensors, meta
+
+
+def save_run(directory: Path, run: Run) -> None:
+    """Checkpoint a run: the model, the best weights so far, the lazy L2's clocks, every optimizer."""
+    tensors = {f"model.{k}": v.contiguous() for k, v in run.model.state_dict().items()}
+    if run.best_weights is not None:
+        tensors.update({f"best.{k}": v.contiguous() for k, v in run.best_weights.items()})
+    if run.row_l2 is not None:
+        tensors.update({f"row_l2.{k}": v for k, v in run.row_l2.state_dict().items()})
+    plain_optimizers = []
+    for i, optimizer in enumerate(run.optimizers):
+        optimizer_tensors, plain = flatten_optimizer(f"optim{i}", optimizer.state_dict())
+        tensors.update(optimizer_tensors)
+        plain_optimizers.append(plain)
+    meta = {name: getattr(run, name) for name in RUN_FIELDS}
+    save_checkpoint(directory, tensors, {**meta, "optimizers": plain_optimizers})
+
+
+def restore_run(directory: Path, run: Run) -> bool:
+    """Continue ``run`` from the checkpoint in ``directory``; False when there is none."""
+    loaded = load_checkpoint(directory)
+    if loaded is None:
+        return False
+    tensors, meta = loaded
+    run.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    run.best_weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+    for optimizer, plain in zip(run.optimizers, meta["optimizers"], strict=True):
+        optimizer.load_state_dict(unflatten_optimizer(plain, tensors))
+    for name in RUN_FIELDS:
+        setattr(run, name, meta[name])
+    row_l2 = {k[7:]: v for k, v in tensors.items() if k.startswith("row_l2.")}
+    if run.row_l2 is not None and row_l2:  # a run without embedding_l2 saved none
+        run.row_l2.load_state_dict(row_l2)
+    return True

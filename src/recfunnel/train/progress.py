@@ -40,8 +40,8 @@ class EpochProgress:
         if self._progress is not None:
             self._progress.stop()
 
-    def start_epoch(self, epoch: int, max_epochs: int, rows: int) -> None:
-        """Begin a new bar for ``epoch``."""
+    def start_epoch(self, epoch: int, max_epochs: int, rows: int | None) -> None:
+        """Begin a new bar for ``epoch`` (of unknown length when ``rows`` is None: a stream)."""
         if self._progress is not None:
             self._task = self._progress.add_task("train", total=rows, epoch=f"{epoch}/{max_epochs}", loss="-",
                                                 rate="-")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,16 +15,13 @@ import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
+from recfunnel.data.sources import BatchSource, InMemory
 from recfunnel.errors import ConfigError, DataError, TrainingDivergedError
-from recfunnel.tasks import GROUP, Task
-from recfunnel.train.checkpoint import (
-    flatten_optimizer,
-    load_checkpoint,
-    save_checkpoint,
-    unflatten_optimizer,
-)
+from recfunnel.models.base import split_output
+from recfunnel.tasks import MultiTask, Task
+from recfunnel.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar, ReduceLROnPlateau, Run
+from recfunnel.train.checkpoint import restore_run
 from recfunnel.train.optim import LazyRowL2, build_optimizers, clip_gradients, split_parameters
-from recfunnel.train.progress import EpochProgress
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +36,6 @@ class TrainResult:
     stopped_early: bool = False
 
 
-@dataclass
-class _State:
-    """Mutable loop state, saved in checkpoints."""
-
-    epoch: int = 0
-    best_score: float | None = None
-    best_epoch: int = 0
-    bad_epochs: int = 0
-    plateau_epochs: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_weights: dict[str, torch.Tensor] | None = None
-    row_l2: LazyRowL2 | None = None
-
-
 def _is_number(value: Any) -> bool:
     """An int or float, and not a bool (``true`` in a YAML config is not a learning rate)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -61,8 +44,11 @@ def _is_number(value: Any) -> bool:
 class Trainer:
     """Fits a model on a task: shuffled mini-batches, sparse embedding updates, early stopping.
 
-    A model whose training-mode ``forward`` sets a scalar tensor attribute ``auxiliary_loss``
-    (None when it has none) gets it added to the task loss of that step, e.g. DIEN's auxiliary loss.
+    The policies around the loop are callbacks (``recfunnel.train.callbacks``): early stopping with
+    best-weight restore, learning-rate decay on plateaus, checkpoints and the progress bar come from
+    the options below; ``fit(..., callbacks=[...])`` adds a caller's own. A model whose
+    training-mode forward returns a ``ModelOutput`` gets its ``auxiliary_loss`` added to the task
+    loss (DIEN's next-behaviour loss).
 
     Args:
         max_epochs: Upper bound on passes over the training rows.
@@ -87,6 +73,8 @@ class Trainer:
         checkpoint_dir: If set, a checkpoint is written there after every epoch; ``fit(...,
             resume=True)`` continues from it.
         progress: Show a progress bar; None shows it only when stderr is a terminal.
+        shuffle: Visit training rows in a seeded random order each epoch; False keeps their order
+            (a BatchSource passed to ``fit`` shuffles, or not, itself).
 
     Example:
         >>> from recfunnel.testing import toy_schema, toy_batch
@@ -104,7 +92,7 @@ class Trainer:
                  patience: int = 2, lr_decay: float = 0.5, lr_patience: int = 1,
                  grad_clip: float | None = None, seed: int = 2026, device: str = "cpu",
                  eval_batch_size: int = 65536, checkpoint_dir: str | Path | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, shuffle: bool = True) -> None:
         for name, value in (("max_epochs", max_epochs), ("batch_size", batch_size),
                             ("eval_batch_size", eval_batch_size), ("patience", patience),
                             ("lr_patience", lr_patience)):
@@ -125,6 +113,9 @@ class Trainer:
         self.eval_batch_size = eval_batch_size
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.progress = progress
+        if not isinstance(shuffle, bool):
+            raise ConfigError(f"trainer option shuffle must be true or false; got {shuffle!r}.")
+        self.shuffle = shuffle
 
     # -- public ---------------------------------------------------------------------------------
     def options(self) -> dict[str, Any]:
@@ -138,157 +129,124 @@ class Trainer:
         values["checkpoint_dir"] = None if self.checkpoint_dir is None else str(self.checkpoint_dir)
         return values
 
-    def fit(self, model: nn.Module, task: Task, train: Batch, valid: Batch | None = None, *,
-            resume: bool = False) -> TrainResult:
-        """Train ``model`` in place; with ``valid``, stop early and restore the best epoch's weights."""
-        if len(train) == 0:
+    def fit(self, model: nn.Module, task: Task | MultiTask, train: Batch | BatchSource, valid: Batch | None = None, *,
+            resume: bool = False, callbacks: Sequence[Callback] = ()) -> TrainResult:
+        """Train ``model`` in place on ``train``: a Batch (shuffled in memory) or a BatchSource
+        (e.g. a ``BlockStream`` of encoded blocks).
+
+        With ``valid``, early stopping restores the best epoch's weights at the end. ``callbacks``
+        run after the Trainer's own (early stopping, learning-rate decay, checkpoints, progress);
+        any of them ends training by setting ``run.stop``.
+        """
+        source = self._source(train, task)
+        if source.num_rows == 0:
             raise DataError("the training data has no rows.")
         model.to(self.device)
         optimizers = build_optimizers(model, lr=self.lr, sparse_lr=self.sparse_lr,
                                       weight_decay=self.weight_decay, sparse_optimizer=self.sparse_optimizer)
-        state = _State(row_l2=LazyRowL2(split_parameters(model)[1], self.embedding_l2) if self.embedding_l2 else None)
+        run = Run(self, model, task, optimizers, has_valid=valid is not None, num_rows=source.num_rows,
+                  row_l2=LazyRowL2(split_parameters(model)[1], self.embedding_l2) if self.embedding_l2 else None)
         if resume:
-            self._restore(model, optimizers, state)
-        train = train.to(self.device)
-        with torch.random.fork_rng(devices=[]), EpochProgress(self.progress) as bar, warnings.catch_warnings():
+            self._restore(run)
+        hooks = [*self._callbacks(valid is not None), *callbacks]
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
             # torch's sparse optimizers build COO tensors without invariant checks and warn on
             # every call; the tensors come from autograd and are valid, so the warning is noise.
             warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
-            while state.epoch < self.max_epochs:
-                row = self._run_epoch(model, task, train, optimizers, state, bar)
-                if valid is not None:
-                    row.update({f"valid_{k}": v for k, v in self.evaluate(model, task, valid).items()})
-                state.history.append(row)
-                state.epoch += 1
-                stop = self._after_epoch(model, task, optimizers, state, row, has_valid=valid is not None)
-                bar.epoch_done(row)
-                if self.checkpoint_dir is not None:
-                    self._save(model, optimizers, state)
-                if stop:
-                    break
-        if state.best_weights is not None:
-            model.load_state_dict(state.best_weights)
-            logger.info("kept the weights of epoch %d of %d (best valid %s %.4f)", state.best_epoch, state.epoch,
-                        task.monitor, state.best_score)
-        stopped = state.epoch < self.max_epochs
-        return TrainResult(state.history, state.best_epoch, state.best_score, stopped)
+            try:
+                for hook in hooks:
+                    hook.on_fit_start(run)
+                while run.epoch < self.max_epochs and not run.stop:
+                    for hook in hooks:
+                        hook.on_epoch_start(run)
+                    row = self._run_epoch(run, source, hooks)
+                    if valid is not None:
+                        metrics = task.summary(self.evaluate(model, task, valid))
+                        row.update({f"valid_{k}": v for k, v in metrics.items()})
+                    run.history.append(row)
+                    run.epoch += 1
+                    for hook in hooks:
+                        hook.on_epoch_end(run, row)
+            finally:
+                for hook in hooks:
+                    hook.on_fit_end(run)
+        return TrainResult(run.history, run.best_epoch, run.best_score, run.epoch < self.max_epochs)
 
     @torch.inference_mode()
-    def predict(self, model: nn.Module, data: Batch) -> torch.Tensor:
-        """Logits for every row of ``data``, in chunks of ``eval_batch_size``; shape (N,)."""
+    def predict(self, model: nn.Module, data: Batch) -> Any:
+        """Logits for every row of ``data``, in chunks of ``eval_batch_size``: (N,), or
+        ``{label: (N,)}`` for a multi-task model."""
         was_training = model.training
         model.eval()
         try:
-            chunks = [model(data[start:start + self.eval_batch_size].to(self.device)).float().cpu()
+            chunks = [split_output(model(data[start:start + self.eval_batch_size].to(self.device)))[0]
                       for start in range(0, len(data), self.eval_batch_size)]
         finally:
             model.train(was_training)
-        return torch.cat(chunks) if chunks else torch.empty(0)
+        if chunks and isinstance(chunks[0], dict):
+            return {label: torch.cat([c[label].float().cpu() for c in chunks]) for label in chunks[0]}
+        return torch.cat([c.float().cpu() for c in chunks]) if chunks else torch.empty(0)
 
-    def evaluate(self, model: nn.Module, task: Task, data: Batch) -> dict[str, float]:
-        """The task's metrics on ``data``."""
-        predictions = task.link(self.predict(model, data)).numpy()
-        groups = data.labels.get(GROUP)
-        return task.evaluate(predictions, data.labels[task.label].cpu().numpy(),
-                             None if groups is None else groups.cpu().numpy())
+    def evaluate(self, model: nn.Module, task: Task | MultiTask, data: Batch) -> dict[str, Any]:
+        """The task's metrics on ``data`` (keyed by label, then metric, for several labels)."""
+        return task.evaluate_logits(self.predict(model, data), data.labels)
 
     # -- loop pieces ----------------------------------------------------------------------------
-    def _run_epoch(self, model: nn.Module, task: Task, train: Batch, optimizers: list, state: _State,
-                   bar: EpochProgress) -> dict[str, float]:
+    def _source(self, train: Batch | BatchSource, task: Task | MultiTask) -> BatchSource:
+        if isinstance(train, Batch):
+            return InMemory(train.to(self.device), shuffle=self.shuffle, order=task.order)
+        if not isinstance(train, BatchSource):
+            raise ConfigError(f"train must be a Batch or a BatchSource (InMemory, BlockStream); got "
+                              f"{type(train).__name__}.")
+        return train
+
+    def _callbacks(self, has_valid: bool) -> list[Callback]:
+        hooks: list[Callback] = []
+        if has_valid:
+            hooks += [EarlyStopping(self.patience), ReduceLROnPlateau(self.lr_decay, self.lr_patience)]
+        if self.checkpoint_dir is not None:
+            hooks.append(Checkpoint(self.checkpoint_dir))
+        return [*hooks, ProgressBar(self.progress)]
+
+    def _run_epoch(self, run: Run, source: BatchSource, hooks: list[Callback]) -> dict[str, float]:
+        model, task = run.model, run.task
         model.train()
-        torch.manual_seed(self.seed + state.epoch)  # dropout noise per epoch, so a resumed run matches
-        n = len(train)
-        order = task.order(n, torch.Generator().manual_seed(self.seed + state.epoch), train)
-        shuffled = train[order.to(self.device)]  # one gather per epoch; batches are then views
-        total, started = torch.zeros((), dtype=torch.float64), time.perf_counter()
-        bar.start_epoch(state.epoch + 1, self.max_epochs, n)
-        for step, begin in enumerate(range(0, n, self.batch_size)):
-            batch = shuffled[begin:begin + self.batch_size]
-            loss = task.loss(model(batch), batch)
-            auxiliary = getattr(model, "auxiliary_loss", None)  # set by forward, e.g. DIEN's
+        torch.manual_seed(self.seed + run.epoch)  # dropout noise per epoch, so a resumed run matches
+        total, rows, started = torch.zeros((), dtype=torch.float64), 0, time.perf_counter()
+        for step, batch in enumerate(source.batches(self.batch_size, epoch=run.epoch, seed=self.seed)):
+            batch = batch.to(self.device)
+            logits, auxiliary = split_output(model(batch))
+            loss = task.loss(logits, batch)
             if auxiliary is not None:
                 loss = loss + auxiliary
-            for opt in optimizers:
+            for opt in run.optimizers:
                 opt.zero_grad(set_to_none=True)
             loss.backward()
             value = loss.detach()
             if not torch.isfinite(value):
                 raise TrainingDivergedError(
-                    f"loss became {float(value)} at epoch {state.epoch + 1}, step {step}; lower lr "
+                    f"loss became {float(value)} at epoch {run.epoch + 1}, step {step}; lower lr "
                     f"(now {self.lr}) or set grad_clip."
                 )
-            if state.row_l2 is not None:
-                state.row_l2.add_to_gradients()
+            if run.row_l2 is not None:
+                run.row_l2.add_to_gradients()
             if self.grad_clip is not None:
                 clip_gradients(model, self.grad_clip)
-            for opt in optimizers:
+            for opt in run.optimizers:
                 opt.step()
             total += value * len(batch)
-            bar.advance(len(batch), float(value) if step % 20 == 0 else None)
+            rows += len(batch)
+            for hook in hooks:
+                hook.on_batch_end(run, batch, value)
+        if rows == 0:
+            raise DataError("the training data has no rows.")
         seconds = time.perf_counter() - started
-        return {"epoch": state.epoch + 1, "train_loss": float(total) / n, "lr": optimizers[0].param_groups[0]["lr"],
-                "seconds": seconds, "samples_per_s": n / max(seconds, 1e-9)}
-
-    def _after_epoch(self, model: nn.Module, task: Task, optimizers: list, state: _State,
-                     row: dict[str, float], *, has_valid: bool) -> bool:
-        """Track the best epoch, decay the learning rate on plateaus; True means stop."""
-        if not has_valid:
-            return False
-        score = row[f"valid_{task.monitor}"]
-        better = state.best_score is None or (
-            score > state.best_score if task.monitor_mode == "max" else score < state.best_score
-        )
-        if better and not math.isnan(score):
-            state.best_score, state.best_epoch = score, state.epoch
-            state.bad_epochs = state.plateau_epochs = 0
-            state.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            return False
-        state.bad_epochs += 1
-        state.plateau_epochs += 1
-        if state.plateau_epochs >= self.lr_patience and self.lr_decay < 1:
-            state.plateau_epochs = 0
-            for opt in optimizers:
-                for group in opt.param_groups:
-                    group["lr"] *= self.lr_decay
-            logger.info("validation %s did not improve; learning rate x%s", task.monitor, self.lr_decay)
-        return state.bad_epochs >= self.patience
+        return {"epoch": run.epoch + 1, "train_loss": float(total) / rows, "lr": run.optimizers[0].param_groups[0]["lr"],
+                "seconds": seconds, "samples_per_s": rows / max(seconds, 1e-9)}
 
     # -- checkpoints ----------------------------------------------------------------------------
-    def _save(self, model: nn.Module, optimizers: list, state: _State) -> None:
-        tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
-        if state.best_weights is not None:
-            tensors.update({f"best.{k}": v.contiguous() for k, v in state.best_weights.items()})
-        if state.row_l2 is not None:
-            tensors.update({f"row_l2.{k}": v for k, v in state.row_l2.state_dict().items()})
-        plain_opts = []
-        for i, opt in enumerate(optimizers):
-            opt_tensors, plain = flatten_optimizer(f"optim{i}", opt.state_dict())
-            tensors.update(opt_tensors)
-            plain_opts.append(plain)
-        meta: dict[str, Any] = {
-            "epoch": state.epoch, "best_score": state.best_score, "best_epoch": state.best_epoch,
-            "bad_epochs": state.bad_epochs, "plateau_epochs": state.plateau_epochs,
-            "history": state.history, "optimizers": plain_opts,
-        }
-        save_checkpoint(Path(self.checkpoint_dir or "."), tensors, meta)
-
-    def _restore(self, model: nn.Module, optimizers: list, state: _State) -> None:
+    def _restore(self, run: Run) -> None:
         if self.checkpoint_dir is None:
             raise ConfigError("resume=True needs the Trainer's checkpoint_dir to be set.")
-        loaded = load_checkpoint(self.checkpoint_dir)
-        if loaded is None:
+        if not restore_run(self.checkpoint_dir, run):
             logger.info("no checkpoint in %s; starting from scratch", self.checkpoint_dir)
-            return
-        tensors, meta = loaded
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-        state.best_weights = best or None
-        for opt, plain in zip(optimizers, meta["optimizers"], strict=True):
-            opt.load_state_dict(unflatten_optimizer(plain, tensors))
-        state.epoch, state.best_score, state.best_epoch = meta["epoch"], meta["best_score"], meta["best_epoch"]
-        state.bad_epochs, state.plateau_epochs = meta["bad_epochs"], meta["plateau_epochs"]
-        state.history = meta["history"]
-        row_l2 = {k[7:]: v for k, v in tensors.items() if k.startswith("row_l2.")}
-        if state.row_l2 is not None and row_l2:  # a run without embedding_l2 saved none
-            state.row_l2.load_state_dict(row_l2)
-

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from recfunnel.errors import SchemaError
-from recfunnel.models import build_model, get_model
+from recfunnel.models import ModelOutput, build_model, get_model
 from recfunnel.nn import AUGRU, Dice, TargetAttention, next_behaviour_loss, nonpadding, pack_history
 from recfunnel.nn.target_attention import segment_softmax
 from recfunnel.schema import Categorical, Label, Schema, Sequence
@@ -140,19 +140,18 @@ def test_din_history_sum_and_its_product_with_the_target_reach_the_mlp():
     torch.testing.assert_close(model(batch), model.mlp(inputs).squeeze(-1))
 
 
-def test_dien_sets_its_auxiliary_loss_in_training_only():
+def test_dien_returns_its_auxiliary_loss_with_the_logits_in_training_only():
     model = _model("dien").train()
-    model(toy_batch(batch_size=16))
-    assert model.auxiliary_loss is not None and model.auxiliary_loss.requires_grad
-    model.eval()(toy_batch(batch_size=16))
-    assert model.auxiliary_loss is None
+    output = model(toy_batch(batch_size=16))
+    assert isinstance(output, ModelOutput) and output.logits.shape == (16,)
+    assert output.auxiliary_loss.shape == () and output.auxiliary_loss.requires_grad
+    assert model.eval()(toy_batch(batch_size=16)).shape == (16,)  # plain logits
     assert _model("dien", auxiliary_weight=0.0).train()(toy_batch()).shape == (32,)
 
 
 def test_dien_trains_its_extractor_through_the_auxiliary_loss():
     model = _model("dien").train()
-    model(toy_batch(batch_size=32))
-    model.auxiliary_loss.backward()
+    model(toy_batch(batch_size=32)).auxiliary_loss.backward()
     assert model.interest[0].extractor.weight_hh_l0.grad.abs().sum() > 0
     result = Trainer(max_epochs=2, batch_size=16, progress=False).fit(model, BinaryTask("click"), toy_batch(batch_size=64))
     assert len(result.history) == 2

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
-from recfunnel.models.base import RankingModel, register_model
+from recfunnel.models.base import ModelOutput, RankingModel, register_model
 from recfunnel.nn import (
     MLP,
     FeatureEmbedding,
@@ -51,8 +51,9 @@ class DIEN(RankingModel):
     Example:
         >>> from recfunnel.testing import toy_schema, toy_batch
         >>> model = DIEN(toy_schema(), embedding_dim=4)
-        >>> model(toy_batch(batch_size=8)).shape, model.auxiliary_loss.shape
-        (torch.Size([8]), torch.Size([]))
+        >>> logits, auxiliary_loss = model(toy_batch(batch_size=8))  # training mode: a ModelOutput
+        >>> logits.shape, auxiliary_loss.shape, model.eval()(toy_batch(batch_size=8)).shape
+        (torch.Size([8]), torch.Size([]), torch.Size([8]))
     """
 
     def __init__(self, schema: Schema, *, embedding_dim: int = 16, hidden_units: tuple[int, ...] = (200, 80),
@@ -72,10 +73,9 @@ class DIEN(RankingModel):
         width = self.embedding.flat_dim + len(self.pairs) * embedding_dim * (3 if use_history_sum else 1)
         self.mlp = MLP(width, [*hidden_units, 1], dropout=dropout)
         self.auxiliary_weight = auxiliary_weight
-        self.auxiliary_loss: torch.Tensor | None = None
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        """Return logits of shape (B,); no sigmoid, because the task owns the link function."""
+    def forward(self, batch: Batch) -> torch.Tensor | ModelOutput:
+        """Return logits of shape (B,), no sigmoid; in training, with the auxiliary loss next to them."""
         fields = self.embedding(batch.features)                                      # (B, F, D)
         interests, auxiliary = [], []
         for (sequence, target), field, block, num_items in zip(
@@ -91,5 +91,7 @@ class DIEN(RankingModel):
                 sampled = torch.randint(min(2, num_items - 1), num_items, packed.ids.shape, device=fields.device)
                 negatives = self.embedding.lookup(target, sampled)                    # (P, D)
                 auxiliary.append(next_behaviour_loss(states, behaviours, negatives, packed))
-        self.auxiliary_loss = self.auxiliary_weight * torch.stack(auxiliary).sum() if auxiliary else None
-        return self.mlp(torch.cat([fields.flatten(1), *interests], dim=1)).squeeze(-1)  # (B,)
+        logits = self.mlp(torch.cat([fields.flatten(1), *interests], dim=1)).squeeze(-1)  # (B,)
+        if not auxiliary:
+            return logits
+        return ModelOutput(logits, self.auxiliary_weight * torch.stack(auxiliary).sum())

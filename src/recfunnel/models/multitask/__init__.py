@@ -1,0 +1,1 @@
+"""Multi-task models: several labels from one network, ``forward(batch) -> {label: logits}``."""

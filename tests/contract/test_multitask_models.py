@@ -1,0 +1,79 @@
+"""Every registered multi-task model, checked from the registry: a new model gets these tests free."""
+
+import inspect
+
+import pytest
+import torch
+
+from recfunnel.errors import SchemaError
+from recfunnel.models import build_model, list_models
+from recfunnel.tasks import BinaryTask, MultiTask
+from recfunnel.testing import toy_batch, toy_schema
+from recfunnel.train import build_optimizers
+
+MULTITASK = [info.name for info in list_models("multitask")]
+LABELS = ("click", "buy")
+TASK = MultiTask([BinaryTask(name) for name in LABELS])
+
+
+def _build(name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(name, toy_schema(labels=LABELS))
+
+
+def _batch(size: int = 64):
+    return toy_batch(batch_size=size, labels=LABELS)
+
+
+def test_registry_has_a_multitask_model():
+    assert "shared_bottom" in MULTITASK
+
+
+@pytest.mark.parametrize("name", MULTITASK)
+def test_returns_finite_logits_for_every_label(name):
+    logits = _build(name)(_batch(16))
+    assert list(logits) == list(LABELS)
+    assert all(v.shape == (16,) and torch.isfinite(v).all() for v in logits.values())
+
+
+@pytest.mark.parametrize("name", MULTITASK)
+def test_every_parameter_gets_a_gradient(name):
+    model = _build(name)
+    batch = _batch()
+    TASK.loss(model(batch), batch).backward()
+    assert not [n for n, p in model.named_parameters() if p.grad is None]
+
+
+@pytest.mark.parametrize("name", MULTITASK)
+def test_overfits_one_batch(name):
+    model, batch = _build(name), _batch()
+    optimizers = build_optimizers(model, lr=0.05, sparse_lr=0.05, weight_decay=0.0, sparse_optimizer="adam")
+    first = TASK.loss(model(batch), batch).item()
+    for _ in range(50):
+        loss = TASK.loss(model(batch), batch)
+        for opt in optimizers:
+            opt.zero_grad()
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
+    assert loss.item() < first / 2
+
+
+@pytest.mark.parametrize("name", MULTITASK)
+def test_state_dict_round_trip_and_seeded_build(name):
+    model, other, again = _build(name, seed=0).eval(), _build(name, seed=1).eval(), _build(name, seed=0).eval()
+    batch = _batch(8)
+    other.load_state_dict(model.state_dict())
+    for label in LABELS:
+        torch.testing.assert_close(model(batch)[label], other(batch)[label])
+        torch.testing.assert_close(model(batch)[label], again(batch)[label])
+
+
+@pytest.mark.parametrize("name", MULTITASK)
+def test_constructor_shape_and_one_label_refused(name):
+    info = next(i for i in list_models("multitask") if i.name == name)
+    params = list(inspect.signature(info.cls.__init__).parameters.values())
+    assert [p.name for p in params[:2]] == ["self", "schema"]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[2:]) and len(params) - 2 <= 8
+    with pytest.raises(SchemaError, match="predicts two or more labels; the schema has \\['click'\\]"):
+        build_model(name, toy_schema())
