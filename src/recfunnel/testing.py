@@ -1,6 +1,8 @@
-"""Seeded toy schemas and batches for doctests, contract tests and examples."""
+"""Seeded toy schemas and batches, and training checks, for doctests, contract tests and examples."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -77,3 +79,25 @@ def checkerboard(*, num_users: int = 40, num_items: int = 20, seed: int = 0) -> 
     frame["ts"] = frame.groupby("user_id").cumcount().astype(np.int64)
     last = frame.groupby("user_id")["ts"].transform("max") == frame["ts"]
     return frame[~last].reset_index(drop=True), frame[last].reset_index(drop=True)
+
+
+def overfit_one_batch(model: torch.nn.Module, loss: Callable[[], torch.Tensor], *, steps: int = 50,
+                      lr: float = 0.05) -> tuple[float, float]:
+    """Train ``model`` on one fixed batch for ``steps`` steps; returns (first, last) loss.
+
+    ``loss()`` runs the forward pass and returns the scalar loss; the optimizers are the ones the
+    Trainer builds (lazy Adam on the embedding rows at ``lr``, AdamW on the rest).
+    """
+    from recfunnel.train import build_optimizers
+
+    optimizers = build_optimizers(model, lr=lr, sparse_lr=0.05, weight_decay=0.0, sparse_optimizer="adam")
+    first = last = float(loss().detach())
+    for _ in range(steps):
+        value = loss()
+        for optimizer in optimizers:
+            optimizer.zero_grad()
+        value.backward()
+        for optimizer in optimizers:
+            optimizer.step()
+        last = float(value.detach())
+    return first, last

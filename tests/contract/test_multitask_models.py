@@ -8,8 +8,7 @@ import torch
 from recfunnel.errors import SchemaError
 from recfunnel.models import build_model, list_models
 from recfunnel.tasks import BinaryTask, MultiTask
-from recfunnel.testing import toy_batch, toy_schema
-from recfunnel.train import build_optimizers
+from recfunnel.testing import overfit_one_batch, toy_batch, toy_schema
 
 MULTITASK = [info.name for info in list_models("multitask")]
 LABELS = ("click", "buy")
@@ -47,16 +46,8 @@ def test_every_parameter_gets_a_gradient(name):
 @pytest.mark.parametrize("name", MULTITASK)
 def test_overfits_one_batch(name):
     model, batch = _build(name), _batch()
-    optimizers = build_optimizers(model, lr=0.05, sparse_lr=0.05, weight_decay=0.0, sparse_optimizer="adam")
-    first = TASK.loss(model(batch), batch).item()
-    for _ in range(50):
-        loss = TASK.loss(model(batch), batch)
-        for opt in optimizers:
-            opt.zero_grad()
-        loss.backward()
-        for opt in optimizers:
-            opt.step()
-    assert loss.item() < first / 2
+    first, last = overfit_one_batch(model, lambda: TASK.loss(model(batch), batch))
+    assert last < first / 2
 
 
 @pytest.mark.parametrize("name", MULTITASK)

@@ -7,7 +7,7 @@ import torch
 
 from recfunnel.models import build_model, list_models, split_output
 from recfunnel.tasks import BinaryTask, RegressionTask
-from recfunnel.testing import toy_batch, toy_schema
+from recfunnel.testing import overfit_one_batch, toy_batch, toy_schema
 
 # estimators (GBDT+LR, FTRL) train with their own fit and have their own tests
 RANKING = [info.name for info in list_models("ranking") if not info.is_estimator]
@@ -57,20 +57,9 @@ def test_overfits_one_batch(name, kind):
     model = _build(name)
     batch = toy_batch(batch_size=64, label_kind=kind)
     task = BinaryTask("click") if kind == "binary" else RegressionTask("click")
-    from recfunnel.train import build_optimizers
-
     # squared error on targets near 2 is steeper than log loss: Adam at 0.05 overshoots in deep MLPs (DLRM)
-    lr = 0.05 if kind == "binary" else 0.01
-    optimizers = build_optimizers(model, lr=lr, sparse_lr=0.05, weight_decay=0.0, sparse_optimizer="adam")
-    first = _loss(task, model, batch).item()
-    for _ in range(50):
-        loss = _loss(task, model, batch)
-        for opt in optimizers:
-            opt.zero_grad()
-        loss.backward()
-        for opt in optimizers:
-            opt.step()
-    assert loss.item() < first / 2
+    first, last = overfit_one_batch(model, lambda: _loss(task, model, batch), lr=0.05 if kind == "binary" else 0.01)
+    assert last < first / 2
 
 
 @pytest.mark.parametrize("name", RANKING)

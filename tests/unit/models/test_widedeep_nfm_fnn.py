@@ -9,8 +9,7 @@ from recfunnel.datasets import make_shop
 from recfunnel.models import build_model
 from recfunnel.nn.interaction import BiInteraction
 from recfunnel.tasks import RegressionTask
-from recfunnel.testing import toy_batch, toy_schema
-from recfunnel.train import build_optimizers
+from recfunnel.testing import overfit_one_batch, toy_batch, toy_schema
 
 TRAINER = {"max_epochs": 2, "batch_size": 512, "lr": 0.01, "sparse_lr": 0.02}
 COLUMNS = ["user_id", "item_id", "category", "price", "tags", "hour", "click"]
@@ -77,15 +76,7 @@ def test_fits_a_regression_label_with_raw_outputs(name):
     features = toy_batch(batch_size=32).features
     batch = Batch(features, {"rating": torch.linspace(-3.0, 5.0, 32)})
     task = RegressionTask("rating")
-    optimizers = build_optimizers(model, lr=0.05, sparse_lr=0.05, weight_decay=0.0, sparse_optimizer="adam")
-    first = task.loss(model(batch), batch).item()
-    for _ in range(100):
-        loss = task.loss(model(batch), batch)
-        for optimizer in optimizers:
-            optimizer.zero_grad()
-        loss.backward()
-        for optimizer in optimizers:
-            optimizer.step()
-    assert loss.item() < first / 4
+    first, last = overfit_one_batch(model, lambda: task.loss(model(batch), batch), steps=100)
+    assert last < first / 4
     outputs = model(batch)
     assert outputs.max() > 1.0 and outputs.min() < 0.0  # unbounded: no link function in the model
