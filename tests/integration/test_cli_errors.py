@@ -303,6 +303,8 @@ def test_model_kinds(cli):
     assert result.code == 0 and json.loads(result.out) == []  # a valid kind with no models yet
     multitask = json.loads(cli("models", "--kind", "multitask", "--json").out)
     assert [m["name"] for m in multitask] == ["shared_bottom"]
+    ranking = {m["name"] for m in json.loads(cli("models", "--kind", "ranking", "--json").out)}
+    assert {"deepfm", "gbdt_lr", "ftrl", "lambdarank"} <= ranking  # estimators with their own fit too
     retrieval = json.loads(cli("models", "--kind", "retrieval", "--json").out)
     assert {"popularity", "itemcf", "als", "bpr", "two_tower"} <= {m["name"] for m in retrieval}
     assert all(m["kind"] == "retrieval" for m in retrieval)
@@ -488,3 +490,14 @@ def test_predict_out_inside_a_file_or_a_directory(cli, artifact, data_dir, tmp_p
 def test_train_out_below_a_file(cli, data_dir, tmp_path):
     (tmp_path / "file").write_text("x")
     _train(cli, data_dir / "train.csv", "--out", tmp_path / "file" / "run").fails(f"'{tmp_path / 'file'}'")
+
+
+def test_models_lists_the_estimators_in_a_fresh_process():
+    # regression: the estimators register on import of recfunnel.estimators; `recfunnel models` must import it
+    import subprocess
+    import sys
+
+    code = "import sys; from recfunnel.cli.main import main; sys.exit(main(['models', '--kind', 'ranking', '--json']))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert {"gbdt_lr", "ftrl", "lambdarank", "deepfm"} <= {m["name"] for m in json.loads(done.stdout)}

@@ -61,7 +61,7 @@ def run_train(args: argparse.Namespace) -> int:
     from recfunnel.config import ranker_from_config
     from recfunnel.data import load_frame
     from recfunnel.data.infer import describe_schema
-    from recfunnel.models import get_model
+    from recfunnel.estimators import get_model  # with GBDT+LR, FTRL and LambdaMART registered
 
     config = _config_from_args(args)
     data = config["data"]
@@ -302,7 +302,7 @@ def run_similar(args: argparse.Namespace) -> int:
 def run_models(args: argparse.Namespace) -> int:
     """`recfunnel models [--kind K] [--json]`."""
     from recfunnel.errors import ConfigError, did_you_mean
-    from recfunnel.models import list_models
+    from recfunnel.estimators import list_models  # with GBDT+LR, FTRL and LambdaMART registered
     from recfunnel.models.base import KINDS
 
     if args.kind is not None and args.kind not in KINDS:
