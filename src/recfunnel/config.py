@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from recfunnel.errors import ConfigError, did_you_mean
+from recfunnel.estimators import get_model  # with the estimators that have their own fit registered
 from recfunnel.estimators.base import trainer_options
-from recfunnel.models import get_model
 
 RANKING_DATA_KEYS = ("train", "valid", "test", "label", "schema", "format", "on_nan", "negative_sampling",
                      "allow_single_class", "objective", "group")

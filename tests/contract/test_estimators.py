@@ -34,7 +34,7 @@ FACTORIES = {
     "gbdt_lr": lambda: GBDTRanker(label="click", num_trees=10, trainer={"max_epochs": 1, "progress": False}),
     "ftrl": lambda: FTRLRanker(label="click"),
     "lambdarank": lambda: LambdaRanker(label="click", group="user_id", num_trees=10),
-    "retriever": lambda: Retriever("popularity"),
+    "retriever": lambda: Retriever("youtube_dnn", trainer={"max_epochs": 2, "progress": False}),
 }
 
 
@@ -64,6 +64,7 @@ def test_save_and_load_give_the_same_outputs(tag, frame, tmp_path):
     estimator.save(tmp_path / tag)
     loaded = recfunnel.load(tmp_path / tag)
     assert type(loaded) is type(estimator)
+    assert loaded.history_ == estimator.history_ and loaded.metrics_.get("valid") == estimator.metrics_.get("valid")
     before, after = _outputs(estimator, frame), _outputs(loaded, frame)
     if before.dtype == object:
         assert before.tolist() == after.tolist()

@@ -196,3 +196,22 @@ def test_new_items_reach_the_two_tower_through_their_attributes(fresh, data):
     _, own, scores = source.retriever.top_indices(users, len(fresh.catalogue))
     position = int(np.flatnonzero(found == clone)[0])
     assert (scores[0][scores[0] > -np.inf] > expected).sum() == position  # ranked where its score puts it
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    (".", "stage path '.' in .* must name a folder inside the funnel artifact"),  # the funnel itself: no recursion
+    ("../elsewhere", "stage path '../elsewhere' in .* must name a folder inside"),
+    ("/tmp", "stage path '/tmp' in .* must name a folder inside"),
+    ("rank", "'rank' is not a Retriever artifact"),
+])
+def test_a_funnel_loads_its_stages_from_its_own_folders_only(trained, tmp_path, path, message):
+    import json
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained[2], copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["recall"][0]["path"] = path
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match=message):
+        Funnel.load(copy)

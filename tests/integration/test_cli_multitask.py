@@ -59,3 +59,14 @@ def test_several_labels_for_a_single_label_model_are_refused(cli, shop_files, tm
         "--out", tmp_path / "y").fails("ConfigError: ", "model 'shared_bottom' trains two or more labels")
     cli("train", "--model", "shared_bottom", "--train", shop_files / "t.csv", "--label", "click,bought",
         "--out", tmp_path / "z").fails("SchemaError: ", "label column 'bought' is missing")
+
+
+def test_a_multitask_ranker_watches_the_mean_of_the_monitor_it_is_given(shop_files):
+    from recfunnel import Ranker
+
+    frame = pd.read_csv(shop_files / "t.csv")
+    ranker = Ranker("shared_bottom", label="click,purchase", monitor="logloss",
+                    trainer={"max_epochs": 1, "progress": False}).fit(frame.iloc[:3000], frame.iloc[3000:4000])
+    assert ranker.task_.monitor == "mean_logloss" and ranker.task_.monitor_mode == "min"
+    row = ranker.history_[0]
+    assert row["valid_mean_logloss"] == pytest.approx((row["valid_click_logloss"] + row["valid_purchase_logloss"]) / 2)

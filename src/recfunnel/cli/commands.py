@@ -74,11 +74,9 @@ def run_train(args: argparse.Namespace) -> int:
     train = load_frame(data["train"], fmt=data.get("format"))
     valid = load_frame(data["valid"], fmt=data.get("format")) if data.get("valid") else None
     if ranker.schema is None:
-        from recfunnel.data.infer import infer_schema
-        from recfunnel.estimators.base import check_label_columns, label_names
+        from recfunnel.estimators.base import infer_for_labels
 
-        names = check_label_columns(train, label_names(data.get("label")))
-        ranker.schema = infer_schema(train, names if len(names) > 1 else names[0])
+        ranker.schema = infer_for_labels(train, ranker.label_names)
         if not args.json:
             console.print(_table("inferred schema (saved in the artifact; override with --schema)",
                                  ["column", "type", "details"], [list(r) for r in describe_schema(ranker.schema)]))

@@ -162,7 +162,7 @@ def build_for_weights(path: str | Path, build: Callable[[], torch.nn.Module],
     return model
 
 
-def artifact_model(path: str | Path, config: dict[str, Any], *, kind: str) -> ModelInfo:
+def artifact_model(path: str | Path, config: dict[str, Any], *, kinds: tuple[str, ...]) -> ModelInfo:
     """The registered model an artifact's ``config.json`` names in its ``"model"`` field.
 
     Names resolve through the registry only (built-in models and plugins registered in code), so
@@ -183,9 +183,10 @@ def artifact_model(path: str | Path, config: dict[str, Any], *, kind: str) -> Mo
             "built-in models or plugins registered in code (import the plugin's module first, or pass "
             "--plugin MODULE)."
         ) from None
-    if info.kind not in kind.split("|") or info.is_estimator:
+    if info.kind not in kinds or info.is_estimator:
         raise ArtifactError(f"{where} field 'model' is {name!r}, a {info.kind} "
-                            f"{'estimator' if info.is_estimator else 'model'}; this artifact needs a {kind.replace('|', ' or ')} model.")
+                            f"{'estimator' if info.is_estimator else 'model'}; this artifact needs a "
+                            f"{' or '.join(kinds)} model.")
     return info
 
 

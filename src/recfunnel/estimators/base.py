@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from recfunnel.data.infer import infer_schema
 from recfunnel.errors import ConfigError, SchemaError, did_you_mean
 from recfunnel.schema import Label, Schema
 from recfunnel.train import Trainer
@@ -95,11 +96,11 @@ def label_names(label: str | Sequence[str] | None) -> list[str] | None:
     return [n.strip() for n in names]
 
 
-def check_label_columns(frame: pd.DataFrame, names: list[str] | None) -> list[str]:
-    """The label columns to infer a schema with, each present in ``frame``.
+def infer_for_labels(frame: pd.DataFrame, names: list[str] | None, *, exclude: Sequence[str] = ()) -> Schema:
+    """The schema inferred from ``frame`` for the label column(s) ``names`` (see ``infer_schema``).
 
     Raises:
-        ConfigError: No label named (and no schema to read it from).
+        ConfigError: No label named (and so no schema to read one from).
         SchemaError: A named label column is missing from ``frame``.
     """
     if not names:
@@ -109,7 +110,7 @@ def check_label_columns(frame: pd.DataFrame, names: list[str] | None) -> list[st
         if name not in frame.columns:
             raise SchemaError(f"label column {name!r} is missing{did_you_mean(name, columns)}; "
                               f"columns present: {', '.join(columns)}.")
-    return names
+    return infer_schema(frame, names if len(names) > 1 else names[0], exclude=list(exclude))
 
 
 def resolve_labels(schema: Schema, names: list[str] | None, *, estimator: str, several: bool = False) -> list[Label]:

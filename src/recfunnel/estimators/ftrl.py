@@ -15,6 +15,7 @@ import torch
 import recfunnel
 from recfunnel.data.checks import check_bool, check_frame_columns, check_two_classes
 from recfunnel.data.columns import hash_values, numeric_column, strings
+from recfunnel.data.frames import Data
 from recfunnel.data.readers import CRITEO_COLUMNS
 from recfunnel.data.stream import iter_chunks
 from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
@@ -25,7 +26,6 @@ from recfunnel.schema import Categorical, Label, Schema
 from recfunnel.train.ftrl_proximal import FTRLProximal, check_hyperparameters, sigmoid
 
 KINDS = ("categorical", "numeric")
-Data = str | Path | pd.DataFrame
 
 
 def discretize(values: np.ndarray) -> np.ndarray:

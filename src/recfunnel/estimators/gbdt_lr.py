@@ -17,10 +17,9 @@ from recfunnel.data.batch import Batch
 from recfunnel.data.checks import check_bool, check_two_classes
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.frames import Data, load_frame
-from recfunnel.data.infer import infer_schema
 from recfunnel.errors import ConfigError, NotFittedError, SchemaError, did_you_mean
 from recfunnel.estimators.artifact import inconsistent, staged_directory
-from recfunnel.estimators.base import check_label_columns, label_names, resolve_labels
+from recfunnel.estimators.base import infer_for_labels, label_names, resolve_labels
 from recfunnel.estimators.ranker import Ranker, ranker_from_parts
 from recfunnel.metrics import auc
 from recfunnel.models import register_estimator
@@ -225,9 +224,7 @@ class GBDTRanker:
         """
         lightgbm = _lightgbm()
         train_frame = load_frame(train)
-        if self.schema is None:
-            names = check_label_columns(train_frame, label_names(self.label))
-        schema = self.schema or infer_schema(train_frame, names[0])
+        schema = self.schema or infer_for_labels(train_frame, label_names(self.label))
         label = resolve_labels(schema, label_names(self.label), estimator="GBDTRanker")[0]
         if label.kind != "binary":
             raise ConfigError(f"GBDTRanker supports binary labels only; label {label.name!r} is "
@@ -345,9 +342,8 @@ class GBDTRanker:
 
     @property
     def history_(self) -> list[dict[str, float]]:
-        """The head's per-epoch training history (empty after loading)."""
-        result = self.head_.result_ if self.head_ is not None else None
-        return result.history if result is not None else []
+        """The head's per-epoch training history (kept in the artifact)."""
+        return self.head_.history_ if self.head_ is not None else []
 
     # -- inference ------------------------------------------------------------------------------
     def _fitted(self) -> tuple[FeatureEncoder, Any, Ranker, str]:

@@ -18,10 +18,9 @@ from torch import nn
 from recfunnel.data.batch import Batch
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.frames import Data, load_frame
-from recfunnel.data.infer import infer_schema
 from recfunnel.errors import ArtifactError, ConfigError, SchemaError
 from recfunnel.estimators.artifact import inconsistent, write_artifact
-from recfunnel.estimators.base import check_label_columns, resolve_labels
+from recfunnel.estimators.base import infer_for_labels, resolve_labels
 from recfunnel.estimators.gbdt_lr import _lightgbm, feature_matrix, tree_inputs
 from recfunnel.estimators.ranker import Ranker
 from recfunnel.models import register_estimator
@@ -85,9 +84,7 @@ class LambdaRanker(Ranker):
         """Fit the encoder on ``train`` and boost; ``valid`` drives early stopping on NDCG@10."""
         lightgbm = _lightgbm()
         train_frame = load_frame(train)
-        if self.schema is None:
-            names = check_label_columns(train_frame, self.label_names)
-        schema = self.schema or infer_schema(train_frame, names[0], exclude=[str(self.group)])
+        schema = self.schema or infer_for_labels(train_frame, self.label_names, exclude=[str(self.group)])
         label = resolve_labels(schema, self.label_names, estimator="LambdaRanker")[0]
         self.task_ = self._task([label], 1.0)
         self.encoder_ = FeatureEncoder(schema, on_nan=self.on_nan).fit(train_frame)

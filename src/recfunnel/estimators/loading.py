@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from recfunnel.errors import ArtifactError, ConfigError
-from recfunnel.estimators.artifact import read_artifact
+from recfunnel.estimators.artifact import read_artifact, read_config
 from recfunnel.estimators.ftrl import load_ftrl
 from recfunnel.estimators.gbdt_lr import load_gbdt
 from recfunnel.estimators.lambdarank import load_lambdarank
@@ -46,13 +46,6 @@ def register_loader(tag: str, loader: Loader | None = None, *,
         _DIRECTORY_LOADERS[tag] = directory_loader  # type: ignore[assignment]
 
 
-def estimator_tag(root: Path) -> Any:
-    """The ``estimator`` entry of ``root/config.json``, or None when the directory has none."""
-    from recfunnel.estimators.artifact import read_config
-
-    return read_config(root).get("estimator")
-
-
 def load(path: str | Path) -> Any:
     """Load any recfunnel artifact by its estimator tag; never unpickles or imports anything it names.
 
@@ -60,13 +53,26 @@ def load(path: str | Path) -> Any:
         ArtifactError: No artifact at ``path``, a corrupt one, or a tag no loader knows.
     """
     root = Path(path)
-    # without a config.json, read_artifact below names every file that is missing
-    tag = estimator_tag(root) if (root / "config.json").is_file() else None
-    if isinstance(tag, str) and tag in _DIRECTORY_LOADERS:
-        return _DIRECTORY_LOADERS[tag](root)
-    parts = read_artifact(root)
+    if (root / "config.json").is_file():  # without one, read_artifact names every file that is missing
+        tag = read_config(root).get("estimator")
+        if isinstance(tag, str) and tag in _DIRECTORY_LOADERS:
+            return _DIRECTORY_LOADERS[tag](root)
+        if tag == "funnel":  # recfunnel.funnel, which registers the funnel's loader, was not imported
+            raise ArtifactError(f"{str(path)!r} holds a funnel; load it with recfunnel.load.")
+    return load_estimator(root)
+
+
+def load_estimator(path: str | Path) -> Any:
+    """Load a single-model artifact (a ranker, a retriever, ...), never one made of other artifacts:
+    what a funnel loads for its stages, so that a stage cannot name the funnel itself.
+
+    Raises:
+        ArtifactError: No artifact at ``path``, a corrupt one, or a tag no single-model loader knows.
+    """
+    parts = read_artifact(path)
+    tag = parts["config"].get("estimator")
     loader = _LOADERS.get(tag) if isinstance(tag, str) else None
     if loader is None:
         known = ", ".join(repr(t) for t in [*_LOADERS, *_DIRECTORY_LOADERS])
         raise ArtifactError(f"{str(path)!r} holds a {tag!r} estimator; expected one of {known}.")
-    return loader(root, parts)
+    return loader(Path(path), parts)

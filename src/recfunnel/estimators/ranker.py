@@ -16,7 +16,6 @@ from recfunnel.data.batch import Batch
 from recfunnel.data.checks import check_bool, check_two_classes
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.frames import Data, load_frame
-from recfunnel.data.infer import infer_schema
 from recfunnel.errors import ConfigError, NotFittedError, SchemaError, did_you_mean
 from recfunnel.estimators.artifact import (
     artifact_model,
@@ -25,7 +24,7 @@ from recfunnel.estimators.artifact import (
     model_card,
     write_artifact,
 )
-from recfunnel.estimators.base import check_label_columns, label_names, resolve_labels, resolve_trainer
+from recfunnel.estimators.base import infer_for_labels, label_names, resolve_labels, resolve_trainer
 from recfunnel.models import build_model, get_model
 from recfunnel.schema import Label, Schema
 from recfunnel.tasks import GROUP, OBJECTIVES, MultiTask, RankingTask, Task, task_for_label, task_from_dict
@@ -48,7 +47,8 @@ class Ranker:
             ``trainer_defaults`` (``RankingModel.trainer_defaults``: batch 1024, Adagrad with L2 on
             the embedding rows, up to 30 epochs), then the Trainer's own.
         on_nan: NaN in numeric columns: "mean" fills the training mean and warns, "error" raises.
-        monitor: Validation metric for early stopping (default: AUC for binary, RMSE for regression).
+        monitor: Validation metric for early stopping (default: AUC for binary, RMSE for regression);
+            with several labels, each label's, and early stopping watches their mean.
         seed: Seeds model initialisation and negative down-sampling (training is seeded by the
             trainer's own seed).
         negative_sampling: Train on every positive and this share of the negatives (drawn with
@@ -114,11 +114,7 @@ class Ranker:
             DataError: A binary label holds only one class in ``train`` (unless ``allow_single_class``).
         """
         train_frame = load_frame(train)
-        if self.schema is None:
-            names = check_label_columns(train_frame, self.label_names)
-            schema = infer_schema(train_frame, names if len(names) > 1 else names[0])
-        else:
-            schema = self.schema
+        schema = self.schema or infer_for_labels(train_frame, self.label_names)
         labels = resolve_labels(schema, self.label_names, estimator=f"model {self.model_name!r}",
                                 several=self.multitask)
         for label in labels:
@@ -150,7 +146,7 @@ class Ranker:
             if len(labels) < 2 or self.objective is not None or rate < 1.0:
                 raise ConfigError(f"model {self.model_name!r} trains two or more labels (label='click,purchase'), "
                                   f"without objective or negative_sampling; got labels {[lab.name for lab in labels]}.")
-            return MultiTask([task_for_label(lab.name, lab.kind) for lab in labels])
+            return MultiTask([task_for_label(lab.name, lab.kind, monitor=self.monitor) for lab in labels])
         label = labels[0]
         if self.objective is None:
             return task_for_label(label.name, label.kind, monitor=self.monitor, negative_rate=rate)
@@ -245,7 +241,7 @@ def _down_sample(frame: pd.DataFrame, label: str, rate: float, seed: int) -> pd.
 def ranker_from_parts(path: str | Path, parts: dict[str, Any]) -> Ranker:
     """Rebuild a Ranker from the parts ``read_artifact`` returned (GBDTRanker's head reuses this)."""
     config = parts["config"]
-    artifact_model(path, config, kind="ranking|multitask")  # a registered name, before anything is built from it
+    artifact_model(path, config, kinds=("ranking", "multitask"))  # a registered name, before anything is built from it
     with inconsistent(path, kind="artifact"):
         schema = Schema.from_dict(parts["schema"])
         encoder = FeatureEncoder.from_dict(parts["encoder"])

@@ -114,6 +114,7 @@ class Retriever:
         self.data_: Interactions | None = None
         self.result_: TrainResult | None = None
         self.metrics_: dict[str, Any] = {}
+        self._history: list[dict[str, float]] = []  # the saved history_ of a loaded retriever
         self.encoders_: dict[str, FeatureEncoder] = {}
 
     # -- training -------------------------------------------------------------------------------
@@ -164,8 +165,8 @@ class Retriever:
 
     @property
     def history_(self) -> list[dict[str, float]]:
-        """One row per training epoch of a gradient-trained model; empty for the others."""
-        return self.result_.history if self.result_ is not None else []
+        """One row per training epoch of a gradient-trained model (kept in the artifact); empty for the others."""
+        return self.result_.history if self.result_ is not None else list(self._history)
 
     def _info(self, num_users: int, num_items: int) -> InteractionInfo:
         schemas = {f"{side}_schema": enc.schema_ for side, enc in self.encoders_.items()}
@@ -493,7 +494,7 @@ def _encode_table(table: pd.DataFrame, key: str, ids: IdMap, role: str) -> tuple
 def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
     """Rebuild a Retriever from a read artifact (see ``recfunnel.load``)."""
     config, weights = parts["config"], parts["weights"]
-    artifact_model(path, config, kind="retrieval")  # a registered name, before anything is built from it
+    artifact_model(path, config, kinds=("retrieval",))  # a registered name, before anything is built from it
     with inconsistent(path, kind="artifact"):
         columns = config["columns"]
         retriever = Retriever(config["model"], params=config.get("params"), trainer=config.get("trainer"),
@@ -517,4 +518,5 @@ def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
     retriever.model_ = model
     retriever._remember(data)
     retriever.metrics_ = {k: v for k, v in parts["metrics"].items() if k != "history"}
+    retriever._history = parts["metrics"].get("history", [])
     return retriever

@@ -11,7 +11,8 @@ import pandas as pd
 import recfunnel
 from recfunnel.errors import ArtifactError, RecfunnelError
 from recfunnel.estimators.artifact import inconsistent, read_config, staged_directory
-from recfunnel.estimators.loading import load
+from recfunnel.estimators.loading import load_estimator
+from recfunnel.estimators.ranker import Ranker
 from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import NewItems, Recall
@@ -76,17 +77,30 @@ def read_funnel(path: str | Path) -> dict[str, Any]:
             if entry["type"] == "new_items":
                 recall.append(NewItems(k=entry["k"], column=entry.get("column"), places=entry.get("places", 0)))
                 continue
-            retriever = load(root / entry["path"])
-            if not isinstance(retriever, Retriever):
-                raise ArtifactError(f"{entry['path']!r} is not a retriever artifact.")
-            recall.append(Recall(retriever, k=entry["k"], name=entry["name"]))
+            recall.append(Recall(_stage(root, entry["path"], Retriever), k=entry["k"], name=entry["name"]))
         rank = None
         if config.get("rank"):
             spec = config["rank"]
-            rank = Rank(load(root / spec["path"]), users=users, user_key=spec["user_key"],
+            rank = Rank(_stage(root, spec["path"], Ranker), users=users, user_key=spec["user_key"],
                         item_key=spec["item_key"], context=spec.get("context"),
                         candidate_features=spec.get("candidate_features"))
         rerank = [reranker_from_dict(step) for step in config.get("rerank", [])]
         trained = int(config.get("num_trained_items", len(items)))
         return {"recall": recall, "rank": rank, "rerank": rerank, "items": items.iloc[:trained], "users": users,
                 "added": items.iloc[trained:]}
+
+
+def _stage(root: Path, folder: Any, cls: type) -> Any:
+    """The estimator saved in ``folder``, a sub-folder of the funnel artifact, checked to be a ``cls``.
+
+    A hand-edited config.json cannot send the funnel to an artifact elsewhere on disk (an absolute
+    path, ``..``, a symbolic link out), nor to the funnel itself.
+    """
+    inside, base = (root / str(folder)).resolve(), root.resolve()
+    if not isinstance(folder, str) or inside == base or not inside.is_relative_to(base):
+        raise ArtifactError(f"stage path {folder!r} in {str(root / 'config.json')!r} must name a folder inside "
+                            "the funnel artifact.")
+    stage = load_estimator(inside)
+    if not isinstance(stage, cls):
+        raise ArtifactError(f"{folder!r} is not a {cls.__name__} artifact.")
+    return stage

@@ -19,6 +19,7 @@ from scipy import sparse
 
 from recfunnel.data.splits import leave_last_k
 from recfunnel.errors import ConfigError, DataError, SchemaError, did_you_mean
+from recfunnel.estimators import get_model  # with the estimators that have their own fit registered
 from recfunnel.estimators.ranker import Ranker
 from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel.features import feature_names, feature_specs
@@ -26,7 +27,6 @@ from recfunnel.funnel.funnel import Funnel
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import NewItems, Recall
 from recfunnel.funnel.rerank import Reranker, lookup
-from recfunnel.models import get_model
 from recfunnel.schema import Categorical, Label, Schema
 from recfunnel.schema import Sequence as SequenceSpec
 from recfunnel.tasks import OBJECTIVES
