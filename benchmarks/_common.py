@@ -108,10 +108,13 @@ def feature_meta(schema: Schema, batch: Batch) -> list[dict[str, Any]]:
     return meta
 
 
-def batch_arrays(batch: Batch, label: str, prefix: str = "") -> dict[str, np.ndarray]:
-    """The encoded columns of a Batch as numpy arrays keyed ``{prefix}x.{name}`` and ``{prefix}y``."""
+def batch_arrays(batch: Batch, label: str | list[str], prefix: str = "") -> dict[str, np.ndarray]:
+    """The encoded columns of a Batch as numpy arrays keyed ``{prefix}x.{name}`` and ``{prefix}y``
+    (shape (N,), or (N, T) with a column per label when ``label`` is a list)."""
     arrays = {f"{prefix}x.{k}": v.numpy() for k, v in batch.features.items()}
-    arrays[f"{prefix}y"] = batch.labels[label].numpy().astype(np.float32)
+    labels = [label] if isinstance(label, str) else label
+    y = np.stack([batch.labels[name].numpy() for name in labels], axis=1).astype(np.float32)
+    arrays[f"{prefix}y"] = y[:, 0] if isinstance(label, str) else y
     return arrays
 
 

@@ -100,6 +100,9 @@ class BlockStream:
         count = 0
         hold = max(self.shuffle_buffer, batch_size)
         for block in self.blocks():
+            if not isinstance(block, Batch):
+                raise ConfigError(f"a BlockStream's blocks must be encoded Batches (FeatureEncoder.transform of a "
+                                  f"chunk); got {type(block).__name__}.")
             if len(block) == 0:
                 continue
             held.append(block)

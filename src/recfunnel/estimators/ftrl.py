@@ -176,7 +176,6 @@ class FTRLRanker:
 
     model_name = "ftrl"
     reads_files = True  # ``fit``/``evaluate`` take a path and stream it (the CLI passes paths)
-    history_: list[dict[str, float]] = []  # one streaming pass: no per-epoch validation history
 
     def __init__(self, *, label: str | None = None, columns: list[str] | dict[str, str] | None = None,
                  alpha: float = 0.1, beta: float = 1.0, l1: float = 1.0, l2: float = 1.0, hash_bits: int = 22,
@@ -204,6 +203,11 @@ class FTRLRanker:
         self.metrics_: dict[str, Any] = {}
         self._progressive = [0.0, 0]  # summed log loss before each step, and its rows
         self._positives = 0  # rows with label 1, to tell a single-class training set in ``fit``
+
+    @property
+    def history_(self) -> list[dict[str, float]]:
+        """Empty: FTRL learns in streaming passes, with no per-epoch validation history."""
+        return []
 
     def params(self) -> dict[str, Any]:
         """The constructor arguments, JSON-able, as saved in ``config.json``."""

@@ -84,6 +84,10 @@ def test_an_empty_stream_and_a_wrong_train_argument_are_refused():
         Trainer(progress=False).fit(model, BinaryTask("click"), BlockStream(lambda: iter(())))
     with pytest.raises(ConfigError, match="train must be a Batch or a BatchSource"):
         Trainer(progress=False).fit(model, BinaryTask("click"), [toy_batch()])
+    with pytest.raises(ConfigError, match="blocks must be encoded Batches .* got DataFrame"):
+        import pandas as pd
+
+        Trainer(progress=False).fit(model, BinaryTask("click"), BlockStream(lambda: iter([pd.DataFrame({"a": [1]})])))
     with pytest.raises(ConfigError, match="shuffle_buffer must be an integer >= 0; got -1"):
         BlockStream(lambda: iter(()), shuffle_buffer=-1)
 

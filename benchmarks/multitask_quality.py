@@ -1,0 +1,127 @@
+"""Two objectives on MovieLens 100K with every system's defaults: recfunnel's shared_bottom against
+torch-rechub's SharedBottom and two single-task recfunnel DeepFMs, on identical rows.
+
+Run (from the repository root)::
+
+    .venv/bin/python benchmarks/multitask_quality.py --data ../shared/data
+    # options: --seeds 3 --no-peers
+
+Rows: ``movielens_ctr(read_movielens(...))`` with the user and item features of BENCHMARKS.md's
+ranking split (user_id, item_id, age, gender, occupation, zip; genres as a bag), split 80/10/10 by
+``random_split(n, (0.8, 0.1, 0.1), seed=2026)``. Labels: ``like`` = rating >= 4 (55% of rows) and
+``love`` = rating 5 (21%): love implies like.
+
+Systems, each with its defaults (no grid):
+
+* recfunnel ``Ranker("shared_bottom", label=["like", "love"])``: early stopping on the mean valid AUC;
+* recfunnel two ``Ranker("deepfm", label=...)``, one per label;
+* torch-rechub 0.9.0 ``SharedBottom`` as its multi-task examples build and train it
+  (``benchmarks/peers/rechub_multitask.py``; embed_dim 4 as in those examples, and 16, recfunnel's
+  default), up to 30 epochs with patience 3 on the first task's valid AUC.
+
+The table gives test AUC per label, the mean over ``--seeds`` seeds (2026, 2027, ...) and its standard
+deviation; "train s" is one run's fit time (with per-epoch validation). Timings are single runs on
+a shared 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+from _common import batch_arrays, feature_meta, ml100k_schema, run_peer, set_threads
+
+from recfunnel import Ranker
+from recfunnel.data import FeatureEncoder, random_split, read_movielens
+from recfunnel.data.movielens import movielens_ctr
+from recfunnel.metrics import auc
+from recfunnel.schema import Label, Schema
+
+LABELS = ["like", "love"]
+SEED = 2026
+
+
+def load(data: str) -> tuple[Schema, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """The schema and the (train, valid, test) frames with labels like and love."""
+    from pathlib import Path
+
+    root = Path(data) / "ml-100k" if (Path(data) / "ml-100k").is_dir() else Path(data)
+    movielens = read_movielens(root)
+    frame = movielens_ctr(movielens).drop(columns=["timestamp", "click"])
+    rating = movielens.ratings["rating"].to_numpy()
+    frame["like"], frame["love"] = (rating >= 4).astype(np.int64), (rating >= 5).astype(np.int64)
+    schema = Schema(*ml100k_schema().inputs, *(Label(name) for name in LABELS))
+    parts = random_split(len(frame), (0.8, 0.1, 0.1), seed=SEED)
+    return schema, tuple(frame.iloc[index] for index in parts)  # type: ignore[return-value]
+
+
+def ours(schema: Schema, splits: tuple, seed: int) -> dict[str, object]:
+    """recfunnel's shared_bottom and two DeepFMs, defaults only."""
+    train, valid, test = splits
+    started = time.perf_counter()
+    shared = Ranker("shared_bottom", label=LABELS, schema=schema, seed=seed,
+                    trainer={"seed": seed, "progress": False}).fit(train, valid)
+    rows = {"recfunnel shared_bottom": (shared.predict(test), time.perf_counter() - started)}
+    single, seconds = [], 0.0
+    for label in LABELS:
+        started = time.perf_counter()
+        one = Schema(*schema.inputs, Label(label))
+        ranker = Ranker("deepfm", label=label, schema=one, seed=seed, trainer={"seed": seed, "progress": False})
+        single.append(ranker.fit(train, valid).predict(test))
+        seconds += time.perf_counter() - started
+    rows["recfunnel DeepFM, one per label"] = (np.stack(single, axis=1), seconds)
+    return rows
+
+
+def peers(schema: Schema, splits: tuple, seed: int) -> dict[str, object]:
+    """torch-rechub's SharedBottom on the rows our encoder produced (fitted on train)."""
+    encoder = FeatureEncoder(schema).fit(splits[0])
+    batches = [encoder.transform(part) for part in splits]
+    arrays: dict[str, np.ndarray] = {}
+    for prefix, batch in zip(("train.", "valid.", "test."), batches, strict=True):
+        arrays.update(batch_arrays(batch, LABELS, prefix=prefix))
+    rows = {}
+    for dim in (4, 16):
+        config = {"features": feature_meta(encoder.schema_, batches[0]), "embedding_dim": dim, "seed": seed,
+                  "max_epochs": 30, "patience": 3}
+        result = run_peer("rechub_multitask.py", arrays, config)
+        rows[f"torch-rechub SharedBottom, embed_dim {dim}"] = (np.asarray(result["test_pred"]),
+                                                                result["fit_seconds"])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="directory holding ml-100k/")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--no-peers", action="store_true")
+    args = parser.parse_args()
+    set_threads()
+    schema, splits = load(args.data)
+    truth = splits[2][LABELS].to_numpy()
+    print(f"MovieLens 100K: {', '.join(f'{len(s):,}' for s in splits)} rows; like {truth[:, 0].mean():.2f}, "
+          f"love {truth[:, 1].mean():.2f} of test rows", flush=True)
+    scores: dict[str, list[list[float]]] = {}
+    seconds: dict[str, float] = {}
+    for seed in range(SEED, SEED + args.seeds):
+        runs = ours(schema, splits, seed)
+        if not args.no_peers:
+            runs.update(peers(schema, splits, seed))
+        for name, (predictions, spent) in runs.items():
+            scores.setdefault(name, []).append([auc(truth[:, t], predictions[:, t]) for t in range(len(LABELS))])
+            seconds.setdefault(name, spent)
+            print(f"  seed {seed} {name}: " + ", ".join(f"{label} {s:.4f}" for label, s in
+                                                          zip(LABELS, scores[name][-1], strict=True)), flush=True)
+    print(f"\n| system | {' | '.join(f'{label} test AUC' for label in LABELS)} | train s |")
+    print("|---|" + "---:|" * (len(LABELS) + 1))
+    for name, values in scores.items():
+        table = np.asarray(values)
+        cells = [f"{table[:, t].mean():.4f} ({table[:, t].std():.4f})" for t in range(len(LABELS))]
+        print(f"| {name} | {' | '.join(cells)} | {seconds[name]:.0f} |")
+    print(f"mean (sd) over {args.seeds} seed(s) from {SEED}; train s: the first seed's run.")
+
+
+if __name__ == "__main__":
+    main()
