@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from recfunnel.data.interactions import IdMap, InteractionInfo, Interactions
+from recfunnel.data.interactions import IdMap, Interactions, retrieval_schema
 from recfunnel.models.retrieval.itemcf import ItemCF, item_neighbors
 
 
@@ -66,7 +66,7 @@ def main() -> None:
     del matrix
     started = time.perf_counter()
     if args.block_nnz is None:
-        model = ItemCF(InteractionInfo(args.users, args.items), similarity=args.similarity,
+        model = ItemCF(retrieval_schema(args.users, args.items), similarity=args.similarity,
                        neighbors=args.neighbors).fit(data)
         neighbours = model.neighbor_matrix
     else:

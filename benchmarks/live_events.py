@@ -55,7 +55,7 @@ def run(dataset: str, data: str) -> str:
         if model not in fitted:  # one fit per model; the options below only change the query
             fitted[model] = Retriever(model, time_col=split["time_col"]).fit(train)
         retriever = fitted[model]
-        defaults = type(retriever.model_)(retriever.model_.info)  # the constructor's defaults
+        defaults = type(retriever.model_)(retriever.model_.schema)  # the constructor's defaults
         for name in ("live_halfway", "recency_decay"):
             if hasattr(defaults, name):
                 setattr(retriever.model_, name, params.get(name, getattr(defaults, name)))

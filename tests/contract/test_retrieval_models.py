@@ -7,9 +7,11 @@ survive save/load with identical lists, and give the same lists under the same s
 
 import numpy as np
 import pytest
+import torch
 
 import recfunnel
 from recfunnel import Retriever
+from recfunnel.data.interactions import item_batch, query_batch
 from recfunnel.models import list_models
 from recfunnel.testing import checkerboard
 
@@ -81,3 +83,26 @@ def test_unknown_user_gets_a_full_list(name, board):
     train, _ = board
     top = _fit(name, train).recommend(["nobody"], k=5)
     assert top.valid.all()
+
+
+@pytest.mark.parametrize("name", RETRIEVAL)
+def test_answers_on_batches_of_codes_from_its_schema(name, board):
+    """The one model contract: built from a schema with roles, answering on Batches of codes."""
+    train, _ = board
+    retriever = _fit(name, train)
+    model = retriever.model_
+    schema = model.schema
+    assert (schema["user"].role, schema["item"].role, schema["history"].role) == ("user", "item", "history")
+    assert schema["history"].shares == "item" and model.num_items == schema.vocab_size("item") - 2 == 20
+    users = retriever.data_.user_ids.index([0, 1, 2])
+    query = query_batch(users, retriever.history(users))
+    assert int(query.features["history"].min()) >= 0  # codes: 0 pads, never -1
+    with torch.no_grad():
+        scores = model.score(query)
+        assert scores.shape == (3, model.num_items) and torch.isfinite(scores).all()
+        if model.has_vectors:
+            queries, catalogue = model.encode_query(query), model.item_vectors()
+            dot = queries @ catalogue.T
+            torch.testing.assert_close(scores, dot if dot.ndim == 2 else dot.amax(1), rtol=1e-4, atol=1e-4)
+            picked = model.encode_items(item_batch(np.array([3, 0, 7])))
+            torch.testing.assert_close(picked, catalogue[[3, 0, 7]], rtol=1e-5, atol=1e-6)

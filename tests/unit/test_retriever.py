@@ -62,8 +62,7 @@ def test_item_features_add_items_without_interactions(frame):
     assert model.data_.item_ids.ids.tolist() == ["a", "b", "c", "d", "z"]
     assert model.data_.item_features.features["category"].shape == (5,)
     assert "z" in model.recommend("u2", k=4).items[0]
-    loaded_info = model.model_.info
-    assert loaded_info.item_schema is not None and loaded_info.user_schema is None
+    assert model.model_.item_features.names == ["iid", "category", "price"] and model.model_.user_features is None
 
 
 def test_feature_table_errors(frame):
@@ -112,13 +111,15 @@ def test_scores_are_sorted_and_finite(frame):
     assert np.isfinite(top.scores).all() and (np.diff(top.scores[0]) <= 0).all()
 
 
-def test_feature_table_key_column_gets_the_id_role(frame):
+def test_feature_tables_join_the_model_schema_with_their_roles(frame):
     items = pd.DataFrame({"iid": ["a", "b"], "category": ["x", "y"]})
     users = pd.DataFrame({"uid": ["u1"], "age": [30.0]})
     model = Retriever("popularity", user_col="uid", item_col="iid").fit(frame, item_features=items,
                                                                         user_features=users)
-    assert model.model_.info.item_schema["iid"].role == "item"
-    assert model.model_.info.user_schema["uid"].role == "user"
+    schema = model.model_.schema
+    assert schema["iid"].role == "item" and schema["category"].role is None  # the item's key and attribute
+    assert schema["age"].role == "user" and "uid" not in schema  # the user's profile, not its key again
+    assert schema["history"].shares == "item" and schema.vocab_size("item") == len(model.data_.item_ids) + 2
 
 
 def test_faiss_index_gives_the_exact_lists_for_a_vector_model(tmp_path):

@@ -131,7 +131,7 @@ def _train_retriever(args: argparse.Namespace, config: dict[str, Any]) -> int:
                   item_features=read["item_features"])
     out = retriever.save(config.get("out") or default_out(config["model"]["name"]))
     metrics = retriever.metrics_.get("valid", {})
-    info = retriever.model_.info if retriever.model_ else None
+    info = retriever.model_
     if args.json:
         emit_json({"artifact": str(out), "metrics": metrics,
                    "history": retriever.result_.history if retriever.result_ else []})

@@ -6,18 +6,22 @@ test rows, so every model sees one index space. Nothing here loops over rows in 
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy import sparse
 
 from recfunnel.data.batch import Batch
 from recfunnel.errors import DataError, SchemaError, did_you_mean
-from recfunnel.schema import Schema
+from recfunnel.schema import Categorical, Schema, Sequence
 
-__all__ = ["History", "IdMap", "Interactions", "InteractionInfo", "lookup_ids", "normalize_ids"]
+__all__ = ["History", "IdMap", "Interactions", "item_batch", "lookup_ids", "normalize_ids", "query_batch", "read_query",
+           "retrieval_schema", "side_schema", "to_codes", "to_index"]
 
 
 class IdMap:
@@ -94,16 +98,65 @@ def normalize_ids(values: np.ndarray) -> np.ndarray:
     return values
 
 
-@dataclass(frozen=True)
-class InteractionInfo:
-    """What a retrieval model is built from (the retrieval analogue of a Schema): catalogue sizes,
-    the history length it may read, and the fitted schemas of the user and item feature tables."""
+PADDING, OOV, FIRST_CODE = 0, 1, 2  # the encoder's codes: catalogue index i is code i + FIRST_CODE
+ID_NAMES = ("user", "item", "history")  # the id features of every retrieval schema
 
-    num_users: int
-    num_items: int
-    max_history: int = 50
-    user_schema: Schema | None = None
-    item_schema: Schema | None = None
+
+def retrieval_schema(num_users: int, num_items: int, *, max_history: int = 50, user_features: Schema | None = None,
+                     item_features: Schema | None = None) -> Schema:
+    """What a retrieval model is built from: the user and item ids, the history sharing the item
+    vocabulary, and the fitted specs of the user and item feature tables.
+
+    Ids are encoder codes: 0 pads, 1 is out of vocabulary, user / item index ``i`` is code
+    ``i + 2``. A user-table feature has role "user"; an item-table feature keeps its table's
+    role ("item" for the table's key, None for the item's attributes), so every input that is
+    neither an id nor a user feature describes the item. The user table's key is left out: a user
+    tower reads the user's profile, and a user-id embedding, where a model wants one, is its own
+    table over ``user``.
+
+    Example:
+        >>> schema = retrieval_schema(3, 5, max_history=4)
+        >>> schema.vocab_size("item"), schema["history"].shares
+        (7, 'item')
+    """
+    specs: list[Any] = [Categorical("user", role="user", vocab_size=num_users + FIRST_CODE),
+                        Categorical("item", role="item", vocab_size=num_items + FIRST_CODE),
+                        Sequence("history", max_len=max_history, shares="item", role="history")]
+    sides = (("user", user_features), ("item", item_features))
+    for side, table in sides:
+        for spec in table.inputs if table is not None else ():
+            if spec.name in ID_NAMES:
+                raise SchemaError(f"the {side} feature table has a column named {spec.name!r}, a name retrieval "
+                                  f"keeps for its ids ({', '.join(ID_NAMES)}); rename that column.")
+            if side == "user":
+                if spec.role != "user":  # the key (role "user") is left out; see above
+                    specs.append(dataclasses.replace(spec, role="user"))
+            else:
+                specs.append(dataclasses.replace(spec, role="item" if spec.role == "item" else None))
+    return Schema(*specs)
+
+
+def side_schema(schema: Schema, side: str) -> Schema | None:
+    """The user or item features of a retrieval schema (ids left out), or None when it has none."""
+    names = [spec.name for spec in schema.inputs if spec.name not in ID_NAMES
+             and (spec.role == "user") == (side == "user") and spec.role != "context"]
+    return schema.select(names) if names else None
+
+
+def catalogue_size(schema: Schema, name: str = "item") -> int:
+    """Users or items a retrieval schema covers (its vocabulary less padding and OOV)."""
+    return schema.vocab_size(name) - FIRST_CODE
+
+
+def to_codes(index: np.ndarray | torch.Tensor, *, missing: int = OOV) -> torch.Tensor:
+    """Catalogue indices (-1: none) to codes; -1 becomes ``missing`` (OOV for ids, PADDING for histories)."""
+    index = torch.as_tensor(np.asarray(index) if isinstance(index, np.ndarray) else index, dtype=torch.int64)
+    return torch.where(index >= 0, index + FIRST_CODE, torch.full_like(index, missing))
+
+
+def to_index(codes: torch.Tensor) -> torch.Tensor:
+    """Codes back to catalogue indices; padding and OOV become -1."""
+    return torch.where(codes >= FIRST_CODE, codes - FIRST_CODE, torch.full_like(codes, -1))
 
 
 @dataclass
@@ -179,10 +232,9 @@ class Interactions:
     def __len__(self) -> int:
         return len(self.users)
 
-    @property
-    def info(self) -> InteractionInfo:
-        """Catalogue sizes (the Retriever adds the history length and feature schemas)."""
-        return InteractionInfo(len(self.user_ids), len(self.item_ids))
+    def schema(self, max_history: int = 50) -> Schema:
+        """The retrieval schema of these ids (no feature tables; the Retriever adds those)."""
+        return retrieval_schema(len(self.user_ids), len(self.item_ids), max_history=max_history)
 
     def known(self) -> Interactions:
         """Only the rows whose user and item are both in the maps."""
@@ -240,6 +292,67 @@ class Interactions:
         owners = np.lib.stride_tricks.sliding_window_view(owner, max_len)[: len(items)]
         history = np.where(owners == users[:, None], windows, -1)
         return order, history
+
+
+def query_batch(users: np.ndarray, history: History | None) -> Batch:
+    """The Batch a retrieval model answers queries from, in codes.
+
+    ``user`` (B,) (OOV for a user unseen in training); with a history, ``history`` (B, L) the
+    recent items, padded with 0, ``seen`` a (B, V) sparse CSR tensor over item codes of every
+    item the user took, and ``live``, when given, the part of ``seen`` that arrived after training.
+
+    Example:
+        >>> hist = History(sparse.csr_matrix(np.array([[0, 1.0]])), np.array([[-1, 1]]))
+        >>> batch = query_batch(np.array([-1]), hist)
+        >>> batch.features["user"].tolist(), batch.features["history"].tolist()
+        ([1], [[0, 3]])
+        >>> read_query(batch, num_items=2, max_history=2)[1].matrix.toarray().tolist()
+        [[0.0, 1.0]]
+    """
+    features = {"user": to_codes(np.asarray(users, dtype=np.int64))}
+    if history is not None:
+        features["history"] = to_codes(np.asarray(history.recent, dtype=np.int64), missing=PADDING)
+        if history.matrix is not None:
+            features["seen"] = _sparse_codes(history.matrix)
+        if history.live is not None:
+            features["live"] = _sparse_codes(history.live)
+    return Batch(features)
+
+
+def item_batch(items: np.ndarray) -> Batch:
+    """A Batch of item codes from catalogue indices (-1: out of vocabulary), for ``encode_items``
+    and ``similar``."""
+    return Batch({"item": to_codes(np.asarray(items, dtype=np.int64))})
+
+
+def read_query(batch: Batch, *, num_items: int, max_history: int) -> tuple[np.ndarray, History]:
+    """A query Batch back to (user indices, -1 for unseen users; their History) in index space,
+    the layout of a retrieval model's tables; what the batch leaves out is empty."""
+    features = batch.features
+    users = to_index(features["user"]).numpy()
+    recent = (to_index(features["history"]).numpy() if "history" in features
+              else np.full((len(users), max_history), -1, np.int64))
+    matrix = (_sparse_index(features["seen"], num_items) if "seen" in features
+              else sparse.csr_matrix((len(users), num_items), dtype=np.float32))
+    live = _sparse_index(features["live"], num_items) if "live" in features else None
+    return users, History(matrix, recent, live)
+
+
+def _sparse_codes(matrix: sparse.csr_matrix) -> torch.Tensor:
+    """A (B, num_items) CSR over catalogue indices as a (B, num_items + 2) sparse tensor over codes."""
+    matrix = sparse.csr_matrix(matrix)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
+                                       torch.from_numpy(matrix.indices.astype(np.int64) + FIRST_CODE),
+                                       torch.from_numpy(matrix.data.astype(np.float32)),
+                                       size=(matrix.shape[0], matrix.shape[1] + FIRST_CODE), check_invariants=False)
+
+
+def _sparse_index(tensor: torch.Tensor, num_items: int) -> sparse.csr_matrix:
+    """Inverse of ``_sparse_codes`` (codes below 2 would be no item and are not expected)."""
+    return sparse.csr_matrix((tensor.values().numpy(), tensor.col_indices().numpy() - FIRST_CODE,
+                              tensor.crow_indices().numpy()), shape=(tensor.shape[0], num_items))
 
 
 def _numeric(frame: pd.DataFrame, column: str, dtype: type) -> np.ndarray:

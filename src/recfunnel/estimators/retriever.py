@@ -25,7 +25,18 @@ from recfunnel.data.checks import check_frame_columns, check_k, plain
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.frames import Data, load_frame
 from recfunnel.data.infer import infer_schema
-from recfunnel.data.interactions import History, IdMap, InteractionInfo, Interactions, history_for
+from recfunnel.data.interactions import (
+    OOV,
+    History,
+    IdMap,
+    Interactions,
+    history_for,
+    item_batch,
+    query_batch,
+    retrieval_schema,
+    to_codes,
+    to_index,
+)
 from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
 from recfunnel.estimators.artifact import artifact_model, build_for_weights, inconsistent, write_artifact
 from recfunnel.estimators.base import resolve_trainer
@@ -33,7 +44,7 @@ from recfunnel.index import INDEX_KINDS, build_index, topk_excluding, topk_stati
 from recfunnel.metrics import coverage, ranking_report
 from recfunnel.models import build_model, get_model
 from recfunnel.models.retrieval.base import RetrievalModel
-from recfunnel.schema import Categorical
+from recfunnel.schema import Categorical, Schema
 from recfunnel.tasks import RetrievalTask
 from recfunnel.train import Trainer, TrainResult
 
@@ -148,13 +159,14 @@ class Retriever:
             if table is not None:
                 self.encoders_[side], batch = _encode_table(table, key, ids, side)
                 setattr(data, f"{side}_features", batch)
-        info = self._info(len(data.user_ids), len(data.item_ids))
+        schema = self._schema(len(data.user_ids), len(data.item_ids))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            model: Any = build_model(self.model_name, info, self.params)  # type: ignore[arg-type]
+            model: RetrievalModel = build_model(self.model_name, schema, self.params)
             if model.gradient_trained:
-                self.result_ = self.trainer.fit(model, RetrievalTask(), model.training_batch(data, seed=self.seed))
-                model.eval()
+                module: Any = model
+                self.result_ = self.trainer.fit(module, RetrievalTask(), module.training_batch(data, seed=self.seed))
+                module.eval()
             else:
                 model.fit(data)
         self.model_, self._index = model, None
@@ -168,9 +180,10 @@ class Retriever:
         """One row per training epoch of a gradient-trained model (kept in the artifact); empty for the others."""
         return self.result_.history if self.result_ is not None else list(self._history)
 
-    def _info(self, num_users: int, num_items: int) -> InteractionInfo:
-        schemas = {f"{side}_schema": enc.schema_ for side, enc in self.encoders_.items()}
-        return InteractionInfo(num_users, num_items, self.max_history, **schemas)
+    def _schema(self, num_users: int, num_items: int) -> Schema:
+        """The model's schema: the ids, the history and the feature tables' fitted specs."""
+        tables = {f"{side}_features": enc.schema_ for side, enc in self.encoders_.items()}
+        return retrieval_schema(num_users, num_items, max_history=self.max_history, **tables)
 
     def _remember(self, data: Interactions) -> None:
         """Keep the training interactions (time-ordered) for seen-item exclusion and histories."""
@@ -218,7 +231,7 @@ class Retriever:
     def _scores(self, users: np.ndarray, hist: History) -> torch.Tensor:
         model, _ = self._fitted()
         with torch.no_grad():  # not inference_mode: the rows are edited in place after
-            scores = model.score(users, hist).float()
+            scores = model.score(query_batch(users, hist)).float()
         cold = self._cold(users, hist)
         if cold.any():  # the popularity fallback
             scores[torch.from_numpy(cold)] = self.popularity_
@@ -232,9 +245,9 @@ class Retriever:
             if self._static is None:
                 with torch.no_grad():
                     nobody = np.array([-1])
-                    row = model.score(nobody, self.history(nobody))[0].float()
+                    row = model.score(query_batch(nobody, self.history(nobody)))[0].float()
                 self._static = (row, np.argsort(-row.numpy(), kind="stable"))
-            blocked = exclude if exclude is not None else sparse.csr_matrix((len(users), model.info.num_items))
+            blocked = exclude if exclude is not None else sparse.csr_matrix((len(users), model.num_items))
             return topk_static(self._static[0], self._static[1], k, blocked)
         if self.index == "exact" or not model.has_vectors:
             values, items = topk_excluding(self._scores(users, hist), k, exclude)
@@ -243,7 +256,7 @@ class Retriever:
             with torch.no_grad():
                 self._index = build_index(model.item_vectors(), self.index, **self.index_params)
         with torch.no_grad():
-            values, items = self._index.search(model.query_vectors(users, hist), k, exclude)
+            values, items = self._index.search(model.encode_query(query_batch(users, hist)), k, exclude)
         cold = self._cold(users, hist)
         if cold.any():
             rows = np.flatnonzero(cold)
@@ -254,7 +267,7 @@ class Retriever:
 
     def _chunk(self) -> int:
         model, _ = self._fitted()
-        return max(1, (1 << 24) // max(model.info.num_items, 1))  # about 64 MB of float scores per chunk
+        return max(1, (1 << 24) // max(model.num_items, 1))  # about 64 MB of float scores per chunk
 
     def recommend(self, users: Any, k: int = 10, *, exclude_seen: bool = True,
                   recent: list[list[Any]] | None = None) -> Recommendations:
@@ -298,7 +311,7 @@ class Retriever:
         if len(unknown):
             raise DataError(f"unknown item id(s) {unknown[:5].tolist()}: not in the training data.")
         with torch.no_grad():  # not inference_mode: the rows are edited in place after
-            scores = model.similar(index).float()
+            scores = model.similar(item_batch(index)).float()
         itself = sparse.csr_matrix((np.ones(len(index)), (np.arange(len(index)), index)), shape=scores.shape)
         values, top = topk_excluding(scores, k, itself)
         lists = self._lists(data.item_ids.ids[index].astype(object), top.numpy(), values.numpy())
@@ -327,7 +340,7 @@ class Retriever:
                 wanted[row, : len(values)] = data.item_ids.index(np.asarray(values, dtype=object))
         index = data.user_ids.index(np.asarray(users, dtype=object))
         extra = None if recent is None else [list(r) if r is not None else [] for r in recent]
-        source = explain(self.history(index, extra), wanted)
+        source = to_index(explain(query_batch(index, self.history(index, extra)), to_codes(wanted))).numpy()
         return [[plain(data.item_ids.ids[s]) if s >= 0 else None for s in source[row, : len(values)]]
                 for row, values in enumerate(items)]
 
@@ -339,21 +352,22 @@ class Retriever:
                               "(als, bpr, item2vec, youtube_dnn, two_tower, mind).")
         index = data.user_ids.index(np.atleast_1d(np.asarray(users, dtype=object if np.ndim(users) == 0 else None)))
         with torch.no_grad():
-            return model.query_vectors(index, self.history(index, recent)).numpy()
+            return model.encode_query(query_batch(index, self.history(index, recent))).numpy()
 
     def encode_new_items(self, table: pd.DataFrame) -> np.ndarray | None:
         """(N, D) vectors of items described only by their features (added after training), or
         None when the model cannot place an item without an id (no item tower over features)."""
         model, _ = self._fitted()
         encoder = self.encoders_.get("item")
-        if encoder is None or not hasattr(model, "encode_items") or getattr(model, "item_side", None) is None:
+        if encoder is None or not model.reads_item_features or model.item_features is None:
             return None
         columns = [spec.name for spec in encoder.schema_.inputs]
         quiet = copy.copy(encoder)
         quiet.warn_nan = False  # attributes a new item lacks are expected to be missing
         batch = quiet.transform(check_frame_columns(table).reindex(columns=columns), labels=False)
+        unknown = torch.full((len(table),), OOV, dtype=torch.int64)  # no id: placed by its features alone
         with torch.no_grad():
-            return model.encode_items(batch.features).numpy()
+            return model.encode_items(Batch({**batch.features, "item": unknown})).numpy()
 
     def encode_items(self, items: Any = None) -> np.ndarray:
         """(N, D) vectors of raw item ids, or of the whole catalogue in index order when None."""
@@ -414,7 +428,7 @@ class Retriever:
             tops.append(self._topk(part, hist, depth, blocked[part])[1])
         top = np.concatenate(tops)
         report = ranking_report(top, relevant, ks)
-        report[f"coverage@{depth}"] = coverage(top, model.info.num_items)
+        report[f"coverage@{depth}"] = coverage(top, model.num_items)
         report["users"] = len(users)  # a count, printed as one
         return report
 
@@ -431,7 +445,7 @@ class Retriever:
                   "columns": self.columns, "trainer": self.trainer_params, "max_history": self.max_history,
                   "index": self.index, "index_params": self.index_params, "seed": self.seed,
                   "recfunnel_version": recfunnel.__version__}
-        card = _model_card(self.model_name, self.params, model.info, len(data), self.metrics_.get("valid", {}))
+        card = _model_card(self.model_name, self.params, model, len(data), self.metrics_.get("valid", {}))
         history = self.result_.history if self.result_ else []
         encoders = self.encoders_
         return write_artifact(path, config=config, schema={k: e.schema_.to_dict() for k, e in encoders.items()},
@@ -440,11 +454,11 @@ class Retriever:
                               weights=weights, metrics={**self.metrics_, "history": history}, card=card)
 
 
-def _model_card(name: str, params: dict[str, Any], info: InteractionInfo, rows: int,
+def _model_card(name: str, params: dict[str, Any], model: RetrievalModel, rows: int,
                 metrics: dict[str, Any]) -> str:
     """The artifact's Markdown card: every hyperparameter the model was built with, defaults included."""
     effective = {**get_model(name).hyperparameters(), **params}
-    lines = [f"# {name} retriever", "", f"{info.num_users} users, {info.num_items} items, {rows} training "
+    lines = [f"# {name} retriever", "", f"{model.num_users} users, {model.num_items} items, {rows} training "
              "interactions.", "", "## Hyperparameters", ""]
     lines += [f"- `{k}`: {v!r}" + ("" if k in params else " (default)")
               for k, v in sorted(effective.items())] or ["- (none: the model takes no options)"]
@@ -509,9 +523,9 @@ def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
                             columns={k: v for k, v in columns.items() if v is not None})
         retriever.encoders_ = {side: FeatureEncoder.from_dict(parts["encoder"][f"{side}_features"])
                                for side in ("user", "item") if f"{side}_features" in parts["encoder"]}
-        info = retriever._info(len(user_ids), len(item_ids))
+        schema = retriever._schema(len(user_ids), len(item_ids))
         model: Any = build_for_weights(
-            Path(path) / "model.safetensors", lambda: build_model(retriever.model_name, info, retriever.params),  # type: ignore[arg-type]
+            Path(path) / "model.safetensors", lambda: build_model(retriever.model_name, schema, retriever.params),
             {k[6:]: v for k, v in weights.items() if k.startswith("model.")})
     if model.gradient_trained:
         model.eval()

@@ -219,8 +219,10 @@ def list_models(kind: str | None = None) -> list[ModelInfo]:
     return sorted(infos, key=lambda i: (KINDS.index(i.kind), i.name))
 
 
-def build_model(name: str, schema: Schema, params: dict[str, Any] | None = None) -> RecModel:
-    """Instantiate a model, checking ``params`` against its constructor's keyword arguments."""
+def build_model(name: str, schema: Schema, params: dict[str, Any] | None = None) -> Any:
+    """Instantiate a model of any kind from its schema, checking ``params`` against its constructor's
+    keyword arguments: a ``RecModel`` for ranking and multi-task models, a ``RetrievalModel`` for
+    retrieval ones (typed ``Any``: the retrieval base sits above this module)."""
     info = get_model(name)
     if info.is_estimator:
         raise ConfigError(f"{info.name!r} is an estimator with its own fit, not a torch model; use "
@@ -238,7 +240,7 @@ def build_model(name: str, schema: Schema, params: dict[str, Any] | None = None)
         if key in params:
             _check_type(info.name, key, params[key], default)
     try:
-        return info.cls(schema, **params)  # type: ignore[no-any-return]
+        return info.cls(schema, **params)
     except ValueError as exc:
         # a value the model refuses (dropout=2): a config problem; a TypeError is a bug and passes through
         if isinstance(exc, RecfunnelError):  # already says what is wrong (e.g. DIN's missing sequence)

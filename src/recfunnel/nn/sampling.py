@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
-from recfunnel.data.interactions import Interactions
+from recfunnel.data.interactions import PADDING, Interactions, to_codes
 from recfunnel.errors import ConfigError
 from recfunnel.nn.retrieval import sampled_softmax_logits
 
@@ -15,20 +15,20 @@ DISTRIBUTIONS = ("uniform", "frequency")
 
 
 def next_item_batch(data: Interactions, max_len: int) -> Batch:
-    """One example per interaction: ``user`` (N,), ``item`` (N,) and ``history`` (N, max_len).
+    """One example per interaction, in codes: ``user`` (N,), ``item`` (N,) and ``history`` (N, max_len).
 
     ``history`` holds the user's up to ``max_len`` items strictly before the row in time order,
-    left-padded with -1, so a row's own item is never in its history (see ``prefix_histories``).
+    left-padded with 0, so a row's own item is never in its history (see ``prefix_histories``).
 
     Example:
         >>> import pandas as pd
         >>> data = Interactions.from_frame(pd.DataFrame({"user_id": [0, 0, 0], "item_id": [5, 6, 7]}))
         >>> next_item_batch(data, 2).features["history"].tolist()
-        [[-1, -1], [-1, 0], [0, 1]]
+        [[0, 0], [0, 2], [2, 3]]
     """
     rows, history = data.prefix_histories(max_len)
-    return Batch({"user": torch.from_numpy(data.users[rows]), "item": torch.from_numpy(data.items[rows]),
-                  "history": torch.from_numpy(np.ascontiguousarray(history))})
+    return Batch({"user": to_codes(data.users[rows]), "item": to_codes(data.items[rows]),
+                  "history": to_codes(np.ascontiguousarray(history), missing=PADDING)})
 
 
 class CandidateSampler(nn.Module):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from recfunnel.errors import SchemaError
 
-ROLES = (None, "user", "item", "context")
+ROLES = (None, "user", "item", "history", "context")
 TRANSFORMS = ("standardize", "log1p", "none", "bucketize")
 LABEL_KINDS = ("binary", "regression")
 OOV_POLICIES = ("oov", "error")

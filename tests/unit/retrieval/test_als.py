@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import sparse
 
-from recfunnel.data.interactions import History, Interactions
+from recfunnel.data.interactions import History, Interactions, query_batch
 from recfunnel.errors import ConfigError, NotFittedError
 from recfunnel.models.retrieval.als import ALS, conjugate_gradient
 
@@ -56,7 +56,7 @@ def test_training_loss_decreases_over_iterations():
     losses = []
     for iterations in (1, 2, 4, 8):
         torch.manual_seed(0)  # same start, so each run extends the previous one
-        model = ALS(data.info, factors=8, regularization=0.5, alpha=4.0, iterations=iterations).fit(data)
+        model = ALS(data.schema(), factors=8, regularization=0.5, alpha=4.0, iterations=iterations).fit(data)
         losses.append(loss(model, matrix, 4.0, 0.5))
     assert all(later < earlier for earlier, later in zip(losses, losses[1:], strict=False)), losses
 
@@ -64,11 +64,11 @@ def test_training_loss_decreases_over_iterations():
 def test_fold_in_of_a_training_users_items_recovers_its_vector():
     data = blocks()
     torch.manual_seed(0)
-    model = ALS(data.info, factors=8, regularization=0.5, alpha=4.0, iterations=15).fit(data)
+    model = ALS(data.schema(), factors=8, regularization=0.5, alpha=4.0, iterations=15).fit(data)
     users = np.arange(6)
     history = History(data.matrix()[users], np.full((6, 1), -1))
-    folded = model.query_vectors(np.full(6, -1), history)
-    trained = model.query_vectors(users, history)
+    folded = model.encode_query(query_batch(np.full(6, -1), history))
+    trained = model.encode_query(query_batch(users, history))
     cosine = torch.nn.functional.cosine_similarity(folded, trained)
     assert (cosine > 0.95).all(), cosine
     top_folded = (folded @ model.item_vectors().T).topk(5).indices
@@ -81,20 +81,20 @@ def test_live_events_turn_a_known_users_query_towards_them():
     # regression: a known user's live events changed nothing but the seen-item filter
     data = blocks()
     torch.manual_seed(0)
-    model = ALS(data.info, factors=8, regularization=0.5, alpha=4.0).fit(data)
+    model = ALS(data.schema(), factors=8, regularization=0.5, alpha=4.0).fit(data)
     user = np.array([0])  # block 0
-    other = [i for i in range(data.info.num_items) if i % 3 == 1][:2]  # two live events in block 1
-    live = sparse.csr_matrix((np.ones(2, np.float32), ([0, 0], other)), shape=(1, data.info.num_items))
+    other = [i for i in range(len(data.item_ids)) if i % 3 == 1][:2]  # two live events in block 1
+    live = sparse.csr_matrix((np.ones(2, np.float32), ([0, 0], other)), shape=(1, len(data.item_ids)))
     history = History(data.matrix()[user] + live, np.full((1, 1), -1), live)
-    trained = model.query_vectors(user, History(data.matrix()[user], np.full((1, 1), -1)))
-    moved = model.query_vectors(user, history)
+    trained = model.encode_query(query_batch(user, History(data.matrix()[user], np.full((1, 1), -1))))
+    moved = model.encode_query(query_batch(user, history))
     torch.testing.assert_close(moved.norm(), trained.norm())  # the same length, a new direction
     block = (moved @ model.item_vectors().T).topk(5).indices % 3
     assert (block == 1).sum() > 0 and ((trained @ model.item_vectors().T).topk(5).indices % 3 == 0).all()
     model.live_halfway = None
-    torch.testing.assert_close(model.query_vectors(user, history), trained)
+    torch.testing.assert_close(model.encode_query(query_batch(user, history)), trained)
     with pytest.raises(ConfigError, match="als live_halfway must be > 0 or None; got 0"):
-        ALS(data.info, live_halfway=0)
+        ALS(data.schema(), live_halfway=0)
 
 
 def test_a_retriever_passes_live_events_to_als_as_live():
@@ -114,7 +114,7 @@ def test_a_retriever_passes_live_events_to_als_as_live():
 def test_fold_in_solves_the_normal_equations_exactly():
     data = blocks()
     torch.manual_seed(0)
-    model = ALS(data.info, factors=8, regularization=0.5, alpha=4.0, iterations=3).fit(data)
+    model = ALS(data.schema(), factors=8, regularization=0.5, alpha=4.0, iterations=3).fit(data)
     rows = data.matrix()[:7]
     cg = conjugate_gradient(model._confidence(rows), model.item_factors, torch.zeros(7, 8),
                             regularization=0.5, steps=200)
@@ -124,16 +124,16 @@ def test_fold_in_solves_the_normal_equations_exactly():
 def test_unseen_user_without_history_gets_a_zero_vector():
     data = blocks()
     torch.manual_seed(0)
-    model = ALS(data.info, factors=4, iterations=2).fit(data)
-    empty = History(sparse.csr_matrix((1, data.info.num_items), dtype=np.float32), np.full((1, 1), -1))
-    assert torch.equal(model.query_vectors(np.array([-1]), empty), torch.zeros(1, 4))
+    model = ALS(data.schema(), factors=4, iterations=2).fit(data)
+    empty = History(sparse.csr_matrix((1, len(data.item_ids)), dtype=np.float32), np.full((1, 1), -1))
+    assert torch.equal(model.encode_query(query_batch(np.array([-1]), empty)), torch.zeros(1, 4))
 
 
 def test_bad_arguments_and_unfitted_use_raise():
     data = blocks()
     with pytest.raises(ConfigError, match="als factors must be an int >= 1; got 0"):
-        ALS(data.info, factors=0)
+        ALS(data.schema(), factors=0)
     with pytest.raises(ConfigError, match="als regularization and alpha must be >= 0"):
-        ALS(data.info, alpha=-1.0)
+        ALS(data.schema(), alpha=-1.0)
     with pytest.raises(NotFittedError, match="ALS is not fitted yet"):
-        ALS(data.info).item_vectors()
+        ALS(data.schema()).item_vectors()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import sparse
 
-from recfunnel.data.interactions import History, Interactions
+from recfunnel.data.interactions import History, Interactions, query_batch
 from recfunnel.errors import ConfigError, NotFittedError, TrainingDivergedError
 from recfunnel.models.retrieval.bpr import BPR
 
@@ -21,7 +21,7 @@ def blocks(num_users=60, num_items=40, groups=3, keep=0.6, seed=0):
 
 def training_auc(model, matrix):
     """Share of (user, positive, negative) triples of the training matrix ranked right."""
-    scores = model.score(np.arange(matrix.shape[0]), None).numpy()
+    scores = model.score(query_batch(np.arange(matrix.shape[0]), None)).numpy()
     positive = matrix.toarray() > 0
     right = [(scores[u, positive[u]][:, None] > scores[u, ~positive[u]][None, :]).mean()
              for u in range(len(scores))]
@@ -33,7 +33,7 @@ def test_training_raises_the_auc_of_training_triples():
     aucs = []
     for iterations in (1, 40):
         torch.manual_seed(0)
-        model = BPR(data.info, factors=8, learning_rate=0.1, iterations=iterations, batch_size=64).fit(data)
+        model = BPR(data.schema(), factors=8, learning_rate=0.1, iterations=iterations, batch_size=64).fit(data)
         aucs.append(training_auc(model, data.matrix()))
     assert aucs[1] > aucs[0] + 0.1 and aucs[1] > 0.95, aucs
 
@@ -41,17 +41,17 @@ def test_training_raises_the_auc_of_training_triples():
 def test_scores_are_factor_products_plus_item_bias():
     data = blocks()
     torch.manual_seed(0)
-    model = BPR(data.info, factors=4, iterations=2).fit(data)
+    model = BPR(data.schema(), factors=4, iterations=2).fit(data)
     expected = model.user_factors[:3] @ model.item_factors.T + model.item_bias
-    torch.testing.assert_close(model.score(np.arange(3), None), expected)
+    torch.testing.assert_close(model.score(query_batch(np.arange(3), None)), expected)
 
 
 def test_fold_in_is_the_mean_of_the_history_items_factors():
     data = blocks()
     torch.manual_seed(0)
-    model = BPR(data.info, factors=4, iterations=2).fit(data)
+    model = BPR(data.schema(), factors=4, iterations=2).fit(data)
     rows = sparse.csr_matrix(np.array([[1, 0, 1] + [0] * 37, [0] * 40], dtype=np.float32))
-    query = model.query_vectors(np.array([-1, -1]), History(rows, np.full((2, 1), -1)))
+    query = model.encode_query(query_batch(np.array([-1, -1]), History(rows, np.full((2, 1), -1))))
     torch.testing.assert_close(query[0, :4], model.item_factors[[0, 2]].mean(0))
     assert torch.equal(query[1, :4], torch.zeros(4)) and torch.equal(query[:, 4], torch.ones(2))
 
@@ -59,13 +59,13 @@ def test_fold_in_is_the_mean_of_the_history_items_factors():
 def test_divergence_and_bad_arguments_raise():
     data = blocks()
     with pytest.raises(TrainingDivergedError, match="lower learning_rate"):
-        BPR(data.info, learning_rate=1e30, regularization=1.0, iterations=3).fit(data)
+        BPR(data.schema(), learning_rate=1e30, regularization=1.0, iterations=3).fit(data)
     with pytest.raises(ConfigError, match="bpr batch_size must be an int >= 1; got 0"):
-        BPR(data.info, batch_size=0)
+        BPR(data.schema(), batch_size=0)
     with pytest.raises(ConfigError, match="bpr learning_rate must be > 0"):
-        BPR(data.info, learning_rate=0.0)
+        BPR(data.schema(), learning_rate=0.0)
     with pytest.raises(NotFittedError, match="BPR is not fitted yet"):
-        BPR(data.info).item_vectors()
+        BPR(data.schema()).item_vectors()
 
 
 def test_triples_whose_negative_is_a_positive_change_nothing():
@@ -73,7 +73,7 @@ def test_triples_whose_negative_is_a_positive_change_nothing():
     users, items = np.meshgrid(np.arange(5), np.arange(4), indexing="ij")
     data = Interactions.from_frame(pd.DataFrame({"user_id": users.ravel(), "item_id": items.ravel()}))
     torch.manual_seed(0)
-    model = BPR(data.info, factors=3, iterations=5, batch_size=8).fit(data)
+    model = BPR(data.schema(), factors=3, iterations=5, batch_size=8).fit(data)
     torch.manual_seed(0)
     initial = torch.randn(5, 3) * 0.1, torch.randn(4, 3) * 0.1
     torch.testing.assert_close(model.user_factors, initial[0])
@@ -87,16 +87,16 @@ def test_rowwise_adagrad_moves_rarely_touched_rows_where_plain_sgd_barely_does()
     aucs = {}
     for optimizer, rate in (("sgd", 0.02), ("adagrad", 0.2)):
         torch.manual_seed(0)
-        model = BPR(data.info, factors=8, learning_rate=rate, iterations=20, optimizer=optimizer).fit(data)
+        model = BPR(data.schema(), factors=8, learning_rate=rate, iterations=20, optimizer=optimizer).fit(data)
         aucs[optimizer] = training_auc(model, data.matrix())
     assert aucs["adagrad"] > aucs["sgd"] + 0.1, aucs
 
 
 def test_the_default_step_is_rowwise_adagrad_and_sgd_stays_available():
     data = blocks()
-    assert BPR(data.info).optimizer == "adagrad" and BPR(data.info).learning_rate == 0.2
+    assert BPR(data.schema()).optimizer == "adagrad" and BPR(data.schema()).learning_rate == 0.2
     torch.manual_seed(0)
-    model = BPR(data.info, factors=8, learning_rate=0.1, iterations=40, batch_size=64, optimizer="sgd").fit(data)
+    model = BPR(data.schema(), factors=8, learning_rate=0.1, iterations=40, batch_size=64, optimizer="sgd").fit(data)
     assert training_auc(model, data.matrix()) > 0.95
     with pytest.raises(ConfigError, match=r"bpr optimizer must be one of \['adagrad', 'sgd'\]; got 'adam'"):
-        BPR(data.info, optimizer="adam")
+        BPR(data.schema(), optimizer="adam")

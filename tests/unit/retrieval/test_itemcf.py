@@ -5,7 +5,15 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from recfunnel.data.interactions import History, InteractionInfo, Interactions
+from recfunnel.data.interactions import (
+    History,
+    Interactions,
+    item_batch,
+    query_batch,
+    retrieval_schema,
+    to_codes,
+    to_index,
+)
 from recfunnel.errors import ConfigError, NotFittedError
 from recfunnel.models.retrieval.itemcf import ItemCF, item_neighbors
 
@@ -70,7 +78,7 @@ def _fitted(**params):
     frame = pd.DataFrame({"user_id": [0, 0, 1, 1, 2, 2, 3, 3, 3],
                           "item_id": [0, 1, 0, 1, 2, 3, 0, 1, 4], "ts": range(9)})
     data = Interactions.from_frame(frame, time_col="ts")
-    return ItemCF(data.info, **params).fit(data)
+    return ItemCF(data.schema(), **params).fit(data)
 
 
 def _history(rows, num_items=5, recent=None):
@@ -84,12 +92,18 @@ def _history(rows, num_items=5, recent=None):
     return History(matrix, recent)
 
 
+def _explain(model, history, items):
+    """ItemCF.explain through its public, code-based form, read back as catalogue indices."""
+    query = query_batch(np.zeros(len(items), np.int64), history)
+    return to_index(model.explain(query, to_codes(np.asarray(items)))).numpy()
+
+
 def test_score_is_the_history_times_the_neighbour_matrix():
     model = _fitted(recency_decay=None)  # every history item counts once
     history = _history([[0], [2, 4]])
     expected = history.matrix @ model.neighbor_matrix
-    np.testing.assert_allclose(model.score(np.array([0, 1]), history).numpy(), expected.toarray())
-    assert model.score(np.array([0]), _history([[0]])).argmax() == 1
+    np.testing.assert_allclose(model.score(query_batch(np.array([0, 1]), history)).numpy(), expected.toarray())
+    assert model.score(query_batch(np.array([0]), _history([[0]]))).argmax() == 1
 
 
 def test_explain_names_the_history_item_that_contributed_most():
@@ -98,8 +112,8 @@ def test_explain_names_the_history_item_that_contributed_most():
     # user B has 4 only: 0 comes from 4; 2 has no contributor; -1 candidates stay -1
     history = _history([[0, 2], [4]])
     items = np.array([[1, 3, 4, -1], [0, 2, 1, -1]])
-    assert model.explain(history, items).tolist() == [[0, 2, 0, -1], [4, -1, 4, -1]]
-    scores = model.score(np.array([0, 1]), history).numpy()
+    assert _explain(model, history, items).tolist() == [[0, 2, 0, -1], [4, -1, 4, -1]]
+    scores = model.score(query_batch(np.array([0, 1]), history)).numpy()
     assert scores[1, 2] == 0  # no contributor means no score
 
 
@@ -108,13 +122,13 @@ def test_explain_prefers_the_stronger_neighbour():
     # candidate 1: similarity to 0 is high; to 4 lower (4 co-occurs with 1 once, 0 with 1 three times)
     sim = model.neighbor_matrix.toarray()
     assert sim[0, 1] > sim[4, 1] > 0
-    assert model.explain(_history([[4, 0]]), np.array([[1]])).tolist() == [[0]]
+    assert _explain(model, _history([[4, 0]]), np.array([[1]])).tolist() == [[0]]
 
 
 def test_recency_decay_favours_the_latest_item():
     model = _fitted(recency_decay=0.5)
     history = _history([[0, 2]], recent=np.array([[-1, -1, 0, 2]]))  # 2 is the latest
-    scores = model.score(np.array([0]), history).numpy()[0]
+    scores = model.score(query_batch(np.array([0]), history)).numpy()[0]
     assert scores[3] > scores[1]
     np.testing.assert_allclose(scores[3], model.neighbor_matrix[2, 3])
     np.testing.assert_allclose(scores[1], 0.5 * model.neighbor_matrix[0, 1])
@@ -147,11 +161,11 @@ def test_normalize_makes_neighbour_rows_sum_to_one():
 
 def test_state_round_trip_and_not_fitted():
     model = _fitted(neighbors=2)
-    fresh = ItemCF(model.info, neighbors=2)
+    fresh = ItemCF(model.schema, neighbors=2)
     with pytest.raises(NotFittedError, match="call fit"):
         fresh.state_dict()
     fresh.load_state_dict(model.state_dict())
-    np.testing.assert_array_equal(fresh.similar(np.array([0, 2])).numpy(), model.similar(np.array([0, 2])).numpy())
+    np.testing.assert_array_equal(fresh.similar(item_batch(np.array([0, 2]))).numpy(), model.similar(item_batch(np.array([0, 2]))).numpy())
     assert (np.diff(fresh.neighbor_matrix.indptr) <= 2).all()
 
 
@@ -163,4 +177,4 @@ def test_state_round_trip_and_not_fitted():
 ])
 def test_bad_options_raise(params, message):
     with pytest.raises(ConfigError, match=message):
-        ItemCF(InteractionInfo(3, 3), **params)
+        ItemCF(retrieval_schema(3, 3), **params)

@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 
 from recfunnel import Retriever
-from recfunnel.data.interactions import History, Interactions
+from recfunnel.data.interactions import History, Interactions, query_batch
 from recfunnel.models.retrieval.mind import MIND
 from recfunnel.nn.capsule import InterestRouting, label_aware_attention, label_aware_scores, squash
 from recfunnel.nn.sampling import CandidateSampler
@@ -71,14 +71,14 @@ def test_corrected_matches_the_sampled_softmax_of_plain_queries():
 def test_adaptive_interests_grow_with_the_history_and_serving_repeats_the_first():
     train, _ = checkerboard(num_users=8, num_items=40)
     data = Interactions.from_frame(train)
-    model = MIND(data.info, embedding_dim=8, num_interests=4).eval()
+    model = MIND(data.schema(), embedding_dim=8, num_interests=4).eval()
     model.training_batch(data, seed=0)
-    recent = np.full((3, data.info.max_history), -1)
+    recent = np.full((3, model.max_history), -1)
     recent[0, -1:], recent[1, -5:], recent[2, -19:] = 0, np.arange(0, 10, 2), np.arange(0, 38, 2)
     with torch.no_grad():
         _, active = model.interests(torch.tensor([0, 0, 0]), torch.from_numpy(recent))
-        vectors = model.query_vectors(np.array([0, 0, 0]), History(None, recent))  # type: ignore[arg-type]
-        scores = model.score(np.array([0, 0, 0]), History(None, recent))  # type: ignore[arg-type]
+        vectors = model.encode_query(query_batch(np.array([0, 0, 0]), History(None, recent)))  # type: ignore[arg-type]
+        scores = model.score(query_batch(np.array([0, 0, 0]), History(None, recent)))  # type: ignore[arg-type]
     assert active.sum(1).tolist() == [1, 2, 4]  # max(1, min(4, floor(log2 n))) for n = 1, 5, 19
     assert vectors.shape == (3, 4, 8) and torch.equal(vectors[0, 1], vectors[0, 0])
     torch.testing.assert_close(scores, (vectors @ model.item_vectors().T).amax(1))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from recfunnel import Retriever
-from recfunnel.data.interactions import Interactions
+from recfunnel.data.interactions import Interactions, query_batch, to_index
 from recfunnel.models.retrieval.youtube_dnn import YouTubeDNN
 from recfunnel.nn.sampling import CandidateSampler, next_item_batch
 from recfunnel.testing import checkerboard
@@ -22,9 +22,9 @@ def data():
 
 
 def test_training_batch_never_leaks_the_target_into_its_history(data):
-    batch = YouTubeDNN(data.info, embedding_dim=8).training_batch(data, seed=0)
-    users, items, history = (batch.features[k].numpy() for k in ("user", "item", "history"))
-    assert len(users) == len(data) and history.shape == (len(data), data.info.max_history)
+    batch = YouTubeDNN(data.schema(), embedding_dim=8).training_batch(data, seed=0)
+    users, items, history = (to_index(batch.features[k]).numpy() for k in ("user", "item", "history"))
+    assert len(users) == len(data) and history.shape == (len(data), 50)
     assert not (history == items[:, None]).any()
     times = {(u, i): t for u, i, t in zip(data.users, data.items, data.timestamps, strict=True)}
     for user, item, past in zip(users, items, history, strict=True):  # a check, not a hot path
@@ -36,23 +36,23 @@ def test_training_batch_never_leaks_the_target_into_its_history(data):
 def test_short_histories_are_left_padded_and_latest_last():
     frame = pd.DataFrame({"user_id": [1, 1, 1, 2], "item_id": [5, 6, 7, 5], "ts": [3, 1, 2, 0]})
     batch = next_item_batch(Interactions.from_frame(frame, time_col="ts"), 2)
-    assert batch.features["item"].tolist() == [1, 2, 0, 0]  # user 1 by time: 6, 7, 5; then user 2
-    assert batch.features["history"].tolist() == [[-1, -1], [-1, 1], [1, 2], [-1, -1]]
+    assert to_index(batch.features["item"]).tolist() == [1, 2, 0, 0]  # user 1 by time: 6, 7, 5; then user 2
+    assert batch.features["history"].tolist() == [[0, 0], [0, 3], [3, 4], [0, 0]]  # codes: 0 pads, item i is i + 2
 
 
 def test_sampled_softmax_sees_only_the_rows_own_positive_and_corrects_by_frequency(data):
-    model = YouTubeDNN(data.info, embedding_dim=8, num_negatives=5).eval()
+    model = YouTubeDNN(data.schema(), embedding_dim=8, num_negatives=5).eval()
     batch = model.training_batch(data, seed=0)[torch.arange(6)]
     torch.manual_seed(1)
     logits, target = model(batch)
     assert logits.shape == (6, 11) and target.tolist() == list(range(6))
     off_diagonal = ~torch.eye(6, dtype=torch.bool)
     assert torch.isneginf(logits[:, :6][off_diagonal]).all() and torch.isfinite(logits.diagonal()).all()
-    counts = torch.bincount(torch.from_numpy(data.items), minlength=data.info.num_items).float()
+    counts = torch.bincount(torch.from_numpy(data.items), minlength=len(data.item_ids)).float()
     proposal = counts.pow(0.75) / counts.pow(0.75).sum()
     torch.testing.assert_close(model.sampler.proposal, proposal)
     torch.manual_seed(1)
-    ids, log_q = model.sampler(batch.features["item"])
+    ids, log_q = model.sampler(to_index(batch.features["item"]))
     torch.testing.assert_close(log_q, (5 * proposal[ids]).log())
 
 
@@ -66,12 +66,12 @@ def test_frequency_sampler_draws_popular_items_more_often():
 
 
 def test_item_bias_is_the_last_column_of_the_scores(data):
-    model = YouTubeDNN(data.info, embedding_dim=8).eval()
+    model = YouTubeDNN(data.schema(), embedding_dim=8).eval()
     model.training_batch(data, seed=0)
     with torch.no_grad():
-        model.softmax.weight[:, -1] = torch.arange(data.info.num_items, dtype=torch.float32)
-        queries = model.query_vectors(np.array([0, 1]), None)
-        scores = model.score(np.array([0, 1]), None)  # type: ignore[arg-type]
+        model.softmax.weight[:, -1] = torch.arange(len(data.item_ids), dtype=torch.float32)
+        queries = model.encode_query(query_batch(np.array([0, 1]), None))
+        scores = model.score(query_batch(np.array([0, 1]), None))  # type: ignore[arg-type]
     assert queries[:, -1].tolist() == [1.0, 1.0]
     torch.testing.assert_close(scores, queries[:, :-1] @ model.softmax.weight[:, :-1].T + torch.arange(25.0))
 

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 from scipy import sparse
 
-from recfunnel.data.interactions import History, InteractionInfo, Interactions
+from recfunnel.data.interactions import History, Interactions
 from recfunnel.errors import ConfigError, DataError, NotFittedError
 from recfunnel.models.base import register_model
 from recfunnel.models.retrieval.base import RetrievalModel, TensorStateMixin, rows_or_zeros
+from recfunnel.schema import Schema
 
 
 def _torch_csr(matrix: sparse.csr_matrix, values: torch.Tensor | None = None) -> torch.Tensor:
@@ -75,7 +76,7 @@ class ALS(TensorStateMixin, RetrievalModel):
     vector, so what they do now counts for more than one row among hundreds of old ones.
 
     Args:
-        info: Catalogue sizes.
+        schema: The retrieval schema (ids and catalogue sizes).
         factors: D, the size of user and item vectors.
         regularization: L2 weight on the factors.
         alpha: Confidence slope: an observed pair weighs ``1 + alpha * r``.
@@ -91,21 +92,22 @@ class ALS(TensorStateMixin, RetrievalModel):
 
     Example:
         >>> import pandas as pd
+        >>> from recfunnel.data.interactions import query_batch
         >>> frame = pd.DataFrame({"user_id": [0, 0, 1, 1, 2], "item_id": [0, 1, 2, 3, 0]})
         >>> data = Interactions.from_frame(frame)
         >>> _ = torch.manual_seed(0)
-        >>> model = ALS(data.info, factors=4).fit(data)
-        >>> model.score(np.array([2]), None).argmax().item()
+        >>> model = ALS(data.schema(), factors=4).fit(data)
+        >>> model.score(query_batch(np.array([2]), None)).argmax().item()
         0
     """
 
     _state_keys = ("user_factors", "item_factors")
     test_params = {"factors": 8, "regularization": 1.0}
 
-    def __init__(self, info: InteractionInfo, *, factors: int = 64, regularization: float = 10.0,
+    def __init__(self, schema: Schema, *, factors: int = 64, regularization: float = 10.0,
                  alpha: float = 3.0, iterations: int = 15, cg_steps: int = 3,
                  live_halfway: float | None = 1.0) -> None:
-        super().__init__(info)
+        super().__init__(schema)
         if live_halfway is not None and (isinstance(live_halfway, bool) or not live_halfway > 0):
             raise ConfigError(f"als live_halfway must be > 0 or None; got {live_halfway!r}.")
         self.live_halfway = None if live_halfway is None else float(live_halfway)
@@ -128,20 +130,20 @@ class ALS(TensorStateMixin, RetrievalModel):
 
     def fit(self, data: Interactions) -> ALS:
         matrix = data.matrix(binary=False)
-        if matrix.shape != (self.info.num_users, self.info.num_items):
+        if matrix.shape != (self.num_users, self.num_items):
             raise DataError(f"interactions have shape {matrix.shape}; the model was built for "
-                            f"{(self.info.num_users, self.info.num_items)} users x items.")
+                            f"{(self.num_users, self.num_items)} users x items.")
         by_user = self._confidence(matrix)
         by_item = by_user.T.tocsr()
-        users = torch.randn(self.info.num_users, self.factors) * 0.01
-        items = torch.randn(self.info.num_items, self.factors) * 0.01
+        users = torch.randn(self.num_users, self.factors) * 0.01
+        items = torch.randn(self.num_items, self.factors) * 0.01
         for _ in range(self.iterations):
             users = conjugate_gradient(by_user, items, users, regularization=self.regularization, steps=self.cg_steps)
             items = conjugate_gradient(by_item, users, items, regularization=self.regularization, steps=self.cg_steps)
         self.user_factors, self.item_factors = users, items
         return self
 
-    def query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:
+    def _query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:
         """(B, D) trained user vectors; users -1 are solved from their ``history`` rows."""
         if self.user_factors is None or self.item_factors is None:
             raise NotFittedError("ALS is not fitted yet; call fit(...) first.")
@@ -196,7 +198,7 @@ class ALS(TensorStateMixin, RetrievalModel):
             out[start:start + part.shape[0]] = torch.linalg.solve(system, target)
         return out
 
-    def item_vectors(self) -> torch.Tensor:
+    def _item_vectors(self) -> torch.Tensor:
         if self.item_factors is None:
             raise NotFittedError("ALS is not fitted yet; call fit(...) first.")
         return self.item_factors

@@ -1,18 +1,26 @@
 """The retrieval contract every candidate generator implements, trained by gradients or not.
 
-Models work in index space (users and items are 0..n-1, see ``Interactions``); the ``Retriever``
-estimator maps raw ids, excludes seen items and picks the top k. A model answers three questions:
+A retrieval model is built from a retrieval ``Schema`` (``recfunnel.data.interactions.
+retrieval_schema``: the ``user`` and ``item`` ids, the ``history`` sharing the item vocabulary,
+and the user and item features) and answers on Batches of encoder codes (0 pads, 1 is out of
+vocabulary, catalogue item ``i`` is code ``i + 2``; see ``query_batch`` for a query's columns):
 
-- ``score(users, history)``: (B, num_items) scores for users. A user index of -1 is a user
-  unseen in training, described by ``history`` alone (a model that cannot fold such a user in
-  returns any finite row; the Retriever gives users with no history at all the popularity list);
-- ``similar(items)``: (B, num_items) item-to-item scores;
-- ``query_vectors`` / ``item_vectors`` where the model has vectors (then ``score`` is their dot
-  product and an ANN index can replace it).
+- ``encode_query(batch)``: (B, D) query vectors, or (B, H, D) for H interests per user;
+- ``encode_items(batch)``: (N, D) vectors of the items in ``batch`` (their ids, and their
+  features where the model reads them);
+- ``score(batch)``: (B, num_items) scores of every catalogue item (column ``i`` is code ``i + 2``);
+  a vector model's is the inner product of its query and item vectors, so an ANN index can
+  replace it. A user out of vocabulary is described by its history alone (a model that cannot
+  fold such a user in returns any finite row; the Retriever gives users with no history at all
+  the popularity list);
+- ``similar(batch)``: (B, num_items) item-to-item scores of the items in ``batch``.
 
-Models that are not gradient-trained implement ``fit(interactions)``. Gradient-trained ones are
-``nn.Module``s: they build their own training ``Batch`` (``training_batch``) and ``forward``
-returns ``SampledLogits`` for the Trainer's ``RetrievalTask``.
+The Retriever maps raw ids to codes, excludes seen items and picks the top k. Inside, a model
+keeps its tables in catalogue-index order and implements the index-space hooks ``_score``,
+``_query_vectors``, ``_item_vectors`` and ``_similar`` (users and history items as indices, -1 for
+none; see ``read_query``). Models that are not gradient-trained implement ``fit(interactions)``;
+gradient-trained ones are ``nn.Module``s that build their own training ``Batch`` of codes
+(``training_batch``), and whose ``forward`` returns ``SampledLogits`` for the ``RetrievalTask``.
 """
 
 from __future__ import annotations
@@ -24,8 +32,16 @@ import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
-from recfunnel.data.interactions import History, InteractionInfo, Interactions
+from recfunnel.data.interactions import (
+    History,
+    Interactions,
+    catalogue_size,
+    read_query,
+    side_schema,
+    to_index,
+)
 from recfunnel.errors import NotFittedError
+from recfunnel.schema import Schema
 
 
 class RetrievalModel:
@@ -35,10 +51,15 @@ class RetrievalModel:
         learns_preferences: False for models that give every user the same list (popularity);
             the contract tests then skip the "learns a user's taste" checks.
         gradient_trained: True for ``nn.Module`` models trained by the Trainer.
-        reads_item_features: True for models whose item side reads the item attribute table.
+        reads_item_features: True for models whose item side reads the item features.
         trainer_defaults: Trainer options a gradient-trained model runs with unless the caller
             gives them (e.g. a smaller batch where a step's cost grows with the batch squared,
             as an in-batch softmax's does); the Retriever lays the caller's options over them.
+
+    Attributes:
+        num_users, num_items: The catalogue sizes of the schema's ``user`` and ``item`` ids.
+        max_history: Length of the ``history`` sequence.
+        user_features, item_features: The schema's user / item features, or None.
     """
 
     learns_preferences: ClassVar[bool] = True
@@ -46,40 +67,65 @@ class RetrievalModel:
     reads_item_features: ClassVar[bool] = False
     trainer_defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, info: InteractionInfo) -> None:
-        self.info = info
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.num_users, self.num_items = catalogue_size(schema, "user"), catalogue_size(schema, "item")
+        self.max_history = int(schema["history"].max_len)  # type: ignore[union-attr]
+        self.user_features, self.item_features = side_schema(schema, "user"), side_schema(schema, "item")
 
     # -- training (models without gradients) ----------------------------------------------------
     def fit(self, data: Interactions) -> RetrievalModel:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement fit(interactions)")
 
-    # -- scoring ----------------------------------------------------------------------------------
+    # -- the contract, on Batches of codes ------------------------------------------------------
     @property
     def has_vectors(self) -> bool:
         """True when the model scores by inner products of query and item vectors."""
-        return type(self).item_vectors is not RetrievalModel.item_vectors
+        return type(self)._item_vectors is not RetrievalModel._item_vectors
 
-    def query_vectors(self, users: np.ndarray, history: History) -> torch.Tensor:
-        """(B, D) user/query vectors, or (B, H, D) for H interests per user."""
-        raise NotImplementedError(f"{type(self).__name__} has no query vectors")
+    def read(self, batch: Batch) -> tuple[np.ndarray, History]:
+        """A query batch in this model's index space (see ``read_query``)."""
+        return read_query(batch, num_items=self.num_items, max_history=self.max_history)
+
+    def encode_query(self, batch: Batch) -> torch.Tensor:
+        """(B, D) query vectors of a query batch, or (B, H, D) for H interests per user."""
+        return self._query_vectors(*self.read(batch))
+
+    def encode_items(self, batch: Batch) -> torch.Tensor:
+        """(N, D) vectors of the items whose codes are ``batch.features["item"]``; an item out of
+        vocabulary gets the zero vector (a model over item features overrides this)."""
+        index = to_index(batch.features["item"])
+        vectors = self.item_vectors()[index.clamp_min(0)]
+        return vectors.masked_fill((index < 0).unsqueeze(-1), 0.0)
 
     def item_vectors(self) -> torch.Tensor:
-        """(num_items, D) item vectors."""
+        """(num_items, D) vectors of the whole catalogue, in index order (code ``i + 2`` at row ``i``)."""
+        return self._item_vectors()
+
+    def score(self, batch: Batch) -> torch.Tensor:
+        """(B, num_items) scores of every catalogue item for a query batch."""
+        return self._score(*self.read(batch))
+
+    def similar(self, batch: Batch) -> torch.Tensor:
+        """(B, num_items) similarity of each item in ``batch.features["item"]`` to every item."""
+        return self._similar(to_index(batch.features["item"]).numpy())
+
+    # -- index-space hooks ----------------------------------------------------------------------
+    def _query_vectors(self, users: np.ndarray, history: History) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no query vectors")
+
+    def _item_vectors(self) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} has no item vectors")
 
-    def serving_item_vectors(self) -> torch.Tensor:
-        """``item_vectors()`` for scoring; gradient models cache them while in eval mode."""
-        return self.item_vectors()
-
-    def score(self, users: np.ndarray, history: History) -> torch.Tensor:
-        """(B, num_items) scores; by default query vectors dotted with item vectors."""
-        queries, items = self.query_vectors(users, history), self.serving_item_vectors()
+    def _score(self, users: np.ndarray, history: History) -> torch.Tensor:
+        """By default query vectors dotted with the catalogue's vectors (the best interest's)."""
+        queries, items = self._query_vectors(users, history), self.item_vectors()
         scores = queries @ items.T
         return scores if queries.ndim == 2 else scores.amax(1)
 
-    def similar(self, items: np.ndarray) -> torch.Tensor:
-        """(B, num_items) similarity of each given item to every item; cosine of item vectors."""
-        vectors = self.serving_item_vectors()
+    def _similar(self, items: np.ndarray) -> torch.Tensor:
+        """Cosine of item vectors."""
+        vectors = self.item_vectors()
         unit = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
         return unit[torch.as_tensor(items)] @ unit.T
 
@@ -104,6 +150,11 @@ def rows_or_zeros(table: torch.Tensor, users: np.ndarray) -> tuple[torch.Tensor,
     unseen = np.flatnonzero(users < 0)
     out[torch.from_numpy(unseen)] = 0.0
     return out, unseen
+
+
+def indices(batch: Batch, *names: str) -> tuple[torch.Tensor, ...]:
+    """Columns of a batch of codes as catalogue indices (-1 for padding and OOV), for table lookups."""
+    return tuple(to_index(batch.features[name]) for name in names)
 
 
 class TensorStateMixin:
@@ -146,19 +197,19 @@ class RetrievalModule(nn.Module, RetrievalModel):
 
     gradient_trained: ClassVar[bool] = True
 
-    def __init__(self, info: InteractionInfo) -> None:
+    def __init__(self, schema: Schema) -> None:
         nn.Module.__init__(self)
-        self.info = info
+        RetrievalModel.__init__(self, schema)
 
-    def serving_item_vectors(self) -> torch.Tensor:
+    def item_vectors(self) -> torch.Tensor:
         """The item tower's output over the whole catalogue, computed once per eval-mode session:
         a request then costs one query-tower pass and a matrix product, not a pass over every item."""
         if self.training:
-            return self.item_vectors()
+            return self._item_vectors()
         cache = self.__dict__.get("_serving_vectors")
         if cache is None:
             with torch.no_grad():
-                cache = self.item_vectors().detach()
+                cache = self._item_vectors().detach()
             self.__dict__["_serving_vectors"] = cache
         return cache
 
@@ -171,7 +222,7 @@ class RetrievalModule(nn.Module, RetrievalModel):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def training_batch(self, data: Interactions, *, seed: int) -> Batch:  # pragma: no cover - abstract
-        """The encoded training examples built from the interactions."""
+        """The training examples built from the interactions, in codes."""
         raise NotImplementedError(f"{type(self).__name__} must implement training_batch(interactions)")
 
     def forward(self, batch: Batch) -> SampledLogits:  # pragma: no cover - abstract

@@ -6,10 +6,11 @@ import numpy as np
 import torch
 from scipy import sparse
 
-from recfunnel.data.interactions import History, InteractionInfo, Interactions
+from recfunnel.data.interactions import History, Interactions
 from recfunnel.errors import ConfigError, DataError, NotFittedError, TrainingDivergedError
 from recfunnel.models.base import register_model
 from recfunnel.models.retrieval.base import RetrievalModel, TensorStateMixin, rows_or_zeros
+from recfunnel.schema import Schema
 
 OPTIMIZERS = ("adagrad", "sgd")
 
@@ -36,7 +37,7 @@ class BPR(TensorStateMixin, RetrievalModel):
     Fold-in: a user unseen in training (index -1) gets the mean of its history items' factors.
 
     Args:
-        info: Catalogue sizes.
+        schema: The retrieval schema (ids and catalogue sizes).
         factors: D, the size of user and item vectors (queries and items carry one more entry
             for the item bias).
         learning_rate: Step size: Adagrad's base rate, or SGD's step per triple.
@@ -47,21 +48,22 @@ class BPR(TensorStateMixin, RetrievalModel):
 
     Example:
         >>> import pandas as pd
+        >>> from recfunnel.data.interactions import query_batch
         >>> frame = pd.DataFrame({"user_id": [0, 0, 1, 1, 2], "item_id": [0, 1, 2, 3, 0]})
         >>> data = Interactions.from_frame(frame)
         >>> _ = torch.manual_seed(0)
-        >>> model = BPR(data.info, factors=4, iterations=200).fit(data)
-        >>> model.score(np.array([2]), None).argmax().item() in (0, 1)
+        >>> model = BPR(data.schema(), factors=4, iterations=200).fit(data)
+        >>> model.score(query_batch(np.array([2]), None)).argmax().item() in (0, 1)
         True
     """
 
     _state_keys = ("user_factors", "item_factors", "item_bias")
     test_params = {"factors": 16, "iterations": 100, "batch_size": 64, "learning_rate": 0.1}
 
-    def __init__(self, info: InteractionInfo, *, factors: int = 128, learning_rate: float = 0.2,
+    def __init__(self, schema: Schema, *, factors: int = 128, learning_rate: float = 0.2,
                  regularization: float = 0.01, iterations: int = 100, batch_size: int = 4096,
                  optimizer: str = "adagrad") -> None:
-        super().__init__(info)
+        super().__init__(schema)
         counts = {"factors": factors, "iterations": iterations, "batch_size": batch_size}
         for name, value in counts.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -80,7 +82,7 @@ class BPR(TensorStateMixin, RetrievalModel):
 
     def fit(self, data: Interactions) -> BPR:
         matrix = data.matrix()
-        num_users, num_items = self.info.num_users, self.info.num_items
+        num_users, num_items = self.num_users, self.num_items
         if matrix.shape != (num_users, num_items):
             raise DataError(f"interactions have shape {matrix.shape}; the model was built for "
                             f"{(num_users, num_items)} users x items.")
@@ -137,7 +139,7 @@ class BPR(TensorStateMixin, RetrievalModel):
         self.item_bias = q[:, -1].contiguous()
         return self
 
-    def query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:
+    def _query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:
         """(B, D + 1) ``[p_u, 1]``; users -1 get the mean factors of their ``history`` items."""
         if self.user_factors is None or self.item_factors is None:
             raise NotFittedError("BPR is not fitted yet; call fit(...) first.")
@@ -150,7 +152,7 @@ class BPR(TensorStateMixin, RetrievalModel):
             out[torch.from_numpy(new)] = torch.from_numpy(np.asarray(mean, dtype=np.float32))
         return torch.cat([out, torch.ones(len(users), 1)], 1)
 
-    def item_vectors(self) -> torch.Tensor:
+    def _item_vectors(self) -> torch.Tensor:
         """(num_items, D + 1) ``[q_i, b_i]``."""
         if self.item_factors is None or self.item_bias is None:
             raise NotFittedError("BPR is not fitted yet; call fit(...) first.")

@@ -7,10 +7,11 @@ import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
-from recfunnel.data.interactions import History, InteractionInfo, Interactions
+from recfunnel.data.interactions import History, Interactions, to_codes
 from recfunnel.errors import ConfigError, DataError
 from recfunnel.models.base import register_model
-from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits
+from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits, indices
+from recfunnel.schema import Schema
 
 LOSSES = ("sgns", "softmax")
 
@@ -36,7 +37,7 @@ class Item2Vec(RetrievalModule):
     [context, negatives], a common variant.
 
     Args:
-        info: Catalogue sizes.
+        schema: The retrieval schema (ids and catalogue sizes).
         embedding_dim: D, the size of the input and output item vectors.
         window: Context items on each side of a centre item.
         num_negatives: K, noise items per (centre, context) pair.
@@ -49,10 +50,10 @@ class Item2Vec(RetrievalModule):
     Example:
         >>> import pandas as pd
         >>> frame = pd.DataFrame({"user_id": [1, 1, 1, 2, 2], "item_id": [5, 6, 7, 5, 6]})
-        >>> model = Item2Vec(Interactions.from_frame(frame).info, embedding_dim=4, window=1)
+        >>> model = Item2Vec(Interactions.from_frame(frame).schema(), embedding_dim=4, window=1)
         >>> batch = model.training_batch(Interactions.from_frame(frame), seed=0)
         >>> batch.features["center"].tolist(), batch.features["context"].tolist()
-        ([0, 1, 0, 1, 2, 1], [1, 2, 1, 0, 1, 0])
+        ([2, 3, 2, 3, 4, 3], [3, 4, 3, 2, 3, 2])
         >>> logits, target = model(batch)
         >>> tuple(logits.shape), tuple(target.shape)  # 6 pairs x (1 + 5) two-class rows
         ((36, 2), (36,))
@@ -61,10 +62,10 @@ class Item2Vec(RetrievalModule):
     test_params = {"embedding_dim": 16}
     noise_cdf: torch.Tensor  # (num_items,) cumulative noise distribution, a buffer
 
-    def __init__(self, info: InteractionInfo, *, embedding_dim: int = 64, window: int = 5,
+    def __init__(self, schema: Schema, *, embedding_dim: int = 64, window: int = 5,
                  num_negatives: int = 5, loss: str = "sgns", subsample: float = 0.0,
                  recency_decay: float | None = 0.8) -> None:
-        super().__init__(info)
+        super().__init__(schema)
         for name, value in (("embedding_dim", embedding_dim), ("window", window), ("num_negatives", num_negatives)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"item2vec {name} must be a positive integer; got {value!r}.")
@@ -76,7 +77,7 @@ class Item2Vec(RetrievalModule):
             raise ConfigError(f"item2vec recency_decay must be in (0, 1] or None; got {recency_decay!r}.")
         self.window, self.num_negatives, self.loss = window, num_negatives, loss
         self.subsample, self.recency_decay = subsample, recency_decay
-        num_items = info.num_items
+        num_items = self.num_items
         self.item_embedding = nn.Embedding(num_items, embedding_dim, sparse=True)  # input vectors
         self.context_embedding = nn.Embedding(num_items, embedding_dim, sparse=True)  # output vectors
         nn.init.uniform_(self.item_embedding.weight, -0.5 / embedding_dim, 0.5 / embedding_dim)  # as word2vec
@@ -89,7 +90,7 @@ class Item2Vec(RetrievalModule):
         data = data.known()
         order = data.time_order()
         users, items = data.users[order], data.items[order]
-        counts = np.bincount(items, minlength=self.info.num_items).astype(np.float64)
+        counts = np.bincount(items, minlength=self.num_items).astype(np.float64)
         if self.subsample > 0:
             ratio = self.subsample / np.maximum(counts / len(items), 1e-12)
             keep = np.random.default_rng(seed).random(len(items)) < (np.sqrt(ratio) + ratio)[items]
@@ -105,11 +106,11 @@ class Item2Vec(RetrievalModule):
         center, context = np.concatenate(centres), np.concatenate(contexts)
         if len(center) == 0:
             raise DataError("item2vec needs users with at least two interactions; no user has more than one.")
-        return Batch({"center": torch.from_numpy(center), "context": torch.from_numpy(context)})
+        return Batch({"center": to_codes(center), "context": to_codes(context)})
 
     def forward(self, batch: Batch) -> SampledLogits:
-        center = _lookup(self.item_embedding, batch.features["center"])  # (B, D)
-        context = batch.features["context"]
+        center_items, context = indices(batch, "center", "context")
+        center = _lookup(self.item_embedding, center_items)  # (B, D)
         draws = torch.rand(len(context), self.num_negatives, dtype=self.noise_cdf.dtype, device=context.device)
         negatives = torch.searchsorted(self.noise_cdf, draws, right=True).clamp_max(len(self.noise_cdf) - 1)
         candidates = torch.cat([context[:, None], negatives], 1)  # (B, 1 + K)
@@ -121,7 +122,7 @@ class Item2Vec(RetrievalModule):
         target[:, 0] = 0
         return SampledLogits(pairs, target.reshape(-1))
 
-    def query_vectors(self, users: np.ndarray, history: History) -> torch.Tensor:
+    def _query_vectors(self, users: np.ndarray, history: History) -> torch.Tensor:
         """(B, D) the weighted mean input vector of each user's recent items (zeros if none)."""
         recent = torch.from_numpy(history.recent).to(self.item_embedding.weight.device)  # (B, L)
         weights = (recent >= 0).float()
@@ -130,11 +131,11 @@ class Item2Vec(RetrievalModule):
         vectors = self.item_embedding.weight.detach()[recent.clamp_min(0)]  # (B, L, D)
         return (weights.unsqueeze(-1) * vectors).sum(1) / weights.sum(1, keepdim=True).clamp_min(1e-12)
 
-    def item_vectors(self) -> torch.Tensor:
+    def _item_vectors(self) -> torch.Tensor:
         """(num_items, D) the output (context) vectors, which queries are scored against."""
         return self.context_embedding.weight.detach()
 
-    def similar(self, items: np.ndarray) -> torch.Tensor:
+    def _similar(self, items: np.ndarray) -> torch.Tensor:
         """(B, num_items) cosine similarity of the items' input vectors."""
         vectors = self.item_embedding.weight.detach()
         unit = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)

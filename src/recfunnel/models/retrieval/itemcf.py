@@ -6,11 +6,13 @@ import numpy as np
 import torch
 from scipy import sparse
 
-from recfunnel.data.interactions import History, InteractionInfo, Interactions
+from recfunnel.data.batch import Batch
+from recfunnel.data.interactions import PADDING, History, Interactions, to_codes, to_index
 from recfunnel.errors import ConfigError, NotFittedError
 from recfunnel.models.base import register_model
 from recfunnel.models.retrieval._neighbors import SIMILARITIES, item_neighbors
 from recfunnel.models.retrieval.base import RetrievalModel, TensorStateMixin
+from recfunnel.schema import Schema
 
 __all__ = ["ItemCF", "item_neighbors"]
 
@@ -22,7 +24,7 @@ class ItemCF(TensorStateMixin, RetrievalModel):
     item is the sum of its similarities to the user's history items.
 
     Args:
-        info: Catalogue sizes.
+        schema: The retrieval schema (ids and catalogue sizes).
         similarity: "cosine" (n_ij / sqrt(n_i n_j)) or "jaccard" (n_ij / (n_i + n_j - n_ij)) of
             the binary user-item matrix, where n_ij counts users of both items.
         neighbors: k, the most similar items kept per item.
@@ -36,19 +38,20 @@ class ItemCF(TensorStateMixin, RetrievalModel):
 
     Example:
         >>> import pandas as pd
+        >>> from recfunnel.data.batch import Batch
         >>> frame = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": ["a", "b", "a", "b", "c"]})
         >>> data = Interactions.from_frame(frame)
-        >>> model = ItemCF(data.info).fit(data)
-        >>> model.similar(np.array([0])).tolist()  # 'a' is always taken with 'b', never with 'c'
+        >>> model = ItemCF(data.schema()).fit(data)
+        >>> model.similar(Batch({"item": torch.tensor([2])})).tolist()  # 'a' is always taken with 'b', never with 'c'
         [[0.0, 1.0, 0.0]]
     """
 
     _state_keys = ("indptr", "indices", "data")
     test_params = {"neighbors": 10}
 
-    def __init__(self, info: InteractionInfo, *, similarity: str = "cosine", neighbors: int = 100,
+    def __init__(self, schema: Schema, *, similarity: str = "cosine", neighbors: int = 100,
                  shrinkage: float = 0.0, normalize: bool = False, recency_decay: float | None = 0.8) -> None:
-        super().__init__(info)
+        super().__init__(schema)
         if similarity not in SIMILARITIES:
             raise ConfigError(f"itemcf similarity {similarity!r} is not valid; expected one of {list(SIMILARITIES)}.")
         if isinstance(neighbors, bool) or not isinstance(neighbors, int) or neighbors < 1:
@@ -86,7 +89,7 @@ class ItemCF(TensorStateMixin, RetrievalModel):
         if self.indptr is None or self.indices is None or self.data is None:
             raise NotFittedError("ItemCF is not fitted yet; call fit(...) first.")
         if self._matrix is None:
-            n = self.info.num_items
+            n = self.num_items
             self._matrix = sparse.csr_matrix((self.data.numpy(), self.indices.numpy(), self.indptr.numpy()),
                                              shape=(n, n))
         return self._matrix
@@ -98,7 +101,7 @@ class ItemCF(TensorStateMixin, RetrievalModel):
             return matrix
         length = history.recent.shape[1]
         rows, positions = np.nonzero(history.recent >= 0)
-        keys = rows * self.info.num_items + history.recent[rows, positions]
+        keys = rows * self.num_items + history.recent[rows, positions]
         _, last = np.unique(keys[::-1], return_index=True)  # a repeated item counts at its latest place
         latest = len(keys) - 1 - last
         recent = sparse.csr_matrix((self.recency_decay ** (length - 1 - positions[latest]),
@@ -106,21 +109,24 @@ class ItemCF(TensorStateMixin, RetrievalModel):
                                    shape=matrix.shape, dtype=np.float32)
         return sparse.csr_matrix((matrix * self.recency_decay ** length).maximum(recent))
 
-    def score(self, users: np.ndarray, history: History) -> torch.Tensor:
+    def _score(self, users: np.ndarray, history: History) -> torch.Tensor:
         """(B, num_items): the history's weighted sum of neighbour rows."""
         return torch.from_numpy(np.asarray((self._weights(history) @ self.neighbor_matrix).toarray()))
 
-    def similar(self, items: np.ndarray) -> torch.Tensor:
+    def _similar(self, items: np.ndarray) -> torch.Tensor:
         """(B, num_items): each item's neighbour row (0 outside its top k)."""
         return torch.from_numpy(self.neighbor_matrix[np.asarray(items)].toarray())
 
-    def explain(self, history: History, items: np.ndarray) -> np.ndarray:
-        """(B, N) the history item contributing most to each candidate ``items[b, n]``'s score, or -1.
+    def explain(self, batch: Batch, items: torch.Tensor) -> torch.Tensor:
+        """(B, N) codes of the history item contributing most to each candidate ``items[b, n]``'s
+        score for the query ``batch``, or 0 (padding) where none did; ``items`` are (B, N) codes."""
+        _, history = self.read(batch)
+        return to_codes(self._explain(history, to_index(items).numpy()), missing=PADDING)
 
-        ``items`` is (B, N) candidate item indices per history row; -1 entries give -1.
-        """
+    def _explain(self, history: History, items: np.ndarray) -> np.ndarray:
+        """``explain`` in index space: (B, N) history item indices, -1 where none (and for -1 items)."""
         weights, neighbours = sparse.coo_matrix(self._weights(history)), self.neighbor_matrix
-        items, num_items = np.asarray(items, dtype=np.int64), self.info.num_items
+        items, num_items = np.asarray(items, dtype=np.int64), self.num_items
         starts, lengths = neighbours.indptr[weights.col], np.diff(neighbours.indptr)[weights.col]
         owner = np.repeat(np.arange(len(lengths)), lengths)  # expand history entries to neighbours
         place = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())

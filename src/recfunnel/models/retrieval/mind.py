@@ -8,15 +8,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from recfunnel.data.batch import Batch
-from recfunnel.data.interactions import History, InteractionInfo, Interactions
+from recfunnel.data.interactions import History, Interactions
 from recfunnel.errors import ConfigError, DataError
 from recfunnel.models.base import register_model
-from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits
+from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits, indices
 from recfunnel.nn import MLP
 from recfunnel.nn.capsule import InterestRouting, label_aware_scores
 from recfunnel.nn.pooling import embed_history
 from recfunnel.nn.sampling import CandidateSampler, next_item_batch
-from recfunnel.nn.side_features import SideFeatures, without_ids
+from recfunnel.nn.side_features import SideFeatures
+from recfunnel.schema import Schema
 
 
 @register_model("mind", kind="retrieval")
@@ -38,7 +39,7 @@ class MIND(RetrievalModule):
     per-interest lists. Items share one embedding table with the history.
 
     Args:
-        info: Catalogue sizes, history length and the user table's schema.
+        schema: The retrieval schema (ids, history length, user features).
         embedding_dim: D, the size of item embeddings and interest vectors.
         num_interests: K, the most interests per user.
         routing_iterations: Rounds of dynamic routing.
@@ -50,20 +51,21 @@ class MIND(RetrievalModule):
 
     Example:
         >>> import pandas as pd
+        >>> from recfunnel.data.interactions import query_batch
         >>> data = Interactions.from_frame(pd.DataFrame({"user_id": [0, 0, 1], "item_id": [0, 1, 1]}))
-        >>> model = MIND(data.info, embedding_dim=8, num_interests=2, num_negatives=2)
+        >>> model = MIND(data.schema(), embedding_dim=8, num_interests=2, num_negatives=2)
         >>> _ = model.training_batch(data, seed=0)
-        >>> model.query_vectors(np.array([0, 1]), None).shape  # (B, K, D)
+        >>> model.encode_query(query_batch(np.array([0, 1]), None)).shape  # (B, K, D)
         torch.Size([2, 2, 8])
     """
 
     test_params = {"embedding_dim": 16, "hidden_units": (32,), "num_negatives": 8, "num_interests": 2}
 
-    def __init__(self, info: InteractionInfo, *, embedding_dim: int = 64, num_interests: int = 4,
+    def __init__(self, schema: Schema, *, embedding_dim: int = 64, num_interests: int = 4,
                  routing_iterations: int = 3, pow_p: float = 2.0, adaptive_interests: bool = True,
                  hidden_units: tuple[int, ...] = (256,), num_negatives: int = 256,
                  temperature: float = 0.05) -> None:
-        super().__init__(info)
+        super().__init__(schema)
         for name, value in (("num_interests", num_interests), ("routing_iterations", routing_iterations)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"mind {name} must be an int >= 1; got {value!r}.")
@@ -72,15 +74,15 @@ class MIND(RetrievalModule):
         dim = embedding_dim
         self.num_interests, self.pow_p, self.adaptive_interests = num_interests, float(pow_p), adaptive_interests
         self.temperature = float(temperature)
-        self.items = nn.Embedding(info.num_items + 1, dim, sparse=True)  # row 0 pads histories
+        self.items = nn.Embedding(self.num_items + 1, dim, sparse=True)  # row 0 pads histories
         nn.init.normal_(self.items.weight, std=0.1)
-        profile = without_ids(info.user_schema, "user")
-        self.user_side = SideFeatures(profile, info.num_users, dim) if profile else None
-        self.routing = InterestRouting(dim, num_interests=num_interests, max_len=info.max_history,
+        profile = self.user_features
+        self.user_side = SideFeatures(profile, self.num_users, dim) if profile else None
+        self.routing = InterestRouting(dim, num_interests=num_interests, max_len=self.max_history,
                                        iterations=routing_iterations)
         width = dim + (self.user_side.output_dim if self.user_side else 0)
         self.interest_mlp = MLP(width, [*hidden_units, dim])
-        self.sampler = CandidateSampler(info.num_items, num_negatives=num_negatives)
+        self.sampler = CandidateSampler(self.num_items, num_negatives=num_negatives)
 
     def training_batch(self, data: Interactions, *, seed: int) -> Batch:
         """Fill the user table and item shares; one next-item example per interaction."""
@@ -90,7 +92,7 @@ class MIND(RetrievalModule):
                 raise DataError("mind was built with a user schema but the interactions carry no "
                                 "user_features; pass user_features=... to fit.")
             self.user_side.fill(data.user_features)
-        return next_item_batch(data, self.info.max_history)
+        return next_item_batch(data, self.max_history)
 
     def interests(self, users: torch.Tensor, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, K, D) interest vectors and the (B, K) mask of the interests each user has."""
@@ -108,22 +110,22 @@ class MIND(RetrievalModule):
 
     def forward(self, batch: Batch) -> SampledLogits:
         """Label-aware user vectors against the batch's candidates."""
-        features = batch.features
-        interests, active = self.interests(features["user"], features["history"])
-        ids, log_q = self.sampler(features["item"])
+        users, items, history = indices(batch, "user", "item", "history")
+        interests, active = self.interests(users, history)
+        ids, log_q = self.sampler(items)
         candidates = F.normalize(self.items(ids + 1), dim=-1)            # (B + M, D), positives first
         scores = label_aware_scores(interests, candidates, pow_p=self.pow_p / self.temperature,
                                     interest_mask=active)                 # (B, B + M)
         return SampledLogits(*self.sampler.corrected(scores, ids, log_q, temperature=self.temperature))
 
-    def query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:
+    def _query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:
         """(B, K, D) interests; a user's unused interests repeat its first one, so max-scoring ignores them."""
         users_index = torch.as_tensor(np.asarray(users, dtype=np.int64))
         recent = (torch.from_numpy(history.recent) if history is not None
-                  else torch.full((len(users_index), self.info.max_history), -1))
+                  else torch.full((len(users_index), self.max_history), -1))
         interests, active = self.interests(users_index, recent)
         return torch.where(active.unsqueeze(-1), interests, interests[:, :1])
 
-    def item_vectors(self) -> torch.Tensor:
+    def _item_vectors(self) -> torch.Tensor:
         """(num_items, D) the shared item embeddings, L2-normalised."""
         return F.normalize(self.items.weight[1:], dim=-1)

@@ -8,14 +8,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from recfunnel.data.batch import Batch
-from recfunnel.data.interactions import History, InteractionInfo, Interactions
+from recfunnel.data.interactions import History, Interactions, to_index
 from recfunnel.errors import ConfigError, DataError
 from recfunnel.models.base import register_model
-from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits
+from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits, indices
 from recfunnel.nn import MLP
 from recfunnel.nn.pooling import embed_history, masked_mean
 from recfunnel.nn.sampling import CandidateSampler, next_item_batch
-from recfunnel.nn.side_features import OOV, SideFeatures, without_ids
+from recfunnel.nn.side_features import OOV, SideFeatures
+from recfunnel.schema import Schema
 
 
 @register_model("two_tower", kind="retrieval")
@@ -42,7 +43,7 @@ class TwoTower(RetrievalModule):
     still wins.
 
     Args:
-        info: Catalogue sizes, history length and the feature tables' schemas.
+        schema: The retrieval schema (ids, history length, user and item features).
         embedding_dim: D, the size of every embedding and of the output vectors.
         hidden_units: Hidden widths of each tower's MLP (its output is D).
         temperature: Divides the cosine scores in training.
@@ -54,7 +55,7 @@ class TwoTower(RetrievalModule):
     Example:
         >>> import pandas as pd
         >>> data = Interactions.from_frame(pd.DataFrame({"user_id": [0, 0, 1], "item_id": [0, 1, 1]}))
-        >>> model = TwoTower(data.info, embedding_dim=8, num_negatives=2)
+        >>> model = TwoTower(data.schema(), embedding_dim=8, num_negatives=2)
         >>> model(model.training_batch(data, seed=0)).logits.shape  # 3 rows x (3 positives + 2)
         torch.Size([3, 5])
     """
@@ -64,28 +65,28 @@ class TwoTower(RetrievalModule):
 
     test_params = {"embedding_dim": 16, "hidden_units": (32,), "num_negatives": 8}
 
-    def __init__(self, info: InteractionInfo, *, embedding_dim: int = 64, hidden_units: tuple[int, ...] = (256,),
+    def __init__(self, schema: Schema, *, embedding_dim: int = 64, hidden_units: tuple[int, ...] = (256,),
                  temperature: float = 0.05, num_negatives: int = 256, dropout: float = 0.1,
                  use_log_q: bool = True, id_dropout: float = 0.1) -> None:
-        super().__init__(info)
+        super().__init__(schema)
         if not temperature > 0 or not 0 <= id_dropout < 1:
             raise ConfigError(f"two_tower needs temperature > 0 and 0 <= id_dropout < 1; got {temperature!r}, "
                               f"{id_dropout!r}.")
         dim = embedding_dim
         self.temperature, self.use_log_q, self.id_dropout = float(temperature), use_log_q, float(id_dropout)
-        self.users = nn.Embedding(info.num_users, dim, sparse=True)
-        self.items = nn.Embedding(info.num_items + 1, dim, sparse=True)  # row 0 pads histories
+        self.users = nn.Embedding(self.num_users, dim, sparse=True)
+        self.items = nn.Embedding(self.num_items + 1, dim, sparse=True)  # row 0 pads histories
         for table in (self.users, self.items):
             nn.init.normal_(table.weight, std=0.1)
-        profile = without_ids(info.user_schema, "user")
-        self.user_side = SideFeatures(profile, info.num_users, dim) if profile else None
-        self.item_side = SideFeatures(info.item_schema, info.num_items, dim) if info.item_schema else None
-        self.id_columns = [f.name for f in info.item_schema.by_role("item")] if info.item_schema else []
+        profile = self.user_features
+        self.user_side = SideFeatures(profile, self.num_users, dim) if profile else None
+        self.item_side = SideFeatures(self.item_features, self.num_items, dim) if self.item_features else None
+        self.id_columns = [f.name for f in self.item_features.by_role("item")] if self.item_features else []
         user_in = 2 * dim + (self.user_side.output_dim if self.user_side else 0)
         item_in = self.item_side.output_dim if self.item_side else dim
         self.user_tower = MLP(user_in, [*hidden_units, dim], dropout=dropout)
         self.item_tower = MLP(item_in, [*hidden_units, dim], dropout=dropout)
-        self.sampler = CandidateSampler(info.num_items, num_negatives=num_negatives)
+        self.sampler = CandidateSampler(self.num_items, num_negatives=num_negatives)
 
     def training_batch(self, data: Interactions, *, seed: int) -> Batch:
         """Fill the feature tables and item shares; one example per interaction."""
@@ -102,7 +103,7 @@ class TwoTower(RetrievalModule):
                 rows = Batch({k: v.masked_fill(unseen, OOV) if k in self.id_columns else v
                               for k, v in rows.features.items()})
             side.fill(rows)
-        return next_item_batch(data, self.info.max_history)
+        return next_item_batch(data, self.max_history)
 
     def _queries(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         known = (users >= 0).unsqueeze(-1).to(self.users.weight.dtype)     # unseen users: no id vector
@@ -111,8 +112,15 @@ class TwoTower(RetrievalModule):
             parts.append(self.user_side(users))
         return F.normalize(self.user_tower(torch.cat(parts, 1)), dim=-1)   # (B, D)
 
-    def encode_items(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(N, D) item vectors of items given as encoded feature columns (e.g. new items)."""
+    def encode_items(self, batch: Batch) -> torch.Tensor:
+        """(N, D) vectors of the items in ``batch``: from the item features the batch carries (an
+        item added after training is described by them alone), else from the catalogue's rows."""
+        if self.item_side is not None and self.item_features is not None \
+                and all(name in batch.features for name in self.item_features.names):
+            return self._from_features({name: batch.features[name] for name in self.item_features.names})
+        return self._items(to_index(batch.features["item"]))
+
+    def _from_features(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.item_side is None:
             raise ConfigError("this two_tower has no item features to encode; fit it with item_features=... .")
         return F.normalize(self.item_tower(self.item_side.encode(features)), dim=-1)
@@ -123,25 +131,25 @@ class TwoTower(RetrievalModule):
             if self.training and self.id_dropout > 0:
                 hidden = torch.rand(len(items), device=items.device) < self.id_dropout
                 features.update({name: features[name].masked_fill(hidden, OOV) for name in self.id_columns})
-            return self.encode_items(features)
+            return self._from_features(features)
         return F.normalize(self.item_tower(self.items(items + 1)), dim=-1)  # (N, D)
 
     def forward(self, batch: Batch) -> SampledLogits:
         """Logits of each example against the batch's candidates."""
-        features = batch.features
-        queries = self._queries(features["user"], features["history"])
-        ids, log_q = self.sampler(features["item"])
+        users, items, history = indices(batch, "user", "item", "history")
+        queries = self._queries(users, history)
+        ids, log_q = self.sampler(items)
         logits, target = self.sampler.logits(queries, self._items(ids), ids, log_q if self.use_log_q else None,
                                              temperature=self.temperature)
         return SampledLogits(logits, target)
 
-    def query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:
+    def _query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:
         """(B, D) user vectors; a user -1 is described by its history alone."""
         users_index = torch.as_tensor(np.asarray(users, dtype=np.int64))
         recent = (torch.from_numpy(history.recent) if history is not None
-                  else torch.full((len(users_index), self.info.max_history), -1))
+                  else torch.full((len(users_index), self.max_history), -1))
         return self._queries(users_index, recent)
 
-    def item_vectors(self) -> torch.Tensor:
+    def _item_vectors(self) -> torch.Tensor:
         """(num_items, D) every item through the item tower."""
-        return self._items(torch.arange(self.info.num_items))
+        return self._items(torch.arange(self.num_items))

@@ -7,14 +7,15 @@ import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
-from recfunnel.data.interactions import History, InteractionInfo, Interactions
+from recfunnel.data.interactions import History, Interactions
 from recfunnel.errors import DataError
 from recfunnel.models.base import register_model
-from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits
+from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits, indices
 from recfunnel.nn import MLP
 from recfunnel.nn.pooling import embed_history, masked_mean
 from recfunnel.nn.sampling import CandidateSampler, next_item_batch
-from recfunnel.nn.side_features import SideFeatures, without_ids
+from recfunnel.nn.side_features import SideFeatures
+from recfunnel.schema import Schema
 
 
 @register_model("youtube_dnn", kind="retrieval")
@@ -30,7 +31,7 @@ class YouTubeDNN(RetrievalModule):
     frequencies (or uniformly), with each logit corrected by its candidate's log expected count.
 
     Args:
-        info: Catalogue sizes, history length and the user table's schema.
+        schema: The retrieval schema (ids, history length, user features).
         embedding_dim: D, the size of item embeddings and of the user vector.
         hidden_units: Hidden widths of the ReLU tower (its output is D).
         num_negatives: Sampled negatives per batch.
@@ -40,28 +41,28 @@ class YouTubeDNN(RetrievalModule):
     Example:
         >>> import pandas as pd
         >>> data = Interactions.from_frame(pd.DataFrame({"user_id": [0, 0, 1], "item_id": [0, 1, 1]}))
-        >>> model = YouTubeDNN(data.info, embedding_dim=8, num_negatives=4)
+        >>> model = YouTubeDNN(data.schema(), embedding_dim=8, num_negatives=4)
         >>> model(model.training_batch(data, seed=0)).logits.shape  # 3 rows x (3 positives + 4)
         torch.Size([3, 7])
     """
 
     test_params = {"embedding_dim": 16, "hidden_units": (32,), "num_negatives": 8}
 
-    def __init__(self, info: InteractionInfo, *, embedding_dim: int = 64, hidden_units: tuple[int, ...] = (256,),
+    def __init__(self, schema: Schema, *, embedding_dim: int = 64, hidden_units: tuple[int, ...] = (256,),
                  num_negatives: int = 256, negatives: str = "frequency", dropout: float = 0.1) -> None:
-        super().__init__(info)
+        super().__init__(schema)
         dim = embedding_dim
-        self.watches = nn.Embedding(info.num_items + 1, dim, sparse=True)  # row 0 pads histories
-        self.softmax = nn.Embedding(info.num_items, dim + 1, sparse=True)  # weights and a bias column
+        self.watches = nn.Embedding(self.num_items + 1, dim, sparse=True)  # row 0 pads histories
+        self.softmax = nn.Embedding(self.num_items, dim + 1, sparse=True)  # weights and a bias column
         nn.init.normal_(self.watches.weight, std=0.1)
         nn.init.normal_(self.softmax.weight, std=0.1)
         with torch.no_grad():
             self.softmax.weight[:, -1] = 0.0
-        profile = without_ids(info.user_schema, "user")
-        self.user_side = SideFeatures(profile, info.num_users, dim) if profile else None
+        profile = self.user_features
+        self.user_side = SideFeatures(profile, self.num_users, dim) if profile else None
         width = dim + (self.user_side.output_dim if self.user_side else 0)
         self.tower = MLP(width, [*hidden_units, dim], dropout=dropout)
-        self.sampler = CandidateSampler(info.num_items, num_negatives=num_negatives, in_batch=False,
+        self.sampler = CandidateSampler(self.num_items, num_negatives=num_negatives, in_batch=False,
                                         distribution=negatives)
 
     def training_batch(self, data: Interactions, *, seed: int) -> Batch:
@@ -72,7 +73,7 @@ class YouTubeDNN(RetrievalModule):
                 raise DataError("youtube_dnn was built with a user schema but the interactions carry no "
                                 "user_features; pass user_features=... to fit.")
             self.user_side.fill(data.user_features)
-        return next_item_batch(data, self.info.max_history)
+        return next_item_batch(data, self.max_history)
 
     def _queries(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         parts = [masked_mean(*embed_history(self.watches, history))]     # (B, D)
@@ -83,18 +84,18 @@ class YouTubeDNN(RetrievalModule):
 
     def forward(self, batch: Batch) -> SampledLogits:
         """Logits of each example's own positive and the shared sampled negatives."""
-        features = batch.features
-        queries = self._queries(features["user"], features["history"])
-        ids, log_q = self.sampler(features["item"])
+        users, items, history = indices(batch, "user", "item", "history")
+        queries = self._queries(users, history)
+        ids, log_q = self.sampler(items)
         return SampledLogits(*self.sampler.logits(queries, self.softmax(ids), ids, log_q))
 
-    def query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:
+    def _query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:
         """(B, D + 1) user vectors from the users' recent items (and features)."""
         users_index = torch.as_tensor(np.asarray(users, dtype=np.int64))
         recent = (torch.from_numpy(history.recent) if history is not None
-                  else torch.full((len(users_index), self.info.max_history), -1))
+                  else torch.full((len(users_index), self.max_history), -1))
         return self._queries(users_index, recent)
 
-    def item_vectors(self) -> torch.Tensor:
+    def _item_vectors(self) -> torch.Tensor:
         """(num_items, D + 1) softmax weights, the bias last."""
         return self.softmax.weight
