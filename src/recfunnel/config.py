@@ -11,14 +11,13 @@ from typing import Any
 import yaml
 
 from recfunnel.errors import ConfigError, did_you_mean
-from recfunnel.estimators import get_model  # with the estimators that have their own fit registered
+from recfunnel.estimators import estimator_for, get_model  # with the estimators that have their own fit
 from recfunnel.estimators.base import trainer_options
 
-RANKING_DATA_KEYS = ("train", "valid", "test", "label", "schema", "format", "on_nan", "negative_sampling",
-                     "allow_single_class", "objective", "group")
-RETRIEVAL_DATA_KEYS = ("train", "valid", "test", "format", "user_col", "item_col", "time_col", "weight_col",
-                       "user_features", "item_features", "max_history")
-DATA_KEYS = tuple(dict.fromkeys(RANKING_DATA_KEYS + RETRIEVAL_DATA_KEYS))
+#: Every data option any estimator reads: its files (``data_files``) or its constructor's arguments.
+DATA_KEYS = ("train", "valid", "test", "format", "label", "schema", "on_nan", "negative_sampling",
+             "allow_single_class", "objective", "group", "user_col", "item_col", "time_col", "weight_col",
+             "user_features", "item_features", "max_history")
 SECTIONS = ("model", "data", "trainer", "out", "seed", "monitor")
 
 
@@ -124,18 +123,24 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
             )
     _check_keys("trainer", config.get("trainer") or {}, list(trainer_options()))
     data = config.get("data") or {}
-    retrieval = get_model(model["name"]).kind == "retrieval"
-    wrong_kind = [k for k in data if k not in (RETRIEVAL_DATA_KEYS if retrieval else RANKING_DATA_KEYS)
-                  and k in DATA_KEYS]
-    if wrong_kind:
-        kind = "retrieval" if retrieval else "ranking"
-        raise ConfigError(f"data option {wrong_kind[0]!r} does not apply to {model['name']!r}, a {kind} model; "
-                          f"valid: {', '.join(RETRIEVAL_DATA_KEYS if retrieval else RANKING_DATA_KEYS)}.")
-    _check_keys("data", data, list(RETRIEVAL_DATA_KEYS if retrieval else RANKING_DATA_KEYS))
-    for required in ("train",) if retrieval else ("train", "label"):
+    valid_data = data_options(model["name"])
+    wrong = [k for k in data if k not in valid_data and k in DATA_KEYS]
+    if wrong:
+        info, trainer = get_model(model["name"]), estimator_for(model["name"]).__name__
+        raise ConfigError(f"data option {wrong[0]!r} does not apply to {model['name']!r}, a {info.kind} model "
+                          f"trained by {trainer}; valid: {', '.join(valid_data)}.")
+    _check_keys("data", data, valid_data)
+    for required in ("train", "label") if "label" in valid_data else ("train",):
         if not data.get(required):
             raise ConfigError(f"the config needs data.{required} (or --{required} on the command line).")
     return config
+
+
+def data_options(model: str) -> list[str]:
+    """The data options of ``model``'s estimator: the files it reads and its constructor's data arguments."""
+    cls = estimator_for(model)
+    accepted = inspect.signature(cls.__init__).parameters
+    return [k for k in DATA_KEYS if k in cls.data_files or k in accepted]
 
 
 def _check_keys(section: str, values: Any, valid: list[str]) -> None:
@@ -162,58 +167,31 @@ def read_schema_file(path: str | Path):  # -> Schema
     return Schema.from_dict(data)
 
 
-def ranker_from_config(config: dict[str, Any]):  # -> Ranker
-    """Build an unfitted Ranker from a validated config."""
-    from recfunnel.estimators.ranker import Ranker
-
-    model = dict(config["model"])
-    data = config.get("data") or {}
-    schema = read_schema_file(data["schema"]) if data.get("schema") else None
-    return Ranker(model.pop("name"), label=data["label"], schema=schema, params=model,
-                  trainer=config.get("trainer") or {}, on_nan=data.get("on_nan") or "mean",
-                  monitor=config.get("monitor"), seed=int(config.get("seed", 2026)),
-                  negative_sampling=data.get("negative_sampling"),
-                  allow_single_class=data.get("allow_single_class", False),
-                  objective=data.get("objective"), group=data.get("group"))
-
-
 def estimator_from_config(config: dict[str, Any]) -> Any:
-    """Build an unfitted estimator (GBDT+LR, FTRL) from a validated config.
+    """Build the unfitted estimator of a validated config, whatever the model (see ``estimator_for``).
 
-    The model section gives its hyperparameters; ``data.label``, ``data.schema``, the trainer
-    section, the seed and the data options it accepts are passed as its run arguments.
+    The model section gives the hyperparameters (a Ranker's or Retriever's ``params``, or an
+    estimator's own keyword arguments); the data options that are not files, the trainer
+    section, the seed and ``monitor`` are passed as the estimator's keyword arguments of those
+    names; ``data.schema`` is read from its file.
 
     Raises:
-        ConfigError: A config option the estimator does not take (e.g. trainer options for FTRL).
+        ConfigError: An option the estimator does not take (e.g. trainer options for FTRL).
     """
     model = dict(config["model"])
-    info = get_model(model.pop("name"))
-    accepted = inspect.signature(info.cls.__init__).parameters
+    name = model.pop("name")
+    info, cls = get_model(name), estimator_for(name)
+    accepted = inspect.signature(cls.__init__).parameters
     data = config.get("data") or {}
-    given = {"label": data.get("label"), "trainer": config.get("trainer") or None,
-             "seed": int(config["seed"]) if "seed" in config else None,
-             "schema": read_schema_file(data["schema"]) if data.get("schema") else None,
-             "on_nan": data.get("on_nan"), "negative_sampling": data.get("negative_sampling"),
-             "allow_single_class": data.get("allow_single_class"), "monitor": config.get("monitor"),
-             "objective": data.get("objective"), "group": data.get("group")}
-    for key, value in given.items():
-        if value is None:
-            continue
+    given: dict[str, Any] = {k: v for k, v in data.items() if k not in cls.data_files}
+    if data.get("schema"):
+        given["schema"] = read_schema_file(data["schema"])
+    given.update({"trainer": config.get("trainer") or None, "monitor": config.get("monitor"),
+                  "seed": int(config["seed"]) if "seed" in config else None})
+    run = {k: v for k, v in given.items() if v is not None}
+    for key in run:
         if key not in accepted:
             where = {"trainer": "trainer options", "seed": "seed", "monitor": "monitor"}.get(key, f"data.{key}")
-            raise ConfigError(f"{where} cannot be used with {info.name!r}, which trains with its own loop; "
-                              f"its options are: {', '.join(sorted(info.hyperparameters()))}.")
-        model[key] = value
-    return info.cls(**model)
-
-
-def retriever_from_config(config: dict[str, Any]):  # -> Retriever
-    """Build an unfitted Retriever from a validated config."""
-    from recfunnel.estimators.retriever import Retriever
-
-    model = dict(config["model"])
-    data = config.get("data") or {}
-    columns = {k: data[k] for k in ("user_col", "item_col", "time_col", "weight_col") if data.get(k)}
-    return Retriever(model.pop("name"), params=model, trainer=config.get("trainer") or {},
-                     max_history=int(data.get("max_history") or 50), seed=int(config.get("seed", 2026)),
-                     **columns)
+            raise ConfigError(f"{where} cannot be used with {name!r} ({cls.__name__}); its options are: "
+                              f"{', '.join(sorted(info.hyperparameters()))}.")
+    return cls(**model, **run) if info.is_estimator else cls(name, params=model, **run)

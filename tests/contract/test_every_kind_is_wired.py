@@ -2,7 +2,11 @@
 
 from pathlib import Path
 
-from recfunnel.estimators import list_models
+import pytest
+
+from recfunnel.config import data_options, estimator_from_config, validate
+from recfunnel.errors import ConfigError
+from recfunnel.estimators import estimator_for, list_models
 from recfunnel.models import KINDS
 
 HERE = Path(__file__).parent
@@ -22,3 +26,27 @@ def test_each_contract_module_reads_the_registry():
     for module in MODULES.values():
         text = (HERE / module).read_text()
         assert "list_models(" in text, f"{module} must parametrize over the registry"
+
+
+@pytest.mark.parametrize("name", [info.name for info in list_models()])
+def test_every_model_has_an_estimator_a_config_drives(name):
+    """The CLI and YAML configs never ask what kind of model they hold: the registry names the estimator."""
+    cls = estimator_for(name)
+    assert "train" in cls.data_files
+    assert all(callable(getattr(cls, method, None)) for method in ("fit_data", "evaluate_file", "report", "save"))
+    data = {"train": "t.csv", **({"label": "click"} if "label" in data_options(name) else {})}
+    estimator = estimator_from_config(validate({"model": {"name": name}, "data": data}))
+    assert isinstance(estimator, cls)
+
+
+def test_a_config_builds_each_estimator_with_its_own_options():
+    retriever = estimator_from_config(validate({"model": {"name": "als", "factors": 8}, "seed": 3,
+                                                "data": {"train": "t.csv", "user_col": "u", "max_history": 7}}))
+    assert (retriever.params, retriever.columns["user_col"], retriever.max_history, retriever.seed) == \
+        ({"factors": 8}, "u", 7, 3)
+    ranker = estimator_from_config(validate({"model": {"name": "fm", "embedding_dim": 4}, "trainer": {"max_epochs": 2},
+                                             "data": {"train": "t.csv", "label": "click", "on_nan": "zero"}}))
+    assert (ranker.params, ranker.trainer.max_epochs, ranker.on_nan, ranker.label_names) == \
+        ({"embedding_dim": 4}, 2, "zero", ["click"])
+    with pytest.raises(ConfigError, match="'user_col' does not apply to 'fm', a ranking model trained by Ranker"):
+        validate({"model": {"name": "fm"}, "data": {"train": "t.csv", "label": "click", "user_col": "u"}})

@@ -62,7 +62,7 @@ def test_options_an_estimator_does_not_take_are_refused(cli, data_dir, tmp_path)
     common = ["train", "--model", "gbdt_lr", "--train", data_dir / "train.csv", "--label", "click"]
     cli(*common, "--set", "num_tres=3").fails("unknown option 'num_tres'", "did you mean 'num_trees'")
     cli(*common, "--negative-sampling", "0.5").fails(
-        "data.negative_sampling cannot be used with 'gbdt_lr'", "num_trees")
+        "data option 'negative_sampling' does not apply to 'gbdt_lr'", "valid: train, valid, test, format, label")
 
 
 def test_python_ranker_points_to_the_estimator():

@@ -57,106 +57,19 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """`recfunnel train`: fit a ranker from flags or a YAML config, save the artifact."""
-    from recfunnel.config import ranker_from_config
-    from recfunnel.data import load_frame
-    from recfunnel.data.infer import describe_schema
-    from recfunnel.estimators import get_model  # with GBDT+LR, FTRL and LambdaMART registered
+    """`recfunnel train`: fit the model's estimator from flags or a YAML config, save the artifact."""
+    from recfunnel.config import estimator_from_config
 
     config = _config_from_args(args)
-    data = config["data"]
-    info = get_model(config["model"]["name"])
-    if info.kind == "retrieval":
-        return _train_retriever(args, config)
-    if info.is_estimator:
-        return _train_estimator(args, config)
-    ranker = ranker_from_config(config)
-    train = load_frame(data["train"], fmt=data.get("format"))
-    valid = load_frame(data["valid"], fmt=data.get("format")) if data.get("valid") else None
-    if ranker.schema is None:
-        from recfunnel.estimators.base import infer_for_labels
-
-        ranker.schema = infer_for_labels(train, ranker.label_names)
-        if not args.json:
-            console.print(_table("inferred schema (saved in the artifact; override with --schema)",
-                                 ["column", "type", "details"], [list(r) for r in describe_schema(ranker.schema)]))
-    ranker.fit(train, valid)
-    out = ranker.save(config.get("out") or default_out(config["model"]["name"]))
-    metrics = ranker.metrics_.get("valid", {})
+    estimator = estimator_from_config(config).fit_data(config["data"])
+    out = estimator.save(config.get("out") or default_out(config["model"]["name"]))
     if args.json:
-        emit_json({"artifact": str(out), "metrics": metrics, "history": ranker.history_})
+        emit_json({"artifact": str(out), "metrics": estimator.metrics_.get("valid", {}), "history": estimator.history_})
         return 0
-    shown = list(ranker.task_.summary(metrics)) if metrics and ranker.task_ is not None else []
-    rows = [[int(r["epoch"]), r["train_loss"], *[r.get(f"valid_{m}", "-") for m in shown], f"{r['seconds']:.1f}s"]
-            for r in ranker.history_]
-    metrics = dict.fromkeys(shown)
-    console.print(_table(f"{config['model']['name']} training", ["epoch", "train loss", *metrics, "time"], rows))
+    for title, columns, rows in estimator.report():
+        console.print(_table(title, columns, rows))
     console.print(f"saved artifact to [bold]{escape(str(out))}[/]", soft_wrap=True)  # paths: no markup, no wrap
     return 0
-
-
-def _train_estimator(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    """Fit an estimator with its own loop (GBDT+LR, FTRL); one that streams files gets the paths."""
-    from recfunnel.config import estimator_from_config
-    from recfunnel.data import load_frame
-
-    data = config["data"]
-    estimator = estimator_from_config(config)
-    if getattr(estimator, "reads_files", False):  # streams the files chunk by chunk
-        estimator.fit(data["train"], data.get("valid"), fmt=data.get("format"))
-    else:
-        estimator.fit(load_frame(data["train"], fmt=data.get("format")),
-                      load_frame(data["valid"], fmt=data.get("format")) if data.get("valid") else None)
-    out = estimator.save(config.get("out") or default_out(config["model"]["name"]))
-    metrics = estimator.metrics_.get("valid", {})
-    if args.json:
-        emit_json({"artifact": str(out), "metrics": metrics, "history": estimator.history_})
-        return 0
-    if metrics:
-        console.print(_table(f"{config['model']['name']} validation", ["metric", "value"],
-                             [[k, v] for k, v in metrics.items()]))
-    console.print(f"saved artifact to [bold]{escape(str(out))}[/]", soft_wrap=True)
-    return 0
-
-
-def _train_retriever(args: argparse.Namespace, config: dict[str, Any]) -> int:
-    from recfunnel.config import retriever_from_config
-    from recfunnel.data import load_frame
-
-    data = config["data"]
-    retriever = retriever_from_config(config)
-    read = {k: load_frame(data[k], fmt=data.get("format")) if data.get(k) else None
-            for k in ("train", "valid", "user_features", "item_features")}
-    retriever.fit(read["train"], read["valid"], user_features=read["user_features"],
-                  item_features=read["item_features"])
-    out = retriever.save(config.get("out") or default_out(config["model"]["name"]))
-    metrics = retriever.metrics_.get("valid", {})
-    info = retriever.model_
-    if args.json:
-        emit_json({"artifact": str(out), "metrics": metrics,
-                   "history": retriever.result_.history if retriever.result_ else []})
-        return 0
-    _print_feature_schemas(retriever.encoders_)
-    if info is not None:
-        console.print(f"{config['model']['name']}: {info.num_users:,} users, {info.num_items:,} items, "
-                      f"{len(retriever.data_ or []):,} interactions")
-    if metrics:
-        console.print(_table("validation (full ranking, training items left out)", ["metric", "value"],
-                             [[k, v] for k, v in metrics.items() if k.endswith(("@10", "@50")) or k == "users"]))
-    console.print(f"saved artifact to [bold]{escape(str(out))}[/]", soft_wrap=True)
-    return 0
-
-
-def _print_feature_schemas(encoders: dict[str, Any]) -> None:
-    """The schemas inferred from --user-features and --item-features, printed as `train` prints a
-    ranker's inferred schema."""
-    from recfunnel.data.infer import describe_schema
-
-    for side in ("user", "item"):
-        if side in encoders:
-            console.print(_table(f"inferred {side} schema (saved in the artifact)",
-                                 ["column", "type", "details"],
-                                 [list(r) for r in describe_schema(encoders[side].schema_)]))
 
 
 def _ks(text: str) -> tuple[int, ...]:
@@ -173,24 +86,17 @@ def _ks(text: str) -> tuple[int, ...]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """`recfunnel evaluate ARTIFACT --data FILE`."""
-    from recfunnel.data import load_frame
-    from recfunnel.estimators.retriever import Retriever
     from recfunnel.funnel import Funnel, load
 
-    ranker = load(args.artifact)
-    if isinstance(ranker, Funnel):
-        return evaluate_funnel(ranker, args)
-    if isinstance(ranker, Retriever):
-        exclude = [load_frame(path, fmt=args.format) for path in args.exclude]
-        metrics = ranker.evaluate(load_frame(args.data, fmt=args.format), exclude=exclude, ks=_ks(args.k))
-    elif getattr(ranker, "reads_files", False):  # streamed: the test file need not fit in memory
-        metrics = ranker.evaluate(args.data, fmt=args.format)
-    else:
-        metrics = ranker.evaluate(load_frame(args.data, fmt=args.format))
+    estimator = load(args.artifact)
+    if isinstance(estimator, Funnel):
+        return evaluate_funnel(estimator, args)
+    metrics = estimator.evaluate_file(args.data, fmt=args.format, exclude=args.exclude,
+                                      ks=_ks(args.k) if args.k is not None else None)
     if args.json:
         emit_json(metrics)
     else:
-        console.print(_table(f"{ranker.model_name} on {args.data}", ["metric", "value"], _metric_rows(metrics)))
+        console.print(_table(f"{estimator.model_name} on {args.data}", ["metric", "value"], _metric_rows(metrics)))
     return 0
 
 

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--format", choices=["csv", "tsv", "parquet", "libfm", "criteo"])
     evaluate.add_argument("--exclude", action="append", default=[], metavar="FILE",
                           help="retrieval: more interactions to leave out of the ranking (e.g. valid.csv)")
-    evaluate.add_argument("--k", default="10,20,50", help="retrieval: cut-offs, comma-separated (default 10,20,50)")
+    evaluate.add_argument("--k", default=None, help="retrieval: cut-offs, comma-separated (default 10,20,50)")
     evaluate.add_argument("--json", action="store_true")
 
     recommend = sub.add_parser("recommend", help="top-k items for users with a saved retrieval model or funnel")

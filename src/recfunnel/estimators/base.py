@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from recfunnel.data.frames import load_frame
 from recfunnel.data.infer import infer_schema
 from recfunnel.errors import ConfigError, SchemaError, did_you_mean
 from recfunnel.schema import Label, Schema
@@ -16,6 +17,11 @@ from recfunnel.train import Trainer
 
 #: Trainer options that describe one run on one machine, not how the model was trained.
 RUN_ONLY = ("device", "checkpoint_dir", "progress")
+#: The files (and their format) in a config's data section that every estimator reads.
+DATA_FILES = ("train", "valid", "test", "format")
+
+#: A table for the CLI to print: (title, column names, rows).
+Report = tuple[str, list[str], list[list[Any]]]
 
 
 @runtime_checkable
@@ -36,6 +42,45 @@ class Estimator(Protocol):
     def evaluate(self, data: Any) -> dict[str, Any]: ...
 
     def save(self, path: str | Path) -> Path: ...
+
+
+@runtime_checkable
+class ConfigurableEstimator(Estimator, Protocol):
+    """An estimator the CLI and YAML configs drive without asking what it is.
+
+    ``data_files`` names the config's data entries that are files it reads (its other data
+    options are its constructor's own keyword arguments); ``fit_data`` fits from that data
+    section, ``evaluate_file`` scores one file, and ``report`` gives the tables that describe
+    the fit (inferred schemas, epochs, validation metrics).
+    """
+
+    data_files: tuple[str, ...]
+
+    def fit_data(self, data: Mapping[str, Any]) -> Any: ...
+
+    def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
+                      ks: tuple[int, ...] | None = None) -> dict[str, Any]: ...
+
+    def report(self) -> list[Report]: ...
+
+
+def read_data(data: Mapping[str, Any], *optional: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame | None]]:
+    """A config's data section read as frames: ``train``, and each ``optional`` entry or None."""
+    fmt = data.get("format")
+    return load_frame(data["train"], fmt=fmt), {name: load_frame(data[name], fmt=fmt) if data.get(name) else None
+                                                for name in optional}
+
+
+def refuse_list_options(estimator: str, exclude: Sequence[str], ks: tuple[int, ...] | None) -> None:
+    """A scorer of rows evaluates rows: ``exclude`` and ``ks``, options of ranked lists, are refused."""
+    if exclude or ks is not None:
+        raise ConfigError(f"--exclude and --k apply to models that rank the catalogue (retrieval models, "
+                          f"funnels); {estimator} scores rows: leave them out.")
+
+
+def metrics_report(title: str, metrics: Mapping[str, Any]) -> list[Report]:
+    """A validation-metrics table, or nothing when there are none."""
+    return [(title, ["metric", "value"], [[k, v] for k, v in metrics.items()])] if metrics else []
 
 
 def trainer_options() -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from recfunnel.data.readers import CRITEO_COLUMNS
 from recfunnel.data.stream import iter_chunks
 from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
 from recfunnel.estimators.artifact import inconsistent, model_card, write_artifact
+from recfunnel.estimators.base import DATA_FILES, Report, metrics_report, refuse_list_options
 from recfunnel.metrics import auc, logloss
 from recfunnel.models import register_estimator
 from recfunnel.schema import Categorical, Label, Schema
@@ -175,7 +176,6 @@ class FTRLRanker:
     """
 
     model_name = "ftrl"
-    reads_files = True  # ``fit``/``evaluate`` take a path and stream it (the CLI passes paths)
 
     def __init__(self, *, label: str | None = None, columns: list[str] | dict[str, str] | None = None,
                  alpha: float = 0.1, beta: float = 1.0, l1: float = 1.0, l2: float = 1.0, hash_bits: int = 22,
@@ -331,6 +331,23 @@ class FTRLRanker:
             probabilities.append(sigmoid(model.predict_logits(self.features(chunk))))
         y, p = np.concatenate(labels), np.concatenate(probabilities)
         return {"auc": auc(y, p), "logloss": logloss(y, p)}
+
+    # -- driven by a config (the CLI) ------------------------------------------------------------
+    data_files: ClassVar[tuple[str, ...]] = DATA_FILES
+
+    def fit_data(self, data: Mapping[str, Any]) -> FTRLRanker:
+        """Fit from a config's data section, streaming its files chunk by chunk."""
+        return self.fit(data["train"], data.get("valid"), fmt=data.get("format"))
+
+    def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
+                      ks: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """``evaluate`` streaming a file: it need not fit in memory."""
+        refuse_list_options("FTRL", exclude, ks)
+        return self.evaluate(path, fmt=fmt)
+
+    def report(self) -> list[Report]:
+        """The validation metrics."""
+        return metrics_report("ftrl validation", self.metrics_.get("valid", {}))
 
     @property
     def sparsity_(self) -> dict[str, float]:

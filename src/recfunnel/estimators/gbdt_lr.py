@@ -6,8 +6,9 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,16 @@ from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.frames import Data, load_frame
 from recfunnel.errors import ConfigError, NotFittedError, SchemaError, did_you_mean
 from recfunnel.estimators.artifact import inconsistent, staged_directory
-from recfunnel.estimators.base import infer_for_labels, label_names, resolve_labels
+from recfunnel.estimators.base import (
+    DATA_FILES,
+    Report,
+    infer_for_labels,
+    label_names,
+    metrics_report,
+    read_data,
+    refuse_list_options,
+    resolve_labels,
+)
 from recfunnel.estimators.ranker import Ranker, ranker_from_parts
 from recfunnel.metrics import auc
 from recfunnel.models import register_estimator
@@ -375,6 +385,24 @@ class GBDTRanker:
         """AUC and log loss on labelled data."""
         head = self._fitted()[2]
         return head.evaluate(self._leaf_features(load_frame(data), labels=True))
+
+    # -- driven by a config (the CLI) ------------------------------------------------------------
+    data_files: ClassVar[tuple[str, ...]] = DATA_FILES
+
+    def fit_data(self, data: Mapping[str, Any]) -> GBDTRanker:
+        """Fit from a config's data section (``train``, optional ``valid``, their ``format``)."""
+        train, frames = read_data(data, "valid")
+        return self.fit(train, frames["valid"])
+
+    def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
+                      ks: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """``evaluate`` on a file."""
+        refuse_list_options("GBDT+LR", exclude, ks)
+        return self.evaluate(load_frame(path, fmt=fmt))
+
+    def report(self) -> list[Report]:
+        """The validation metrics."""
+        return metrics_report("gbdt_lr validation", self.metrics_.get("valid", {}))
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

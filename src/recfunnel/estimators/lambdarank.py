@@ -20,7 +20,7 @@ from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.frames import Data, load_frame
 from recfunnel.errors import ArtifactError, ConfigError, SchemaError
 from recfunnel.estimators.artifact import inconsistent, write_artifact
-from recfunnel.estimators.base import infer_for_labels, resolve_labels
+from recfunnel.estimators.base import Report, infer_for_labels, metrics_report, resolve_labels
 from recfunnel.estimators.gbdt_lr import _lightgbm, feature_matrix, tree_inputs
 from recfunnel.estimators.ranker import Ranker
 from recfunnel.models import register_estimator
@@ -117,6 +117,10 @@ class LambdaRanker(Ranker):
             raise SchemaError(f"group column {self.group!r} is missing; columns present: "
                               f"{', '.join(map(str, frame.columns))}.")
         return pd.factorize(frame[self.group].astype(str))[0]
+
+    def report(self) -> list[Report]:
+        """The validation metrics (boosting has no epochs to list)."""
+        return metrics_report("lambdarank validation", self.metrics_.get("valid", {}))
 
     def save(self, path: str | Path) -> Path:
         """Write the artifact: the encoder and schema as JSON, the booster as LightGBM's text format."""

@@ -11,8 +11,9 @@ from recfunnel.estimators.artifact import read_artifact, read_config
 from recfunnel.estimators.ftrl import load_ftrl
 from recfunnel.estimators.gbdt_lr import load_gbdt
 from recfunnel.estimators.lambdarank import load_lambdarank
-from recfunnel.estimators.ranker import ranker_from_parts
-from recfunnel.estimators.retriever import load_retriever
+from recfunnel.estimators.ranker import Ranker, ranker_from_parts
+from recfunnel.estimators.retriever import Retriever, load_retriever
+from recfunnel.models import get_model
 
 #: A loader rebuilds an estimator from its directory and the parts ``read_artifact`` checked.
 Loader = Callable[[Path, dict[str, Any]], Any]
@@ -25,6 +26,25 @@ _LOADERS: dict[str, Loader] = {
     "ftrl": load_ftrl,
     "lambdarank": load_lambdarank,
 }
+# Which estimator trains a registry model of each kind (an estimator with its own fit is its own).
+_TRAINED_BY: dict[str, type[Any]] = {"ranking": Ranker, "multitask": Ranker, "retrieval": Retriever}
+
+
+def estimator_for(model: str) -> type[Any]:
+    """The estimator class that trains the registry model ``model``.
+
+    Raises:
+        ModelNotFoundError: ``model`` is not registered.
+        ConfigError: No estimator trains models of its kind yet.
+    """
+    info = get_model(model)
+    if info.is_estimator:
+        return info.cls
+    if info.kind not in _TRAINED_BY:
+        raise ConfigError(f"no estimator trains {info.kind} models such as {model!r} yet.")
+    return _TRAINED_BY[info.kind]
+
+
 # Artifacts that are directories of other artifacts (a funnel) have their own reader of config.json.
 _DIRECTORY_LOADERS: dict[str, Callable[[Path], Any]] = {}
 

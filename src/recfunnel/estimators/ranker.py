@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ from recfunnel.data.batch import Batch
 from recfunnel.data.checks import check_bool, check_two_classes
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.frames import Data, load_frame
+from recfunnel.data.infer import describe_schema
 from recfunnel.errors import ConfigError, NotFittedError, SchemaError, did_you_mean
 from recfunnel.estimators.artifact import (
     artifact_model,
@@ -24,7 +25,16 @@ from recfunnel.estimators.artifact import (
     model_card,
     write_artifact,
 )
-from recfunnel.estimators.base import infer_for_labels, label_names, resolve_labels, resolve_trainer
+from recfunnel.estimators.base import (
+    DATA_FILES,
+    Report,
+    infer_for_labels,
+    label_names,
+    read_data,
+    refuse_list_options,
+    resolve_labels,
+    resolve_trainer,
+)
 from recfunnel.models import build_model, get_model
 from recfunnel.schema import Label, Schema
 from recfunnel.tasks import GROUP, OBJECTIVES, MultiTask, RankingTask, Task, task_for_label, task_from_dict
@@ -201,6 +211,33 @@ class Ranker:
         frame = load_frame(data)
         batch = self._with_groups(self._encode(frame, labels=True), frame)  # NDCG needs each row's list
         return self.trainer.evaluate(model, task, batch)
+
+    # -- driven by a config (the CLI) ------------------------------------------------------------
+    data_files: ClassVar[tuple[str, ...]] = DATA_FILES
+
+    def fit_data(self, data: Mapping[str, Any]) -> Ranker:
+        """Fit from a config's data section (``train``, optional ``valid``, their ``format``)."""
+        train, frames = read_data(data, "valid")
+        return self.fit(train, frames["valid"])
+
+    def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
+                      ks: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """``evaluate`` on a file."""
+        refuse_list_options(f"{self.model_name!r}, a ranker,", exclude, ks)
+        return self.evaluate(load_frame(path, fmt=fmt))
+
+    def report(self) -> list[Report]:
+        """The inferred schema (when none was given) and one row per training epoch."""
+        _, encoder, task = self._fitted()
+        tables: list[Report] = []
+        if self.schema is None:
+            tables.append(("inferred schema (saved in the artifact; override with --schema)",
+                           ["column", "type", "details"], [list(r) for r in describe_schema(encoder.schema_)]))
+        metrics = self.metrics_.get("valid", {})
+        shown = list(task.summary(metrics)) if metrics else []
+        rows = [[int(r["epoch"]), r["train_loss"], *[r.get(f"valid_{m}", "-") for m in shown], f"{r['seconds']:.1f}s"]
+                for r in self.history_]
+        return [*tables, (f"{self.model_name} training", ["epoch", "train loss", *shown, "time"], rows)]
 
     def _encode(self, frame: pd.DataFrame, *, labels: bool) -> Batch:
         encoder = self._fitted()[1]

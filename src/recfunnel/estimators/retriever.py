@@ -9,10 +9,10 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from recfunnel.data.batch import Batch
 from recfunnel.data.checks import check_frame_columns, check_k, plain
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.frames import Data, load_frame
-from recfunnel.data.infer import infer_schema
+from recfunnel.data.infer import describe_schema, infer_schema
 from recfunnel.data.interactions import (
     OOV,
     History,
@@ -39,7 +39,7 @@ from recfunnel.data.interactions import (
 )
 from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
 from recfunnel.estimators.artifact import artifact_model, build_for_weights, inconsistent, write_artifact
-from recfunnel.estimators.base import resolve_trainer
+from recfunnel.estimators.base import DATA_FILES, Report, metrics_report, read_data, resolve_trainer
 from recfunnel.index import INDEX_KINDS, build_index, topk_excluding, topk_static
 from recfunnel.metrics import coverage, ranking_report
 from recfunnel.models import build_model, get_model
@@ -431,6 +431,32 @@ class Retriever:
         report[f"coverage@{depth}"] = coverage(top, model.num_items)
         report["users"] = len(users)  # a count, printed as one
         return report
+
+    # -- driven by a config (the CLI) ------------------------------------------------------------
+    data_files: ClassVar[tuple[str, ...]] = (*DATA_FILES, "user_features", "item_features")
+
+    def fit_data(self, data: Mapping[str, Any]) -> Retriever:
+        """Fit from a config's data section: ``train``, optional ``valid`` and feature tables."""
+        train, frames = read_data(data, "valid", "user_features", "item_features")
+        return self.fit(train, frames["valid"], user_features=frames["user_features"],
+                        item_features=frames["item_features"])
+
+    def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
+                      ks: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """``evaluate`` on a file, leaving out the interactions in the ``exclude`` files too."""
+        return self.evaluate(load_frame(path, fmt=fmt), exclude=[load_frame(p, fmt=fmt) for p in exclude],
+                             ks=ks or KS)
+
+    def report(self) -> list[Report]:
+        """The feature tables' inferred schemas, the data's size and the validation metrics."""
+        model, data = self._fitted()
+        tables: list[Report] = [(f"inferred {side} schema (saved in the artifact)", ["column", "type", "details"],
+                                 [list(r) for r in describe_schema(self.encoders_[side].schema_)])
+                                for side in ("user", "item") if side in self.encoders_]
+        tables.append((f"{self.model_name} training data", ["users", "items", "interactions"],
+                       [[f"{model.num_users:,}", f"{model.num_items:,}", f"{len(data):,}"]]))
+        metrics = {k: v for k, v in self.metrics_.get("valid", {}).items() if k.endswith(("@10", "@50")) or k == "users"}
+        return tables + metrics_report("validation (full ranking, training items left out)", metrics)
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
