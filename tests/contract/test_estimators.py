@@ -10,6 +10,7 @@ import recfunnel
 from recfunnel.datasets import make_shop
 from recfunnel.errors import RecfunnelError, SchemaError
 from recfunnel.estimators import (
+    ConfigurableEstimator,
     Estimator,
     FTRLRanker,
     GBDTRanker,
@@ -84,3 +85,24 @@ def test_a_missing_label_or_feature_is_a_typed_error(tag, frame):
 def test_a_retriever_refuses_a_frame_without_its_columns():
     with pytest.raises(SchemaError):
         Retriever("popularity").fit(pd.DataFrame({"who": [1], "what": [2]}))
+
+
+@pytest.mark.parametrize("tag", sorted(FACTORIES))
+def test_the_config_path_fits_evaluates_a_file_and_reports(tag, frame, tmp_path, caplog):
+    """fit_data / evaluate_file / report: how the CLI drives any estimator without asking what it is."""
+    rows = frame[frame.click == 1][["user_id", "item_id"]] if tag == "retriever" else frame
+    cut = len(rows) * 4 // 5
+    rows.iloc[:cut].to_csv(tmp_path / "train.csv", index=False)
+    rows.iloc[cut:].to_csv(tmp_path / "valid.csv", index=False)
+    estimator = FACTORIES[tag]()
+    assert isinstance(estimator, ConfigurableEstimator)
+    estimator.fit_data({"train": str(tmp_path / "train.csv"), "valid": str(tmp_path / "valid.csv")})
+    metrics = estimator.evaluate_file(str(tmp_path / "valid.csv"))
+    assert metrics == estimator.metrics_["valid"] or tag == "retriever"  # a retriever's valid run drops no rows
+    tables = estimator.report()
+    assert tables and all(isinstance(title, str) and all(len(r) == len(cols) for r in rows_)
+                          for title, cols, rows_ in tables)
+    if tag != "retriever":
+        with caplog.at_level("WARNING"):
+            assert estimator.evaluate_file(str(tmp_path / "valid.csv"), ks=(5,)) == metrics  # ignored, and said so
+        assert "ignores them" in caplog.text

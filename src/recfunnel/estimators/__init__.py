@@ -1,6 +1,6 @@
 """Estimators: data -> encoder -> model -> task -> Trainer behind one protocol, and ``load`` by tag."""
 
-from recfunnel.estimators.base import Estimator, resolve_trainer, trainer_options
+from recfunnel.estimators.base import ConfigurableEstimator, Estimator, resolve_trainer, trainer_options
 from recfunnel.estimators.ftrl import FTRLRanker
 from recfunnel.estimators.gbdt_lr import GBDTRanker
 from recfunnel.estimators.lambdarank import LambdaRanker
@@ -9,5 +9,5 @@ from recfunnel.estimators.ranker import Ranker
 from recfunnel.estimators.retriever import Recommendations, Retriever
 from recfunnel.models import get_model, list_models  # with this package's estimators registered
 
-__all__ = ["Estimator", "FTRLRanker", "GBDTRanker", "LambdaRanker", "Ranker", "Recommendations", "Retriever", "estimator_for", "get_model", "list_models", "load",
+__all__ = ["ConfigurableEstimator", "Estimator", "FTRLRanker", "GBDTRanker", "LambdaRanker", "Ranker", "Recommendations", "Retriever", "estimator_for", "get_model", "list_models", "load",
            "register_loader", "resolve_trainer", "trainer_options"]

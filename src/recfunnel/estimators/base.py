@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -14,6 +15,8 @@ from recfunnel.data.infer import infer_schema
 from recfunnel.errors import ConfigError, SchemaError, did_you_mean
 from recfunnel.schema import Label, Schema
 from recfunnel.train import Trainer
+
+logger = logging.getLogger(__name__)
 
 #: Trainer options that describe one run on one machine, not how the model was trained.
 RUN_ONLY = ("device", "checkpoint_dir", "progress")
@@ -71,11 +74,12 @@ def read_data(data: Mapping[str, Any], *optional: str) -> tuple[pd.DataFrame, di
                                                 for name in optional}
 
 
-def refuse_list_options(estimator: str, exclude: Sequence[str], ks: tuple[int, ...] | None) -> None:
-    """A scorer of rows evaluates rows: ``exclude`` and ``ks``, options of ranked lists, are refused."""
+def ignore_list_options(estimator: str, exclude: Sequence[str], ks: tuple[int, ...] | None) -> None:
+    """A scorer of rows evaluates rows: ``exclude`` and ``ks``, options of ranked lists, have no
+    effect on it, and a warning says so (they were always accepted, so they are not refused)."""
     if exclude or ks is not None:
-        raise ConfigError(f"--exclude and --k apply to models that rank the catalogue (retrieval models, "
-                          f"funnels); {estimator} scores rows: leave them out.")
+        logger.warning("--exclude and --k apply to models that rank the catalogue (retrieval models, funnels); "
+                       "%s scores rows and ignores them.", estimator)
 
 
 def metrics_report(title: str, metrics: Mapping[str, Any]) -> list[Report]:

@@ -20,7 +20,7 @@ from recfunnel.data.readers import CRITEO_COLUMNS
 from recfunnel.data.stream import iter_chunks
 from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
 from recfunnel.estimators.artifact import inconsistent, model_card, write_artifact
-from recfunnel.estimators.base import DATA_FILES, Report, metrics_report, refuse_list_options
+from recfunnel.estimators.base import DATA_FILES, Report, ignore_list_options, metrics_report
 from recfunnel.metrics import auc, logloss
 from recfunnel.models import register_estimator
 from recfunnel.schema import Categorical, Label, Schema
@@ -342,7 +342,7 @@ class FTRLRanker:
     def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
                       ks: tuple[int, ...] | None = None) -> dict[str, Any]:
         """``evaluate`` streaming a file: it need not fit in memory."""
-        refuse_list_options("FTRL", exclude, ks)
+        ignore_list_options("FTRL", exclude, ks)
         return self.evaluate(path, fmt=fmt)
 
     def report(self) -> list[Report]:

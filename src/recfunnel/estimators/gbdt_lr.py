@@ -23,11 +23,11 @@ from recfunnel.estimators.artifact import inconsistent, staged_directory
 from recfunnel.estimators.base import (
     DATA_FILES,
     Report,
+    ignore_list_options,
     infer_for_labels,
     label_names,
     metrics_report,
     read_data,
-    refuse_list_options,
     resolve_labels,
 )
 from recfunnel.estimators.ranker import Ranker, ranker_from_parts
@@ -397,7 +397,7 @@ class GBDTRanker:
     def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
                       ks: tuple[int, ...] | None = None) -> dict[str, Any]:
         """``evaluate`` on a file."""
-        refuse_list_options("GBDT+LR", exclude, ks)
+        ignore_list_options("GBDT+LR", exclude, ks)
         return self.evaluate(load_frame(path, fmt=fmt))
 
     def report(self) -> list[Report]:

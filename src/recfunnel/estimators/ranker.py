@@ -28,10 +28,10 @@ from recfunnel.estimators.artifact import (
 from recfunnel.estimators.base import (
     DATA_FILES,
     Report,
+    ignore_list_options,
     infer_for_labels,
     label_names,
     read_data,
-    refuse_list_options,
     resolve_labels,
     resolve_trainer,
 )
@@ -223,7 +223,7 @@ class Ranker:
     def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
                       ks: tuple[int, ...] | None = None) -> dict[str, Any]:
         """``evaluate`` on a file."""
-        refuse_list_options(f"{self.model_name!r}, a ranker,", exclude, ks)
+        ignore_list_options(f"{self.model_name!r}, a ranker,", exclude, ks)
         return self.evaluate(load_frame(path, fmt=fmt))
 
     def report(self) -> list[Report]:
