@@ -78,7 +78,7 @@ def test_build_rejects_bad_configs(cli, trained, tmp_path):
     code, _, err = cli("build", _config(trained, tmp_path, ranks={"artifact": "x"}))
     assert code == 2 and "unknown funnel config option 'ranks'; did you mean 'rank'" in err
     code, _, err = cli("build", _config(trained, tmp_path, rank={"artifact": str(trained[2] / "recall/1-itemcf")}))
-    assert code == 2 and "is not a ranker" in err
+    assert code == 2 and "which cannot score rows" in err
 
 
 def test_demo_without_serving_prints_both_tables(cli, tmp_path):
@@ -122,3 +122,19 @@ def test_build_trains_every_stage_when_the_config_names_models(cli, tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**config, "two_stage": {"negativs": 3}}))
     code, _, err = cli("build", tmp_path / "bad.yaml", "--train", tmp_path / "log.csv")
     assert code != 0 and "negatives" in err
+
+
+def test_build_ranks_with_an_ftrl_artifact_then_serves_its_lists(cli, trained, tmp_path):
+    """Any scorer can be the rank stage of a built funnel: here FTRL trained from the CLI."""
+    data = trained[1]
+    data.rank_train[["user_id", "item_id", "category", "price", "click"]].to_csv(tmp_path / "rank.csv", index=False)
+    code, _, err = cli("train", "--model", "ftrl", "--train", tmp_path / "rank.csv", "--label", "click",
+                       "--out", tmp_path / "ftrl")
+    assert code == 0, err
+    code, out, err = cli("build", _config(trained, tmp_path, rank={"artifact": str(tmp_path / "ftrl")}), "--json")
+    assert code == 0, err
+    user = str(data.clicks_train["user_id"].iloc[0])
+    code, out, err = cli("recommend", json.loads(out)["artifact"], "--user", user, "--k", 4, "--json")
+    assert code == 0, err
+    items = json.loads(out)[0]["items"]
+    assert len(items) == 4 and all(0.0 < item["score"] < 1.0 for item in items)

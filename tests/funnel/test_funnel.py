@@ -202,7 +202,7 @@ def test_new_items_reach_the_two_tower_through_their_attributes(fresh, data):
     (".", "stage path '.' in .* must name a folder inside the funnel artifact"),  # the funnel itself: no recursion
     ("../elsewhere", "stage path '../elsewhere' in .* must name a folder inside"),
     ("/tmp", "stage path '/tmp' in .* must name a folder inside"),
-    ("rank", "'rank' is not a Retriever artifact"),
+    ("rank", "'rank' is not a retriever artifact; it holds a Ranker"),
 ])
 def test_a_funnel_loads_its_stages_from_its_own_folders_only(trained, tmp_path, path, message):
     import json

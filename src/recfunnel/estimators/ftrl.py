@@ -316,6 +316,12 @@ class FTRLRanker:
         _check_present(frame, list(self.columns_))
         return hash_features(frame, self.columns_, hash_bits=self.hash_bits, seed=self.seed)
 
+    @property
+    def feature_names_(self) -> list[str]:
+        """The input columns that are hashed into features."""
+        self._fitted()
+        return list(self.columns_)
+
     def predict(self, data: Data, *, fmt: str | None = None) -> np.ndarray:
         """Click probabilities for every row, shape (N,); files are read in chunks."""
         model = self._fitted()[0]

@@ -376,6 +376,11 @@ class GBDTRanker:
             leaves[self._fitted()[3]] = frame[self._fitted()[3]].to_numpy()
         return leaves
 
+    @property
+    def feature_names_(self) -> list[str]:
+        """The input columns the trees read."""
+        return [spec.name for spec in self._fitted()[0].schema_.inputs]
+
     def predict(self, data: Data) -> np.ndarray:
         """Click probabilities for every row, shape (N,)."""
         head = self._fitted()[2]

@@ -43,6 +43,9 @@ from recfunnel.train import Trainer, TrainResult
 logger = logging.getLogger(__name__)
 
 
+CHUNK_ROWS = 1 << 16  # rows per forward pass in score_encoded
+
+
 class Ranker:
     """Scores (user, item, context) rows: a model + feature encoder + task, trained by the Trainer.
 
@@ -203,6 +206,28 @@ class Ranker:
         if isinstance(predictions, dict):
             return torch.stack([predictions[label] for label in task.labels], dim=1).numpy()
         return predictions.numpy()
+
+    @property
+    def feature_names_(self) -> list[str]:
+        """The input columns the model reads."""
+        return [spec.name for spec in self._fitted()[1].schema_.inputs]
+
+    def score_encoded(self, batch: Batch) -> np.ndarray:
+        """(N,) predictions (probabilities for a binary label) of rows already encoded by ``encoder_``:
+        the funnel's Rank stage gathers such rows from tables it encoded once, in chunks of
+        ``CHUNK_ROWS`` (evaluation scores many users' candidates at once)."""
+        model, _, task = self._fitted()
+        if model.training:  # straight out of fit(): no dropout when scoring
+            model.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(batch), CHUNK_ROWS):
+                scores = task.link(model(batch[slice(start, start + CHUNK_ROWS)]))
+                if isinstance(scores, dict):
+                    raise ConfigError(f"score_encoded gives one score per row; {self.model_name!r} predicts "
+                                      f"{list(scores)}.")
+                out.append(scores.float().numpy())
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def evaluate(self, data: Data) -> dict[str, Any]:
         """The task's metrics on labelled data (AUC and log loss for a binary label); for several

@@ -9,7 +9,7 @@ from typing import Any
 from recfunnel.data import load_frame
 from recfunnel.data.checks import check_bool
 from recfunnel.errors import ConfigError, did_you_mean
-from recfunnel.estimators import Ranker, load
+from recfunnel.estimators import load
 from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel.funnel import Funnel
 from recfunnel.funnel.rank import Rank
@@ -64,8 +64,9 @@ def funnel_from_config(config: dict[str, Any], *, train: Any = None, user_col: s
         spec = config["rank"] if isinstance(config["rank"], dict) else {"artifact": config["rank"]}
         _check(spec, RANK_KEYS, "rank")
         ranker = load(spec["artifact"])
-        if not isinstance(ranker, Ranker):
-            raise ConfigError(f"rank artifact {spec['artifact']!r} is not a ranker (train one with a ranking model).")
+        if not callable(getattr(ranker, "predict", None)):
+            raise ConfigError(f"rank artifact {spec['artifact']!r} holds a {type(ranker).__name__}, which cannot score "
+                              "rows; give a ranker, GBDT+LR or FTRL artifact.")
         first = next(r for r in recall if isinstance(r, Recall)).retriever.columns
         rank = Rank(ranker, users=users, user_key=str(first["user_col"]), item_key=str(first["item_col"]),
                     context=spec.get("context"))

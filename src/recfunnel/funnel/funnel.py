@@ -16,7 +16,6 @@ from recfunnel.data.checks import check_k, plain
 from recfunnel.errors import ConfigError, RecfunnelError
 from recfunnel.estimators.artifact import inconsistent
 from recfunnel.estimators.loading import register_loader
-from recfunnel.estimators.ranker import Ranker
 from recfunnel.funnel.candidates import MAX_K, Candidates
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.funnel.evaluate import evaluate_funnel
@@ -72,7 +71,8 @@ class Funnel:
 
     Args:
         recall: Recall sources in priority order (``Recall(retriever, k=...)``, ``NewItems()``).
-        rank: A fitted Ranker (or a ``Rank`` stage); None keeps the recall order.
+        rank: A fitted scorer (a Ranker, GBDT+LR, FTRL, ...) or a ``Rank`` stage; None keeps the
+            recall order.
         rerank: Rerankers applied in order after ranking.
         items: Item table (id column + attributes such as title, category, price); items the
             retrievers know but the table lacks are added with empty attributes.
@@ -88,7 +88,7 @@ class Funnel:
         5
     """
 
-    def __init__(self, recall: Sequence[Source], rank: Ranker | Rank | None = None,
+    def __init__(self, recall: Sequence[Source], rank: Any = None,
                  rerank: Sequence[Reranker] = (), *, items: pd.DataFrame | None = None,
                  users: pd.DataFrame | None = None) -> None:
         retrievers = [s for s in recall if isinstance(s, Recall)]
@@ -107,8 +107,8 @@ class Funnel:
         self.recall, self.rerank = list(recall), list(rerank)
         self.catalogue = _catalogue(items, retrievers, self.item_key)
         self.users = users
-        self.rank = Rank(rank, users=users, user_key=self.user_key, item_key=self.item_key) \
-            if isinstance(rank, Ranker) else rank
+        self.rank = rank if rank is None or isinstance(rank, Rank) else \
+            Rank(rank, users=users, user_key=self.user_key, item_key=self.item_key)
         unknown = sorted(set(self.rank.candidate_features) - set(feature_names(self.recall))) if self.rank else []
         if unknown:  # e.g. a recall source renamed or dropped after the ranker was trained on it
             raise ConfigError(f"the ranker reads candidate features {unknown[:4]} that these recall sources "

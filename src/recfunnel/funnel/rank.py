@@ -1,9 +1,16 @@
-"""Rank stage: a trained Ranker scores every candidate in one batch, features joined from tables."""
+"""Rank stage: any fitted scorer scores every candidate in one batch, features joined from tables.
+
+A scorer that can score encoded batches (a torch ``Ranker``: ``score_encoded`` and ``encoder_``)
+gets ready tensors gathered from tables encoded once; any other scorer (GBDT+LR, FTRL, a plugin)
+gets the candidates as raw rows through its ``predict(frame)``, its inputs named by
+``feature_names_``.
+"""
 
 from __future__ import annotations
 
 import copy
 import threading
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,21 +25,21 @@ from recfunnel.errors import ConfigError, SchemaError
 from recfunnel.estimators.ranker import Ranker
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.schema import Categorical, Numeric, Sequence
-from recfunnel.tasks import MultiTask
 
-CHUNK_ROWS = 1 << 16  # rows per forward pass when scoring many users at once (evaluation)
+CHUNK_ROWS = 1 << 16  # rows per predict call when scoring many users at once (evaluation)
 
 
 class Rank:
-    """Scores candidates with a fitted :class:`~recfunnel.Ranker`.
+    """Scores candidates with any fitted scorer: a torch :class:`~recfunnel.Ranker`, GBDT+LR, FTRL.
 
-    Every input feature of the ranker is read from where it lives: item attributes from the
+    Every input feature of the scorer is read from where it lives: item attributes from the
     catalogue, user attributes from the user table, and the rest from the request's context
-    (falling back to ``context`` defaults, then to "missing"). Item and user tables are encoded
-    once, so a request only gathers rows of ready tensors.
+    (falling back to ``context`` defaults, then to "missing"). For a torch Ranker, item and user
+    tables are encoded once, so a request only gathers rows of ready tensors; another scorer gets
+    the same values as raw rows (``predict(frame)``).
 
     Args:
-        ranker: A fitted Ranker trained on rows with the same column names.
+        ranker: A fitted scorer of one label trained on rows with the same column names.
         users: Optional user table (one row per user id) with the ranker's user features.
         user_key, item_key: The id columns.
         context: Default values of context features (e.g. ``{"position": 1}``).
@@ -43,14 +50,23 @@ class Rank:
     def __init__(self, ranker: Ranker, *, users: pd.DataFrame | None = None, user_key: str = "user_id",
                  item_key: str = "item_id", context: dict[str, Any] | None = None,
                  candidate_features: list[str] | None = None) -> None:
-        model, encoder, task = ranker._fitted()
-        if isinstance(task, MultiTask):
+        if not callable(getattr(ranker, "predict", None)):
+            raise ConfigError(f"the Rank stage needs a fitted scorer with predict(rows); got {type(ranker).__name__}.")
+        labels = list(getattr(ranker, "labels_", ()))
+        if len(labels) > 1:
             raise ConfigError(f"the Rank stage orders candidates by one score; ranker {ranker.model_name!r} predicts "
-                              f"{list(task.labels)}. Train a single-label ranker for the funnel.")
-        self.ranker, self.model, self.task = ranker, model, task
-        self.encoder = copy.copy(encoder)
-        self.encoder.on_nan = "mean"  # missing user or context values get the training mean, silently
-        self.encoder.warn_nan = False
+                              f"{labels}. Train a single-label ranker for the funnel.")
+        self.ranker = ranker
+        self.name = str(getattr(ranker, "model_name", type(ranker).__name__))
+        self.encoded = callable(getattr(ranker, "score_encoded", None))
+        encoder = getattr(ranker, "encoder_", None)
+        self.schema = encoder.schema_ if encoder is not None else None
+        self.encoder = copy.copy(encoder) if self.encoded else None
+        if self.encoder is not None:
+            self.encoder.on_nan = "mean"  # missing user or context values get the training mean, silently
+            self.encoder.warn_nan = False
+        self._features = ([spec.name for spec in self.schema.inputs] if self.encoded and self.schema is not None
+                          else [str(name) for name in ranker.feature_names_])
         self.user_key, self.item_key = user_key, item_key
         self.context_defaults = dict(context or {})
         self.candidate_features = list(candidate_features or [])
@@ -60,7 +76,7 @@ class Rank:
                               f"its inputs: {', '.join(self.features)}.")
         self.users = _user_table(users, user_key)
         self._user_index = pd.Index(self.users[user_key].to_numpy())
-        self._user_rows = self._encode(self.users)  # the last row is "unknown user"
+        self._user_rows = self._encode(self.users) if self.encoded else {}  # the last row is "unknown user"
         self._user_vocab: pd.Index | None = None
         self._item_vocab: pd.Index | None = None
         self._contexts: dict[tuple, dict[str, torch.Tensor]] = {}
@@ -68,10 +84,12 @@ class Rank:
 
     @property
     def features(self) -> list[str]:
-        return [spec.name for spec in self.encoder.schema_.inputs]
+        """The scorer's input columns."""
+        return list(self._features)
 
     def _encode(self, table: pd.DataFrame) -> dict[str, torch.Tensor]:
         """Encode the columns ``table`` has; the others are filled with missing values and dropped."""
+        assert self.encoder is not None  # the encoded path only
         batch = self.encoder.transform(table.reindex(columns=self.features), labels=False)
         return {name: batch.features[name] for name in self.features if name in table.columns}
 
@@ -86,8 +104,14 @@ class Rank:
                 for name in self.features}
 
     def _is_history(self, name: str) -> bool:
-        spec = self.encoder.schema_[name]
+        spec = self.schema[name] if self.schema is not None and name in self.schema else None
         return isinstance(spec, Sequence) and spec.shares == self.item_key
+
+    def history_lengths(self) -> list[int]:
+        """``max_len`` of each Sequence input over the item vocabulary (filled from recent items)."""
+        if self.schema is None:
+            return []
+        return [int(getattr(self.schema[name], "max_len", 0)) for name in self.features if self._is_history(name)]
 
     def _item_rows(self, catalogue: Catalogue) -> dict[str, torch.Tensor]:
         """Every catalogue item's encoded features, encoded once per catalogue version."""
@@ -95,27 +119,38 @@ class Rank:
 
     def warm(self, catalogue: Catalogue) -> None:
         """Encode the catalogue's items now rather than in the next request."""
-        self._item_rows(catalogue)
+        if self.encoded:
+            self._item_rows(catalogue)
 
     def _user_codes(self, users: np.ndarray) -> np.ndarray:
         """The encoder's index of each raw user id (OOV for unknown ones), via a cached lookup table."""
+        assert self.encoder is not None  # the encoded path only
         if self._user_vocab is None:
             vocabulary = self.encoder.vocabulary(self.user_key)
             self._user_vocab = pd.Index(normalize_ids(np.asarray(vocabulary, dtype=object)))
         found = lookup_ids(self._user_vocab, users)
         return np.where(found >= 0, found + 2, OOV)  # known values start at 2 (0 padding, 1 OOV)
 
+    def _recent(self, name: str, history: np.ndarray | None, users: int) -> np.ndarray:
+        """(B, <= max_len) catalogue indices of the recent items a Sequence input reads, latest
+        last, left-padded with -1."""
+        length = self.schema[name].max_len  # type: ignore[index, union-attr]
+        if history is None or history.size == 0:
+            return np.full((users, 0), -1, np.int64)
+        valid = history >= 0
+        return np.take_along_axis(history, np.argsort(valid, axis=1, kind="stable"), 1)[:, -length:]  # valid last
+
     def _history_codes(self, name: str, history: np.ndarray | None, catalogue: Catalogue, users: int) -> np.ndarray:
         """(B, max_len) encoded recent items, most recent last, left-padded with 0."""
+        assert self.encoder is not None  # the encoded path only
         length = self.encoder.schema_[name].max_len  # type: ignore[union-attr]
         out = np.zeros((users, length), np.int64)
-        if history is None or history.size == 0:
+        packed = self._recent(name, history, users)
+        if packed.size == 0:
             return out
         if self._item_vocab is None:
             vocabulary = self.encoder.vocabulary(self.item_key)
             self._item_vocab = pd.Index(normalize_ids(np.asarray(vocabulary, dtype=object)))
-        valid = history >= 0
-        packed = np.take_along_axis(history, np.argsort(valid, axis=1, kind="stable"), 1)[:, -length:]  # valid last
         found = lookup_ids(self._item_vocab, catalogue.ids[np.maximum(packed, 0)].ravel()).reshape(packed.shape)
         codes = np.where(packed >= 0, np.where(found >= 0, found + 2, OOV), 0)
         out[:, length - codes.shape[1]:] = codes
@@ -148,6 +183,7 @@ class Rank:
         padded; it fills Sequence features that share the item vocabulary. ``candidates`` holds
         the (B, N) raw values of the candidate features.
         """
+        assert self.encoder is not None  # the encoded path only (see ``frame`` for the other)
         sources = self.sources(catalogue)
         item_rows = self._item_rows(catalogue)
         flat = torch.from_numpy(np.maximum(items, 0).ravel())
@@ -175,7 +211,38 @@ class Rank:
                 features[name] = value.expand(len(flat), *value.shape[1:])
         return Batch(features)
 
+    def frame(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
+              context: dict[str, Any] | None = None, history: np.ndarray | None = None,
+              candidates: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+        """``batch`` as raw values: one row per (user, candidate) place, a column per scorer input,
+        None where a value is unknown (the scorer's own missing-value rule applies)."""
+        width, flat = items.shape[1], np.maximum(items, 0).ravel()
+        owner = np.repeat(self.user_rows(users), width)
+        values = {**self.context_defaults, **(context or {})}
+        columns: dict[str, Any] = {}
+        for name, source in self.sources(catalogue).items():
+            if source == "candidate":
+                if candidates is None or name not in candidates:
+                    raise SchemaError(f"candidate feature {name!r} was not computed; rank through the Funnel.")
+                columns[name] = candidates[name].ravel()
+            elif source == "item":
+                columns[name] = catalogue.column(name)[flat]
+            elif name == self.user_key:
+                columns[name] = np.repeat(np.asarray(users, dtype=object), width)
+            elif source == "user":
+                columns[name] = self.users[name].to_numpy()[owner]
+            elif source == "history":
+                recent = self._recent(name, history, len(users))
+                sep = getattr(self.schema[name], "sep", "|")  # type: ignore[index]
+                # one string per user (not per candidate), as a Sequence column is written in a file
+                texts = [sep.join(str(v) for v in catalogue.ids[row[row >= 0]]) for row in recent]
+                columns[name] = np.repeat(np.asarray(texts or [""] * len(users), dtype=object), width)
+            else:
+                columns[name] = np.full(len(flat), values.get(name), dtype=object)
+        return pd.DataFrame(columns)
+
     def _missing(self, name: str) -> torch.Tensor:
+        assert self.encoder is not None  # the encoded path only
         spec = self.encoder.schema_[name]
         if isinstance(spec, Numeric) and spec.transform != "bucketize":
             return torch.zeros(1, dtype=torch.float32)
@@ -186,17 +253,18 @@ class Rank:
               context: dict[str, Any] | None = None, history: np.ndarray | None = None,
               candidates: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """(B, N) predictions (probabilities for a click ranker); -inf at empty places."""
-        batch = self.batch(users, items, catalogue, context, history, candidates)
-        return np.where(items >= 0, self._predict(batch).reshape(items.shape), -np.inf).astype(np.float32)
+        if self.encoded:
+            scores = self.ranker.score_encoded(self.batch(users, items, catalogue, context, history, candidates))
+        else:
+            scores = self._predict_rows(self.frame(users, items, catalogue, context, history, candidates))
+        return np.where(items >= 0, np.asarray(scores).reshape(items.shape), -np.inf).astype(np.float32)
 
-    def _predict(self, batch: Batch) -> np.ndarray:
-        if self.model.training:  # a ranker straight out of fit(): no dropout when serving
-            self.model.eval()
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(batch), CHUNK_ROWS):
-                part = batch[slice(start, start + CHUNK_ROWS)]
-                out.append(self.task.link(self.model(part)).float().numpy())
+    def _predict_rows(self, frame: pd.DataFrame) -> np.ndarray:
+        """A scorer's ``predict`` over raw rows, in chunks (evaluation scores many users at once)."""
+        with warnings.catch_warnings():  # unknown values are None on purpose (explanations, missing context)
+            warnings.filterwarnings("ignore", message=r".*NaN value", category=UserWarning)
+            out = [np.asarray(self.ranker.predict(frame.iloc[start:start + CHUNK_ROWS]), dtype=np.float32).ravel()
+                   for start in range(0, len(frame), CHUNK_ROWS)]
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def explain(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
@@ -216,13 +284,19 @@ class Rank:
             Per user, per item present, up to ``top`` dicts ``{"feature", "value", "effect"}``
             with effect > 0.
         """
-        base = self.batch(users, items, catalogue, context, history, candidates)
         sources = self.sources(catalogue)
         names = [name for name in self.features if sources[name] == "item"]  # what differs between items
-        item_rows = self._item_rows(catalogue)
-        rows = [base] + [Batch({**base.features, name: self._neutral(name, base.features[name], item_rows)})
-                         for name in names]
-        scores = self._predict(Batch.concat(rows)).reshape(len(rows), *items.shape)
+        if self.encoded:
+            base = self.batch(users, items, catalogue, context, history, candidates)
+            item_rows = self._item_rows(catalogue)
+            rows = [base] + [Batch({**base.features, name: self._neutral(name, base.features[name], item_rows)})
+                             for name in names]
+            flat = self.ranker.score_encoded(Batch.concat(rows))
+        else:  # the feature set to missing: the scorer's own neutral value
+            table = self.frame(users, items, catalogue, context, history, candidates)
+            flat = self._predict_rows(pd.concat([table, *(table.assign(**{name: None}) for name in names)],
+                                                ignore_index=True))
+        scores = np.asarray(flat).reshape(len(names) + 1, *items.shape)
         effect = scores[0][None] - scores[1:]  # (F, B, N)
         best = np.argsort(-effect, axis=0)[:top]  # (top, B, N)
         values = {name: catalogue.column(name) for name in names}
@@ -235,6 +309,7 @@ class Rank:
         return out
 
     def _neutral(self, name: str, values: torch.Tensor, item_rows: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert self.encoder is not None  # the encoded path only
         spec = self.encoder.schema_[name]
         if isinstance(spec, Numeric) and values.dtype.is_floating_point:
             table = item_rows if name in item_rows else self._user_rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,6 @@ import recfunnel
 from recfunnel.errors import ArtifactError, RecfunnelError
 from recfunnel.estimators.artifact import inconsistent, read_config, staged_directory
 from recfunnel.estimators.loading import load_estimator
-from recfunnel.estimators.ranker import Ranker
 from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import NewItems, Recall
@@ -53,7 +53,7 @@ def save_funnel(funnel: Funnel, path: str | Path) -> Path:
 def _card(funnel: Funnel) -> str:
     lines = ["# recfunnel funnel", "", f"{len(funnel.catalogue)} items.", "", "## Recall", ""]
     lines += [f"- {s.name}: k={s.k}" for s in funnel.recall]
-    lines += ["", "## Rank", "", f"- {funnel.rank.ranker.model_name}" if funnel.rank else "- (recall order)"]
+    lines += ["", "## Rank", "", f"- {funnel.rank.name}" if funnel.rank else "- (recall order)"]
     lines += ["", "## Rerank", "", *(f"- {step.to_dict()}" for step in funnel.rerank)]
     return "\n".join(lines) + "\n"
 
@@ -77,11 +77,13 @@ def read_funnel(path: str | Path) -> dict[str, Any]:
             if entry["type"] == "new_items":
                 recall.append(NewItems(k=entry["k"], column=entry.get("column"), places=entry.get("places", 0)))
                 continue
-            recall.append(Recall(_stage(root, entry["path"], Retriever), k=entry["k"], name=entry["name"]))
+            retriever = _stage(root, entry["path"], "retriever", lambda stage: isinstance(stage, Retriever))
+            recall.append(Recall(retriever, k=entry["k"], name=entry["name"]))
         rank = None
         if config.get("rank"):
             spec = config["rank"]
-            rank = Rank(_stage(root, spec["path"], Ranker), users=users, user_key=spec["user_key"],
+            scorer = _stage(root, spec["path"], "scorer", lambda stage: callable(getattr(stage, "predict", None)))
+            rank = Rank(scorer, users=users, user_key=spec["user_key"],
                         item_key=spec["item_key"], context=spec.get("context"),
                         candidate_features=spec.get("candidate_features"))
         rerank = [reranker_from_dict(step) for step in config.get("rerank", [])]
@@ -90,8 +92,9 @@ def read_funnel(path: str | Path) -> dict[str, Any]:
                 "added": items.iloc[trained:]}
 
 
-def _stage(root: Path, folder: Any, cls: type) -> Any:
-    """The estimator saved in ``folder``, a sub-folder of the funnel artifact, checked to be a ``cls``.
+def _stage(root: Path, folder: Any, what: str, fits: Callable[[Any], bool]) -> Any:
+    """The estimator saved in ``folder``, a sub-folder of the funnel artifact, checked to be ``what``
+    the stage needs (``fits``).
 
     A hand-edited config.json cannot send the funnel to an artifact elsewhere on disk (an absolute
     path, ``..``, a symbolic link out), nor to the funnel itself.
@@ -101,6 +104,6 @@ def _stage(root: Path, folder: Any, cls: type) -> Any:
         raise ArtifactError(f"stage path {folder!r} in {str(root / 'config.json')!r} must name a folder inside "
                             "the funnel artifact.")
     stage = load_estimator(inside)
-    if not isinstance(stage, cls):
-        raise ArtifactError(f"{folder!r} is not a {cls.__name__} artifact.")
+    if not fits(stage):
+        raise ArtifactError(f"{folder!r} is not a {what} artifact; it holds a {type(stage).__name__}.")
     return stage

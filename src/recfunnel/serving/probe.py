@@ -10,7 +10,6 @@ import numpy as np
 from recfunnel.errors import ArtifactError
 from recfunnel.funnel import Funnel
 from recfunnel.funnel.recall import Recall
-from recfunnel.schema import Sequence
 
 UNKNOWN_USER = "recfunnel-probe-unknown-user"
 
@@ -26,8 +25,7 @@ def history_length(funnel: Funnel) -> int:
     ranker's Sequence features over the item vocabulary (a server reads no more events than this)."""
     lengths = [int(s.retriever.max_history) for s in funnel.recall if isinstance(s, Recall)]
     if funnel.rank is not None:
-        lengths += [int(spec.max_len) for spec in funnel.rank.encoder.schema_.inputs
-                    if isinstance(spec, Sequence) and spec.shares == funnel.rank.item_key]
+        lengths += funnel.rank.history_lengths()
     return max(lengths, default=50)
 
 
