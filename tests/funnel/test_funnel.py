@@ -110,7 +110,7 @@ def test_filters_backfill_to_k_and_say_when_the_catalogue_has_fewer(fresh, data)
     user = _known_user(data)
     seen = set(data.clicks_train.loc[data.clicks_train["user_id"] == user, "item_id"])
     items = data.items[~data.items["item_id"].isin(seen)]  # (the synthetic shop has no "available")
-    merged = shared.recall_stage(np.asarray([user], dtype=object))[1]
+    merged = shared.recall_stage(shared.query(np.asarray([user], dtype=object), 10))[1]
     recalled = pd.Series(shared.catalogue.table["category"].to_numpy()[merged.items[0][merged.valid[0]]])
     gap = items["category"].value_counts().sub(recalled.value_counts(), fill_value=0)
     category = gap.idxmax()  # the category recall proposes least of what the catalogue has

@@ -19,7 +19,7 @@ from recfunnel.funnel import (
     MaxPerGroup,
     reranker_from_dict,
 )
-from recfunnel.funnel.rerank import RerankContext
+from recfunnel.funnel.candidates import Query
 
 CATALOGUE = Catalogue(pd.DataFrame({
     "item_id": ["a", "b", "c", "d", "e", "f"],
@@ -34,8 +34,9 @@ def _ranked(items: list[int]) -> Candidates:
     return c.with_scores(np.linspace(1.0, 0.5, len(items), dtype=np.float32)[None, :])
 
 
-def _context(seen=None, vectors=None, k=3) -> RerankContext:
-    return RerankContext(CATALOGUE, seen, vectors, k)
+def _context(seen=None, vectors=None, k=3) -> Query:
+    seen = sparse.csr_matrix((1, len(CATALOGUE))) if seen is None else seen
+    return Query(np.array(["u"], dtype=object), k, CATALOGUE, seen, np.full((1, 0), -1), vectors=vectors)
 
 
 def _ids(c: Candidates) -> list[str]:
@@ -44,30 +45,30 @@ def _ids(c: Candidates) -> list[str]:
 
 def test_drop_seen_removes_history_and_keeps_order():
     seen = sparse.csr_matrix(([1.0, 1.0], ([0, 0], [1, 3])), shape=(1, 6))
-    assert _ids(DropSeen()(_ranked([0, 1, 2, 3, 4]), _context(seen))) == ["a", "c", "e"]
+    assert _ids(DropSeen()(_context(seen), _ranked([0, 1, 2, 3, 4]))) == ["a", "c", "e"]
 
 
 def test_filter_categories_price_and_availability():
     c = _ranked([0, 1, 2, 3, 4, 5])
-    assert _ids(Filter(include=["x"])(c, _context())) == ["a", "b"]  # c is unavailable
-    assert _ids(Filter(exclude=["x", "z"])(c, _context())) == ["d", "e"]
-    assert _ids(Filter(min_price=10, max_price=60)(c, _context())) == ["b", "f"]
-    assert _ids(Filter(available=None)(c, _context())) == ["a", "b", "c", "d", "e", "f"]
+    assert _ids(Filter(include=["x"])(_context(), c)) == ["a", "b"]  # c is unavailable
+    assert _ids(Filter(exclude=["x", "z"])(_context(), c)) == ["d", "e"]
+    assert _ids(Filter(min_price=10, max_price=60)(_context(), c)) == ["b", "f"]
+    assert _ids(Filter(available=None)(_context(), c)) == ["a", "b", "c", "d", "e", "f"]
 
 
 def test_boost_promotes_matching_items():
-    out = Boost(values=["z"], factor=10.0)(_ranked([0, 3, 5]), _context())
+    out = Boost(values=["z"], factor=10.0)(_context(), _ranked([0, 3, 5]))
     assert _ids(out) == ["f", "a", "d"]
 
 
 def test_mmr_without_diversity_keeps_the_ranking():
     c = _ranked([0, 1, 2, 3, 5])
-    assert _ids(MMR(diversity=0.0)(c, _context())) == _ids(c)
+    assert _ids(MMR(diversity=0.0)(_context(), c)) == _ids(c)
 
 
 def test_mmr_by_category_spreads_the_top():
     # a, b, c are all "x": with diversity the second and third places go to other categories
-    out = MMR(diversity=0.7)(_ranked([0, 1, 2, 3, 5]), _context(k=3))
+    out = MMR(diversity=0.7)(_context(k=3), _ranked([0, 1, 2, 3, 5]))
     assert _ids(out)[:3] == ["a", "d", "f"]
     assert sorted(_ids(out)) == ["a", "b", "c", "d", "f"]  # nothing lost, the rest follows
 
@@ -75,24 +76,24 @@ def test_mmr_by_category_spreads_the_top():
 def test_mmr_by_embedding_uses_vector_similarity():
     vectors = np.array([[1, 0], [1, 0], [0.99, 0.14], [0, 1], [0, 1], [0.7, 0.7]], np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    out = MMR(diversity=0.6, by="embedding")(_ranked([0, 1, 2, 3]), _context(vectors=vectors, k=2))
+    out = MMR(diversity=0.6, by="embedding")(_context(vectors=vectors, k=2), _ranked([0, 1, 2, 3]))
     assert _ids(out)[:2] == ["a", "d"]
 
 
 def test_max_per_group_caps_the_top_and_deals_the_rest_in_rounds():
     # regression: a hard cap ended a k=100 list at 34 items; the list now fills from the rest
-    out = MaxPerGroup(n=1)(_ranked([0, 1, 3, 2, 4, 5]), _context())
+    out = MaxPerGroup(n=1)(_context(), _ranked([0, 1, 3, 2, 4, 5]))
     assert _ids(out) == ["a", "d", "f", "b", "e", "c"]  # round 1: one per category, round 2: the next
-    assert _ids(MaxPerGroup(n=2)(_ranked([0, 1, 2, 3, 4]), _context())) == ["a", "b", "d", "e", "c"]
+    assert _ids(MaxPerGroup(n=2)(_context(), _ranked([0, 1, 2, 3, 4]))) == ["a", "b", "d", "e", "c"]
 
 
 def test_max_per_group_strict_drops_what_is_over_the_cap():
-    out = MaxPerGroup(n=1, strict=True)(_ranked([0, 1, 3, 2, 4, 5]), _context())
+    out = MaxPerGroup(n=1, strict=True)(_context(), _ranked([0, 1, 3, 2, 4, 5]))
     assert _ids(out) == ["a", "d", "f"]
 
 
 def test_limit_cuts():
-    assert _ids(Limit(n=2)(_ranked([0, 1, 3]), _context())) == ["a", "b"]
+    assert _ids(Limit(n=2)(_context(), _ranked([0, 1, 3]))) == ["a", "b"]
 
 
 def test_rerankers_round_trip_through_dicts():
@@ -110,7 +111,7 @@ def test_bad_reranker_configs_name_the_problem():
     with pytest.raises(ConfigError, match=r"MMR diversity must be in \[0, 1\]; got 2"):
         MMR(diversity=2)
     with pytest.raises(ConfigError, match="reads item attribute 'brand', which the catalogue does not have"):
-        MaxPerGroup(column="brand")(_ranked([0, 1]), _context())
+        MaxPerGroup(column="brand")(_context(), _ranked([0, 1]))
 
 
 def test_catalogue_upsert_adds_and_updates():

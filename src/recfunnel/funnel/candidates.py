@@ -1,13 +1,46 @@
-"""Candidates: the one currency between funnel stages, as (B, N) arrays over catalogue indices."""
+"""The currency between funnel stages: a ``Query`` every stage reads and the ``Candidates`` they pass on.
+
+Stage protocols: a recall source is ``(query) -> Candidates``; the rank stage and each reranker
+are ``(query, candidates) -> Candidates``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
+from scipy import sparse
+
+from recfunnel.funnel.catalogue import Catalogue
 
 #: The longest list a funnel returns or evaluates in one request.
 MAX_K = 1000
+
+
+@dataclass
+class Query:
+    """B requests as every stage sees them: who asks, for how many, and what is known of them.
+
+    Attributes:
+        users: (B,) raw user ids.
+        k: The list length asked for.
+        catalogue: The items, their attributes and raw ids (``catalogue.ids[index]``).
+        seen: (B, len(catalogue)) CSR of each user's items: training and live events.
+        history: (B, H) catalogue indices of each user's recent items, oldest first, -1 padded.
+        recent: Raw item ids each user took since training (live events), or None.
+        context: The request's context values (e.g. ``{"hour": 9}``), or None.
+        vectors: (len(catalogue), D) unit-length item vectors for diversity, or None.
+    """
+
+    users: np.ndarray
+    k: int
+    catalogue: Catalogue
+    seen: sparse.csr_matrix
+    history: np.ndarray
+    recent: list[list[Any]] | None = None
+    context: dict[str, Any] | None = None
+    vectors: np.ndarray | None = None
 
 
 @dataclass
@@ -15,10 +48,12 @@ class Candidates:
     """Candidate lists for B users, N places each (catalogue indices; -1 marks an empty place).
 
     Attributes:
-        items: (B, N) int64 catalogue indices, -1 for none.
+        items: (B, N) int64 catalogue indices, -1 for none (``ids`` gives the raw item ids).
         scores: (B, N) float32 current scores (recall score, then ranker probability), -inf for none.
         sources: (B, N) int64 bit mask of the recall sources that proposed the item.
         recall_scores: (B, N) float32 reciprocal-rank fusion of the recall sources' lists.
+        features: (B, N) arrays of what the recall stage knew about each candidate (each
+            source's rank and score of it, ...; see ``recfunnel.funnel.features``), for the ranker.
 
     Example:
         >>> c = Candidates.merge([np.array([[3, 1]]), np.array([[1, 2]])])
@@ -30,11 +65,25 @@ class Candidates:
     scores: np.ndarray
     sources: np.ndarray
     recall_scores: np.ndarray
+    features: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def valid(self) -> np.ndarray:
         """(B, N) True where a place holds an item."""
         return self.items >= 0
+
+    def ids(self, catalogue: Catalogue) -> np.ndarray:
+        """(B, N) raw item ids (object), None at empty places."""
+        out = catalogue.ids[np.maximum(self.items, 0)].astype(object)
+        out[~self.valid] = None
+        return out
+
+    @staticmethod
+    def of_source(items: np.ndarray, scores: np.ndarray) -> Candidates:
+        """One recall source's ranked (B, K) list and its own scores, as Candidates (source bit 0)."""
+        valid = items >= 0
+        scores = np.where(valid, scores, -np.inf).astype(np.float32)
+        return Candidates(items, scores, valid.astype(np.int64), scores.copy())
 
     @staticmethod
     def merge(items: list[np.ndarray], *, fusion_k: float = 60.0, fused: list[bool] | None = None) -> Candidates:
@@ -91,7 +140,7 @@ class Candidates:
         """Reorder each row by ``order`` (B, M) column indices (M may be < N to cut)."""
         rows = np.arange(len(self.items))[:, None]
         return Candidates(self.items[rows, order], self.scores[rows, order], self.sources[rows, order],
-                          self.recall_scores[rows, order])
+                          self.recall_scores[rows, order], {k: v[rows, order] for k, v in self.features.items()})
 
     def sorted(self) -> Candidates:
         """Each row by descending score, empty places last."""

@@ -16,16 +16,15 @@ from recfunnel.data.checks import check_k, plain
 from recfunnel.errors import ConfigError, RecfunnelError
 from recfunnel.estimators.artifact import inconsistent
 from recfunnel.estimators.loading import register_loader
-from recfunnel.funnel.candidates import MAX_K, Candidates
+from recfunnel.funnel.candidates import MAX_K, Candidates, Query
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.funnel.evaluate import evaluate_funnel
 from recfunnel.funnel.features import candidate_features, feature_names, item_stats
 from recfunnel.funnel.rank import Rank
-from recfunnel.funnel.recall import NewItems, Recall
-from recfunnel.funnel.rerank import Filter, RerankContext, Reranker, lookup, reranker_from_dict
+from recfunnel.funnel.recall import RecallStage
+from recfunnel.funnel.rerank import Filter, Reranker, lookup, reranker_from_dict
 from recfunnel.funnel.storage import read_funnel, save_funnel
 
-Source = Recall | NewItems
 BACKFILL = "backfill"  # the source name of items a request's filters pulled in when recall fell short
 
 
@@ -88,11 +87,11 @@ class Funnel:
         5
     """
 
-    def __init__(self, recall: Sequence[Source], rank: Any = None,
+    def __init__(self, recall: Sequence[RecallStage], rank: Any = None,
                  rerank: Sequence[Reranker] = (), *, items: pd.DataFrame | None = None,
                  users: pd.DataFrame | None = None) -> None:
-        retrievers = [s for s in recall if isinstance(s, Recall)]
-        if not retrievers:
+        learnt = [s for s in recall if s.columns is not None]  # sources that learnt from interactions
+        if not learnt:
             raise ConfigError("a Funnel needs at least one Recall(retriever) source to know users and items.")
         names = [s.name for s in recall]
         if BACKFILL in names:
@@ -102,10 +101,11 @@ class Funnel:
             raise ConfigError(f"recall source names must be distinct; got {names}. Pass Recall(..., name=...).")
         if len(recall) > 61:
             raise ConfigError(f"at most 61 recall sources; got {len(recall)}.")
-        columns = retrievers[0].retriever.columns
+        columns = learnt[0].columns or {}
         self.user_key, self.item_key = str(columns["user_col"]), str(columns["item_col"])
         self.recall, self.rerank = list(recall), list(rerank)
-        self.catalogue = _catalogue(items, retrievers, self.item_key)
+        self._base = learnt[0]  # the users' history, and the popularity of backfill and candidate features
+        self.catalogue = _catalogue(items, learnt, self.item_key)
         self.users = users
         self.rank = rank if rank is None or isinstance(rank, Rank) else \
             Rank(rank, users=users, user_key=self.user_key, item_key=self.item_key)
@@ -158,31 +158,31 @@ class Funnel:
         With ``filters``, users whose candidates pass them fewer than ``k`` times get the most
         popular items that pass as more candidates (source "backfill"), ranked with the rest.
         """
-        catalogue = self.catalogue
         request = reranker_from_dict({"type": "filter", **filters}) if filters else None
-        allowed = request.allowed(catalogue) if isinstance(request, Filter) else None
-        scored, merged, seen, history = self.recall_stage(users, recent=recent, exclude=exclude,
-                                                          allowed=allowed, k=k)
-        lists = [found for found, _ in scored]
-        ranked = merged
-        if self.rank is not None and merged.items.shape[1]:
-            extra = self.candidate_features(scored, merged, seen) if self.rank.candidate_features else None
-            ranked = merged.with_scores(self.rank.score(users, merged.items, catalogue, context, history,
-                                                        extra)).sorted()
-        final = ranked
-        ctx = RerankContext(catalogue, seen, self.item_vectors(), k)
-        steps = []
+        allowed = request.allowed(self.catalogue) if isinstance(request, Filter) else None
+        query = self.query(users, k, recent=recent, context=context)
+        lists, merged = self.recall_stage(query, exclude=exclude, allowed=allowed)
+        ranked = self.rank(query, merged) if self.rank is not None and merged.items.shape[1] else merged
+        final, steps = ranked, []
         for step in ([request] if request is not None else []) + self.rerank:
-            final = step(final, ctx)
+            final = step(query, final)
             steps.append((step.name, final.items[:, :k]))
         final = self._new_item_places(final, k)
-        return Stages(lists, merged.items, ranked.items, final.head(k), history, scored, seen, steps)
+        return Stages([c.items for c in lists], merged.items, ranked.items, final.head(k), query.history,
+                      [(c.items, c.scores) for c in lists], query.seen, steps)
+
+    def query(self, users: np.ndarray, k: int, *, recent: list[list[Any]] | None = None,
+              context: dict[str, Any] | None = None) -> Query:
+        """The Query every stage reads for (B,) raw users: their seen and recent items (training
+        history plus ``recent``), the context and the catalogue's item vectors."""
+        seen, history = self._history(users, recent)
+        return Query(users, k, self.catalogue, seen, history, recent, context, self.item_vectors())
 
     def _new_item_places(self, candidates: Candidates, k: int) -> Candidates:
         """Give items added since training ``NewItems.places`` of the first ``k`` (the last ones),
         taking the best such items the rerankers kept: a ranker trained before they existed scores
         them without a track record, so without a reserved place fresh stock would never be shown."""
-        places = min(max((s.places for s in self.recall if isinstance(s, NewItems)), default=0), k)
+        places = min(max((s.places for s in self.recall), default=0), k)
         fresh = (candidates.items >= self.catalogue.num_trained) & candidates.valid
         if places == 0 or not fresh.any():
             return candidates
@@ -194,23 +194,21 @@ class Funnel:
         key = np.where(moved, k - need + np.cumsum(moved, axis=1) - 1 - 0.5, np.arange(width, dtype=np.float64))
         return candidates.take(np.argsort(key, axis=1, kind="stable"))
 
-    def recall_stage(self, users: np.ndarray, *, recent: list[list[Any]] | None = None,
-                     exclude: sparse.csr_matrix | None = None, allowed: np.ndarray | None = None, k: int = 0
-                     ) -> tuple[list[tuple[np.ndarray, np.ndarray]], Candidates, sparse.csr_matrix, np.ndarray]:
-        """Every recall source's (items, scores), their merged candidates (less ``exclude``; with
-        ``allowed`` items, backfilled to ``k`` that pass), the users' seen items (B, len(catalogue))
-        and recent items (B, H), for (B,) raw users."""
-        seen, history = self._history(users, recent)
-        scored = [s.scored(history, self.catalogue) if isinstance(s, NewItems)
-                  else s.scored(users, self.catalogue, recent) for s in self.recall]
-        lists = [found for found, _ in scored]
-        merged = Candidates.merge(lists)
-        filler = self._backfill(merged, allowed, seen, k) if allowed is not None else None
+    def recall_stage(self, query: Query, *, exclude: sparse.csr_matrix | None = None,
+                     allowed: np.ndarray | None = None) -> tuple[list[Candidates], Candidates]:
+        """Every recall source's Candidates and their merge (less ``exclude``; with ``allowed``
+        items, backfilled to ``query.k`` that pass), with the candidate features the ranker reads."""
+        lists = [source(query) for source in self.recall]
+        found = [c.items for c in lists]
+        merged = Candidates.merge(found)
+        filler = self._backfill(merged, allowed, query.seen, query.k) if allowed is not None else None
         if filler is not None:
-            merged = Candidates.merge([*lists, filler], fused=[True] * len(lists) + [False])
+            merged = Candidates.merge([*found, filler], fused=[True] * len(found) + [False])
         if exclude is not None:
             merged = merged.mask(lookup(exclude, merged.items)).sorted()
-        return scored, merged, seen, history
+        if self.rank is not None and self.rank.candidate_features:
+            merged.features = self.candidate_features(lists, merged, query.seen)
+        return lists, merged
 
     def _backfill(self, merged: Candidates, allowed: np.ndarray, seen: sparse.csr_matrix, k: int) -> np.ndarray | None:
         """(B, W) the most popular unseen items that ``allowed`` lets through, for the users whose
@@ -219,53 +217,28 @@ class Funnel:
         pool = np.flatnonzero(allowed)
         if not short.any() or pool.size == 0:
             return None
-        first = next(s for s in self.recall if isinstance(s, Recall))
-        popular = pool[np.argsort(-item_stats(first, self.catalogue)[0][pool], kind="stable")]
+        popular = pool[np.argsort(-item_stats(self._base, self.catalogue)[0][pool], kind="stable")]
         width = min(popular.size, k + int(np.diff(seen.indptr).max(initial=0)))  # k unseen ones at least
         filler = np.broadcast_to(popular[:width], (len(short), width)).copy()
         filler[lookup(seen, filler) | ~short[:, None]] = -1
         return filler
 
-    def candidate_features(self, scored: list[tuple[np.ndarray, np.ndarray]], candidates: Candidates,
+    def candidate_features(self, lists: list[Candidates], candidates: Candidates,
                            seen: sparse.csr_matrix) -> dict[str, np.ndarray]:
         """What the recall stage knew about each of ``candidates`` (see ``recfunnel.funnel.features``)."""
-        first = next(s for s in self.recall if isinstance(s, Recall))
-        return candidate_features(self.recall, scored, candidates, self.catalogue, seen,
-                                  item_stats(first, self.catalogue))
+        return candidate_features(self.recall, [(c.items, c.scores) for c in lists], candidates, self.catalogue,
+                                  seen, item_stats(self._base, self.catalogue))
 
     def _history(self, users: np.ndarray, recent: list[list[Any]] | None) -> tuple[sparse.csr_matrix, np.ndarray]:
-        """Seen items (B, num_items) CSR and recent items (B, H) in catalogue indices, -1 padded."""
-        source = next(s for s in self.recall if isinstance(s, Recall))
-        retriever, catalogue = source.retriever, self.catalogue
-        index = retriever.data_.user_ids.index(users)  # type: ignore[union-attr]
-        hist = retriever.history(index, recent)
-        mapping = source.to_catalogue(catalogue)
-        matrix = hist.matrix.tocoo()
-        rows, cols = [matrix.row], [mapping[matrix.col]]
-        recent_rows = np.where(hist.recent >= 0, mapping[np.maximum(hist.recent, 0)], -1)
-        if recent is not None:  # items the retriever never saw (added after training) count too
-            lengths = np.array([len(r) for r in recent])
-            if lengths.sum():
-                raw = np.concatenate([np.asarray(r, dtype=object) for r in recent])
-                known = retriever.data_.item_ids.index(raw) >= 0  # type: ignore[union-attr]
-                flat = np.where(known, -1, catalogue.index(raw))  # the retriever's history has the rest
-                rows.append(np.repeat(np.arange(len(users)), lengths))
-                cols.append(flat)
-                extra = np.full((len(users), int(lengths.max())), -1, np.int64)
-                starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
-                extra[rows[-1], np.arange(lengths.sum()) - starts] = flat
-                recent_rows = np.concatenate([recent_rows, extra], axis=1)
-        row, col = np.concatenate(rows), np.concatenate(cols)
-        ok = col >= 0
-        seen = sparse.csr_matrix((np.ones(ok.sum(), np.float32), (row[ok], col[ok])),
-                                 shape=(len(users), len(catalogue)))
-        return seen, recent_rows
+        """Seen items (B, len(catalogue)) CSR and recent items (B, H) in catalogue indices, -1 padded."""
+        found = self._base.history(users, recent, self.catalogue)
+        assert found is not None  # the base source learnt from interactions: it knows users
+        return found
 
     def item_vectors(self) -> np.ndarray | None:
         """Unit-length item vectors (num_items, D) from the first recall model that has them."""
         catalogue = self.catalogue
-        source = next((s for s in self.recall if isinstance(s, Recall)
-                       and s.retriever.model_.has_vectors), None)  # type: ignore[union-attr]
+        source = next((s for s in self.recall if s.has_vectors), None)
         if source is None:
             return None
 
@@ -293,19 +266,18 @@ class Funnel:
         for result in out:
             result.reasons = [[f"from {name}" for name in names] for names in result.sources]
         for source in self.recall:
-            if not isinstance(source, Recall) or getattr(source.retriever.model_, "explain", None) is None:
-                continue
             mine = [[i for i, names in enumerate(r.sources) if source.name in names] for r in out]
             asked = [[r.item_ids[i] for i in places] for r, places in zip(out, mine, strict=True)]
-            behind = source.retriever.because_of_many(users, asked, recent=recent)
+            behind = source.because_of(users, asked, recent)
+            if behind is None:
+                continue
             for result, places, items in zip(out, mine, behind, strict=True):
                 for i, item in zip(places, items, strict=True):
                     if item is not None:
                         result.reasons[i].append(f"because you viewed {self._title(item)}")
         if self.rank is not None:
-            extra = self.candidate_features(stages.scored, stages.final, stages.seen) \
-                if stages.seen is not None and self.rank.candidate_features else None
-            effects = self.rank.explain(users, stages.final.items, self.catalogue, context, stages.history, extra)
+            effects = self.rank.explain(users, stages.final.items, self.catalogue, context, stages.history,
+                                        stages.final.features or None)
             for result, features in zip(out, effects, strict=True):
                 result.features = features
                 for reasons, found in zip(result.reasons, features, strict=True):
@@ -357,8 +329,7 @@ class Funnel:
         """Do now what the next request would do first after a catalogue change: map, encode and
         vectorise the items for every stage."""
         for source in self.recall:
-            if isinstance(source, Recall):
-                source.warm(self.catalogue)
+            source.warm(self.catalogue)
         if self.rank is not None:
             self.rank.warm(self.catalogue)
         self.item_vectors()
@@ -371,15 +342,16 @@ class Funnel:
         """``similar`` with the recall source's similarity score of each item."""
         check_k(k, limit=MAX_K)
         for source in self.recall:
-            if isinstance(source, Recall) and source.knows_item(item):
-                found, scores = source.similar(item, k, self.catalogue)
+            similar = source.similar(item, k, self.catalogue)
+            if similar is not None:
+                found, scores = similar
                 ok = found >= 0
                 return [plain(v) for v in self.catalogue.ids[found[ok]]], [float(v) for v in scores[ok]]
         return [], []
 
 
-def _catalogue(items: pd.DataFrame | None, retrievers: list[Recall], key: str) -> Catalogue:
-    known = np.concatenate([r.retriever.data_.item_ids.ids.astype(object) for r in retrievers])  # type: ignore[union-attr]
+def _catalogue(items: pd.DataFrame | None, sources: list[RecallStage], key: str) -> Catalogue:
+    known = np.concatenate([source.known_items() for source in sources])
     catalogue = Catalogue(items if items is not None else pd.DataFrame({key: pd.unique(known)}), key=key)
     missing = known[catalogue.index(known) < 0]
     if len(missing):

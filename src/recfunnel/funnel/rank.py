@@ -23,6 +23,7 @@ from recfunnel.data.encoder import OOV
 from recfunnel.data.interactions import lookup_ids, normalize_ids
 from recfunnel.errors import ConfigError, SchemaError
 from recfunnel.estimators.ranker import Ranker
+from recfunnel.funnel.candidates import Candidates, Query
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.schema import Categorical, Numeric, Sequence
 
@@ -248,6 +249,12 @@ class Rank:
             return torch.zeros(1, dtype=torch.float32)
         return torch.full((1,), OOV, dtype=torch.int64) if isinstance(spec, Categorical) else \
             torch.zeros((1, getattr(spec, "max_len", 1)), dtype=torch.int64)
+
+    def __call__(self, query: Query, candidates: Candidates) -> Candidates:
+        """The candidates re-scored by the scorer and sorted, best first."""
+        scores = self.score(query.users, candidates.items, query.catalogue, query.context, query.history,
+                            candidates.features or None)
+        return candidates.with_scores(scores).sorted()
 
     def score(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
               context: dict[str, Any] | None = None, history: np.ndarray | None = None,

@@ -1,18 +1,87 @@
-"""Recall sources: a trained Retriever, or the catalogue's items added since training."""
+"""Recall sources: a trained Retriever, or the catalogue's items added since training.
+
+Every source is a ``RecallStage``: ``source(query) -> Candidates``, best first. The funnel asks a
+source nothing else about what it is; the optional abilities below have defaults for sources
+that lack them (a source of new items knows no users, explains nothing, has no vectors).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
-from recfunnel.data.interactions import lookup_ids
-from recfunnel.errors import ConfigError
+from recfunnel.data.interactions import Interactions, lookup_ids
+from recfunnel.errors import ConfigError, NotFittedError
 from recfunnel.estimators.retriever import Retriever
+from recfunnel.funnel.candidates import Candidates, Query
 from recfunnel.funnel.catalogue import Catalogue
+from recfunnel.models.retrieval.base import RetrievalModel
 
 
-class Recall:
+class RecallStage:
+    """A recall source: ``__call__(query) -> Candidates``, each user's list best first.
+
+    Attributes:
+        name: The source's name in responses and reports.
+        k: Candidates it proposes per user.
+        columns: The user and item id columns of the interactions it learnt from (``user_col``,
+            ``item_col``, ...), or None for a source that learnt from none.
+        places: Places of each final list it reserves for its own items (see ``NewItems``).
+    """
+
+    name: str = "recall"
+    k: int = 0
+    columns: dict[str, Any] | None = None
+    places: int = 0
+
+    def __call__(self, query: Query) -> Candidates:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement __call__(query) -> Candidates")
+
+    # -- optional abilities -----------------------------------------------------------------------
+    @property
+    def has_vectors(self) -> bool:
+        """True when ``unit_vectors`` gives item vectors (for diversity and similar items)."""
+        return False
+
+    def known_items(self) -> np.ndarray:
+        """Raw ids of the items it learnt about (the funnel's catalogue includes them all)."""
+        return np.empty(0, dtype=object)
+
+    def history(self, users: np.ndarray, recent: list[list[Any]] | None,
+                catalogue: Catalogue) -> tuple[sparse.csr_matrix, np.ndarray] | None:
+        """The users' seen items and recent items in catalogue indices (see ``Query``), or None
+        for a source that knows no users."""
+        return None
+
+    def because_of(self, users: np.ndarray, items: list[list[Any]],
+                   recent: list[list[Any]] | None) -> list[list[Any]] | None:
+        """For each user's listed raw item ids, the history item behind it (or None); None when
+        the source cannot say."""
+        return None
+
+    def similar(self, item: Any, k: int, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray] | None:
+        """(k,) catalogue indices similar to a raw item id and their scores; None when the source
+        does not know the item."""
+        return None
+
+    def unit_vectors(self) -> np.ndarray:
+        """Unit-length item vectors in the source's own item order (``has_vectors`` sources)."""
+        raise ConfigError(f"recall source {self.name!r} has no item vectors.")
+
+    def to_catalogue(self, catalogue: Catalogue) -> np.ndarray:
+        """Catalogue index of each of the source's own items, in its own order."""
+        return np.empty(0, dtype=np.int64)
+
+    def warm(self, catalogue: Catalogue) -> None:
+        """Do now what the next request would do first after a catalogue change."""
+
+    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Recall(RecallStage):
     """Candidates from a fitted :class:`~recfunnel.Retriever` (two-tower, ItemCF, popularity, ...).
 
     Args:
@@ -30,14 +99,69 @@ class Recall:
     def __init__(self, retriever: Retriever, *, k: int = 100, name: str | None = None) -> None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"recall k must be a positive integer; got {k!r}.")
-        retriever._fitted()  # a NotFittedError now, not at the first request
+        if retriever.model_ is None or retriever.data_ is None:  # a NotFittedError now, not at the first request
+            raise NotFittedError("This Retriever is not fitted yet; call fit(...) or recfunnel.load(path) first.")
         self.retriever, self.k = retriever, int(k)
         self.name = name or retriever.model_name
+        self.columns = dict(retriever.columns)
         self._unit: tuple[Any, np.ndarray] | None = None
+
+    def __call__(self, query: Query) -> Candidates:
+        return Candidates.of_source(*self.scored(query.users, query.catalogue, query.recent))
+
+    def _data(self) -> Interactions:
+        assert self.retriever.data_ is not None  # checked at construction; a fitted Retriever keeps it
+        return self.retriever.data_
+
+    def _model(self) -> RetrievalModel:
+        assert self.retriever.model_ is not None
+        return self.retriever.model_
+
+    @property
+    def has_vectors(self) -> bool:
+        return bool(self._model().has_vectors)
+
+    def known_items(self) -> np.ndarray:
+        return self._data().item_ids.ids.astype(object)
+
+    def history(self, users: np.ndarray, recent: list[list[Any]] | None,
+                catalogue: Catalogue) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """Seen items (B, len(catalogue)) and recent items (B, H) in catalogue indices, -1 padded:
+        the retriever's training history plus ``recent``, items added after training included."""
+        data = self._data()
+        index = data.user_ids.index(users)
+        hist = self.retriever.history(index, recent)
+        mapping = self.to_catalogue(catalogue)
+        matrix = hist.matrix.tocoo()
+        rows, cols = [matrix.row], [mapping[matrix.col]]
+        recent_rows = np.where(hist.recent >= 0, mapping[np.maximum(hist.recent, 0)], -1)
+        if recent is not None:  # items the retriever never saw (added after training) count too
+            lengths = np.array([len(r) for r in recent])
+            if lengths.sum():
+                raw = np.concatenate([np.asarray(r, dtype=object) for r in recent])
+                known = data.item_ids.index(raw) >= 0
+                flat = np.where(known, -1, catalogue.index(raw))  # the retriever's history has the rest
+                rows.append(np.repeat(np.arange(len(users)), lengths))
+                cols.append(flat)
+                extra = np.full((len(users), int(lengths.max())), -1, np.int64)
+                starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+                extra[rows[-1], np.arange(lengths.sum()) - starts] = flat
+                recent_rows = np.concatenate([recent_rows, extra], axis=1)
+        row, col = np.concatenate(rows), np.concatenate(cols)
+        ok = col >= 0
+        seen = sparse.csr_matrix((np.ones(ok.sum(), np.float32), (row[ok], col[ok])),
+                                 shape=(len(users), len(catalogue)))
+        return seen, recent_rows
+
+    def because_of(self, users: np.ndarray, items: list[list[Any]],
+                   recent: list[list[Any]] | None) -> list[list[Any]] | None:
+        if getattr(self._model(), "explain", None) is None:
+            return None
+        return self.retriever.because_of_many(users, items, recent=recent)
 
     def to_catalogue(self, catalogue: Catalogue) -> np.ndarray:
         """Catalogue index of each of the retriever's item indices (cached per catalogue version)."""
-        ids = self.retriever.data_.item_ids.ids  # type: ignore[union-attr]
+        ids = self._data().item_ids.ids
         return catalogue.derived((self, "map"), lambda state: lookup_ids(state.lookup, ids))
 
     def candidates(self, users: np.ndarray, catalogue: Catalogue, recent: list[list[Any]] | None) -> np.ndarray:
@@ -86,20 +210,22 @@ class Recall:
         self.to_catalogue(catalogue)
         self._fresh_vectors(catalogue)
 
-    def similar(self, item: Any, k: int, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
+    def similar(self, item: Any, k: int, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray] | None:
         """(k,) catalogue indices of items similar to one raw item id (-1 for none), and their scores."""
+        if not self.knows_item(item):
+            return None
         lists = self.retriever.similar_items([item], k)
         found = np.where(lists.valid[0], catalogue.index(np.where(lists.valid[0], lists.items[0], 0)), -1)
         return found, lists.scores[0]
 
     def knows_item(self, item: Any) -> bool:
-        return bool(self.retriever.data_.item_ids.index([item])[0] >= 0)  # type: ignore[union-attr]
+        return bool(self._data().item_ids.index([item])[0] >= 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "k": self.k}
 
 
-class NewItems:
+class NewItems(RecallStage):
     """Items added to the catalogue after training (``POST /items``), before anyone used them.
 
     A new item has no interactions, so no trained model can propose it; this source offers the
@@ -124,6 +250,9 @@ class NewItems:
         if isinstance(places, bool) or not isinstance(places, (int, np.integer)) or not 0 <= places <= k:
             raise ConfigError(f"new-item places must be an integer in [0, k={k}]; got {places!r}.")
         self.k, self.column, self.places = int(k), column, int(places)
+
+    def __call__(self, query: Query) -> Candidates:
+        return Candidates.of_source(*self.scored(query.history, query.catalogue))
 
     def candidates(self, history: np.ndarray, catalogue: Catalogue) -> np.ndarray:
         """(B, k) catalogue indices of new items, ordered by the user's interest in their group.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,26 +11,8 @@ import pandas as pd
 from scipy import sparse
 
 from recfunnel.errors import ConfigError, did_you_mean
-from recfunnel.funnel.candidates import Candidates
+from recfunnel.funnel.candidates import Candidates, Query
 from recfunnel.funnel.catalogue import Catalogue
-
-
-@dataclass
-class RerankContext:
-    """What rerankers may read besides the candidates.
-
-    Attributes:
-        catalogue: Item attributes.
-        seen: (B, num_items) CSR of the users' history (training and live events), or None.
-        vectors: (num_items, D) unit-length item vectors for embedding diversity, or None.
-        k: The list length the caller asked for.
-    """
-
-    catalogue: Catalogue
-    seen: sparse.csr_matrix | None
-    vectors: np.ndarray | None
-    k: int
-
 
 RERANKERS: dict[str, type[Reranker]] = {}
 
@@ -49,8 +30,8 @@ class Reranker:
 
     name = "reranker"
 
-    def __call__(self, candidates: Candidates, context: RerankContext) -> Candidates:
-        raise NotImplementedError(f"{type(self).__name__} must implement __call__(candidates, context).")
+    def __call__(self, query: Query, candidates: Candidates) -> Candidates:
+        raise NotImplementedError(f"{type(self).__name__} must implement __call__(query, candidates).")
 
     def to_dict(self) -> dict[str, Any]:
         """``{"type": name, **constructor arguments}``: enough to rebuild it with ``reranker_from_dict``."""
@@ -94,10 +75,10 @@ class DropSeen(Reranker):
     def __init__(self) -> None:
         pass
 
-    def __call__(self, candidates: Candidates, context: RerankContext) -> Candidates:
-        if context.seen is None:
+    def __call__(self, query: Query, candidates: Candidates) -> Candidates:
+        if query.seen is None:
             return candidates
-        return _compact(candidates, lookup(context.seen, candidates.items))
+        return _compact(candidates, lookup(query.seen, candidates.items))
 
 
 @register("filter")
@@ -120,8 +101,8 @@ class Filter(Reranker):
         self.include, self.exclude, self.column = include, exclude, column
         self.available, self.min_price, self.max_price, self.price_column = available, min_price, max_price, price_column
 
-    def __call__(self, candidates: Candidates, context: RerankContext) -> Candidates:
-        return _compact(candidates, ~self.allowed(context.catalogue)[np.maximum(candidates.items, 0)])
+    def __call__(self, query: Query, candidates: Candidates) -> Candidates:
+        return _compact(candidates, ~self.allowed(query.catalogue)[np.maximum(candidates.items, 0)])
 
     def allowed(self, catalogue: Catalogue) -> np.ndarray:
         """(len(catalogue),) True for the items this filter lets through."""
@@ -155,8 +136,8 @@ class Boost(Reranker):
     def __init__(self, *, values: list[Any], factor: float = 1.5, column: str = "category") -> None:
         self.values, self.factor, self.column = list(values), float(factor), column
 
-    def __call__(self, candidates: Candidates, context: RerankContext) -> Candidates:
-        values = _attribute(context.catalogue, self.column, "boost").astype(str)
+    def __call__(self, query: Query, candidates: Candidates) -> Candidates:
+        values = _attribute(query.catalogue, self.column, "boost").astype(str)
         hit = np.isin(values, [str(v) for v in self.values])[np.maximum(candidates.items, 0)]
         return candidates.with_scores(np.where(hit, candidates.scores * self.factor, candidates.scores)).sorted()
 
@@ -180,25 +161,25 @@ class MMR(Reranker):
             raise ConfigError(f"MMR by={by!r} is not valid; expected 'category' or 'embedding'.")
         self.diversity, self.by, self.column, self.k = float(diversity), by, column, k
 
-    def _similarity(self, context: RerankContext, items: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    def _similarity(self, query: Query, items: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         rows = np.arange(len(items))
-        if self.by == "embedding" and context.vectors is not None:
-            vectors = context.vectors[np.maximum(items, 0)]  # (B, N, D)
+        if self.by == "embedding" and query.vectors is not None:
+            vectors = query.vectors[np.maximum(items, 0)]  # (B, N, D)
             return lambda pick: np.einsum("bnd,bd->bn", vectors, vectors[rows, pick])
-        codes = context.catalogue.codes(_check_column(context.catalogue, self.column, "MMR"))
+        codes = query.catalogue.codes(_check_column(query.catalogue, self.column, "MMR"))
         group = np.where(items >= 0, codes[np.maximum(items, 0)], -1)  # (B, N); -1: missing, like nothing
         return lambda pick: ((group == group[rows, pick][:, None]) & (group >= 0)).astype(np.float32)
 
-    def __call__(self, candidates: Candidates, context: RerankContext) -> Candidates:
+    def __call__(self, query: Query, candidates: Candidates) -> Candidates:
         valid, width = candidates.valid, candidates.items.shape[1]
-        steps = min(self.k or context.k, width)
+        steps = min(self.k or query.k, width)
         if steps <= 1 or self.diversity == 0.0:
             return candidates
         score = np.where(valid, candidates.scores, np.nan)
         low, high = np.nanmin(np.where(valid.any(1, keepdims=True), score, 0), 1, keepdims=True), \
             np.nanmax(np.where(valid.any(1, keepdims=True), score, 0), 1, keepdims=True)
         relevance = (np.nan_to_num(score, nan=0.0) - low) / np.maximum(high - low, 1e-12)
-        similar = self._similarity(context, candidates.items)
+        similar = self._similarity(query, candidates.items)
         rows = np.arange(len(valid))
         closest = np.zeros(valid.shape, np.float32)
         free = np.ones(valid.shape, bool)
@@ -231,8 +212,8 @@ class MaxPerGroup(Reranker):
             raise ConfigError(f"max_per_group strict must be true or false; got {strict!r}.")
         self.n, self.column, self.strict = n, column, strict
 
-    def __call__(self, candidates: Candidates, context: RerankContext) -> Candidates:
-        codes = context.catalogue.codes(_check_column(context.catalogue, self.column, "max_per_group"))
+    def __call__(self, query: Query, candidates: Candidates) -> Candidates:
+        codes = query.catalogue.codes(_check_column(query.catalogue, self.column, "max_per_group"))
         group = np.where(candidates.valid, codes[np.maximum(candidates.items, 0)], -1)  # (B, N)
         rows, width = group.shape
         key = (np.arange(rows)[:, None] * (int(codes.max(initial=0)) + 2) + group + 1).ravel()
@@ -257,7 +238,7 @@ class Limit(Reranker):
             raise ConfigError(f"limit n must be a positive integer; got {n!r}.")
         self.n = n
 
-    def __call__(self, candidates: Candidates, context: RerankContext) -> Candidates:
+    def __call__(self, query: Query, candidates: Candidates) -> Candidates:
         return candidates.head(self.n)
 
 

@@ -224,15 +224,16 @@ def candidate_rows(funnel: Funnel, future: pd.DataFrame, holdout: Holdout, seed:
     parts = []
     for start in range(0, len(users), BATCH_USERS):  # each batch is vectorised over its users
         batch = np.asarray(users[start:start + BATCH_USERS], dtype=object)
-        scored, merged, seen, history = funnel.recall_stage(batch)
+        query = funnel.query(batch, 0)
+        lists, merged = funnel.recall_stage(query)
         taken = lookup(targets[start:start + len(batch)], merged.items)
         keep = _sample(merged.valid, taken, holdout.negatives, rng)
         keep &= taken.any(axis=1, keepdims=True)  # a list with nothing taken teaches no order
         row, place = np.nonzero(keep)
-        features = funnel.candidate_features(scored, merged, seen)
+        features = funnel.candidate_features(lists, merged, query.seen)
         part = {user_col: batch[row], item_col: funnel.catalogue.ids[merged.items[row, place]]}
         part.update({name: values[row, place] for name, values in features.items()})
-        part[HISTORY] = _history_lists(funnel, history, holdout.history)[row]
+        part[HISTORY] = _history_lists(funnel, query.history, holdout.history)[row]
         part[LABEL] = taken[row, place].astype(np.int64)
         parts.append(pd.DataFrame(part))
     rows = pd.concat(parts, ignore_index=True)

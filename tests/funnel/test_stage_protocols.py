@@ -1,0 +1,78 @@
+"""The stage protocols: recall (query) -> Candidates; rank and rerank (query, Candidates) -> Candidates.
+A stage written by a user joins a funnel without the funnel asking what it is."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recfunnel.funnel import Candidates, Funnel
+from recfunnel.funnel.candidates import Query
+from recfunnel.funnel.recall import RecallStage
+from recfunnel.funnel.rerank import Reranker
+
+
+class Editorial(RecallStage):
+    """Everyone gets the editors' picks, in the editors' order."""
+
+    name, k = "editorial", 2
+
+    def __init__(self, picks: list[str]) -> None:
+        self.picks = picks
+
+    def __call__(self, query: Query) -> Candidates:
+        index = query.catalogue.index(np.asarray(self.picks, dtype=object))
+        items = np.broadcast_to(index, (len(query.users), len(index))).copy()
+        return Candidates.of_source(items, np.broadcast_to(np.float32([2.0, 1.0]), items.shape))
+
+    def to_dict(self) -> dict:
+        return {"picks": self.picks}
+
+
+class DropIds(Reranker):
+    """Leaves out the given raw item ids."""
+
+    name = "drop_ids"
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+
+    def __call__(self, query: Query, candidates: Candidates) -> Candidates:
+        return candidates.mask(np.isin(candidates.ids(query.catalogue), self.ids))
+
+
+def _picks(data, user) -> list[str]:
+    seen = set(data.clicks_train.loc[data.clicks_train["user_id"] == user, "item_id"])
+    return [str(i) for i in data.items["item_id"] if i not in seen][-2:]  # two unseen, rarely recalled items
+
+
+def test_a_users_recall_stage_and_reranker_join_the_funnel(shared, data):
+    user = str(data.clicks_train["user_id"].iloc[0])
+    picks = _picks(data, user)
+    funnel = Funnel([*shared.recall, Editorial(picks)], items=data.items, users=data.users)
+    stages = funnel.run(np.asarray([user], dtype=object), 200)
+    proposed = {item: names for item, names in zip(
+        funnel.catalogue.ids[stages.final.items[0][stages.final.valid[0]]],
+        [[s.name for j, s in enumerate(funnel.recall) if b >> j & 1] for b in stages.final.sources[0]], strict=False)}
+    assert all("editorial" in proposed[p] for p in picks)
+    dropped = Funnel([*shared.recall, Editorial(picks)], rerank=[DropIds(picks[:1])], items=data.items,
+                     users=data.users).recommend(user, k=200)
+    assert picks[0] not in dropped.item_ids and picks[1] in dropped.item_ids
+
+
+def test_the_query_holds_each_users_history_in_catalogue_indices(shared, data):
+    user = str(data.clicks_train["user_id"].iloc[0])
+    query = shared.query(np.asarray([user, "nobody"], dtype=object), 5, recent=[[], [str(data.items["item_id"][0])]])
+    clicked = set(data.clicks_train.loc[data.clicks_train["user_id"] == user, "item_id"].astype(str))
+    assert set(shared.catalogue.ids[query.seen[0].indices].astype(str)) == clicked
+    assert shared.catalogue.ids[query.seen[1].indices].astype(str).tolist() == [str(data.items["item_id"][0])]
+    assert query.history[1][query.history[1] >= 0].tolist() == query.seen[1].indices.tolist()
+
+
+def test_the_rank_stage_is_called_with_the_query_and_sorts_by_its_scores(shared, data):
+    query = shared.query(np.asarray([str(data.clicks_train["user_id"].iloc[0])], dtype=object), 5)
+    _, merged = shared.recall_stage(query)
+    ranked = shared.rank(query, merged)
+    expected = shared.rank.score(query.users, ranked.items, query.catalogue, None, query.history,
+                                 ranked.features or None)
+    np.testing.assert_allclose(ranked.scores, expected, rtol=1e-6)
+    assert (np.diff(ranked.scores[0][ranked.valid[0]]) <= 0).all() and set(ranked.items[0]) == set(merged.items[0])
