@@ -46,7 +46,7 @@ from recfunnel.models import build_model, get_model
 from recfunnel.models.retrieval.base import RetrievalModel
 from recfunnel.schema import Categorical, Schema
 from recfunnel.tasks import RetrievalTask
-from recfunnel.train import Trainer, TrainResult
+from recfunnel.train import Trainer, TrainResult, Validation
 
 logger = logging.getLogger(__name__)
 KS = (10, 20, 50)
@@ -96,6 +96,9 @@ class Retriever:
             score the whole catalogue.
         index_params: Options of the faiss index (nprobe, ef_search, hnsw_m, nlist, metric).
         seed: Seeds model initialisation and any sampling in fit.
+        monitor: The full-ranking metric of ``fit``'s ``valid`` rows that a gradient-trained
+            model's early stopping and learning-rate decay watch each epoch ("recall@10",
+            "ndcg@20", "hit@50", ...).
 
     Example:
         >>> frame = pd.DataFrame({"user_id": [1, 1, 2, 3], "item_id": ["a", "b", "a", "c"]})
@@ -107,7 +110,8 @@ class Retriever:
     def __init__(self, model: str = "als", *, params: dict[str, Any] | None = None, user_col: str = "user_id",
                  item_col: str = "item_id", time_col: str | None = None, weight_col: str | None = None,
                  trainer: Trainer | dict[str, Any] | None = None, max_history: int = 50,
-                 index: str = "exact", index_params: dict[str, Any] | None = None, seed: int = 2026) -> None:
+                 index: str = "exact", index_params: dict[str, Any] | None = None, seed: int = 2026,
+                 monitor: str = "recall@10") -> None:
         info = get_model(model)
         if info.kind != "retrieval":
             raise ConfigError(f"model {model!r} is a {info.kind} model; a Retriever needs a retrieval model "
@@ -119,6 +123,7 @@ class Retriever:
         if index not in INDEX_KINDS:
             raise ConfigError(f"index {index!r} is not valid; expected one of {list(INDEX_KINDS)}.")
         self.max_history, self.seed = max_history, seed
+        self.monitor = _check_monitor(monitor)
         self.index, self.index_params = index, dict(index_params or {})
         self._index: Any = None
         self.model_: RetrievalModel | None = None
@@ -135,7 +140,9 @@ class Retriever:
 
         Args:
             train: Interactions (a frame or file with the user and item columns).
-            valid: Held-out interactions to report full-ranking metrics on.
+            valid: Held-out interactions to report full-ranking metrics on; a gradient-trained
+                model is also scored on them after every epoch, stops when ``monitor`` stops
+                improving (the Trainer's ``patience``) and keeps its best epoch's weights.
             user_features, item_features: Optional tables keyed by the user / item column, one
                 row per id, with any other columns as features (typed like ``recfunnel train``
                 types them). Feature-based models (two-tower) read them; items that appear only
@@ -160,20 +167,48 @@ class Retriever:
                 self.encoders_[side], batch = _encode_table(table, key, ids, side)
                 setattr(data, f"{side}_features", batch)
         schema = self._schema(len(data.user_ids), len(data.item_ids))
+        self.model_, self.metrics_ = None, {}
+        self._remember(data.take(data.time_order()))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             model: RetrievalModel = build_model(self.model_name, schema, self.params)
             if model.gradient_trained:
                 module: Any = model
-                self.result_ = self.trainer.fit(module, RetrievalTask(), module.training_batch(data, seed=self.seed))
+                check = self._validation(module, valid) if valid is not None else None
+                try:
+                    self.result_ = self.trainer.fit(module, RetrievalTask(monitor=self.monitor),
+                                                    module.training_batch(data, seed=self.seed), check)
+                except BaseException:
+                    self.model_ = None  # no half-trained model behind a failed fit
+                    raise
                 module.eval()
             else:
                 model.fit(data)
         self.model_, self._index = model, None
-        self._remember(data.take(data.time_order()))
         if valid is not None:
-            self.metrics_["valid"] = self.evaluate(valid)
+            self.metrics_["valid"] = self.evaluate(valid, ks=self._valid_ks())
         return self
+
+    def _validation(self, model: Any, valid: Data) -> Validation:
+        """The Trainer's per-epoch check of a gradient-trained model: full-ranking metrics of the
+        ``valid`` rows (training items left out), ``monitor`` among them, for early stopping."""
+        data = self.data_
+        assert data is not None  # _remember ran first
+        known = self._known_rows(data, valid)
+        depth, ks = int(self.monitor.split("@")[1]), self._valid_ks()
+
+        def check(_: Any) -> dict[str, float]:
+            self.model_, self._index = model, None
+            model.eval()  # the Trainer sets train mode again at the next epoch
+            with torch.no_grad():
+                report = self._ranking_report(known, self.seen_, ks)
+            return {k: v for k, v in report.items() if k.endswith(f"@{depth}")}
+
+        return check
+
+    def _valid_ks(self) -> tuple[int, ...]:
+        """The cut-offs of the validation report: the usual ones and the monitor's."""
+        return tuple(sorted({*KS, int(self.monitor.split("@")[1])}))
 
     @property
     def history_(self) -> list[dict[str, float]]:
@@ -405,7 +440,17 @@ class Retriever:
             for the largest k, and ``users``: how many test users were ranked. Test rows of users or
             items unseen in training cannot be ranked and are left out (logged).
         """
-        model, data = self._fitted()
+        _, data = self._fitted()
+        known = self._known_rows(data, test)
+        blocked = self.seen_
+        extras: list[Any] = [] if exclude is None else list(exclude) if isinstance(exclude, (list, tuple)) else [exclude]
+        for extra in extras:
+            blocked = blocked + data.encode(load_frame(extra)).matrix()
+        return self._ranking_report(known, sparse.csr_matrix(blocked), ks)
+
+    @staticmethod
+    def _known_rows(data: Interactions, test: Data) -> Interactions:
+        """The test rows encoded with the training ids, less (logged) those with an unseen user or item."""
         rows = data.encode(load_frame(test))
         known = rows.known()
         if len(known) < len(rows):
@@ -413,13 +458,13 @@ class Retriever:
                            len(rows) - len(known), len(rows))
         if len(known) == 0:
             raise DataError("no test row has a user and an item seen in training; nothing to evaluate.")
+        return known
+
+    def _ranking_report(self, known: Interactions, blocked: sparse.csr_matrix, ks: tuple[int, ...]) -> dict[str, float]:
+        """``evaluate``'s metrics of encoded test rows, ``blocked`` (users x items) left out of every list."""
+        model, _ = self._fitted()
         users = np.unique(known.users)
         relevant = known.matrix()[users]
-        blocked = self.seen_
-        extras: list[Any] = [] if exclude is None else list(exclude) if isinstance(exclude, (list, tuple)) else [exclude]
-        for extra in extras:
-            blocked = blocked + data.encode(load_frame(extra)).matrix()
-        blocked = sparse.csr_matrix(blocked)
         depth = max(ks)
         tops = []
         for start in range(0, len(users), self._chunk()):
@@ -455,6 +500,10 @@ class Retriever:
                                 for side in ("user", "item") if side in self.encoders_]
         tables.append((f"{self.model_name} training data", ["users", "items", "interactions"],
                        [[f"{model.num_users:,}", f"{model.num_items:,}", f"{len(data):,}"]]))
+        if self.history_:  # a gradient-trained model: one row per epoch, its valid monitor when validated
+            tables.append((f"{self.model_name} training", ["epoch", "train loss", f"valid {self.monitor}", "time"],
+                           [[int(r["epoch"]), r["train_loss"], r.get(f"valid_{self.monitor}", "-"),
+                             f"{r['seconds']:.1f}s"] for r in self.history_]))
         metrics = {k: v for k, v in self.metrics_.get("valid", {}).items() if k.endswith(("@10", "@50")) or k == "users"}
         return tables + metrics_report("validation (full ranking, training items left out)", metrics)
 
@@ -470,6 +519,7 @@ class Retriever:
         config = {"estimator": "retriever", "model": self.model_name, "params": self.params,
                   "columns": self.columns, "trainer": self.trainer_params, "max_history": self.max_history,
                   "index": self.index, "index_params": self.index_params, "seed": self.seed,
+                  "monitor": self.monitor,
                   "recfunnel_version": recfunnel.__version__}
         card = _model_card(self.model_name, self.params, model, len(data), self.metrics_.get("valid", {}))
         history = self.result_.history if self.result_ else []
@@ -492,6 +542,18 @@ def _model_card(name: str, params: dict[str, Any], model: RetrievalModel, rows: 
     lines += [f"- valid {k}: {v:.5f}" if isinstance(v, float) else f"- valid {k}: {v}"
               for k, v in metrics.items()] or ["- (none)"]
     return "\n".join(lines) + "\n"
+
+
+RANKING_METRICS = ("recall", "ndcg", "hit", "mrr", "precision")
+
+
+def _check_monitor(monitor: Any) -> str:
+    """A full-ranking metric at a cut-off, e.g. "recall@10"."""
+    name, _, depth = str(monitor).partition("@")
+    if not isinstance(monitor, str) or name not in RANKING_METRICS or not depth.isdigit() or int(depth) < 1:
+        raise ConfigError(f"monitor {monitor!r} is not a full-ranking metric; give one of "
+                          f"{', '.join(RANKING_METRICS)} at a cut-off, e.g. 'recall@10' or 'ndcg@20'.")
+    return monitor
 
 
 def _keyed_table(source: Data | None, key: str, name: str) -> pd.DataFrame | None:
@@ -540,6 +602,7 @@ def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
         retriever = Retriever(config["model"], params=config.get("params"), trainer=config.get("trainer"),
                               max_history=int(config.get("max_history", 50)), seed=config.get("seed", 2026),
                               index=config.get("index", "exact"), index_params=config.get("index_params"),
+                              monitor=config.get("monitor", "recall@10"),
                               **columns)
         user_ids = IdMap.from_list(parts["encoder"]["users"])
         item_ids = IdMap.from_list(parts["encoder"]["items"])

@@ -148,10 +148,19 @@ class RetrievalTask(Task):
     """
 
     label: str = ""
+    metrics: tuple[str, ...] = ("recall@10", "ndcg@10")
+    monitor: str = "recall@10"
     kind: str = field(default="retrieval", init=False)
 
     def __post_init__(self) -> None:
-        pass
+        if not isinstance(self.monitor, str) or "@" not in self.monitor:
+            raise ConfigError(f"a retrieval model is validated on a full-ranking metric at a cut-off "
+                              f"(recall@10, ndcg@20, hit@50, ...); got monitor={self.monitor!r}.")
+
+    @property
+    def monitor_mode(self) -> str:
+        """Every full-ranking metric (recall, ndcg, hit, mrr, precision @k) is better larger."""
+        return "max"
 
     def loss(self, logits, batch: Batch) -> torch.Tensor:  # type: ignore[override]
         """Mean cross-entropy of the target column."""

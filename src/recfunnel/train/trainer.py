@@ -6,7 +6,7 @@ import inspect
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,10 @@ class TrainResult:
 def _is_number(value: Any) -> bool:
     """An int or float, and not a bool (``true`` in a YAML config is not a learning rate)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: A validation the Trainer cannot compute from a Batch: the model in, its metrics (by name) out.
+Validation = Callable[[nn.Module], dict[str, float]]
 
 
 class Trainer:
@@ -129,12 +133,16 @@ class Trainer:
         values["checkpoint_dir"] = None if self.checkpoint_dir is None else str(self.checkpoint_dir)
         return values
 
-    def fit(self, model: nn.Module, task: Task | MultiTask, train: Batch | BatchSource, valid: Batch | None = None, *,
-            resume: bool = False, callbacks: Sequence[Callback] = ()) -> TrainResult:
+    def fit(self, model: nn.Module, task: Task | MultiTask, train: Batch | BatchSource,
+            valid: Batch | Validation | None = None, *, resume: bool = False,
+            callbacks: Sequence[Callback] = ()) -> TrainResult:
         """Train ``model`` in place on ``train``: a Batch (shuffled in memory) or a BatchSource
         (e.g. a ``BlockStream`` of encoded blocks).
 
-        With ``valid``, early stopping restores the best epoch's weights at the end. ``callbacks``
+        ``valid`` is a labelled Batch scored by the task's metrics, or a function of the model
+        returning its metrics (a retriever's full-ranking recall@k: what a batch of rows cannot
+        say); early stopping watches the task's ``monitor`` among them and restores the best
+        epoch's weights at the end. ``callbacks``
         run after the Trainer's own (early stopping, learning-rate decay, checkpoints, progress);
         any of them ends training by setting ``run.stop``.
         """
@@ -161,7 +169,8 @@ class Trainer:
                         hook.on_epoch_start(run)
                     row = self._run_epoch(run, source, hooks)
                     if valid is not None:
-                        metrics = task.summary(self.evaluate(model, task, valid))
+                        metrics = task.summary(self.evaluate(model, task, valid)) if isinstance(valid, Batch) \
+                            else valid(model)
                         row.update({f"valid_{k}": v for k, v in metrics.items()})
                     run.history.append(row)
                     run.epoch += 1

@@ -96,3 +96,20 @@ def test_a_trainer_saves_the_options_it_was_built_with():
     trainer = Trainer(max_epochs=3, sparse_optimizer="adagrad", shuffle=False, checkpoint_dir="ck")
     again = Trainer(**trainer.options())
     assert again.options() == trainer.options() and again.options()["checkpoint_dir"] == "ck"
+
+
+def test_a_validation_function_drives_early_stopping_and_restores_the_best_epoch():
+    """What a batch of rows cannot score (a retriever's full-ranking recall) validates as a function."""
+    scores, states = iter([0.50, 0.60, 0.55, 0.54, 0.53]), []
+
+    def check(model):
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {"auc": next(scores)}
+
+    model = DeepFM(toy_schema(), embedding_dim=4, hidden_units=(8,))
+    result = Trainer(max_epochs=5, batch_size=16, patience=2, progress=False).fit(
+        model, BinaryTask("click"), toy_batch(batch_size=64), check)
+    assert [row["valid_auc"] for row in result.history] == [0.50, 0.60, 0.55, 0.54]  # two epochs without gain
+    assert result.stopped_early and result.best_epoch == 2 and result.best_score == 0.60
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, states[1][name])  # the weights the best score was measured on
