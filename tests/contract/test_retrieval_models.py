@@ -95,7 +95,7 @@ def test_answers_on_batches_of_codes_from_its_schema(name, board):
     assert (schema["user"].role, schema["item"].role, schema["history"].role) == ("user", "item", "history")
     assert schema["history"].shares == "item" and model.num_items == schema.vocab_size("item") - 2 == 20
     users = retriever.data_.user_ids.index([0, 1, 2])
-    query = query_batch(users, retriever.history(users))
+    query = query_batch(users, retriever.user_history(users))
     assert int(query.features["history"].min()) >= 0  # codes: 0 pads, never -1
     with torch.no_grad():
         scores = model.score(query)

@@ -9,6 +9,7 @@ import pytest
 import recfunnel
 from recfunnel import Retriever
 from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
+from recfunnel.estimators import Recommendations
 from recfunnel.testing import checkerboard
 
 
@@ -194,3 +195,24 @@ def test_the_model_card_lists_every_hyperparameter_defaults_included(frame, tmp_
         if name != "factors":
             assert f"- `{name}`: {value!r} (default)" in section
     assert card.startswith("# als retriever\n") and "## Metrics" in card
+
+
+def test_itemcf_scores_a_hand_made_case_through_the_retriever():
+    """Cosine over users: a = (1, 1, 1), b = (1, 1, 0), c = (0, 0, 1) for users u1, u2, u3."""
+    frame = pd.DataFrame({"user_id": ["u1", "u1", "u2", "u2", "u3", "u3"],
+                          "item_id": ["a", "b", "a", "b", "a", "c"]})
+    model = Retriever("itemcf", params={"shrinkage": 0.0, "normalize": False, "recency_decay": None}).fit(frame)
+    lists = model.recommend(["u1", "u3"], k=1)
+    assert lists.items.tolist() == [["c"], ["b"]]
+    np.testing.assert_allclose(lists.scores[:, 0], [1 / np.sqrt(3), 2 / np.sqrt(6)], rtol=1e-6)  # a·c, a·b
+    new = model.recommend(["new"], k=3, recent=[["c"]])  # a new user described by one live click
+    assert new[0].item_ids == ["a", "b"] and new[0].scores == pytest.approx([1 / np.sqrt(3), 0.0])  # c is seen
+
+
+def test_a_retriever_and_a_funnel_return_the_same_result_type(frame):
+    from recfunnel.funnel import Funnel, Recall
+
+    retriever = _popular(frame)
+    mine, funnels = retriever.recommend(["u1"], k=2), Funnel([Recall(retriever, k=5)]).recommend_many(["u1"], k=2)
+    assert type(mine) is type(funnels) is Recommendations
+    assert mine[0].item_ids == funnels[0].item_ids and mine[0].sources == [["popularity"]] * 2

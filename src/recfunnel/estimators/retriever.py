@@ -10,7 +10,6 @@ import copy
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +39,7 @@ from recfunnel.data.interactions import (
 from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
 from recfunnel.estimators.artifact import artifact_model, build_for_weights, inconsistent, write_artifact
 from recfunnel.estimators.base import DATA_FILES, Report, metrics_report, read_data, resolve_trainer
+from recfunnel.estimators.results import Recommendations
 from recfunnel.index import INDEX_KINDS, build_index, topk_excluding, topk_static
 from recfunnel.metrics import coverage, ranking_report
 from recfunnel.models import build_model, get_model
@@ -50,33 +50,6 @@ from recfunnel.train import Trainer, TrainResult, Validation
 
 logger = logging.getLogger(__name__)
 KS = (10, 20, 50)
-
-
-@dataclass
-class Recommendations:
-    """Top-k lists: ``items`` (B, k) raw ids and ``scores`` (B, k); ``valid`` is False where a
-    list had fewer than k items to give (those places hold None / -inf). ``key`` names what the
-    lists are for: "user_id" for ``recommend``, "query_item" for ``similar_items``."""
-
-    keys: np.ndarray
-    items: np.ndarray
-    scores: np.ndarray
-    valid: np.ndarray
-    key: str = "user_id"
-
-    def to_frame(self, key: str | None = None) -> pd.DataFrame:
-        """Long format: one row per (key, rank) with the item and its score."""
-        key = key or self.key
-        rows, ranks = np.nonzero(self.valid)
-        return pd.DataFrame({key: self.keys[rows], "rank": ranks + 1, "item_id": self.items[rows, ranks],
-                             "score": self.scores[rows, ranks]})
-
-    def to_records(self, key: str | None = None) -> list[dict[str, Any]]:
-        """JSON-ready: ``[{key: id, "items": [{"item_id": ..., "score": ...}, ...]}, ...]``."""
-        key = key or self.key
-        return [{key: plain(k), "items": [{"item_id": plain(i), "score": float(s)}
-                                           for i, s, ok in zip(items, scores, valid, strict=True) if ok]}
-                for k, items, scores, valid in zip(self.keys, self.items, self.scores, self.valid, strict=True)]
 
 
 class Retriever:
@@ -234,7 +207,7 @@ class Retriever:
         return self.model_, self.data_
 
     # -- inference ------------------------------------------------------------------------------
-    def history(self, users: np.ndarray, extra: list[list[Any]] | None = None) -> History:
+    def user_history(self, users: np.ndarray, extra: list[list[Any]] | None = None) -> History:
         """Training history of user indices, plus optional recent raw item ids per user."""
         _, data = self._fitted()
         hist = history_for(data, users, self.max_history, self.seen_, self.recent_)
@@ -280,7 +253,7 @@ class Retriever:
             if self._static is None:
                 with torch.no_grad():
                     nobody = np.array([-1])
-                    row = model.score(query_batch(nobody, self.history(nobody)))[0].float()
+                    row = model.score(query_batch(nobody, self.user_history(nobody)))[0].float()
                 self._static = (row, np.argsort(-row.numpy(), kind="stable"))
             blocked = exclude if exclude is not None else sparse.csr_matrix((len(users), model.num_items))
             return topk_static(self._static[0], self._static[1], k, blocked)
@@ -330,7 +303,7 @@ class Retriever:
         scores_out, items_out = [], []
         for start in range(0, len(index), self._chunk()):
             part = index[start:start + self._chunk()]
-            hist = self.history(part, None if recent is None else recent[start:start + len(part)])
+            hist = self.user_history(part, None if recent is None else recent[start:start + len(part)])
             values, items = self._topk(part, hist, k, hist.matrix if exclude_seen else None)
             scores_out.append(values)
             items_out.append(items)
@@ -350,7 +323,7 @@ class Retriever:
         itself = sparse.csr_matrix((np.ones(len(index)), (np.arange(len(index)), index)), shape=scores.shape)
         values, top = topk_excluding(scores, k, itself)
         lists = self._lists(data.item_ids.ids[index].astype(object), top.numpy(), values.numpy())
-        lists.key = "query_item"
+        lists.key = "query_item"  # what each list is for: the item it is similar to
         return lists
 
     def because_of(self, user: Any, items: Any, *, recent: list[Any] | None = None) -> list[Any]:
@@ -375,7 +348,7 @@ class Retriever:
                 wanted[row, : len(values)] = data.item_ids.index(np.asarray(values, dtype=object))
         index = data.user_ids.index(np.asarray(users, dtype=object))
         extra = None if recent is None else [list(r) if r is not None else [] for r in recent]
-        source = to_index(explain(query_batch(index, self.history(index, extra)), to_codes(wanted))).numpy()
+        source = to_index(explain(query_batch(index, self.user_history(index, extra)), to_codes(wanted))).numpy()
         return [[plain(data.item_ids.ids[s]) if s >= 0 else None for s in source[row, : len(values)]]
                 for row, values in enumerate(items)]
 
@@ -387,7 +360,7 @@ class Retriever:
                               "(als, bpr, item2vec, youtube_dnn, two_tower, mind).")
         index = data.user_ids.index(np.atleast_1d(np.asarray(users, dtype=object if np.ndim(users) == 0 else None)))
         with torch.no_grad():
-            return model.encode_query(query_batch(index, self.history(index, recent))).numpy()
+            return model.encode_query(query_batch(index, self.user_history(index, recent))).numpy()
 
     def encode_new_items(self, table: pd.DataFrame) -> np.ndarray | None:
         """(N, D) vectors of items described only by their features (added after training), or
@@ -422,8 +395,7 @@ class Retriever:
         _, data = self._fitted()
         valid = top >= 0
         raw = data.item_ids.ids[np.where(valid, top, 0)].astype(object)
-        raw[~valid] = None
-        return Recommendations(keys, raw, np.where(valid, scores, -np.inf).astype(np.float32), valid)
+        return Recommendations.from_arrays(keys, raw, scores, valid, source=self.model_name)
 
     def evaluate(self, test: Data, *, exclude: Data | Sequence[Data] | None = None,
                  ks: tuple[int, ...] = KS) -> dict[str, float]:
@@ -469,7 +441,7 @@ class Retriever:
         tops = []
         for start in range(0, len(users), self._chunk()):
             part = users[start:start + self._chunk()]
-            hist = self.history(part)
+            hist = self.user_history(part)
             tops.append(self._topk(part, hist, depth, blocked[part])[1])
         top = np.concatenate(tops)
         report = ranking_report(top, relevant, ks)

@@ -1,9 +1,10 @@
 """The funnel: recall sources -> ranker -> rerankers over one catalogue, saved as one artifact."""
 
 from recfunnel.estimators.loading import load
+from recfunnel.estimators.results import Recommendation, Recommendations
 from recfunnel.funnel.candidates import Candidates
 from recfunnel.funnel.catalogue import Catalogue
-from recfunnel.funnel.funnel import Funnel, Recommendation
+from recfunnel.funnel.funnel import Funnel
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import NewItems, Recall
 from recfunnel.funnel.rerank import (
@@ -19,4 +20,4 @@ from recfunnel.funnel.rerank import (
 )
 
 __all__ = ["MMR", "RERANKERS", "Boost", "Candidates", "Catalogue", "DropSeen", "Filter", "Funnel", "Limit",
-           "MaxPerGroup", "NewItems", "Rank", "Recall", "Recommendation", "Reranker", "reranker_from_dict", "load"]
+           "MaxPerGroup", "NewItems", "Rank", "Recall", "Recommendation", "Recommendations", "Reranker", "reranker_from_dict", "load"]

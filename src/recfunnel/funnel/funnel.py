@@ -16,6 +16,7 @@ from recfunnel.data.checks import check_k, plain
 from recfunnel.errors import ConfigError, RecfunnelError
 from recfunnel.estimators.artifact import inconsistent
 from recfunnel.estimators.loading import register_loader
+from recfunnel.estimators.results import Recommendation, Recommendations
 from recfunnel.funnel.candidates import MAX_K, Candidates, Query
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.funnel.evaluate import evaluate_funnel
@@ -26,28 +27,6 @@ from recfunnel.funnel.rerank import Filter, Reranker, lookup, reranker_from_dict
 from recfunnel.funnel.storage import read_funnel, save_funnel
 
 BACKFILL = "backfill"  # the source name of items a request's filters pulled in when recall fell short
-
-
-@dataclass
-class Recommendation:
-    """One user's final list: raw item ids, scores, the recall sources of each item and why."""
-
-    user_id: Any
-    item_ids: list[Any]
-    scores: list[float]
-    sources: list[list[str]]
-    reasons: list[list[str]] = field(default_factory=list)
-    features: list[list[dict[str, Any]]] = field(default_factory=list)
-    attributes: list[dict[str, Any]] = field(default_factory=list)
-    shortfall: int = 0  # places short of the requested k: fewer candidates passed filters and rerankers
-
-    def to_records(self) -> list[dict[str, Any]]:
-        """JSON-ready: one dict per item with its attributes, score, sources and reasons."""
-        return [{**attrs, "item_id": item, "score": score, "sources": src, "reasons": why, "features": feats}
-                for item, score, src, why, feats, attrs in zip(
-                    self.item_ids, self.scores, self.sources, self.reasons or [[]] * len(self.item_ids),
-                    self.features or [[]] * len(self.item_ids),
-                    self.attributes or [{}] * len(self.item_ids), strict=True)]
 
 
 @dataclass
@@ -133,7 +112,7 @@ class Funnel:
 
     def recommend_many(self, users: Sequence[Any], k: int = 10, *, context: dict[str, Any] | None = None,
                        recent: Sequence[Sequence[Any] | None] | None = None, filters: dict[str, Any] | None = None,
-                       explain: bool = True) -> list[Recommendation]:
+                       explain: bool = True) -> Recommendations:
         """``recommend`` for several users sharing k, context and filters, in one vectorised pass
         (a server batches concurrent requests through this)."""
         check_k(k, limit=MAX_K)
@@ -148,7 +127,7 @@ class Funnel:
             result.shortfall = k - len(result.item_ids)
         if explain:
             self._explain(keys, stages, out, context, histories)
-        return out
+        return Recommendations(out, width=k)
 
     def run(self, users: np.ndarray, k: int, *, recent: list[list[Any]] | None = None,
             context: dict[str, Any] | None = None, filters: dict[str, Any] | None = None,
@@ -231,7 +210,7 @@ class Funnel:
 
     def _history(self, users: np.ndarray, recent: list[list[Any]] | None) -> tuple[sparse.csr_matrix, np.ndarray]:
         """Seen items (B, len(catalogue)) CSR and recent items (B, H) in catalogue indices, -1 padded."""
-        found = self._base.history(users, recent, self.catalogue)
+        found = self._base.user_history(users, recent, self.catalogue)
         assert found is not None  # the base source learnt from interactions: it knows users
         return found
 

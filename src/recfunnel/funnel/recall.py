@@ -49,7 +49,7 @@ class RecallStage:
         """Raw ids of the items it learnt about (the funnel's catalogue includes them all)."""
         return np.empty(0, dtype=object)
 
-    def history(self, users: np.ndarray, recent: list[list[Any]] | None,
+    def user_history(self, users: np.ndarray, recent: list[list[Any]] | None,
                 catalogue: Catalogue) -> tuple[sparse.csr_matrix, np.ndarray] | None:
         """The users' seen items and recent items in catalogue indices (see ``Query``), or None
         for a source that knows no users."""
@@ -124,13 +124,13 @@ class Recall(RecallStage):
     def known_items(self) -> np.ndarray:
         return self._data().item_ids.ids.astype(object)
 
-    def history(self, users: np.ndarray, recent: list[list[Any]] | None,
+    def user_history(self, users: np.ndarray, recent: list[list[Any]] | None,
                 catalogue: Catalogue) -> tuple[sparse.csr_matrix, np.ndarray]:
         """Seen items (B, len(catalogue)) and recent items (B, H) in catalogue indices, -1 padded:
         the retriever's training history plus ``recent``, items added after training included."""
         data = self._data()
         index = data.user_ids.index(users)
-        hist = self.retriever.history(index, recent)
+        hist = self.retriever.user_history(index, recent)
         mapping = self.to_catalogue(catalogue)
         matrix = hist.matrix.tocoo()
         rows, cols = [matrix.row], [mapping[matrix.col]]

@@ -38,7 +38,7 @@ def recent_items(funnel: Funnel, user: Any, live: Sequence[Any], k: int) -> list
     source = next(s for s in funnel.recall if isinstance(s, Recall))
     catalogue = funnel.catalogue
     index = source.retriever.data_.user_ids.index([user])  # type: ignore[union-attr]
-    trained = source.retriever.history(index).recent[0]  # (H,) the retriever's item indices, oldest first
+    trained = source.retriever.user_history(index).recent[0]  # (H,) the retriever's item indices, oldest first
     rows = np.concatenate([source.to_catalogue(catalogue)[trained[trained >= 0]],
                            catalogue.index(list(live)) if len(live) else np.zeros(0, np.int64)])
     newest = rows[rows >= 0][::-1]

@@ -103,7 +103,7 @@ def test_a_retriever_passes_live_events_to_als_as_live():
     frame = pd.DataFrame({"user_id": np.repeat(np.arange(30), 8),
                           "item_id": (np.repeat(np.arange(30) % 3, 8) + 3 * np.tile(np.arange(8), 30))})
     retriever = Retriever("als", params={"factors": 4}).fit(frame)
-    hist = retriever.history(np.array([0]), [[1, 4]])
+    hist = retriever.user_history(np.array([0]), [[1, 4]])
     assert hist.live is not None and sorted(hist.live.indices.tolist()) == sorted(
         retriever.data_.item_ids.index([1, 4]).tolist())
     trained, live = retriever.encode_query([0]), retriever.encode_query([0], recent=[[1, 4]])
