@@ -76,3 +76,16 @@ def test_the_rank_stage_is_called_with_the_query_and_sorts_by_its_scores(shared,
                                  ranked.features or None)
     np.testing.assert_allclose(ranked.scores, expected, rtol=1e-6)
     assert (np.diff(ranked.scores[0][ranked.valid[0]]) <= 0).all() and set(ranked.items[0]) == set(merged.items[0])
+
+
+def test_merged_candidates_say_at_what_rank_each_source_proposed_them(shared, data):
+    query = shared.query(np.asarray([str(u) for u in data.clicks_train["user_id"].unique()[:3]], dtype=object), 5)
+    lists, merged = shared.recall_stage(query)
+    for s, source in enumerate(lists):
+        for row in range(3):  # a check against each source's own list, not a hot path
+            own = {item: place + 1 for place, item in enumerate(source.items[row]) if item >= 0}
+            got = {item: int(rank) for item, rank in zip(merged.items[row], merged.ranks[row, :, s], strict=True)
+                   if item >= 0 and rank > 0}
+            assert got == own
+    assert (merged.ranks.max(axis=2)[merged.valid] > 0).all()  # every candidate came from some source
+    assert merged.ids(query.catalogue)[0][0] == query.catalogue.ids[merged.items[0, 0]]

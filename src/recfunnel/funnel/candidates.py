@@ -52,19 +52,22 @@ class Candidates:
         scores: (B, N) float32 current scores (recall score, then ranker probability), -inf for none.
         sources: (B, N) int64 bit mask of the recall sources that proposed the item.
         recall_scores: (B, N) float32 reciprocal-rank fusion of the recall sources' lists.
+        ranks: (B, N, S) each recall source's rank of the item in its own list (1 = its first),
+            0 where the source did not propose it; None for a list not made by ``merge``.
         features: (B, N) arrays of what the recall stage knew about each candidate (each
             source's rank and score of it, ...; see ``recfunnel.funnel.features``), for the ranker.
 
     Example:
         >>> c = Candidates.merge([np.array([[3, 1]]), np.array([[1, 2]])])
-        >>> c.items.tolist(), c.sources.tolist()
-        ([[1, 3, 2]], [[3, 1, 2]])
+        >>> c.items.tolist(), c.sources.tolist(), c.ranks.tolist()  # item 1: 2nd of source 0, 1st of source 1
+        ([[1, 3, 2]], [[3, 1, 2]], [[[2, 1], [1, 0], [0, 2]]])
     """
 
     items: np.ndarray
     scores: np.ndarray
     sources: np.ndarray
     recall_scores: np.ndarray
+    ranks: np.ndarray | None = None
     features: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
@@ -99,6 +102,8 @@ class Candidates:
         score = np.concatenate([np.broadcast_to(float(w) / (fusion_k + 1 + np.arange(part.shape[1])), part.shape)
                                 for part, w in zip(items, weight, strict=True)], axis=1).astype(np.float32)
         bits = np.concatenate([np.full(part.shape, 1 << s, np.int64) for s, part in enumerate(items)], axis=1)
+        source = np.concatenate([np.full(part.shape, s, np.int64) for s, part in enumerate(items)], axis=1)
+        place = np.concatenate([np.broadcast_to(np.arange(1, part.shape[1] + 1), part.shape) for part in items], axis=1)
         rows, width = stacked.shape
         span = int(stacked.max(initial=0)) + 2
         keys = np.arange(rows)[:, None] * span + (stacked + 1)  # (B, ΣK), equal for duplicates in a row
@@ -110,6 +115,8 @@ class Candidates:
         np.bitwise_or.at(merged_bits, group, bits.ravel()[order])
         best = np.zeros(merged_bits.size, np.float32)
         np.add.at(best, group, score.ravel()[order])
+        group_ranks = np.zeros((merged_bits.size, len(items)), np.int32)  # 0: the source did not propose it
+        group_ranks[group, source.ravel()[order]] = place.ravel()[order]
         keep = np.zeros(flat.size, bool)
         keep[order[first]] = True  # the first place of each group (stable sort keeps source order)
         keep &= stacked.ravel() >= 0
@@ -128,8 +135,10 @@ class Candidates:
         groups = slot_group.reshape(rows, width)
         out_bits[row_index, column] = np.where(keep, merged_bits[groups], 0)
         out_scores[row_index, column] = np.where(keep, best[groups], -np.inf)
+        out_ranks = np.zeros((rows, size + 1, len(items)), np.int32)
+        out_ranks[row_index, column] = np.where(keep[..., None], group_ranks[groups], 0)
         out_items, out_bits, out_scores = out_items[:, :size], out_bits[:, :size], out_scores[:, :size]
-        return Candidates(out_items, out_scores.copy(), out_bits, out_scores).sorted()
+        return Candidates(out_items, out_scores.copy(), out_bits, out_scores, ranks=out_ranks[:, :size]).sorted()
 
     def mask(self, drop: np.ndarray) -> Candidates:
         """The same lists with the places where ``drop`` (B, N) is True emptied."""
@@ -140,7 +149,8 @@ class Candidates:
         """Reorder each row by ``order`` (B, M) column indices (M may be < N to cut)."""
         rows = np.arange(len(self.items))[:, None]
         return Candidates(self.items[rows, order], self.scores[rows, order], self.sources[rows, order],
-                          self.recall_scores[rows, order], {k: v[rows, order] for k, v in self.features.items()})
+                          self.recall_scores[rows, order], None if self.ranks is None else self.ranks[rows, order],
+                          {k: v[rows, order] for k, v in self.features.items()})
 
     def sorted(self) -> Candidates:
         """Each row by descending score, empty places last."""
