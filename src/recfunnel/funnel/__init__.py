@@ -2,11 +2,11 @@
 
 from recfunnel.estimators.loading import load
 from recfunnel.estimators.results import Recommendation, Recommendations
-from recfunnel.funnel.candidates import Candidates
+from recfunnel.funnel.candidates import Candidates, Query
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.funnel.funnel import Funnel
 from recfunnel.funnel.rank import Rank
-from recfunnel.funnel.recall import NewItems, Recall
+from recfunnel.funnel.recall import NewItems, Recall, RecallStage
 from recfunnel.funnel.rerank import (
     MMR,
     RERANKERS,
@@ -20,4 +20,5 @@ from recfunnel.funnel.rerank import (
 )
 
 __all__ = ["MMR", "RERANKERS", "Boost", "Candidates", "Catalogue", "DropSeen", "Filter", "Funnel", "Limit",
-           "MaxPerGroup", "NewItems", "Rank", "Recall", "Recommendation", "Recommendations", "Reranker", "reranker_from_dict", "load"]
+           "MaxPerGroup", "NewItems", "Query", "Rank", "Recall", "RecallStage", "Recommendation", "Recommendations",
+           "Reranker", "reranker_from_dict", "load"]
