@@ -82,6 +82,25 @@ def ignore_list_options(estimator: str, exclude: Sequence[str], ks: tuple[int, .
                        "%s scores rows and ignores them.", estimator)
 
 
+class FramesFromConfig:
+    """``fit_data`` and ``evaluate_file`` for an estimator whose ``fit(train, valid)`` and
+    ``evaluate(frame)`` take frames (a Ranker, GBDT+LR)."""
+
+    data_files: tuple[str, ...] = DATA_FILES
+    model_name: str
+
+    def fit_data(self, data: Mapping[str, Any]) -> Any:
+        """Fit from a config's data section (``train``, optional ``valid``, their ``format``)."""
+        train, frames = read_data(data, "valid")
+        return self.fit(train, frames["valid"])  # type: ignore[attr-defined]
+
+    def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
+                      ks: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """``evaluate`` on a file."""
+        ignore_list_options(repr(self.model_name), exclude, ks)
+        return self.evaluate(load_frame(path, fmt=fmt))  # type: ignore[attr-defined, no-any-return]
+
+
 def metrics_report(title: str, metrics: Mapping[str, Any]) -> list[Report]:
     """A validation-metrics table, or nothing when there are none."""
     return [(title, ["metric", "value"], [[k, v] for k, v in metrics.items()])] if metrics else []

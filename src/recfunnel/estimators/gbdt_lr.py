@@ -6,9 +6,8 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,13 +20,11 @@ from recfunnel.data.frames import Data, load_frame
 from recfunnel.errors import ConfigError, NotFittedError, SchemaError, did_you_mean
 from recfunnel.estimators.artifact import inconsistent, staged_directory
 from recfunnel.estimators.base import (
-    DATA_FILES,
+    FramesFromConfig,
     Report,
-    ignore_list_options,
     infer_for_labels,
     label_names,
     metrics_report,
-    read_data,
     resolve_labels,
 )
 from recfunnel.estimators.ranker import Ranker, ranker_from_parts
@@ -150,7 +147,7 @@ def leaf_frame(leaves: np.ndarray) -> pd.DataFrame:
 
 
 @register_estimator("gbdt_lr", kind="ranking")
-class GBDTRanker:
+class GBDTRanker(FramesFromConfig):
     """GBDT+LR click model: LightGBM trees turn each row into leaf ids; an "lr" or "fm" Ranker scores them.
 
     Each of the T trees maps a row to one leaf; the leaf index of tree t becomes the categorical
@@ -391,20 +388,7 @@ class GBDTRanker:
         head = self._fitted()[2]
         return head.evaluate(self._leaf_features(load_frame(data), labels=True))
 
-    # -- driven by a config (the CLI) ------------------------------------------------------------
-    data_files: ClassVar[tuple[str, ...]] = DATA_FILES
-
-    def fit_data(self, data: Mapping[str, Any]) -> GBDTRanker:
-        """Fit from a config's data section (``train``, optional ``valid``, their ``format``)."""
-        train, frames = read_data(data, "valid")
-        return self.fit(train, frames["valid"])
-
-    def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
-                      ks: tuple[int, ...] | None = None) -> dict[str, Any]:
-        """``evaluate`` on a file."""
-        ignore_list_options("GBDT+LR", exclude, ks)
-        return self.evaluate(load_frame(path, fmt=fmt))
-
+    # -- driven by a config (the CLI): fit_data and evaluate_file come from FramesFromConfig ------
     def report(self) -> list[Report]:
         """The validation metrics."""
         return metrics_report("gbdt_lr validation", self.metrics_.get("valid", {}))

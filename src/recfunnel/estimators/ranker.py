@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,12 +26,10 @@ from recfunnel.estimators.artifact import (
     write_artifact,
 )
 from recfunnel.estimators.base import (
-    DATA_FILES,
+    FramesFromConfig,
     Report,
-    ignore_list_options,
     infer_for_labels,
     label_names,
-    read_data,
     resolve_labels,
     resolve_trainer,
 )
@@ -46,7 +44,7 @@ logger = logging.getLogger(__name__)
 CHUNK_ROWS = 1 << 16  # rows per forward pass in score_encoded
 
 
-class Ranker:
+class Ranker(FramesFromConfig):
     """Scores (user, item, context) rows: a model + feature encoder + task, trained by the Trainer.
 
     Args:
@@ -237,20 +235,7 @@ class Ranker:
         batch = self._with_groups(self._encode(frame, labels=True), frame)  # NDCG needs each row's list
         return self.trainer.evaluate(model, task, batch)
 
-    # -- driven by a config (the CLI) ------------------------------------------------------------
-    data_files: ClassVar[tuple[str, ...]] = DATA_FILES
-
-    def fit_data(self, data: Mapping[str, Any]) -> Ranker:
-        """Fit from a config's data section (``train``, optional ``valid``, their ``format``)."""
-        train, frames = read_data(data, "valid")
-        return self.fit(train, frames["valid"])
-
-    def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
-                      ks: tuple[int, ...] | None = None) -> dict[str, Any]:
-        """``evaluate`` on a file."""
-        ignore_list_options(f"{self.model_name!r}, a ranker,", exclude, ks)
-        return self.evaluate(load_frame(path, fmt=fmt))
-
+    # -- driven by a config (the CLI): fit_data and evaluate_file come from FramesFromConfig ------
     def report(self) -> list[Report]:
         """The inferred schema (when none was given) and one row per training epoch."""
         _, encoder, task = self._fitted()
