@@ -31,9 +31,9 @@ def test_din_ranks_a_funnel_with_the_live_history(tmp_path):
     assert funnel.rank.sources(funnel.catalogue)["history"] == "history"
     users = np.asarray(["u1"], dtype=object)
     candidates = np.array([[0, 1, 2]])
-    _, history = funnel._history(users, [["i3", "i5", "i7"]])
+    _, history = funnel.user_history(users, [["i3", "i5", "i7"]])
     before = funnel.rank.score(users, candidates, funnel.catalogue, None, history)
-    _, other = funnel._history(users, [["i11", "i12", "i13", "i14", "i15"]])
+    _, other = funnel.user_history(users, [["i11", "i12", "i13", "i14", "i15"]])
     assert not np.allclose(before, funnel.rank.score(users, candidates, funnel.catalogue, None, other))
     first = funnel.recommend("u1", k=5, recent=["i3", "i5"])
     loaded = Funnel.load(funnel.save(tmp_path / "din"))

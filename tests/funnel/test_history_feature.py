@@ -30,12 +30,12 @@ def test_history_sequence_is_filled_from_recent_items():
     funnel = Funnel([Recall(retriever, k=10)], rank=ranker, items=items)
     assert funnel.rank.sources(funnel.catalogue)["history"] == "history"
     users = np.asarray(["stranger"], dtype=object)
-    _, history = funnel._history(users, [["i3", "i5", "i7"]])
+    _, history = funnel.user_history(users, [["i3", "i5", "i7"]])
     batch = funnel.rank.batch(users, np.array([[0, 1]]), funnel.catalogue, None, history)
     expected = ranker.encoder_.transform(pd.DataFrame({"user_id": ["x"], "item_id": ["i0"],
                                                        "history": ["i3|i5|i7"]}), labels=False)
     assert batch.features["history"].tolist() == expected.features["history"].repeat(2, 1).tolist()
     before = funnel.rank.score(users, np.array([[0, 1]]), funnel.catalogue, None, history)
-    _, other = funnel._history(users, [["i11", "i12", "i13", "i14", "i15"]])
+    _, other = funnel.user_history(users, [["i11", "i12", "i13", "i14", "i15"]])
     after = funnel.rank.score(users, np.array([[0, 1]]), funnel.catalogue, None, other)
     assert not np.allclose(before, after)  # the live history reaches the ranker

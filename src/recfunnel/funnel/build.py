@@ -67,7 +67,9 @@ def funnel_from_config(config: dict[str, Any], *, train: Any = None, user_col: s
         if not callable(getattr(ranker, "predict", None)):
             raise ConfigError(f"rank artifact {spec['artifact']!r} holds a {type(ranker).__name__}, which cannot score "
                               "rows; give a ranker, GBDT+LR or FTRL artifact.")
-        first = next(r for r in recall if isinstance(r, Recall)).retriever.columns
+        first = next((r.columns for r in recall if r.columns is not None), None)
+        if first is None:
+            raise ConfigError("a funnel needs at least one recall source with an artifact to know users and items.")
         rank = Rank(ranker, users=users, user_key=str(first["user_col"]), item_key=str(first["item_col"]),
                     context=spec.get("context"))
     rerank = [reranker_from_dict(step) for step in _as_list(config.get("rerank", []), "rerank")]

@@ -101,24 +101,6 @@ def candidate_features(sources: Sequence[Any], lists: Sequence[tuple[np.ndarray,
 
 
 def item_stats(source: Any, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
-    """(popularity, recency) of every catalogue item from a Recall source's training data:
-    interactions, and the time from the item's last interaction to the data's last one (in the
-    data's time units; item order when there is no time column). Items the data lacks (added
-    later) get 0 and 0: new, and unproven. Cached on the catalogue's version."""
-
-    def compute(state: Any) -> tuple[np.ndarray, np.ndarray]:
-        data = source.retriever.data_
-        mapping = source.to_catalogue(catalogue)
-        counts = np.bincount(data.items, minlength=len(mapping)).astype(np.float32)
-        times = data.timestamps if data.timestamps is not None else np.arange(len(data), dtype=np.float64)
-        last = np.full(len(mapping), -np.inf)
-        order = np.lexsort((times, data.items))  # by item, then time: each item's last row ends its run
-        ends = np.r_[data.items[order][1:] != data.items[order][:-1], True] if len(order) else np.zeros(0, bool)
-        last[data.items[order][ends]] = times[order][ends]
-        age = np.where(np.isfinite(last), times.max(initial=0.0) - last, 0.0).astype(np.float32)
-        popularity, recency = np.zeros(len(state.ids), np.float32), np.zeros(len(state.ids), np.float32)
-        ok = mapping >= 0
-        popularity[mapping[ok]], recency[mapping[ok]] = counts[ok], age[ok]
-        return popularity, recency
-
-    return catalogue.derived((source, "stats"), compute)
+    """(popularity, recency) of every catalogue item from a recall source's training data (see
+    ``RecallStage.item_stats``)."""
+    return source.item_stats(catalogue)

@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import sparse
 
 from recfunnel.data.checks import check_k, plain
+from recfunnel.data.interactions import IdMap
 from recfunnel.errors import ConfigError, RecfunnelError
 from recfunnel.estimators.artifact import inconsistent
 from recfunnel.estimators.loading import register_loader
@@ -154,7 +155,7 @@ class Funnel:
               context: dict[str, Any] | None = None) -> Query:
         """The Query every stage reads for (B,) raw users: their seen and recent items (training
         history plus ``recent``), the context and the catalogue's item vectors."""
-        seen, history = self._history(users, recent)
+        seen, history = self.user_history(users, recent)
         return Query(users, k, self.catalogue, seen, history, recent, context, self.item_vectors())
 
     def _new_item_places(self, candidates: Candidates, k: int) -> Candidates:
@@ -208,11 +209,27 @@ class Funnel:
         return candidate_features(self.recall, [(c.items, c.scores) for c in lists], candidates, self.catalogue,
                                   seen, item_stats(self._base, self.catalogue))
 
-    def _history(self, users: np.ndarray, recent: list[list[Any]] | None) -> tuple[sparse.csr_matrix, np.ndarray]:
-        """Seen items (B, len(catalogue)) CSR and recent items (B, H) in catalogue indices, -1 padded."""
+    def user_history(self, users: np.ndarray, recent: list[list[Any]] | None) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """Seen items (B, len(catalogue)) CSR and recent items (B, H) in catalogue indices, -1
+        padded, oldest first, of (B,) raw users: their training history plus ``recent``."""
         found = self._base.user_history(users, recent, self.catalogue)
         assert found is not None  # the base source learnt from interactions: it knows users
         return found
+
+    def known_users(self) -> IdMap:
+        """The ids of the users the funnel has a training history for (``.ids``, ``.index(raw ids)``)."""
+        found = self._base.known_users()
+        assert found is not None  # the base source learnt from interactions
+        return found
+
+    @property
+    def history_length(self) -> int:
+        """The longest recent history any stage reads: the recall sources' and the ranker's
+        Sequence features over the item vocabulary (a server reads no more events than this)."""
+        lengths = [s.history_length for s in self.recall if s.history_length]
+        if self.rank is not None:
+            lengths += self.rank.history_lengths()
+        return max(lengths, default=50)
 
     def item_vectors(self) -> np.ndarray | None:
         """Unit-length item vectors (num_items, D) from the first recall model that has them."""

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from recfunnel.data.interactions import Interactions, lookup_ids
+from recfunnel.data.interactions import IdMap, Interactions, lookup_ids
 from recfunnel.errors import ConfigError, NotFittedError
 from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel.candidates import Candidates, Query
@@ -49,6 +49,15 @@ class RecallStage:
         """Raw ids of the items it learnt about (the funnel's catalogue includes them all)."""
         return np.empty(0, dtype=object)
 
+    def known_users(self) -> IdMap | None:
+        """The ids of the users it learnt about, or None for a source that knows no users."""
+        return None
+
+    @property
+    def history_length(self) -> int:
+        """Recent items per user it reads (0 for none)."""
+        return 0
+
     def user_history(self, users: np.ndarray, recent: list[list[Any]] | None,
                 catalogue: Catalogue) -> tuple[sparse.csr_matrix, np.ndarray] | None:
         """The users' seen items and recent items in catalogue indices (see ``Query``), or None
@@ -73,6 +82,11 @@ class RecallStage:
     def to_catalogue(self, catalogue: Catalogue) -> np.ndarray:
         """Catalogue index of each of the source's own items, in its own order."""
         return np.empty(0, dtype=np.int64)
+
+    def item_stats(self, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
+        """(popularity, recency) of every catalogue item in what the source learnt from; zeros
+        for a source that learnt from no interactions."""
+        return np.zeros(len(catalogue), np.float32), np.zeros(len(catalogue), np.float32)
 
     def warm(self, catalogue: Catalogue) -> None:
         """Do now what the next request would do first after a catalogue change."""
@@ -123,6 +137,13 @@ class Recall(RecallStage):
 
     def known_items(self) -> np.ndarray:
         return self._data().item_ids.ids.astype(object)
+
+    def known_users(self) -> IdMap:
+        return self._data().user_ids
+
+    @property
+    def history_length(self) -> int:
+        return int(self.retriever.max_history)
 
     def user_history(self, users: np.ndarray, recent: list[list[Any]] | None,
                 catalogue: Catalogue) -> tuple[sparse.csr_matrix, np.ndarray]:
@@ -217,6 +238,29 @@ class Recall(RecallStage):
         lists = self.retriever.similar_items([item], k)
         found = np.where(lists.valid[0], catalogue.index(np.where(lists.valid[0], lists.items[0], 0)), -1)
         return found, lists.scores[0]
+
+    def item_stats(self, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
+        """(popularity, recency) of every catalogue item from the retriever's training data:
+        interactions, and the time from the item's last interaction to the data's last one (in
+        the data's time units; item order when there is no time column). Items the data lacks
+        (added later) get 0 and 0: new, and unproven. Cached on the catalogue's version."""
+
+        def compute(state: Any) -> tuple[np.ndarray, np.ndarray]:
+            data = self._data()
+            mapping = self.to_catalogue(catalogue)
+            counts = np.bincount(data.items, minlength=len(mapping)).astype(np.float32)
+            times = data.timestamps if data.timestamps is not None else np.arange(len(data), dtype=np.float64)
+            last = np.full(len(mapping), -np.inf)
+            order = np.lexsort((times, data.items))  # by item, then time: each item's last row ends its run
+            ends = np.r_[data.items[order][1:] != data.items[order][:-1], True] if len(order) else np.zeros(0, bool)
+            last[data.items[order][ends]] = times[order][ends]
+            age = np.where(np.isfinite(last), times.max(initial=0.0) - last, 0.0).astype(np.float32)
+            popularity, recency = np.zeros(len(state.ids), np.float32), np.zeros(len(state.ids), np.float32)
+            ok = mapping >= 0
+            popularity[mapping[ok]], recency[mapping[ok]] = counts[ok], age[ok]
+            return popularity, recency
+
+        return catalogue.derived((self, "stats"), compute)
 
     def knows_item(self, item: Any) -> bool:
         return bool(self._data().item_ids.index([item])[0] >= 0)

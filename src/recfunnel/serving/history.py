@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from recfunnel.funnel import Funnel
-from recfunnel.funnel.recall import Recall
 
 SHOWN = ("title", "category")  # the attributes listed with each item, where the catalogue has them
 
@@ -30,17 +29,15 @@ def recent_items(funnel: Funnel, user: Any, live: Sequence[Any], k: int) -> list
     Example:
         >>> import pandas as pd
         >>> from recfunnel.estimators.retriever import Retriever
+        >>> from recfunnel.funnel.recall import Recall
         >>> frame = pd.DataFrame({"user_id": [1, 1, 1], "item_id": ["a", "b", "a"], "ts": [1, 2, 3]})
         >>> funnel = Funnel([Recall(Retriever("popularity", time_col="ts").fit(frame), k=5)])
         >>> [item["item_id"] for item in recent_items(funnel, "1", ["c", "b"], 5)]
         ['b', 'a']
     """
-    source = next(s for s in funnel.recall if isinstance(s, Recall))
     catalogue = funnel.catalogue
-    index = source.retriever.data_.user_ids.index([user])  # type: ignore[union-attr]
-    trained = source.retriever.user_history(index).recent[0]  # (H,) the retriever's item indices, oldest first
-    rows = np.concatenate([source.to_catalogue(catalogue)[trained[trained >= 0]],
-                           catalogue.index(list(live)) if len(live) else np.zeros(0, np.int64)])
+    trained = funnel.user_history(np.asarray([user], dtype=object), None)[1][0]  # catalogue rows, oldest first
+    rows = np.concatenate([trained[trained >= 0], catalogue.index(list(live)) if len(live) else np.zeros(0, np.int64)])
     newest = rows[rows >= 0][::-1]
     _, first = np.unique(newest, return_index=True)  # each item once, at its latest position
     picked = newest[np.sort(first)][:k]

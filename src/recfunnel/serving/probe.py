@@ -9,24 +9,18 @@ import numpy as np
 
 from recfunnel.errors import ArtifactError
 from recfunnel.funnel import Funnel
-from recfunnel.funnel.recall import Recall
 
 UNKNOWN_USER = "recfunnel-probe-unknown-user"
 
 
 def trained_users(funnel: Funnel) -> Any:
-    """The user ids of the first trained recall source (``.ids`` array, ``.index(raw ids)``)."""
-    source = next(s for s in funnel.recall if isinstance(s, Recall))
-    return source.retriever.data_.user_ids  # type: ignore[union-attr]
+    """The user ids the funnel has a training history for (``.ids`` array, ``.index(raw ids)``)."""
+    return funnel.known_users()
 
 
 def history_length(funnel: Funnel) -> int:
-    """The longest recent history any stage reads: the retrievers' ``max_history`` and the
-    ranker's Sequence features over the item vocabulary (a server reads no more events than this)."""
-    lengths = [int(s.retriever.max_history) for s in funnel.recall if isinstance(s, Recall)]
-    if funnel.rank is not None:
-        lengths += funnel.rank.history_lengths()
-    return max(lengths, default=50)
+    """The longest recent history any stage reads (a server reads no more events than this)."""
+    return funnel.history_length
 
 
 def probe(funnel: Funnel, where: str, *, known: int = 3, k: int = 10) -> None:
