@@ -19,10 +19,9 @@ class Editorial(RecallStage):
     def __init__(self, picks: list[str]) -> None:
         self.picks = picks
 
-    def __call__(self, query: Query) -> Candidates:
-        index = query.catalogue.index(np.asarray(self.picks, dtype=object))
-        items = np.broadcast_to(index, (len(query.users), len(index))).copy()
-        return Candidates.of_source(items, np.broadcast_to(np.float32([2.0, 1.0]), items.shape))
+    def __call__(self, query: Query) -> Candidates:  # a stage that thinks in raw item ids
+        ids = np.broadcast_to(np.asarray(self.picks, dtype=object), (len(query.users), len(self.picks)))
+        return Candidates.from_ids(ids, np.broadcast_to(np.float32([2.0, 1.0]), ids.shape), query.catalogue)
 
     def to_dict(self) -> dict:
         return {"picks": self.picks}
@@ -37,7 +36,7 @@ class DropIds(Reranker):
         self.ids = ids
 
     def __call__(self, query: Query, candidates: Candidates) -> Candidates:
-        return candidates.mask(np.isin(candidates.ids(query.catalogue), self.ids))
+        return candidates.mask(np.isin(candidates.item_ids, self.ids))
 
 
 def _picks(data, user) -> list[str]:
@@ -88,4 +87,5 @@ def test_merged_candidates_say_at_what_rank_each_source_proposed_them(shared, da
                    if item >= 0 and rank > 0}
             assert got == own
     assert (merged.ranks.max(axis=2)[merged.valid] > 0).all()  # every candidate came from some source
-    assert merged.ids(query.catalogue)[0][0] == query.catalogue.ids[merged.items[0, 0]]
+    assert merged.item_ids[0][0] == query.catalogue.ids[merged.items[0, 0]]  # raw ids, through every stage
+    assert shared.rank(query, merged).item_ids[0][0] is not None

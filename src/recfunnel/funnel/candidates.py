@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from recfunnel.errors import ConfigError
 from recfunnel.funnel.catalogue import Catalogue
 
 #: The longest list a funnel returns or evaluates in one request.
@@ -45,10 +46,11 @@ class Query:
 
 @dataclass
 class Candidates:
-    """Candidate lists for B users, N places each (catalogue indices; -1 marks an empty place).
+    """Candidate lists for B users, N places each: raw item ids (``item_ids``) kept as catalogue
+    positions (``items``), the funnel's codes, through which every stage gathers table rows.
 
     Attributes:
-        items: (B, N) int64 catalogue indices, -1 for none (``ids`` gives the raw item ids).
+        items: (B, N) int64 catalogue positions, -1 for an empty place.
         scores: (B, N) float32 current scores (recall score, then ranker probability), -inf for none.
         sources: (B, N) int64 bit mask of the recall sources that proposed the item.
         recall_scores: (B, N) float32 reciprocal-rank fusion of the recall sources' lists.
@@ -69,27 +71,51 @@ class Candidates:
     recall_scores: np.ndarray
     ranks: np.ndarray | None = None
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    catalogue: Catalogue | None = field(default=None, repr=False, compare=False)
 
     @property
     def valid(self) -> np.ndarray:
         """(B, N) True where a place holds an item."""
         return self.items >= 0
 
-    def ids(self, catalogue: Catalogue) -> np.ndarray:
+    @property
+    def item_ids(self) -> np.ndarray:
         """(B, N) raw item ids (object), None at empty places."""
+        if self.catalogue is None:
+            raise ConfigError("these Candidates were made without a catalogue; build them with "
+                              "Candidates.from_ids(..., catalogue) or of_source(..., catalogue=...).")
+        return self.ids(self.catalogue)
+
+    def ids(self, catalogue: Catalogue) -> np.ndarray:
+        """(B, N) raw item ids (object) of ``catalogue``, None at empty places."""
         out = catalogue.ids[np.maximum(self.items, 0)].astype(object)
         out[~self.valid] = None
         return out
 
     @staticmethod
-    def of_source(items: np.ndarray, scores: np.ndarray) -> Candidates:
-        """One recall source's ranked (B, K) list and its own scores, as Candidates (source bit 0)."""
+    def of_source(items: np.ndarray, scores: np.ndarray, *, catalogue: Catalogue | None = None) -> Candidates:
+        """One recall source's ranked (B, K) list of catalogue positions and its own scores (source bit 0)."""
         valid = items >= 0
         scores = np.where(valid, scores, -np.inf).astype(np.float32)
-        return Candidates(items, scores, valid.astype(np.int64), scores.copy())
+        return Candidates(items, scores, valid.astype(np.int64), scores.copy(), catalogue=catalogue)
 
     @staticmethod
-    def merge(items: list[np.ndarray], *, fusion_k: float = 60.0, fused: list[bool] | None = None) -> Candidates:
+    def from_ids(item_ids: np.ndarray, scores: np.ndarray, catalogue: Catalogue) -> Candidates:
+        """One source's ranked (B, K) list of raw item ids (None, or an id the catalogue lacks:
+        an empty place) and its scores, for a stage that thinks in raw ids.
+
+        Example:
+            >>> import pandas as pd
+            >>> catalogue = Catalogue(pd.DataFrame({"item_id": ["a", "b", "c"]}))
+            >>> Candidates.from_ids(np.array([["c", "zz"]], dtype=object), np.ones((1, 2)), catalogue).item_ids
+            array([['c', None]], dtype=object)
+        """
+        ids = np.asarray(item_ids, dtype=object)
+        return Candidates.of_source(catalogue.index(ids.ravel()).reshape(ids.shape), scores, catalogue=catalogue)
+
+    @staticmethod
+    def merge(items: list[np.ndarray], *, fusion_k: float = 60.0, fused: list[bool] | None = None,
+              catalogue: Catalogue | None = None) -> Candidates:
         """Union of several sources' ranked (B, K_s) lists, de-duplicated per user, sources kept as bits.
 
         Sources score on different scales (counts, cosines), so the merged score is reciprocal-rank
@@ -138,7 +164,8 @@ class Candidates:
         out_ranks = np.zeros((rows, size + 1, len(items)), np.int32)
         out_ranks[row_index, column] = np.where(keep[..., None], group_ranks[groups], 0)
         out_items, out_bits, out_scores = out_items[:, :size], out_bits[:, :size], out_scores[:, :size]
-        return Candidates(out_items, out_scores.copy(), out_bits, out_scores, ranks=out_ranks[:, :size]).sorted()
+        return Candidates(out_items, out_scores.copy(), out_bits, out_scores, ranks=out_ranks[:, :size],
+                          catalogue=catalogue).sorted()
 
     def mask(self, drop: np.ndarray) -> Candidates:
         """The same lists with the places where ``drop`` (B, N) is True emptied."""
@@ -150,7 +177,7 @@ class Candidates:
         rows = np.arange(len(self.items))[:, None]
         return Candidates(self.items[rows, order], self.scores[rows, order], self.sources[rows, order],
                           self.recall_scores[rows, order], None if self.ranks is None else self.ranks[rows, order],
-                          {k: v[rows, order] for k, v in self.features.items()})
+                          {k: v[rows, order] for k, v in self.features.items()}, self.catalogue)
 
     def sorted(self) -> Candidates:
         """Each row by descending score, empty places last."""

@@ -180,10 +180,10 @@ class Funnel:
         items, backfilled to ``query.k`` that pass), with the candidate features the ranker reads."""
         lists = [source(query) for source in self.recall]
         found = [c.items for c in lists]
-        merged = Candidates.merge(found)
+        merged = Candidates.merge(found, catalogue=query.catalogue)
         filler = self._backfill(merged, allowed, query.seen, query.k) if allowed is not None else None
         if filler is not None:
-            merged = Candidates.merge([*found, filler], fused=[True] * len(found) + [False])
+            merged = Candidates.merge([*found, filler], fused=[True] * len(found) + [False], catalogue=query.catalogue)
         if exclude is not None:
             merged = merged.mask(lookup(exclude, merged.items)).sorted()
         if self.rank is not None and self.rank.candidate_features:

@@ -121,7 +121,7 @@ class Recall(RecallStage):
         self._unit: tuple[Any, np.ndarray] | None = None
 
     def __call__(self, query: Query) -> Candidates:
-        return Candidates.of_source(*self.scored(query.users, query.catalogue, query.recent))
+        return Candidates.of_source(*self.scored(query.users, query.catalogue, query.recent), catalogue=query.catalogue)
 
     def _data(self) -> Interactions:
         assert self.retriever.data_ is not None  # checked at construction; a fitted Retriever keeps it
@@ -296,7 +296,7 @@ class NewItems(RecallStage):
         self.k, self.column, self.places = int(k), column, int(places)
 
     def __call__(self, query: Query) -> Candidates:
-        return Candidates.of_source(*self.scored(query.history, query.catalogue))
+        return Candidates.of_source(*self.scored(query.history, query.catalogue), catalogue=query.catalogue)
 
     def candidates(self, history: np.ndarray, catalogue: Catalogue) -> np.ndarray:
         """(B, k) catalogue indices of new items, ordered by the user's interest in their group.
