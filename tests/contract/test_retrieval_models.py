@@ -100,6 +100,8 @@ def test_answers_on_batches_of_codes_from_its_schema(name, board):
     with torch.no_grad():
         scores = model.score(query)
         assert scores.shape == (3, model.num_items) and torch.isfinite(scores).all()
+        lean = query_batch(users, retriever.user_history(users), seen=model.reads_seen)  # what the Retriever sends
+        torch.testing.assert_close(model.score(lean), scores)
         if model.has_vectors:
             queries, catalogue = model.encode_query(query), model.item_vectors()
             dot = queries @ catalogue.T

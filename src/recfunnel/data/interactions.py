@@ -294,12 +294,13 @@ class Interactions:
         return order, history
 
 
-def query_batch(users: np.ndarray, history: History | None) -> Batch:
+def query_batch(users: np.ndarray, history: History | None, *, seen: bool = True) -> Batch:
     """The Batch a retrieval model answers queries from, in codes.
 
     ``user`` (B,) (OOV for a user unseen in training); with a history, ``history`` (B, L) the
     recent items, padded with 0, ``seen`` a (B, V) sparse CSR tensor over item codes of every
     item the user took, and ``live``, when given, the part of ``seen`` that arrived after training.
+    ``seen=False`` leaves ``seen`` and ``live`` out, for models that read only the recent items.
 
     Example:
         >>> hist = History(sparse.csr_matrix(np.array([[0, 1.0]])), np.array([[-1, 1]]))
@@ -312,9 +313,9 @@ def query_batch(users: np.ndarray, history: History | None) -> Batch:
     features = {"user": to_codes(np.asarray(users, dtype=np.int64))}
     if history is not None:
         features["history"] = to_codes(np.asarray(history.recent, dtype=np.int64), missing=PADDING)
-        if history.matrix is not None:
+        if seen and history.matrix is not None:
             features["seen"] = _sparse_codes(history.matrix)
-        if history.live is not None:
+        if seen and history.live is not None:
             features["live"] = _sparse_codes(history.live)
     return Batch(features)
 
@@ -338,15 +339,21 @@ def read_query(batch: Batch, *, num_items: int, max_history: int) -> tuple[np.nd
     return users, History(matrix, recent, live)
 
 
+_QUIET_ONCE = [True]
+
+
 def _sparse_codes(matrix: sparse.csr_matrix) -> torch.Tensor:
     """A (B, num_items) CSR over catalogue indices as a (B, num_items + 2) sparse tensor over codes."""
     matrix = sparse.csr_matrix(matrix)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
-                                       torch.from_numpy(matrix.indices.astype(np.int64) + FIRST_CODE),
-                                       torch.from_numpy(matrix.data.astype(np.float32)),
-                                       size=(matrix.shape[0], matrix.shape[1] + FIRST_CODE), check_invariants=False)
+    if _QUIET_ONCE:  # torch warns once per process that sparse CSR is in beta; catch that one
+        _QUIET_ONCE.clear()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return _sparse_codes(matrix)
+    return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
+                                   torch.from_numpy(matrix.indices.astype(np.int64) + FIRST_CODE),
+                                   torch.from_numpy(matrix.data.astype(np.float32)),
+                                   size=(matrix.shape[0], matrix.shape[1] + FIRST_CODE), check_invariants=False)
 
 
 def _sparse_index(tensor: torch.Tensor, num_items: int) -> sparse.csr_matrix:

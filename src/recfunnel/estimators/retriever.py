@@ -239,7 +239,7 @@ class Retriever:
     def _scores(self, users: np.ndarray, hist: History) -> torch.Tensor:
         model, _ = self._fitted()
         with torch.no_grad():  # not inference_mode: the rows are edited in place after
-            scores = model.score(query_batch(users, hist)).float()
+            scores = model.score(query_batch(users, hist, seen=model.reads_seen)).float()
         cold = self._cold(users, hist)
         if cold.any():  # the popularity fallback
             scores[torch.from_numpy(cold)] = self.popularity_
@@ -253,7 +253,8 @@ class Retriever:
             if self._static is None:
                 with torch.no_grad():
                     nobody = np.array([-1])
-                    row = model.score(query_batch(nobody, self.user_history(nobody)))[0].float()
+                    nobody_batch = query_batch(nobody, self.user_history(nobody), seen=model.reads_seen)
+                    row = model.score(nobody_batch)[0].float()
                 self._static = (row, np.argsort(-row.numpy(), kind="stable"))
             blocked = exclude if exclude is not None else sparse.csr_matrix((len(users), model.num_items))
             return topk_static(self._static[0], self._static[1], k, blocked)
@@ -264,7 +265,8 @@ class Retriever:
             with torch.no_grad():
                 self._index = build_index(model.item_vectors(), self.index, **self.index_params)
         with torch.no_grad():
-            values, items = self._index.search(model.encode_query(query_batch(users, hist)), k, exclude)
+            queries = model.encode_query(query_batch(users, hist, seen=model.reads_seen))
+            values, items = self._index.search(queries, k, exclude)
         cold = self._cold(users, hist)
         if cold.any():
             rows = np.flatnonzero(cold)
@@ -348,7 +350,8 @@ class Retriever:
                 wanted[row, : len(values)] = data.item_ids.index(np.asarray(values, dtype=object))
         index = data.user_ids.index(np.asarray(users, dtype=object))
         extra = None if recent is None else [list(r) if r is not None else [] for r in recent]
-        source = to_index(explain(query_batch(index, self.user_history(index, extra)), to_codes(wanted))).numpy()
+        query = query_batch(index, self.user_history(index, extra), seen=model.reads_seen)
+        source = to_index(explain(query, to_codes(wanted))).numpy()
         return [[plain(data.item_ids.ids[s]) if s >= 0 else None for s in source[row, : len(values)]]
                 for row, values in enumerate(items)]
 
@@ -360,7 +363,7 @@ class Retriever:
                               "(als, bpr, item2vec, youtube_dnn, two_tower, mind).")
         index = data.user_ids.index(np.atleast_1d(np.asarray(users, dtype=object if np.ndim(users) == 0 else None)))
         with torch.no_grad():
-            return model.encode_query(query_batch(index, self.user_history(index, recent))).numpy()
+            return model.encode_query(query_batch(index, self.user_history(index, recent), seen=model.reads_seen)).numpy()
 
     def encode_new_items(self, table: pd.DataFrame) -> np.ndarray | None:
         """(N, D) vectors of items described only by their features (added after training), or

@@ -19,6 +19,24 @@ from recfunnel.funnel.catalogue import Catalogue
 MAX_K = 1000
 
 
+def positions(lists: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """(B, N) place of each of ``items`` (B, N) in the same row of ``lists`` (B, K), -1 where absent.
+
+    One sort of (row, item) keys and one binary search; no loop over users.
+    """
+    rows, width = lists.shape
+    if width == 0 or items.shape[1] == 0:
+        return np.full(items.shape, -1, np.int64)
+    span = int(max(lists.max(initial=0), items.max(initial=0))) + 2
+    keys = np.where(lists >= 0, np.arange(rows)[:, None] * span + lists + 1, -1).ravel()
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    query = (np.arange(rows)[:, None] * span + items + 1).ravel()
+    at = np.minimum(np.searchsorted(ordered, query), ordered.size - 1)
+    hit = (ordered[at] == query) & (items.ravel() >= 0)
+    return np.where(hit, order[at] % width, -1).reshape(items.shape)
+
+
 @dataclass
 class Query:
     """B requests as every stage sees them: who asks, for how many, and what is known of them.
@@ -54,8 +72,7 @@ class Candidates:
         scores: (B, N) float32 current scores (recall score, then ranker probability), -inf for none.
         sources: (B, N) int64 bit mask of the recall sources that proposed the item.
         recall_scores: (B, N) float32 reciprocal-rank fusion of the recall sources' lists.
-        ranks: (B, N, S) each recall source's rank of the item in its own list (1 = its first),
-            0 where the source did not propose it; None for a list not made by ``merge``.
+        lists: Each recall source's own (B, K_s) list that ``merge`` united (``ranks`` reads them).
         features: (B, N) arrays of what the recall stage knew about each candidate (each
             source's rank and score of it, ...; see ``recfunnel.funnel.features``), for the ranker.
 
@@ -69,7 +86,7 @@ class Candidates:
     scores: np.ndarray
     sources: np.ndarray
     recall_scores: np.ndarray
-    ranks: np.ndarray | None = None
+    lists: tuple[np.ndarray, ...] = ()
     features: dict[str, np.ndarray] = field(default_factory=dict)
     catalogue: Catalogue | None = field(default=None, repr=False, compare=False)
 
@@ -77,6 +94,14 @@ class Candidates:
     def valid(self) -> np.ndarray:
         """(B, N) True where a place holds an item."""
         return self.items >= 0
+
+    @property
+    def ranks(self) -> np.ndarray:
+        """(B, N, S) each recall source's rank of each item in its own list (1 = its first), 0
+        where the source did not propose it; computed when asked (no request pays for it unless
+        a stage reads it)."""
+        return np.stack([positions(found, self.items) + 1 for found in self.lists], axis=2) if self.lists \
+            else np.zeros((*self.items.shape, 0), np.int64)
 
     @property
     def item_ids(self) -> np.ndarray:
@@ -128,8 +153,6 @@ class Candidates:
         score = np.concatenate([np.broadcast_to(float(w) / (fusion_k + 1 + np.arange(part.shape[1])), part.shape)
                                 for part, w in zip(items, weight, strict=True)], axis=1).astype(np.float32)
         bits = np.concatenate([np.full(part.shape, 1 << s, np.int64) for s, part in enumerate(items)], axis=1)
-        source = np.concatenate([np.full(part.shape, s, np.int64) for s, part in enumerate(items)], axis=1)
-        place = np.concatenate([np.broadcast_to(np.arange(1, part.shape[1] + 1), part.shape) for part in items], axis=1)
         rows, width = stacked.shape
         span = int(stacked.max(initial=0)) + 2
         keys = np.arange(rows)[:, None] * span + (stacked + 1)  # (B, ΣK), equal for duplicates in a row
@@ -141,8 +164,6 @@ class Candidates:
         np.bitwise_or.at(merged_bits, group, bits.ravel()[order])
         best = np.zeros(merged_bits.size, np.float32)
         np.add.at(best, group, score.ravel()[order])
-        group_ranks = np.zeros((merged_bits.size, len(items)), np.int32)  # 0: the source did not propose it
-        group_ranks[group, source.ravel()[order]] = place.ravel()[order]
         keep = np.zeros(flat.size, bool)
         keep[order[first]] = True  # the first place of each group (stable sort keeps source order)
         keep &= stacked.ravel() >= 0
@@ -161,10 +182,8 @@ class Candidates:
         groups = slot_group.reshape(rows, width)
         out_bits[row_index, column] = np.where(keep, merged_bits[groups], 0)
         out_scores[row_index, column] = np.where(keep, best[groups], -np.inf)
-        out_ranks = np.zeros((rows, size + 1, len(items)), np.int32)
-        out_ranks[row_index, column] = np.where(keep[..., None], group_ranks[groups], 0)
         out_items, out_bits, out_scores = out_items[:, :size], out_bits[:, :size], out_scores[:, :size]
-        return Candidates(out_items, out_scores.copy(), out_bits, out_scores, ranks=out_ranks[:, :size],
+        return Candidates(out_items, out_scores.copy(), out_bits, out_scores, lists=tuple(items),
                           catalogue=catalogue).sorted()
 
     def mask(self, drop: np.ndarray) -> Candidates:
@@ -176,7 +195,7 @@ class Candidates:
         """Reorder each row by ``order`` (B, M) column indices (M may be < N to cut)."""
         rows = np.arange(len(self.items))[:, None]
         return Candidates(self.items[rows, order], self.scores[rows, order], self.sources[rows, order],
-                          self.recall_scores[rows, order], None if self.ranks is None else self.ranks[rows, order],
+                          self.recall_scores[rows, order], self.lists,
                           {k: v[rows, order] for k, v in self.features.items()}, self.catalogue)
 
     def sorted(self) -> Candidates:

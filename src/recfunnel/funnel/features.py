@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from recfunnel.funnel.candidates import Candidates
+from recfunnel.funnel.candidates import Candidates, positions
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.schema import Numeric
 
@@ -39,24 +39,6 @@ def feature_specs(names: Sequence[str]) -> list[Numeric]:
     are log-scaled (sign-preserving) before standardizing; the 0/1 flags are only standardized."""
     return [Numeric(name, transform="standardize" if name.startswith("recall_in_") else "log1p")
             for name in names]
-
-
-def positions(lists: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """(B, N) place of each of ``items`` (B, N) in the same row of ``lists`` (B, K), -1 where absent.
-
-    One sort of (row, item) keys and one binary search; no loop over users.
-    """
-    rows, width = lists.shape
-    if width == 0 or items.shape[1] == 0:
-        return np.full(items.shape, -1, np.int64)
-    span = int(max(lists.max(initial=0), items.max(initial=0))) + 2
-    keys = np.where(lists >= 0, np.arange(rows)[:, None] * span + lists + 1, -1).ravel()
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    query = (np.arange(rows)[:, None] * span + items + 1).ravel()
-    at = np.minimum(np.searchsorted(ordered, query), ordered.size - 1)
-    hit = (ordered[at] == query) & (items.ravel() >= 0)
-    return np.where(hit, order[at] % width, -1).reshape(items.shape)
 
 
 def candidate_features(sources: Sequence[Any], lists: Sequence[tuple[np.ndarray, np.ndarray]],

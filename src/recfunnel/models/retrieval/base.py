@@ -52,6 +52,9 @@ class RetrievalModel:
             the contract tests then skip the "learns a user's taste" checks.
         gradient_trained: True for ``nn.Module`` models trained by the Trainer.
         reads_item_features: True for models whose item side reads the item features.
+        reads_seen: True for models that read a user's whole history (the query batch's ``seen``
+            and ``live``); the others read only the recent ``history``, and their query batches
+            leave the whole history out.
         trainer_defaults: Trainer options a gradient-trained model runs with unless the caller
             gives them (e.g. a smaller batch where a step's cost grows with the batch squared,
             as an in-batch softmax's does); the Retriever lays the caller's options over them.
@@ -65,6 +68,7 @@ class RetrievalModel:
     learns_preferences: ClassVar[bool] = True
     gradient_trained: ClassVar[bool] = False
     reads_item_features: ClassVar[bool] = False
+    reads_seen: ClassVar[bool] = True
     trainer_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, schema: Schema) -> None:
@@ -196,6 +200,7 @@ class RetrievalModule(nn.Module, RetrievalModel):
     """Base of gradient-trained retrieval models (trained by the Trainer with a ``RetrievalTask``)."""
 
     gradient_trained: ClassVar[bool] = True
+    reads_seen: ClassVar[bool] = False  # their queries read the recent history
 
     def __init__(self, schema: Schema) -> None:
         nn.Module.__init__(self)

@@ -34,6 +34,7 @@ class Popularity(TensorStateMixin, RetrievalModel):
     """
 
     learns_preferences = False
+    reads_seen = False  # the same list for everyone
     _state_keys = ("counts",)
 
     def __init__(self, schema: Schema, *, half_life: float | None = None) -> None:
