@@ -60,6 +60,7 @@ class Funnel:
     Example:
         >>> from recfunnel.datasets import make_shop
         >>> from recfunnel.estimators.retriever import Retriever
+        >>> from recfunnel.funnel.recall import Recall
         >>> shop = make_shop(num_users=30, num_items=40, num_impressions=3000, seed=1)
         >>> pop = Retriever("popularity").fit(shop.interactions)
         >>> funnel = Funnel([Recall(pop, k=20)], items=shop.items)
