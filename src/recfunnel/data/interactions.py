@@ -149,14 +149,26 @@ def catalogue_size(schema: Schema, name: str = "item") -> int:
 
 
 def to_codes(index: np.ndarray | torch.Tensor, *, missing: int = OOV) -> torch.Tensor:
-    """Catalogue indices (-1: none) to codes; -1 becomes ``missing`` (OOV for ids, PADDING for histories)."""
-    index = torch.as_tensor(np.asarray(index) if isinstance(index, np.ndarray) else index, dtype=torch.int64)
-    return torch.where(index >= 0, index + FIRST_CODE, torch.full_like(index, missing))
+    """Catalogue indices (-1: none) to codes; -1 becomes ``missing`` (OOV for ids, PADDING for histories).
+
+    A request's few ids are converted in numpy: a torch op releases the GIL, and under a busy
+    server each release can cost a thread switch; training batches stay torch tensors.
+    """
+    if isinstance(index, torch.Tensor):
+        return torch.where(index >= 0, index + FIRST_CODE, torch.full_like(index, missing))
+    index = np.asarray(index, dtype=np.int64)
+    return torch.from_numpy(np.where(index >= 0, index + FIRST_CODE, missing))
 
 
 def to_index(codes: torch.Tensor) -> torch.Tensor:
     """Codes back to catalogue indices; padding and OOV become -1."""
     return torch.where(codes >= FIRST_CODE, codes - FIRST_CODE, torch.full_like(codes, -1))
+
+
+def _index_of(codes: torch.Tensor) -> np.ndarray:
+    """``to_index`` in numpy, for a request's few codes (see ``to_codes``)."""
+    values = codes.numpy()
+    return np.where(values >= FIRST_CODE, values - FIRST_CODE, -1)
 
 
 @dataclass
@@ -330,8 +342,8 @@ def read_query(batch: Batch, *, num_items: int, max_history: int) -> tuple[np.nd
     """A query Batch back to (user indices, -1 for unseen users; their History) in index space,
     the layout of a retrieval model's tables; what the batch leaves out is empty."""
     features = batch.features
-    users = to_index(features["user"]).numpy()
-    recent = (to_index(features["history"]).numpy() if "history" in features
+    users = _index_of(features["user"])
+    recent = (_index_of(features["history"]) if "history" in features
               else np.full((len(users), max_history), -1, np.int64))
     matrix = (_sparse_index(features["seen"], num_items) if "seen" in features
               else sparse.csr_matrix((len(users), num_items), dtype=np.float32))
