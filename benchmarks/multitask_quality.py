@@ -1,10 +1,18 @@
-"""Two objectives on MovieLens 100K with every system's defaults: recfunnel's shared_bottom against
-torch-rechub's SharedBottom and two single-task recfunnel DeepFMs, on identical rows.
+"""Two objectives with every system's defaults: recfunnel's shared_bottom against torch-rechub's
+SharedBottom and two single-task recfunnel DeepFMs, on identical rows of MovieLens 100K or of the
+census-income (KDD) sample.
 
 Run (from the repository root)::
 
     .venv/bin/python benchmarks/multitask_quality.py --data ../shared/data
+    .venv/bin/python benchmarks/multitask_quality.py --data ../shared/data --dataset census
     # options: --seeds 3 --no-peers
+
+Census: ``census-income-sample/census-income.data.first1891`` (the first 1,891 rows of the UCI
+file), the MMoE paper's two tasks: ``income`` = "50000+." and ``never_married`` = marital status
+"Never married"; the other 39 columns (instance weight left out) are categorical features, split
+80/10/10 as below. About 20 test rows have income 1: a format and sanity check, not a quality
+claim.
 
 Rows: ``movielens_ctr(read_movielens(...))`` with the user and item features of BENCHMARKS.md's
 ranking split (user_id, item_id, age, gender, occupation, zip; genres as a bag), split 80/10/10 by
@@ -37,10 +45,27 @@ from recfunnel import Ranker
 from recfunnel.data import FeatureEncoder, random_split, read_movielens
 from recfunnel.data.movielens import movielens_ctr
 from recfunnel.metrics import auc
-from recfunnel.schema import Label, Schema
+from recfunnel.schema import Categorical, Label, Schema
 
 LABELS = ["like", "love"]
+CENSUS_LABELS = ["income", "never_married"]
 SEED = 2026
+
+
+def load_census(data: str) -> tuple[Schema, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """The census sample's schema (every feature categorical) and (train, valid, test) frames."""
+    from pathlib import Path
+
+    path = Path(data) / "census-income-sample" / "census-income.data.first1891.gz"
+    raw = pd.read_csv(path, header=None, dtype=str, skipinitialspace=True)
+    raw = raw.apply(lambda column: column.str.strip())
+    frame = pd.DataFrame({f"c{i}": raw[i] for i in range(raw.shape[1] - 1) if i not in (7, 24)})  # 24: weight
+    frame["income"] = (raw[raw.shape[1] - 1] == "50000+.").astype(np.int64)
+    frame["never_married"] = (raw[7] == "Never married").astype(np.int64)
+    schema = Schema(*(Categorical(name) for name in frame.columns if name not in CENSUS_LABELS),
+                    *(Label(name) for name in CENSUS_LABELS))
+    parts = random_split(len(frame), (0.8, 0.1, 0.1), seed=SEED)
+    return schema, tuple(frame.iloc[index] for index in parts)  # type: ignore[return-value]
 
 
 def load(data: str) -> tuple[Schema, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
@@ -57,15 +82,15 @@ def load(data: str) -> tuple[Schema, tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     return schema, tuple(frame.iloc[index] for index in parts)  # type: ignore[return-value]
 
 
-def ours(schema: Schema, splits: tuple, seed: int) -> dict[str, object]:
+def ours(schema: Schema, splits: tuple, seed: int, labels: list[str]) -> dict[str, object]:
     """recfunnel's shared_bottom and two DeepFMs, defaults only."""
     train, valid, test = splits
     started = time.perf_counter()
-    shared = Ranker("shared_bottom", label=LABELS, schema=schema, seed=seed,
+    shared = Ranker("shared_bottom", label=labels, schema=schema, seed=seed,
                     trainer={"seed": seed, "progress": False}).fit(train, valid)
     rows = {"recfunnel shared_bottom": (shared.predict(test), time.perf_counter() - started)}
     single, seconds = [], 0.0
-    for label in LABELS:
+    for label in labels:
         started = time.perf_counter()
         one = Schema(*schema.inputs, Label(label))
         ranker = Ranker("deepfm", label=label, schema=one, seed=seed, trainer={"seed": seed, "progress": False})
@@ -75,13 +100,13 @@ def ours(schema: Schema, splits: tuple, seed: int) -> dict[str, object]:
     return rows
 
 
-def peers(schema: Schema, splits: tuple, seed: int) -> dict[str, object]:
+def peers(schema: Schema, splits: tuple, seed: int, labels: list[str]) -> dict[str, object]:
     """torch-rechub's SharedBottom on the rows our encoder produced (fitted on train)."""
     encoder = FeatureEncoder(schema).fit(splits[0])
     batches = [encoder.transform(part) for part in splits]
     arrays: dict[str, np.ndarray] = {}
     for prefix, batch in zip(("train.", "valid.", "test."), batches, strict=True):
-        arrays.update(batch_arrays(batch, LABELS, prefix=prefix))
+        arrays.update(batch_arrays(batch, labels, prefix=prefix))
     rows = {}
     for dim in (4, 16):
         config = {"features": feature_meta(encoder.schema_, batches[0]), "embedding_dim": dim, "seed": seed,
@@ -94,31 +119,34 @@ def peers(schema: Schema, splits: tuple, seed: int) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True, help="directory holding ml-100k/")
+    parser.add_argument("--data", required=True, help="directory holding ml-100k/ and census-income-sample/")
+    parser.add_argument("--dataset", choices=("ml100k", "census"), default="ml100k")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-peers", action="store_true")
     args = parser.parse_args()
     set_threads()
-    schema, splits = load(args.data)
-    truth = splits[2][LABELS].to_numpy()
-    print(f"MovieLens 100K: {', '.join(f'{len(s):,}' for s in splits)} rows; like {truth[:, 0].mean():.2f}, "
-          f"love {truth[:, 1].mean():.2f} of test rows", flush=True)
+    labels = CENSUS_LABELS if args.dataset == "census" else LABELS
+    schema, splits = load_census(args.data) if args.dataset == "census" else load(args.data)
+    truth = splits[2][labels].to_numpy()
+    print(f"{args.dataset}: {', '.join(f'{len(s):,}' for s in splits)} rows; "
+          + ", ".join(f"{label} {truth[:, t].mean():.2f}" for t, label in enumerate(labels)) + " of test rows",
+          flush=True)
     scores: dict[str, list[list[float]]] = {}
     seconds: dict[str, float] = {}
     for seed in range(SEED, SEED + args.seeds):
-        runs = ours(schema, splits, seed)
+        runs = ours(schema, splits, seed, labels)
         if not args.no_peers:
-            runs.update(peers(schema, splits, seed))
+            runs.update(peers(schema, splits, seed, labels))
         for name, (predictions, spent) in runs.items():
-            scores.setdefault(name, []).append([auc(truth[:, t], predictions[:, t]) for t in range(len(LABELS))])
+            scores.setdefault(name, []).append([auc(truth[:, t], predictions[:, t]) for t in range(len(labels))])
             seconds.setdefault(name, spent)
             print(f"  seed {seed} {name}: " + ", ".join(f"{label} {s:.4f}" for label, s in
-                                                          zip(LABELS, scores[name][-1], strict=True)), flush=True)
-    print(f"\n| system | {' | '.join(f'{label} test AUC' for label in LABELS)} | train s |")
-    print("|---|" + "---:|" * (len(LABELS) + 1))
+                                                          zip(labels, scores[name][-1], strict=True)), flush=True)
+    print(f"\n| system | {' | '.join(f'{label} test AUC' for label in labels)} | train s |")
+    print("|---|" + "---:|" * (len(labels) + 1))
     for name, values in scores.items():
         table = np.asarray(values)
-        cells = [f"{table[:, t].mean():.4f} ({table[:, t].std():.4f})" for t in range(len(LABELS))]
+        cells = [f"{table[:, t].mean():.4f} ({table[:, t].std():.4f})" for t in range(len(labels))]
         print(f"| {name} | {' | '.join(cells)} | {seconds[name]:.0f} |")
     print(f"mean (sd) over {args.seeds} seed(s) from {SEED}; train s: the first seed's run.")
 
