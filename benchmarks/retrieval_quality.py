@@ -165,12 +165,14 @@ def iterations(retriever: Retriever) -> int | None:
     return int(steps) if steps else None
 
 
-def run_ours(name: str, setup: dict[str, Any], split_data: dict[str, Any]) -> dict[str, Any]:
-    """Fit and evaluate one model; any failure becomes a row marked failed, not a crash."""
+def run_ours(name: str, setup: dict[str, Any], split_data: dict[str, Any], *, validate: bool = False) -> dict[str, Any]:
+    """Fit and evaluate one model; any failure becomes a row marked failed, not a crash. With
+    ``validate``, the valid rows go to ``fit`` (a gradient model then stops early on valid recall@10)."""
     params = dict(setup["params"].get(name, {}))
     trainer = dict(setup["trainer"])
     features = split_data["features"] if name in setup["features"] else {}
-    row: dict[str, Any] = {"model": f"recfunnel {name}", "params": params, "features": sorted(k for k, v in
+    label = f"recfunnel {name}" + (", early stopping on valid" if validate else "")
+    row: dict[str, Any] = {"model": label, "params": params, "features": sorted(k for k, v in
                                                                                          features.items() if v is not None)}
     try:
         gradient = getattr(get_model(name).cls, "gradient_trained", False)
@@ -179,7 +181,7 @@ def run_ours(name: str, setup: dict[str, Any], split_data: dict[str, Any]) -> di
         retriever = Retriever(name, params=params, time_col=split_data["time_col"], seed=SEED,
                               trainer=trainer if gradient else None)
         started = time.perf_counter()
-        retriever.fit(split_data["train"], **features)
+        retriever.fit(split_data["train"], split_data["valid"] if validate else None, **features)
         seconds = time.perf_counter() - started
         metrics = retriever.evaluate(split_data["test"], exclude=split_data["valid"], ks=KS)
     except Exception as exc:  # noqa: BLE001 - an unfinished model must not stop the others
@@ -275,6 +277,8 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--defaults", action="store_true", help="every system with its own defaults, no overrides")
     parser.add_argument("--recbole", action="store_true", help="with --defaults: also RecBole's BPR (slow)")
+    parser.add_argument("--validate", action="store_true",
+                        help="also fit each gradient-trained model with the valid rows (early stopping on recall@10)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     set_threads(args.threads)
@@ -296,8 +300,11 @@ def main() -> None:
                 "users": int(train.user_id.nunique()), "items": int(train.item_id.nunique())}
         print(f"{dataset}: {info}", file=sys.stderr, flush=True)
         results = []
-        for name in models:
-            results.append(run_ours(name, setup, split_data))
+        runs = [(name, False) for name in models]
+        if args.validate:
+            runs += [(name, True) for name in models if getattr(get_model(name).cls, "gradient_trained", False)]
+        for name, validate in runs:
+            results.append(run_ours(name, setup, split_data, validate=validate))
             done = results[-1]
             status = f"failed ({done['failed'][:200]})" if "failed" in done else f"done in {done['fit_seconds']:.1f}s"
             print(f"  {done['model']}: {status}", file=sys.stderr, flush=True)

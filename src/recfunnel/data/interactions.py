@@ -155,20 +155,19 @@ def to_codes(index: np.ndarray | torch.Tensor, *, missing: int = OOV) -> torch.T
     server each release can cost a thread switch; training batches stay torch tensors.
     """
     if isinstance(index, torch.Tensor):
-        return torch.where(index >= 0, index + FIRST_CODE, torch.full_like(index, missing))
+        return torch.where(index >= 0, index + FIRST_CODE, missing)
     index = np.asarray(index, dtype=np.int64)
     return torch.from_numpy(np.where(index >= 0, index + FIRST_CODE, missing))
 
 
 def to_index(codes: torch.Tensor) -> torch.Tensor:
     """Codes back to catalogue indices; padding and OOV become -1."""
-    return torch.where(codes >= FIRST_CODE, codes - FIRST_CODE, torch.full_like(codes, -1))
+    return (codes - FIRST_CODE).clamp_min(-1)
 
 
 def _index_of(codes: torch.Tensor) -> np.ndarray:
     """``to_index`` in numpy, for a request's few codes (see ``to_codes``)."""
-    values = codes.numpy()
-    return np.where(values >= FIRST_CODE, values - FIRST_CODE, -1)
+    return np.maximum(codes.numpy() - FIRST_CODE, -1)
 
 
 @dataclass
@@ -342,6 +341,9 @@ def read_query(batch: Batch, *, num_items: int, max_history: int) -> tuple[np.nd
     """A query Batch back to (user indices, -1 for unseen users; their History) in index space,
     the layout of a retrieval model's tables; what the batch leaves out is empty."""
     features = batch.features
+    if "user" not in features:
+        raise DataError(f"a query batch needs a 'user' column of codes (see query_batch); it has "
+                        f"{sorted(features)}.")
     users = _index_of(features["user"])
     recent = (_index_of(features["history"]) if "history" in features
               else np.full((len(users), max_history), -1, np.int64))
@@ -351,17 +353,13 @@ def read_query(batch: Batch, *, num_items: int, max_history: int) -> tuple[np.nd
     return users, History(matrix, recent, live)
 
 
-_QUIET_ONCE = [True]
+# torch notes once per process that sparse CSR tensors are in beta; these are plain containers here
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 
 def _sparse_codes(matrix: sparse.csr_matrix) -> torch.Tensor:
     """A (B, num_items) CSR over catalogue indices as a (B, num_items + 2) sparse tensor over codes."""
     matrix = sparse.csr_matrix(matrix)
-    if _QUIET_ONCE:  # torch warns once per process that sparse CSR is in beta; catch that one
-        _QUIET_ONCE.clear()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            return _sparse_codes(matrix)
     return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
                                    torch.from_numpy(matrix.indices.astype(np.int64) + FIRST_CODE),
                                    torch.from_numpy(matrix.data.astype(np.float32)),

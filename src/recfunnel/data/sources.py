@@ -18,15 +18,17 @@ Order = Callable[[int, torch.Generator, Batch], torch.Tensor]
 class BatchSource(Protocol):
     """Training data the Trainer can iterate once per epoch.
 
-    ``batches(batch_size, epoch=e, seed=s)`` yields Batches of ``batch_size`` rows (the last may be
-    shorter); the same (epoch, seed) gives the same batches, so a resumed run sees the same data.
+    ``batches(batch_size, epoch=e, seed=s, order=o)`` yields Batches of ``batch_size`` rows (the
+    last may be shorter); the same (epoch, seed) gives the same batches, so a resumed run sees the
+    same data. ``order`` is how to shuffle the rows it holds (the Trainer passes its task's, which
+    keeps a ranking list's rows together); a random permutation when None.
     ``num_rows`` is the row count when known up front (None for a stream), for progress bars.
     """
 
     @property
     def num_rows(self) -> int | None: ...
 
-    def batches(self, batch_size: int, *, epoch: int, seed: int) -> Iterator[Batch]: ...
+    def batches(self, batch_size: int, *, epoch: int, seed: int, order: Order | None = None) -> Iterator[Batch]: ...
 
 
 def random_order(size: int, generator: torch.Generator, batch: Batch) -> torch.Tensor:
@@ -43,7 +45,6 @@ class InMemory:
     Args:
         batch: Every training row.
         shuffle: Visit rows in a seeded random order each epoch; False keeps the stored order.
-        order: How to shuffle (a task may keep each list's rows together); a random permutation by default.
 
     Example:
         >>> rows = Batch({"x": torch.arange(5)})
@@ -51,18 +52,17 @@ class InMemory:
         [[0, 1], [2, 3], [4]]
     """
 
-    def __init__(self, batch: Batch, *, shuffle: bool = True, order: Order | None = None) -> None:
-        self.batch, self.shuffle, self.order = batch, shuffle, order or random_order
+    def __init__(self, batch: Batch, *, shuffle: bool = True) -> None:
+        self.batch, self.shuffle = batch, shuffle
 
     @property
     def num_rows(self) -> int:
         return len(self.batch)
 
-    def batches(self, batch_size: int, *, epoch: int, seed: int) -> Iterator[Batch]:
+    def batches(self, batch_size: int, *, epoch: int, seed: int, order: Order | None = None) -> Iterator[Batch]:
         rows = self.batch
         if self.shuffle:
-            order = self.order(len(rows), torch.Generator().manual_seed(seed + epoch), rows)
-            rows = rows[order]
+            rows = rows[(order or random_order)(len(rows), torch.Generator().manual_seed(seed + epoch), rows)]
         for begin in range(0, len(rows), batch_size):
             yield rows[begin:begin + batch_size]
 
@@ -73,7 +73,8 @@ class BlockStream:
 
     With ``shuffle_buffer`` 0 the batches are the rows in stream order, the same batches an
     ``InMemory(..., shuffle=False)`` over the concatenated blocks gives. Otherwise rows pass
-    through a buffer of about that many rows, drawn from it in a seeded random order.
+    through a buffer of about that many rows, drawn from it in a seeded random order (the
+    Trainer's ``order``, which keeps a ranking list's rows together within the buffer).
 
     Args:
         blocks: Called once per epoch; returns an iterable of encoded Batches.
@@ -94,8 +95,9 @@ class BlockStream:
     def num_rows(self) -> None:
         return None
 
-    def batches(self, batch_size: int, *, epoch: int, seed: int) -> Iterator[Batch]:
+    def batches(self, batch_size: int, *, epoch: int, seed: int, order: Order | None = None) -> Iterator[Batch]:
         generator = torch.Generator().manual_seed(seed + epoch)
+        mix = order or random_order
         held: list[Batch] = []
         count = 0
         hold = max(self.shuffle_buffer, batch_size)
@@ -108,13 +110,13 @@ class BlockStream:
             held.append(block)
             count += len(block)
             if count >= hold:
-                rows = self._mix(Batch.concat(held), generator)
+                rows = self._mix(Batch.concat(held), generator, mix)
                 cut = len(rows) - len(rows) % batch_size  # whole batches out; the rest waits for more rows
                 yield from (rows[i:i + batch_size] for i in range(0, cut, batch_size))
                 held, count = ([rows[cut:]] if cut < len(rows) else []), len(rows) - cut
         if held:
-            rows = self._mix(Batch.concat(held), generator)
+            rows = self._mix(Batch.concat(held), generator, mix)
             yield from (rows[i:i + batch_size] for i in range(0, len(rows), batch_size))
 
-    def _mix(self, rows: Batch, generator: torch.Generator) -> Batch:
-        return rows[torch.randperm(len(rows), generator=generator)] if self.shuffle_buffer else rows
+    def _mix(self, rows: Batch, generator: torch.Generator, order: Order) -> Batch:
+        return rows[order(len(rows), generator, rows)] if self.shuffle_buffer else rows

@@ -96,7 +96,7 @@ class Retriever:
         if index not in INDEX_KINDS:
             raise ConfigError(f"index {index!r} is not valid; expected one of {list(INDEX_KINDS)}.")
         self.max_history, self.seed = max_history, seed
-        self.monitor = _check_monitor(monitor)
+        self.monitor = RetrievalTask(monitor=monitor).monitor  # a ConfigError names the valid metrics
         self.index, self.index_params = index, dict(index_params or {})
         self._index: Any = None
         self.model_: RetrievalModel | None = None
@@ -168,20 +168,20 @@ class Retriever:
         data = self.data_
         assert data is not None  # _remember ran first
         known = self._known_rows(data, valid)
-        depth, ks = int(self.monitor.split("@")[1]), self._valid_ks()
+        depth = RetrievalTask(monitor=self.monitor).depth
 
         def check(_: Any) -> dict[str, float]:
             self.model_, self._index = model, None
             model.eval()  # the Trainer sets train mode again at the next epoch
             with torch.no_grad():
-                report = self._ranking_report(known, self.seen_, ks)
+                report = self._ranking_report(known, self.seen_, (depth,))  # the monitor alone, each epoch
             return {k: v for k, v in report.items() if k.endswith(f"@{depth}")}
 
         return check
 
     def _valid_ks(self) -> tuple[int, ...]:
         """The cut-offs of the validation report: the usual ones and the monitor's."""
-        return tuple(sorted({*KS, int(self.monitor.split("@")[1])}))
+        return tuple(sorted({*KS, RetrievalTask(monitor=self.monitor).depth}))
 
     @property
     def history_(self) -> list[dict[str, float]]:
@@ -517,18 +517,6 @@ def _model_card(name: str, params: dict[str, Any], model: RetrievalModel, rows: 
     lines += [f"- valid {k}: {v:.5f}" if isinstance(v, float) else f"- valid {k}: {v}"
               for k, v in metrics.items()] or ["- (none)"]
     return "\n".join(lines) + "\n"
-
-
-RANKING_METRICS = ("recall", "ndcg", "hit", "mrr", "precision")
-
-
-def _check_monitor(monitor: Any) -> str:
-    """A full-ranking metric at a cut-off, e.g. "recall@10"."""
-    name, _, depth = str(monitor).partition("@")
-    if not isinstance(monitor, str) or name not in RANKING_METRICS or not depth.isdigit() or int(depth) < 1:
-        raise ConfigError(f"monitor {monitor!r} is not a full-ranking metric; give one of "
-                          f"{', '.join(RANKING_METRICS)} at a cut-off, e.g. 'recall@10' or 'ndcg@20'.")
-    return monitor
 
 
 def _keyed_table(source: Data | None, key: str, name: str) -> pd.DataFrame | None:

@@ -13,24 +13,6 @@ from recfunnel.schema import Schema
 OOV = 1  # the encoder's out-of-vocabulary index (0 is padding)
 
 
-def without_ids(schema: Schema | None, role: str) -> Schema | None:
-    """The schema less its ``role`` id columns (the table's key), or None when nothing is left.
-
-    A user tower reads the user's profile, not its id again: an id column there only memorises
-    the training users, and a user-id embedding, where a model wants one, is its own table.
-
-    Example:
-        >>> from recfunnel.schema import Categorical
-        >>> schema = Schema(Categorical("user_id", role="user"), Categorical("gender"))
-        >>> [f.name for f in without_ids(schema, "user").inputs], without_ids(schema.select(["user_id"]), "user")
-        (['gender'], None)
-    """
-    if schema is None:
-        return None
-    keep = [f.name for f in schema.inputs if f.role != role]
-    return schema.select(keep) if keep else None
-
-
 class SideFeatures(nn.Module):
     """Every row's encoded features (kept as buffers) and their embedding, flattened to (B, F·D).
 

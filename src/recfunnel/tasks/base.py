@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from recfunnel.data.batch import Batch
+from recfunnel.data.sources import random_order
 from recfunnel.errors import ConfigError, did_you_mean
 from recfunnel.metrics import get_metric
 
@@ -67,7 +68,7 @@ class Task:
 
     def order(self, size: int, generator: torch.Generator, batch: Batch) -> torch.Tensor:
         """The order the Trainer visits training rows in during an epoch: a random permutation."""
-        return torch.randperm(size, generator=generator)
+        return random_order(size, generator, batch)
 
     @property
     def monitor_mode(self) -> str:
@@ -134,6 +135,9 @@ class RegressionTask(Task):
         return F.mse_loss(logits, batch.labels[self.label])
 
 
+LIST_METRICS = ("recall", "ndcg", "hit", "mrr", "precision")  # what a retriever's full ranking reports at k
+
+
 @dataclass(frozen=True)
 class RetrievalTask(Task):
     """Sampled softmax for retrieval: cross-entropy of each row's target among its candidates.
@@ -153,9 +157,16 @@ class RetrievalTask(Task):
     kind: str = field(default="retrieval", init=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.monitor, str) or "@" not in self.monitor:
-            raise ConfigError(f"a retrieval model is validated on a full-ranking metric at a cut-off "
-                              f"(recall@10, ndcg@20, hit@50, ...); got monitor={self.monitor!r}.")
+        name, _, depth = str(self.monitor).partition("@")
+        if not isinstance(self.monitor, str) or name not in LIST_METRICS or not depth.isdigit() or int(depth) < 1:
+            raise ConfigError(f"monitor {self.monitor!r} is not a full-ranking metric; give one of "
+                              f"{', '.join(LIST_METRICS)} at a cut-off, e.g. 'recall@10' or 'ndcg@20'.")
+        object.__setattr__(self, "monitor", f"{name}@{int(depth)}")  # "recall@010" is "recall@10"
+
+    @property
+    def depth(self) -> int:
+        """The cut-off of the monitored metric (10 for "recall@10")."""
+        return int(self.monitor.partition("@")[2])
 
     @property
     def monitor_mode(self) -> str:

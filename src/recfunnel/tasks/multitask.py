@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from recfunnel.data.batch import Batch
+from recfunnel.data.sources import random_order
 from recfunnel.errors import ConfigError
 from recfunnel.tasks.base import Task, single_task_from_dict
 
@@ -61,6 +62,10 @@ class MultiTask:
         return tuple(t.label for t in self.tasks)
 
     def loss(self, logits: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
+        if not isinstance(logits, dict) or set(self.labels) - set(logits):
+            got = sorted(logits) if isinstance(logits, dict) else f"one {type(logits).__name__}"
+            raise ConfigError(f"a MultiTask over {list(self.labels)} needs a model returning {{label: logits}} for "
+                              f"each; got {got}. Train a multi-task model (e.g. shared_bottom).")
         total = torch.zeros((), dtype=torch.float32, device=next(iter(logits.values())).device)
         for task in self.tasks:
             weight, own = self.weights[task.label], logits[task.label]
@@ -93,7 +98,7 @@ class MultiTask:
         return row
 
     def order(self, size: int, generator: torch.Generator, batch: Batch) -> torch.Tensor:
-        return torch.randperm(size, generator=generator)
+        return random_order(size, generator, batch)
 
     def to_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "tasks": [t.to_dict() for t in self.tasks], "weights": self.weights,

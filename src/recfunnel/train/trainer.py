@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
+from recfunnel.data.checks import plain
 from recfunnel.data.sources import BatchSource, InMemory
 from recfunnel.errors import ConfigError, DataError, TrainingDivergedError
 from recfunnel.models.base import split_output
@@ -171,7 +172,10 @@ class Trainer:
                     if valid is not None:
                         metrics = task.summary(self.evaluate(model, task, valid)) if isinstance(valid, Batch) \
                             else valid(model)
-                        row.update({f"valid_{k}": v for k, v in metrics.items()})
+                        if task.monitor not in metrics:  # else early stopping would silently never act
+                            raise ConfigError(f"validation gave {sorted(metrics)}, not the monitored metric "
+                                              f"{task.monitor!r}; return it, or monitor one of these.")
+                        row.update({f"valid_{k}": plain(v) for k, v in metrics.items()})
                     run.history.append(row)
                     run.epoch += 1
                     for hook in hooks:
@@ -203,7 +207,7 @@ class Trainer:
     # -- loop pieces ----------------------------------------------------------------------------
     def _source(self, train: Batch | BatchSource, task: Task | MultiTask) -> BatchSource:
         if isinstance(train, Batch):
-            return InMemory(train.to(self.device), shuffle=self.shuffle, order=task.order)
+            return InMemory(train.to(self.device), shuffle=self.shuffle)
         if not isinstance(train, BatchSource):
             raise ConfigError(f"train must be a Batch or a BatchSource (InMemory, BlockStream); got "
                               f"{type(train).__name__}.")
@@ -222,7 +226,7 @@ class Trainer:
         model.train()
         torch.manual_seed(self.seed + run.epoch)  # dropout noise per epoch, so a resumed run matches
         total, rows, started = torch.zeros((), dtype=torch.float64), 0, time.perf_counter()
-        for step, batch in enumerate(source.batches(self.batch_size, epoch=run.epoch, seed=self.seed)):
+        for step, batch in enumerate(source.batches(self.batch_size, epoch=run.epoch, seed=self.seed, order=task.order)):
             batch = batch.to(self.device)
             logits, auxiliary = split_output(model(batch))
             loss = task.loss(logits, batch)

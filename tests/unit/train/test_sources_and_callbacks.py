@@ -113,3 +113,22 @@ def test_a_validation_function_drives_early_stopping_and_restores_the_best_epoch
     assert result.stopped_early and result.best_epoch == 2 and result.best_score == 0.60
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, states[1][name])  # the weights the best score was measured on
+
+
+def test_a_stream_shuffles_with_the_tasks_order_so_ranking_lists_stay_whole():
+    from recfunnel.tasks import GROUP, RankingTask
+
+    groups = torch.arange(40).repeat_interleave(4)  # 40 lists of 4 rows
+    rows = Batch({"x": torch.arange(160)}, {"taken": (torch.arange(160) % 4 == 0).float(), GROUP: groups})
+    stream = BlockStream(_blocks(rows, 32), shuffle_buffer=64)
+    batches = list(stream.batches(16, epoch=0, seed=1, order=RankingTask("taken").order))
+    pieces = sum(len(torch.unique(b.labels[GROUP])) for b in batches)
+    assert pieces == 40  # every list in one batch: 16 rows hold exactly 4 whole lists
+    assert sorted(torch.cat([b.features["x"] for b in batches]).tolist()) == list(range(160))
+
+
+def test_a_validation_without_the_monitored_metric_is_refused():
+    model = DeepFM(toy_schema(), embedding_dim=4, hidden_units=(8,))
+    with pytest.raises(ConfigError, match="not the monitored metric 'auc'"):
+        Trainer(max_epochs=2, batch_size=16, progress=False).fit(
+            model, BinaryTask("click"), toy_batch(batch_size=64), lambda m: {"AUC": 0.5})

@@ -40,7 +40,7 @@ from recfunnel.data.interactions import (
     side_schema,
     to_index,
 )
-from recfunnel.errors import NotFittedError
+from recfunnel.errors import DataError, NotFittedError
 from recfunnel.schema import Schema
 
 
@@ -111,8 +111,16 @@ class RetrievalModel:
         return self._score(*self.read(batch))
 
     def similar(self, batch: Batch) -> torch.Tensor:
-        """(B, num_items) similarity of each item in ``batch.features["item"]`` to every item."""
-        return self._similar(to_index(batch.features["item"]).numpy())
+        """(B, num_items) similarity of each item in ``batch.features["item"]`` to every item.
+
+        Raises:
+            DataError: A code is padding or out of vocabulary: no item to be similar to.
+        """
+        items = to_index(batch.features["item"]).numpy()
+        if (items < 0).any():
+            raise DataError("similar() needs catalogue items; the batch holds padding or out-of-vocabulary codes "
+                            f"at rows {np.flatnonzero(items < 0)[:5].tolist()}.")
+        return self._similar(items)
 
     # -- index-space hooks ----------------------------------------------------------------------
     def _query_vectors(self, users: np.ndarray, history: History) -> torch.Tensor:
