@@ -78,7 +78,7 @@ def test_build_rejects_bad_configs(cli, trained, tmp_path):
     code, _, err = cli("build", _config(trained, tmp_path, ranks={"artifact": "x"}))
     assert code == 2 and "unknown funnel config option 'ranks'; did you mean 'rank'" in err
     code, _, err = cli("build", _config(trained, tmp_path, rank={"artifact": str(trained[2] / "recall/1-itemcf")}))
-    assert code == 2 and "which cannot score rows" in err
+    assert code == 2 and "needs a fitted scorer with predict(rows)" in err
 
 
 def test_demo_without_serving_prints_both_tables(cli, tmp_path):

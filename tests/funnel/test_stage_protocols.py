@@ -49,9 +49,9 @@ def test_a_users_recall_stage_and_reranker_join_the_funnel(shared, data):
     picks = _picks(data, user)
     funnel = Funnel([*shared.recall, Editorial(picks)], items=data.items, users=data.users)
     stages = funnel.run(np.asarray([user], dtype=object), 200)
-    proposed = {item: names for item, names in zip(
-        funnel.catalogue.ids[stages.final.items[0][stages.final.valid[0]]],
-        [[s.name for j, s in enumerate(funnel.recall) if b >> j & 1] for b in stages.final.sources[0]], strict=False)}
+    valid = stages.final.valid[0]
+    proposed = {item: [s.name for j, s in enumerate(funnel.recall) if bits >> j & 1] for item, bits in zip(
+        funnel.catalogue.ids[stages.final.items[0][valid]], stages.final.sources[0][valid], strict=True)}
     assert all("editorial" in proposed[p] for p in picks)
     dropped = Funnel([*shared.recall, Editorial(picks)], rerank=[DropIds(picks[:1])], items=data.items,
                      users=data.users).recommend(user, k=200)
@@ -87,5 +87,36 @@ def test_merged_candidates_say_at_what_rank_each_source_proposed_them(shared, da
                    if item >= 0 and rank > 0}
             assert got == own
     assert (merged.ranks.max(axis=2)[merged.valid] > 0).all()  # every candidate came from some source
-    assert merged.item_ids[0][0] == query.catalogue.ids[merged.items[0, 0]]  # raw ids, through every stage
-    assert shared.rank(query, merged).item_ids[0][0] is not None
+    ranked = shared.rank(query, merged)  # raw ids travel through every stage
+    assert set(ranked.item_ids[0][ranked.valid[0]]) == set(merged.item_ids[0][merged.valid[0]])
+
+
+class Broken(RecallStage):
+    name, k = "broken", 1
+
+    def __init__(self, answer) -> None:
+        self.answer = answer
+
+    def __call__(self, query):
+        return self.answer(query)
+
+    def to_dict(self) -> dict:
+        return {}
+
+
+def test_a_stage_that_returns_something_else_is_named_in_the_error(shared, data):
+    import pytest
+
+    from recfunnel.errors import ConfigError
+
+    user = np.asarray([str(data.clicks_train["user_id"].iloc[0])], dtype=object)
+    tuple_stage = Funnel([*shared.recall, Broken(lambda q: (np.zeros((1, 1)), np.zeros((1, 1))))], items=data.items)
+    with pytest.raises(ConfigError, match="recall source 'broken' returned a tuple"):
+        tuple_stage.run(user, 5)
+    two_rows = Broken(lambda q: Candidates.of_source(np.zeros((2, 1), np.int64), np.zeros((2, 1))))
+    with pytest.raises(ConfigError, match="recall source 'broken' returned lists of shape \\(2, 1\\)"):
+        Funnel([*shared.recall, two_rows], items=data.items).run(user, 5)
+    with pytest.raises(ConfigError, match="must be RecallStages"):
+        Funnel([*shared.recall, object()], items=data.items)
+    with pytest.raises(ConfigError, match="recall k must be an integer in \\[1, 100,000\\]"):
+        type(shared.recall[0])(shared.recall[0].retriever, k=10**9)

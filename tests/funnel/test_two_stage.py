@@ -12,7 +12,7 @@ from scipy import sparse
 from recfunnel.errors import ConfigError, DataError, SchemaError
 from recfunnel.estimators.retriever import Retriever
 from recfunnel.funnel import Candidates, Catalogue, Funnel, Recall
-from recfunnel.funnel.features import candidate_features, feature_names, item_stats, positions
+from recfunnel.funnel.features import candidate_features, feature_names, positions
 from recfunnel.funnel.two_stage import Holdout, RankSpec, RecallSpec, candidate_rows, fit_two_stage
 
 
@@ -171,5 +171,5 @@ def test_item_stats_count_interactions_and_time_since_the_last():
     frame = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": ["a", "b", "a", "c", "a"], "ts": [5, 1, 2, 9, 7]})
     source = Recall(Retriever("popularity", time_col="ts").fit(frame), k=3)
     catalogue = Catalogue(pd.DataFrame({"item_id": ["c", "b", "a", "new"]}))
-    popularity, recency = item_stats(source, catalogue)
+    popularity, recency = source.item_stats(catalogue)
     assert popularity.tolist() == [1.0, 1.0, 3.0, 0.0] and recency.tolist() == [0.0, 8.0, 2.0, 0.0]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,6 +35,27 @@ ENCODER_FORMAT = "recfunnel-encoder/1"
 PAD, OOV = 0, 1
 _ON_NAN = ("mean", "error")
 IdFeature = Categorical | MultiCategorical | Sequence
+
+
+#: True inside ``quiet_nan()``: NaN values are filled as usual, without the warning (per thread).
+QUIET_NAN: contextvars.ContextVar[bool] = contextvars.ContextVar("recfunnel_quiet_nan", default=False)
+
+
+@contextlib.contextmanager
+def quiet_nan() -> Iterator[None]:
+    """Encode without the missing-value warning in this thread (for callers that leave values
+    missing on purpose, as the funnel's rank stage does for unknown context and explanations).
+
+    Example:
+        >>> with quiet_nan():
+        ...     QUIET_NAN.get()
+        True
+    """
+    token = QUIET_NAN.set(True)
+    try:
+        yield
+    finally:
+        QUIET_NAN.reset(token)
 
 
 class FeatureEncoder:
@@ -219,7 +243,7 @@ class FeatureEncoder:
         if self.on_nan == "error":
             raise SchemaError(f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}); "
                               f"fill or drop them before encoding, or use FeatureEncoder(schema, on_nan='mean').")
-        if not self.warn_nan:
+        if not self.warn_nan or QUIET_NAN.get():
             return
         filled = "the padding index 0" if spec.transform == "bucketize" else "the training mean"
         warnings.warn(f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}); "

@@ -64,9 +64,6 @@ def funnel_from_config(config: dict[str, Any], *, train: Any = None, user_col: s
         spec = config["rank"] if isinstance(config["rank"], dict) else {"artifact": config["rank"]}
         _check(spec, RANK_KEYS, "rank")
         ranker = load(spec["artifact"])
-        if not callable(getattr(ranker, "predict", None)):
-            raise ConfigError(f"rank artifact {spec['artifact']!r} holds a {type(ranker).__name__}, which cannot score "
-                              "rows; give a ranker, GBDT+LR or FTRL artifact.")
         first = next((r.columns for r in recall if r.columns is not None), None)
         if first is None:
             raise ConfigError("a funnel needs at least one recall source with an artifact to know users and items.")

@@ -52,7 +52,7 @@ def candidate_features(sources: Sequence[Any], lists: Sequence[tuple[np.ndarray,
         merged: The merged candidates (B, N).
         catalogue: The item catalogue.
         seen: (B, len(catalogue)) the users' known interactions.
-        stats: (popularity, recency) per catalogue item (see ``item_stats``).
+        stats: (popularity, recency) per catalogue item (see ``RecallStage.item_stats``).
     """
     items = merged.items
     out: dict[str, np.ndarray] = {}
@@ -80,9 +80,3 @@ def candidate_features(sources: Sequence[Any], lists: Sequence[tuple[np.ndarray,
     out["item_recency"] = recency[index]
     out["user_activity"] = np.broadcast_to(np.diff(seen.indptr).astype(np.float32)[:, None], items.shape)
     return out
-
-
-def item_stats(source: Any, catalogue: Catalogue) -> tuple[np.ndarray, np.ndarray]:
-    """(popularity, recency) of every catalogue item from a recall source's training data (see
-    ``RecallStage.item_stats``)."""
-    return source.item_stats(catalogue)

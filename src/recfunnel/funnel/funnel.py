@@ -21,7 +21,7 @@ from recfunnel.estimators.results import Recommendation, Recommendations
 from recfunnel.funnel.candidates import MAX_K, Candidates, Query
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.funnel.evaluate import evaluate_funnel
-from recfunnel.funnel.features import candidate_features, feature_names, item_stats
+from recfunnel.funnel.features import candidate_features, feature_names
 from recfunnel.funnel.rank import Rank
 from recfunnel.funnel.recall import RecallStage
 from recfunnel.funnel.rerank import Filter, Reranker, lookup, reranker_from_dict
@@ -40,8 +40,6 @@ class Stages:
     ranked: np.ndarray
     final: Candidates
     history: np.ndarray  # (B, H) catalogue indices of recent items, oldest first, -1 padded
-    scored: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # each source's (items, scores)
-    seen: sparse.csr_matrix | None = None
     reranked: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (reranker, (B, k)) after each step
 
 
@@ -71,6 +69,10 @@ class Funnel:
     def __init__(self, recall: Sequence[RecallStage], rank: Any = None,
                  rerank: Sequence[Reranker] = (), *, items: pd.DataFrame | None = None,
                  users: pd.DataFrame | None = None) -> None:
+        if not all(isinstance(s, RecallStage) for s in recall):
+            odd = next(type(s).__name__ for s in recall if not isinstance(s, RecallStage))
+            raise ConfigError(f"recall sources must be RecallStages (Recall(retriever), NewItems(), or a subclass); "
+                              f"got a {odd}.")
         learnt = [s for s in recall if s.columns is not None]  # sources that learnt from interactions
         if not learnt:
             raise ConfigError("a Funnel needs at least one Recall(retriever) source to know users and items.")
@@ -82,7 +84,10 @@ class Funnel:
             raise ConfigError(f"recall source names must be distinct; got {names}. Pass Recall(..., name=...).")
         if len(recall) > 61:
             raise ConfigError(f"at most 61 recall sources; got {len(recall)}.")
-        columns = learnt[0].columns or {}
+        columns = learnt[0].columns
+        if not isinstance(columns, dict) or not {"user_col", "item_col"} <= set(columns):
+            raise ConfigError(f"recall source {learnt[0].name!r}: columns must name user_col and item_col; "
+                              f"got {columns!r}.")
         self.user_key, self.item_key = str(columns["user_col"]), str(columns["item_col"])
         self.recall, self.rerank = list(recall), list(rerank)
         self._base = learnt[0]  # the users' history, and the popularity of backfill and candidate features
@@ -146,11 +151,10 @@ class Funnel:
         ranked = self.rank(query, merged) if self.rank is not None and merged.items.shape[1] else merged
         final, steps = ranked, []
         for step in ([request] if request is not None else []) + self.rerank:
-            final = step(query, final)
+            final = _checked(step(query, final), f"reranker {step.name!r}", len(users))
             steps.append((step.name, final.items[:, :k]))
         final = self._new_item_places(final, k)
-        return Stages([c.items for c in lists], merged.items, ranked.items, final.head(k), query.history,
-                      [(c.items, c.scores) for c in lists], query.seen, steps)
+        return Stages([c.items for c in lists], merged.items, ranked.items, final.head(k), query.history, steps)
 
     def query(self, users: np.ndarray, k: int, *, recent: list[list[Any]] | None = None,
               context: dict[str, Any] | None = None) -> Query:
@@ -179,7 +183,7 @@ class Funnel:
                      allowed: np.ndarray | None = None) -> tuple[list[Candidates], Candidates]:
         """Every recall source's Candidates and their merge (less ``exclude``; with ``allowed``
         items, backfilled to ``query.k`` that pass), with the candidate features the ranker reads."""
-        lists = [source(query) for source in self.recall]
+        lists = [_checked(source(query), f"recall source {source.name!r}", len(query.users)) for source in self.recall]
         found = [c.items for c in lists]
         merged = Candidates.merge(found, catalogue=query.catalogue)
         filler = self._backfill(merged, allowed, query.seen, query.k) if allowed is not None else None
@@ -198,7 +202,7 @@ class Funnel:
         pool = np.flatnonzero(allowed)
         if not short.any() or pool.size == 0:
             return None
-        popular = pool[np.argsort(-item_stats(self._base, self.catalogue)[0][pool], kind="stable")]
+        popular = pool[np.argsort(-self._base.item_stats(self.catalogue)[0][pool], kind="stable")]
         width = min(popular.size, k + int(np.diff(seen.indptr).max(initial=0)))  # k unseen ones at least
         filler = np.broadcast_to(popular[:width], (len(short), width)).copy()
         filler[lookup(seen, filler) | ~short[:, None]] = -1
@@ -208,19 +212,22 @@ class Funnel:
                            seen: sparse.csr_matrix) -> dict[str, np.ndarray]:
         """What the recall stage knew about each of ``candidates`` (see ``recfunnel.funnel.features``)."""
         return candidate_features(self.recall, [(c.items, c.scores) for c in lists], candidates, self.catalogue,
-                                  seen, item_stats(self._base, self.catalogue))
+                                  seen, self._base.item_stats(self.catalogue))
 
     def user_history(self, users: np.ndarray, recent: list[list[Any]] | None) -> tuple[sparse.csr_matrix, np.ndarray]:
         """Seen items (B, len(catalogue)) CSR and recent items (B, H) in catalogue indices, -1
         padded, oldest first, of (B,) raw users: their training history plus ``recent``."""
         found = self._base.user_history(users, recent, self.catalogue)
-        assert found is not None  # the base source learnt from interactions: it knows users
+        if found is None:
+            raise ConfigError(f"recall source {self._base.name!r} names id columns but gives no user_history; a "
+                              "source that learnt from interactions must say what each user took.")
         return found
 
     def known_users(self) -> IdMap:
         """The ids of the users the funnel has a training history for (``.ids``, ``.index(raw ids)``)."""
         found = self._base.known_users()
-        assert found is not None  # the base source learnt from interactions
+        if found is None:
+            raise ConfigError(f"recall source {self._base.name!r} names id columns but gives no known_users.")
         return found
 
     @property
@@ -345,6 +352,17 @@ class Funnel:
                 ok = found >= 0
                 return [plain(v) for v in self.catalogue.ids[found[ok]]], [float(v) for v in scores[ok]]
         return [], []
+
+
+def _checked(candidates: Any, stage: str, users: int) -> Candidates:
+    """A stage's output, refused with its name unless it is Candidates with a row per user."""
+    if not isinstance(candidates, Candidates):
+        raise ConfigError(f"{stage} returned a {type(candidates).__name__}; a stage returns Candidates "
+                          "(Candidates.of_source or Candidates.from_ids build them).")
+    if candidates.items.ndim != 2 or len(candidates.items) != users:
+        raise ConfigError(f"{stage} returned lists of shape {candidates.items.shape}; it needs one row per user "
+                          f"({users}).")
+    return candidates
 
 
 def _catalogue(items: pd.DataFrame | None, sources: list[RecallStage], key: str) -> Catalogue:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import warnings
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 
 from recfunnel.data.batch import Batch
 from recfunnel.data.checks import plain
-from recfunnel.data.encoder import OOV
+from recfunnel.data.encoder import OOV, quiet_nan
 from recfunnel.data.interactions import lookup_ids, normalize_ids
 from recfunnel.errors import ConfigError, SchemaError
 from recfunnel.estimators.ranker import Ranker
@@ -51,8 +50,9 @@ class Rank:
     def __init__(self, ranker: Ranker, *, users: pd.DataFrame | None = None, user_key: str = "user_id",
                  item_key: str = "item_id", context: dict[str, Any] | None = None,
                  candidate_features: list[str] | None = None) -> None:
-        if not callable(getattr(ranker, "predict", None)):
-            raise ConfigError(f"the Rank stage needs a fitted scorer with predict(rows); got {type(ranker).__name__}.")
+        if not callable(getattr(ranker, "predict", None)) or not hasattr(ranker, "feature_names_"):
+            raise ConfigError(f"the Rank stage needs a fitted scorer with predict(rows) and feature_names_ (its "
+                              f"input columns); got {type(ranker).__name__}.")
         labels = list(getattr(ranker, "labels_", ()))
         if len(labels) > 1:
             raise ConfigError(f"the Rank stage orders candidates by one score; ranker {ranker.model_name!r} predicts "
@@ -66,8 +66,7 @@ class Rank:
         if self.encoder is not None:
             self.encoder.on_nan = "mean"  # missing user or context values get the training mean, silently
             self.encoder.warn_nan = False
-        self._features = ([spec.name for spec in self.schema.inputs] if self.encoded and self.schema is not None
-                          else [str(name) for name in ranker.feature_names_])
+        self._features = [str(name) for name in ranker.feature_names_]
         self.user_key, self.item_key = user_key, item_key
         self.context_defaults = dict(context or {})
         self.candidate_features = list(candidate_features or [])
@@ -268,8 +267,7 @@ class Rank:
 
     def _predict_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """A scorer's ``predict`` over raw rows, in chunks (evaluation scores many users at once)."""
-        with warnings.catch_warnings():  # unknown values are None on purpose (explanations, missing context)
-            warnings.filterwarnings("ignore", message=r".*NaN value", category=UserWarning)
+        with quiet_nan():  # unknown values are None on purpose (explanations, missing context)
             out = [np.asarray(self.ranker.predict(frame.iloc[start:start + CHUNK_ROWS]), dtype=np.float32).ravel()
                    for start in range(0, len(frame), CHUNK_ROWS)]
         return np.concatenate(out) if out else np.zeros(0, np.float32)

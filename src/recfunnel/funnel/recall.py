@@ -19,6 +19,10 @@ from recfunnel.funnel.candidates import Candidates, Query
 from recfunnel.funnel.catalogue import Catalogue
 from recfunnel.models.retrieval.base import RetrievalModel
 
+#: The most candidates one source proposes per user: a funnel YAML or artifact cannot ask for more
+#: (a request holds users x k candidates in memory).
+MAX_RECALL_K = 100_000
+
 
 class RecallStage:
     """A recall source: ``__call__(query) -> Candidates``, each user's list best first.
@@ -111,8 +115,8 @@ class Recall(RecallStage):
     """
 
     def __init__(self, retriever: Retriever, *, k: int = 100, name: str | None = None) -> None:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ConfigError(f"recall k must be a positive integer; got {k!r}.")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_RECALL_K:
+            raise ConfigError(f"recall k must be an integer in [1, {MAX_RECALL_K:,}]; got {k!r}.")
         if retriever.model_ is None or retriever.data_ is None:  # a NotFittedError now, not at the first request
             raise NotFittedError("This Retriever is not fitted yet; call fit(...) or recfunnel.load(path) first.")
         self.retriever, self.k = retriever, int(k)
@@ -289,8 +293,8 @@ class NewItems(RecallStage):
     name = "new"
 
     def __init__(self, *, k: int = 20, column: str | None = "category", places: int = 1) -> None:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ConfigError(f"new-item recall k must be a positive integer; got {k!r}.")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= MAX_RECALL_K:
+            raise ConfigError(f"new-item recall k must be an integer in [1, {MAX_RECALL_K:,}]; got {k!r}.")
         if isinstance(places, bool) or not isinstance(places, (int, np.integer)) or not 0 <= places <= k:
             raise ConfigError(f"new-item places must be an integer in [0, k={k}]; got {places!r}.")
         self.k, self.column, self.places = int(k), column, int(places)

@@ -82,7 +82,7 @@ def read_funnel(path: str | Path) -> dict[str, Any]:
         rank = None
         if config.get("rank"):
             spec = config["rank"]
-            scorer = _stage(root, spec["path"], "scorer", lambda stage: callable(getattr(stage, "predict", None)))
+            scorer = _stage(root, spec["path"], "scorer", lambda stage: True)  # Rank says what it cannot score
             rank = Rank(scorer, users=users, user_key=spec["user_key"],
                         item_key=spec["item_key"], context=spec.get("context"),
                         candidate_features=spec.get("candidate_features"))
