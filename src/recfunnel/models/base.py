@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, TypeVar
@@ -89,7 +91,8 @@ class MultiTaskModel(RecModel):
 
 
 #: Constructor arguments of an estimator that come from the data or the run, not the model section.
-ESTIMATOR_RUN_ARGS = ("label", "schema", "trainer", "seed", "on_nan", "negative_sampling", "allow_single_class")
+ESTIMATOR_RUN_ARGS = ("label", "schema", "trainer", "seed", "on_nan", "negative_sampling", "allow_single_class",
+                      "group", "objective", "monitor")
 
 
 @dataclass(frozen=True)
@@ -191,26 +194,50 @@ def get_model(name: str) -> ModelInfo:
     )
 
 
-def _check_type(model: str, key: str, value: Any, default: Any) -> None:
-    """Refuse a value of another type than the option's default, so that a TypeError raised while
-    building a model is the model's own bug, not a config typo."""
-    if value is None:  # "off" for options that allow it; the model checks
-        ok = True
-    elif isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif isinstance(default, tuple):
-        ok = isinstance(value, tuple)
-    elif isinstance(default, str):
-        ok = isinstance(value, str)
-    else:  # None and other defaults: the model checks the value itself
-        ok = True
-    if not ok:
-        raise ConfigError(f"option {key!r} of model {model!r} must be {type(default).__name__} like its default "
-                          f"{default!r}; got {type(value).__name__} {value!r}.")
+def _check_type(model: str, key: str, value: Any, hint: Any) -> None:
+    """Refuse a value that does not fit the option's annotation (``int | None``, ``tuple[int, ...]``,
+    ``Literal[...]``, ...), so that a TypeError raised while building a model is the model's own
+    bug, not a config typo."""
+    if not _fits(value, hint):
+        shown = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+        raise ConfigError(f"option {key!r} of model {model!r} must be {shown}; got {type(value).__name__} {value!r}.")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits a type annotation; what this cannot judge (Any, classes of the model's
+    own) passes, and the model checks it."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return value in args
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple or hint is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(v, args[0]) for v in value)
+        return not args or (len(args) == len(value) and all(_fits(v, a) for v, a in zip(value, args, strict=True)))
+    return True
+
+
+def _hints(cls: Any) -> dict[str, Any]:
+    """The constructor's annotations, resolved; none when they cannot be (a plugin's forward references)."""
+    try:
+        return typing.get_type_hints(cls.__init__)
+    except Exception:  # noqa: BLE001 - unresolvable annotations only mean no type check before building
+        return {}
 
 
 def list_models(kind: str | None = None) -> list[ModelInfo]:
@@ -234,11 +261,14 @@ def build_model(name: str, schema: Schema, params: dict[str, Any] | None = None)
             options = f"Valid: {', '.join(sorted(valid))}." if valid else f"Model {info.name!r} takes no options."
             hint = did_you_mean(key, list(valid))
             raise ConfigError(f"unknown option {key!r} for model {info.name!r}{hint}{' ' if hint else '. '}{options}")
+    hints = _hints(info.cls)
     for key, default in valid.items():
-        if isinstance(default, tuple) and isinstance(params.get(key), list):
+        if key not in params:
+            continue
+        hint = hints.get(key, Any if default is None else type(default))  # a plugin without annotations
+        if isinstance(params[key], list) and _fits(tuple(params[key]), hint):  # YAML has lists, not tuples
             params[key] = tuple(params[key])
-        if key in params:
-            _check_type(info.name, key, params[key], default)
+        _check_type(info.name, key, params[key], hint)
     try:
         return info.cls(schema, **params)
     except ValueError as exc:

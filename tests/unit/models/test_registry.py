@@ -14,8 +14,8 @@ import torch
 from recfunnel import Ranker, load
 from recfunnel.cli.main import main
 from recfunnel.datasets import make_shop
-from recfunnel.errors import ArtifactError, ModelNotFoundError
-from recfunnel.models import get_model
+from recfunnel.errors import ArtifactError, ConfigError, ModelNotFoundError
+from recfunnel.models import build_model, get_model
 from recfunnel.models.base import _REGISTRY
 
 PLUGIN = '''
@@ -88,3 +88,30 @@ def test_cli_plugin_option_imports_the_named_module(plugin: str, capsys: pytest.
 def test_cli_plugin_option_errors(name: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--plugin", name, "models"]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("name", "params", "message"), [
+    ("dcnv2", {"low_rank": "8"}, "'low_rank' of model 'dcnv2' must be int \\| None; got str '8'"),
+    ("deepfm", {"hidden_units": [64, "a"]}, "'hidden_units' of model 'deepfm' must be tuple\\[int, ...\\]"),
+    ("popularity", {"half_life": "3"}, "'half_life' of model 'popularity' must be float \\| None"),
+])
+def test_options_are_checked_against_their_annotations(name, params, message):
+    """A wrong type in an option whose default is None, or inside a tuple, is a ConfigError, not
+    a TypeError from deep inside the model."""
+    from recfunnel.data.interactions import retrieval_schema
+    from recfunnel.testing import toy_schema
+
+    schema = retrieval_schema(3, 4) if name == "popularity" else toy_schema()
+    with pytest.raises(ConfigError, match=message):
+        build_model(name, schema, params)
+    assert build_model("deepfm", toy_schema(), {"hidden_units": [8, 4]}) is not None  # YAML lists become tuples
+
+
+def test_a_data_option_is_not_also_an_estimator_hyperparameter():
+    from recfunnel.config import validate
+    from recfunnel.estimators import get_model as estimator_info
+
+    assert "group" not in estimator_info("lambdarank").hyperparameters()
+    with pytest.raises(ConfigError, match="unknown option 'group' for model 'lambdarank'"):
+        validate({"model": {"name": "lambdarank", "group": "user_id"},
+                  "data": {"train": "t.csv", "label": "taken", "group": "user_id"}})
