@@ -7,9 +7,9 @@ feature effects and the items' attributes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -50,67 +50,100 @@ class Recommendation:
                     self.attributes or [{}] * len(self.item_ids), strict=True)]
 
 
-class Recommendations(list[Recommendation]):
-    """Several users' lists: a list of ``Recommendation`` with array views for batch use.
+class Recommendations(Sequence[Recommendation]):
+    """Several users' lists: a sequence of ``Recommendation`` with array views for batch use.
 
     ``items`` (B, width) raw ids (None where a list is short), ``scores`` (B, width) (-inf there),
     ``valid`` (B, width) and ``keys`` (B,); ``key`` names what the lists are for: "user_id" for
-    recommendations, "query_item" for similar items.
+    recommendations, "query_item" for similar items. Lists made from arrays (a Retriever's) keep
+    them, and build a user's ``Recommendation`` only when it is asked for; lists made from rows (a
+    funnel's) build the arrays once, when first asked for.
 
     Example:
         >>> lists = Recommendations([Recommendation("u1", ["a", "b"], [2.0, 1.0], [["pop"], ["pop"]]),
         ...                          Recommendation("u2", ["c"], [5.0], [["pop"]])], width=2)
-        >>> lists.items.tolist(), lists.valid.sum()
-        ([['a', 'b'], ['c', None]], np.int64(3))
+        >>> lists.items.tolist(), int(lists.valid.sum()), lists[1].item_ids
+        ([['a', 'b'], ['c', None]], 3, ['c'])
     """
 
     def __init__(self, rows: Iterable[Recommendation] = (), *, key: str = "user_id", width: int | None = None) -> None:
-        super().__init__(rows)
+        self._rows: list[Recommendation | None] = list(rows)
         self.key = key
-        self.width = max([len(r.item_ids) for r in self] + [width or 0])
+        self.width = max([len(r.item_ids) for r in self._rows if r is not None] + [width or 0])
+        self._arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._source = ""
 
     @classmethod
     def from_arrays(cls, keys: np.ndarray, items: np.ndarray, scores: np.ndarray, valid: np.ndarray, *,
                     source: str, key: str = "user_id") -> Recommendations:
         """Lists from (B, k) arrays of raw ids and scores, ``valid`` marking the places that hold an item."""
-        rows = []
-        for user, ids, values, ok in zip(keys, items, scores, valid, strict=True):  # one object per user
-            kept = [plain(i) for i in ids[ok]]
-            rows.append(Recommendation(plain(user), kept, [float(s) for s in values[ok]], [[source]] * len(kept)))
-        return cls(rows, key=key, width=items.shape[1])
+        lists = cls(key=key, width=items.shape[1])
+        items = np.asarray(items, dtype=object).copy()
+        items[~valid] = None
+        lists._rows = [None] * len(keys)
+        lists._arrays = (np.asarray(keys, dtype=object), items,
+                         np.where(valid, scores, -np.inf).astype(np.float32), np.asarray(valid, dtype=bool))
+        lists._source = source
+        return lists
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Recommendation: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Recommendation]: ...
+
+    def __getitem__(self, index: int | slice) -> Recommendation | list[Recommendation]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        row = self._rows[index]
+        if row is None:  # made from arrays: this user's row, built now
+            keys, items, scores, valid = self._views()
+            ok = valid[index]
+            kept = [plain(i) for i in items[index][ok]]
+            row = Recommendation(plain(keys[index]), kept, scores[index][ok].astype(float).tolist(),
+                                 [[self._source]] * len(kept))
+            self._rows[index] = row
+        return row
+
+    def _views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self._arrays is None:
+            rows = [self[i] for i in range(len(self))]
+            items = np.full((len(rows), self.width), None, dtype=object)
+            scores = np.full((len(rows), self.width), -np.inf, dtype=np.float32)
+            for position, r in enumerate(rows):  # once per list, for a funnel's few users
+                items[position, :len(r.item_ids)] = r.item_ids
+                scores[position, :len(r.scores)] = r.scores
+            keys = np.empty(len(rows), dtype=object)
+            keys[:] = [r.user_id for r in rows]
+            self._arrays = (keys, items, scores, np.arange(self.width)[None, :] < np.array(
+                [len(r.item_ids) for r in rows], dtype=np.int64)[:, None])
+        return self._arrays
 
     @property
     def keys(self) -> np.ndarray:
-        out = np.empty(len(self), dtype=object)
-        out[:] = [r.user_id for r in self]
-        return out
-
-    @property
-    def valid(self) -> np.ndarray:
-        return np.arange(self.width)[None, :] < np.array([len(r.item_ids) for r in self], dtype=np.int64)[:, None]
+        return self._views()[0]
 
     @property
     def items(self) -> np.ndarray:
-        out = np.full((len(self), self.width), None, dtype=object)
-        for row, r in enumerate(self):
-            out[row, :len(r.item_ids)] = r.item_ids
-        return out
+        return self._views()[1]
 
     @property
     def scores(self) -> np.ndarray:
-        out = np.full((len(self), self.width), -np.inf, dtype=np.float32)
-        for row, r in enumerate(self):
-            out[row, :len(r.scores)] = r.scores
-        return out
+        return self._views()[2]
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self._views()[3]
 
     def to_frame(self, key: str | None = None) -> pd.DataFrame:
         """Long format: one row per (key, rank) with the item and its score."""
-        key = key or self.key
-        lengths = [len(r.item_ids) for r in self]
-        return pd.DataFrame({key: np.repeat(self.keys, lengths),
-                             "rank": np.concatenate([np.arange(1, n + 1) for n in lengths] or [np.zeros(0, int)]),
-                             "item_id": [i for r in self for i in r.item_ids],
-                             "score": np.asarray([s for r in self for s in r.scores], dtype=np.float32)})
+        keys, items, scores, valid = self._views()
+        rows, ranks = np.nonzero(valid)
+        return pd.DataFrame({key or self.key: keys[rows], "rank": ranks + 1, "item_id": items[rows, ranks],
+                             "score": scores[rows, ranks]})
 
     def to_records(self, key: str | None = None) -> list[dict[str, Any]]:
         """JSON-ready: ``[{key: id, "items": [{"item_id": ..., "score": ...}, ...]}, ...]``."""
