@@ -122,6 +122,9 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
                 + (f"Valid: {', '.join(sorted(valid))}." if valid else f"Model {model['name']!r} takes no options.")
             )
     _check_keys("trainer", config.get("trainer") or {}, list(trainer_options()))
+    seed = config.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ConfigError(f"seed must be an integer >= 0; got {seed!r}.")
     data = config.get("data") or {}
     valid_data = data_options(model["name"])
     wrong = [k for k in data if k not in valid_data and k in DATA_KEYS]

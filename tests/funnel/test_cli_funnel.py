@@ -97,7 +97,7 @@ def test_demo_without_serving_prints_both_tables(cli, tmp_path):
 
 
 def test_build_trains_every_stage_when_the_config_names_models(cli, tmp_path):
-    from tests.funnel.test_two_stage import items_table, walks
+    from .test_two_stage import items_table, walks
 
     walks(num_users=120).to_csv(tmp_path / "log.csv", index=False)
     items_table().to_csv(tmp_path / "items.csv", index=False)

@@ -501,3 +501,28 @@ def test_models_lists_the_estimators_in_a_fresh_process():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert {"gbdt_lr", "ftrl", "lambdarank", "deepfm"} <= {m["name"] for m in json.loads(done.stdout)}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "seed=abc"], "seed must be an integer >= 0; got 'abc'"),
+    (["--set", "negative_sampling=0.5x"], "negative_sampling must be in (0, 1]"),
+])
+def test_run_options_of_the_wrong_type_are_config_errors(cli, tmp_path, args, message):
+    frame = pd.DataFrame({"user_id": [1, 2, 3, 4] * 10, "item_id": [5, 6, 7, 8] * 10, "click": [0, 1] * 20})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    cli("train", "--model", "fm", "--train", tmp_path / "t.csv", "--label", "click", *args).fails(message)
+
+
+def test_a_retrievers_options_and_artifact_are_checked(cli, tmp_path):
+    frame = pd.DataFrame({"user_id": [1, 2, 3, 4] * 10, "item_id": [5, 6, 7, 8] * 10})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    cli("train", "--model", "als", "--train", tmp_path / "t.csv", "--set", "user_col=5").fails(
+        "user_col must name a column")
+    assert cli("train", "--model", "popularity", "--train", tmp_path / "t.csv", "--out", tmp_path / "pop").code == 0
+    cli("predict", tmp_path / "pop", "--data", tmp_path / "t.csv", "--out", tmp_path / "s.csv").fails(
+        "ranks the catalogue rather than scoring rows")
+    cli("evaluate", tmp_path / "pop", "--data", tmp_path / "t.csv", "--k", "1000000000").fails(
+        "k must be an integer in [1, 1000]")
+    config = json.loads((tmp_path / "pop" / "config.json").read_text())
+    (tmp_path / "pop" / "config.json").write_text(json.dumps({**config, "max_history": 10**12}))
+    cli("recommend", tmp_path / "pop", "--user", "1").fails("max_history must be an integer in [1, 10,000]")

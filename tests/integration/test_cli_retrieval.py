@@ -69,7 +69,7 @@ def test_user_errors(cli, board, tmp_path, artifact):
     cli("recommend", artifact, "--user", "1").fails("holds a ranking model")
     out = tmp_path / "pop"
     assert cli("train", "--model", "popularity", "--train", board / "train.csv", "--out", out).code == 0
-    cli("recommend", out, "--user", "1", "--k", "0").fails("k must be a positive integer")
+    cli("recommend", out, "--user", "1", "--k", "0").fails("k must be an integer in [1, 100000]")
     cli("similar", out, "--item", "nope").fails("unknown item id")
     cli("evaluate", out, "--data", board / "test.csv", "--k", "ten").fails("--k expects positive integers")
 

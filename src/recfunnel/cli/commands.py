@@ -125,6 +125,9 @@ def run_predict(args: argparse.Namespace) -> int:
         what = f"{str(blocker)!r} is a file" if blocker else "it is a directory"
         raise ConfigError(f"cannot write --out {args.out!r}: {what}; give a CSV file path such as scores.csv.")
     ranker = load(args.artifact)
+    if not callable(getattr(ranker, "predict", None)) and not isinstance(ranker, Funnel):
+        raise ConfigError(f"{args.artifact!r} holds a {type(ranker).__name__}, which ranks the catalogue rather than "
+                          "scoring rows; use `recfunnel recommend` or `recfunnel evaluate` with it.")
     if isinstance(ranker, Funnel):  # a funnel's rows are scored by its ranker
         if ranker.rank is None:
             raise ConfigError(f"the funnel in {args.artifact!r} has no ranker to score rows with.")

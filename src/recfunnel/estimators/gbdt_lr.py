@@ -17,7 +17,7 @@ from recfunnel.data.batch import Batch
 from recfunnel.data.checks import check_bool, check_two_classes
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.frames import Data, load_frame
-from recfunnel.errors import ConfigError, NotFittedError, SchemaError, did_you_mean
+from recfunnel.errors import ArtifactError, ConfigError, NotFittedError, SchemaError, did_you_mean
 from recfunnel.estimators.artifact import inconsistent, staged_directory
 from recfunnel.estimators.base import (
     FramesFromConfig,
@@ -415,6 +415,23 @@ class GBDTRanker(FramesFromConfig):
         return Path(path)
 
 
+MAX_BOOSTER_BYTES = 256 << 20  # a model file larger than this is refused, not parsed
+
+
+def read_booster(file: Path) -> Any:
+    """A LightGBM booster from its text file in an artifact: a plain file (no symbolic link out of
+    the artifact) of at most ``MAX_BOOSTER_BYTES``.
+
+    Raises:
+        ArtifactError: The file is missing, a link, or too large.
+    """
+    if file.is_symlink() or not file.is_file():
+        raise ArtifactError(f"{str(file)!r} is missing.")
+    if file.stat().st_size > MAX_BOOSTER_BYTES:
+        raise ArtifactError(f"{str(file)!r} is larger than {MAX_BOOSTER_BYTES >> 20} MB; refusing to parse it.")
+    return _lightgbm().Booster(model_str=file.read_text())
+
+
 def load_gbdt(path: str | Path, parts: dict[str, Any]) -> GBDTRanker:
     """Rebuild a GBDTRanker from its artifact directory (``parts`` from ``read_artifact``); no pickle.
 
@@ -432,6 +449,6 @@ def load_gbdt(path: str | Path, parts: dict[str, Any]) -> GBDTRanker:
         ranker.columns_, ranker.categorical_ = list(extra["columns"]), list(extra["categorical"])
         ranker.label_ = str(extra["label"])
         ranker.raw_columns_ = [str(name) for name in extra.get("raw_columns", [])]
-        ranker.booster_ = lightgbm.Booster(model_file=str(root / "gbdt.txt"))
+        ranker.booster_ = read_booster(root / "gbdt.txt")
     ranker.head_ = head
     return ranker

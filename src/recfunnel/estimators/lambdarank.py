@@ -21,14 +21,13 @@ from recfunnel.data.frames import Data, load_frame
 from recfunnel.errors import ArtifactError, ConfigError, SchemaError
 from recfunnel.estimators.artifact import inconsistent, write_artifact
 from recfunnel.estimators.base import Report, infer_for_labels, metrics_report, resolve_labels
-from recfunnel.estimators.gbdt_lr import _lightgbm, feature_matrix, tree_inputs
+from recfunnel.estimators.gbdt_lr import _lightgbm, feature_matrix, read_booster, tree_inputs
 from recfunnel.estimators.ranker import Ranker
 from recfunnel.models import register_estimator
 from recfunnel.schema import Schema
 from recfunnel.tasks import RankingTask
 
 BOOSTER_FILE = "booster.txt"
-MAX_BOOSTER_BYTES = 256 << 20  # a model file larger than this is refused, not parsed
 EARLY_STOPPING_ROUNDS = 50
 
 
@@ -147,14 +146,10 @@ def load_lambdarank(path: str | Path, parts: dict[str, Any]) -> LambdaRanker:
     root, config = Path(path), parts["config"]
     file = root / BOOSTER_FILE
     with inconsistent(root, kind="lambdarank artifact", also=(OSError, lightgbm.basic.LightGBMError)):
-        if file.is_symlink() or not file.is_file():
-            raise ArtifactError(f"{str(file)!r} is missing.")
-        if file.stat().st_size > MAX_BOOSTER_BYTES:
-            raise ArtifactError(f"{str(file)!r} is larger than {MAX_BOOSTER_BYTES >> 20} MB; refusing to parse it.")
         params = {k: config["params"][k] for k in ("num_trees", "num_leaves", "learning_rate", "min_child_samples")}
         ranker = LambdaRanker(label=config["task"]["label"], group=str(config["group"]),
                               schema=Schema.from_dict(parts["schema"]), seed=int(config.get("seed", 2026)), **params)
-        booster = lightgbm.Booster(model_str=file.read_text())
+        booster = read_booster(file)
         columns = [str(c) for c in config["columns"]]
         if booster.feature_name() != columns:
             raise ArtifactError(f"{str(file)!r} was trained on other columns than config.json names.")

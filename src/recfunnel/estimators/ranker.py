@@ -94,7 +94,8 @@ class Ranker(FramesFromConfig):
         self.label_names = label_names(label)
         self.trainer, self.trainer_params = resolve_trainer(trainer, info.cls)
         self.on_nan, self.monitor, self.seed = on_nan, monitor, seed
-        if negative_sampling is not None and not 0.0 < negative_sampling <= 1.0:
+        if negative_sampling is not None and (isinstance(negative_sampling, bool) or not isinstance(
+                negative_sampling, (int, float)) or not 0.0 < negative_sampling <= 1.0):
             raise ConfigError(f"negative_sampling must be in (0, 1] (the share of negatives kept); got {negative_sampling!r}.")
         self.negative_sampling = negative_sampling
         self.allow_single_class = check_bool("allow_single_class", allow_single_class)

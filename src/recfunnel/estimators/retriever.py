@@ -50,6 +50,9 @@ from recfunnel.train import Trainer, TrainResult, Validation
 
 logger = logging.getLogger(__name__)
 KS = (10, 20, 50)
+MAX_LIST_K = 100_000  # the longest list recommend or similar_items returns (B x k is held in memory)
+MAX_EVAL_K = 1_000  # the deepest cut-off evaluate ranks to
+MAX_HISTORY = 10_000  # recent items kept per user: (users x max_history) ids are held in memory
 
 
 class Retriever:
@@ -91,10 +94,15 @@ class Retriever:
                               f"(see `recfunnel models --kind retrieval`).")
         self.model_name, self.params = info.name, dict(params or {})
         self.columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "weight_col": weight_col}
+        for option, column in self.columns.items():
+            if not (isinstance(column, str) and column) and not (column is None and option in ("time_col", "weight_col")):
+                raise ConfigError(f"{option} must name a column (a non-empty string); got {column!r}.")
         # the model's own Trainer defaults (two-tower: its batch size), under the caller's options
         self.trainer, self.trainer_params = resolve_trainer(trainer, info.cls)
         if index not in INDEX_KINDS:
             raise ConfigError(f"index {index!r} is not valid; expected one of {list(INDEX_KINDS)}.")
+        if isinstance(max_history, bool) or not isinstance(max_history, int) or not 1 <= max_history <= MAX_HISTORY:
+            raise ConfigError(f"max_history must be an integer in [1, {MAX_HISTORY:,}]; got {max_history!r}.")
         self.max_history, self.seed = max_history, seed
         self.monitor = RetrievalTask(monitor=monitor).monitor  # a ConfigError names the valid metrics
         self.index, self.index_params = index, dict(index_params or {})
@@ -299,7 +307,7 @@ class Retriever:
                     recent: list[list[Any]] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``recommend`` in index space: (user indices (B,), item indices (B, k) with -1 where a
         list is short, scores (B, k)); for callers that map items themselves (the funnel)."""
-        check_k(k)
+        check_k(k, limit=MAX_LIST_K)
         _, data = self._fitted()
         index = data.user_ids.index(users)
         scores_out, items_out = [], []
@@ -313,7 +321,7 @@ class Retriever:
 
     def similar_items(self, items: Any, k: int = 10) -> Recommendations:
         """The ``k`` items most similar to each raw item id (never the item itself)."""
-        check_k(k)
+        check_k(k, limit=MAX_LIST_K)
         model, data = self._fitted()
         keys = np.atleast_1d(np.asarray(items, dtype=object if np.ndim(items) == 0 else None))
         index = data.item_ids.index(keys)
@@ -416,6 +424,10 @@ class Retriever:
             items unseen in training cannot be ranked and are left out (logged).
         """
         _, data = self._fitted()
+        if not ks:
+            raise ConfigError("evaluate needs at least one cut-off k.")
+        for k in ks:
+            check_k(k, limit=MAX_EVAL_K)
         known = self._known_rows(data, test)
         blocked = self.seen_
         extras: list[Any] = [] if exclude is None else list(exclude) if isinstance(exclude, (list, tuple)) else [exclude]
@@ -563,7 +575,7 @@ def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
     with inconsistent(path, kind="artifact"):
         columns = config["columns"]
         retriever = Retriever(config["model"], params=config.get("params"), trainer=config.get("trainer"),
-                              max_history=int(config.get("max_history", 50)), seed=config.get("seed", 2026),
+                              max_history=config.get("max_history", 50), seed=config.get("seed", 2026),
                               index=config.get("index", "exact"), index_params=config.get("index_params"),
                               monitor=config.get("monitor", "recall@10"),
                               **columns)
