@@ -15,8 +15,10 @@ from recfunnel.data.interactions import item_batch, query_batch
 from recfunnel.models import list_models
 from recfunnel.testing import checkerboard
 
-RETRIEVAL = [info.name for info in list_models("retrieval")]
-LEARNERS = [info.name for info in list_models("retrieval") if info.cls.learns_preferences]
+# a sequential model is a retrieval model that reads the order of the user's items: same contract
+MODELS = list_models("retrieval") + list_models("sequential")
+RETRIEVAL = [info.name for info in MODELS]
+LEARNERS = [info.name for info in MODELS if info.cls.learns_preferences]
 FAST = {"max_epochs": 30, "batch_size": 64, "progress": False}  # trainer options for gradient models
 
 
@@ -26,9 +28,10 @@ def board():
 
 
 def _fit(name, train, seed=2026):
-    info = next(i for i in list_models("retrieval") if i.name == name)
+    info = next(i for i in MODELS if i.name == name)
     params = dict(getattr(info.cls, "test_params", {}))
-    return Retriever(name, params=params, trainer=FAST, time_col="ts", seed=seed).fit(train)
+    trainer = {**FAST, **getattr(info.cls, "test_trainer", {})}  # e.g. more steps for one row per user
+    return Retriever(name, params=params, trainer=trainer, time_col="ts", seed=seed).fit(train)
 
 
 def test_registry_has_popularity():

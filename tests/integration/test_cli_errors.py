@@ -437,7 +437,7 @@ ARTIFACT_DAMAGE = {
                                     "holds format 'recfunnel-artifact/1'; expected 'recfunnel-funnel/1'"),
     "ranker config marked retriever": (_edit_config(lambda c: c.update(estimator="retriever")),
                                        "field 'model' is 'deepfm', a ranking model; this artifact needs a "
-                                       "retrieval model."),
+                                       "retrieval or sequential model."),
 }
 
 

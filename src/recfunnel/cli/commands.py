@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from recfunnel.cli.arguments import recent_items
 from recfunnel.cli.funnel_commands import (  # noqa: F401
     evaluate_funnel,
     recommend_funnel,
@@ -182,10 +183,12 @@ def run_recommend(args: argparse.Namespace) -> int:
     if isinstance(model, Funnel):
         return recommend_funnel(model, args)
     retriever = _as_retriever(model, args.artifact)
-    lists = retriever.recommend(args.user, args.k, exclude_seen=not args.include_seen)
+    recent = recent_items(args.recent)
+    lists = retriever.recommend(args.user, args.k, exclude_seen=not args.include_seen,
+                                recent=None if recent is None else [recent] * len(args.user))
     known = retriever.data_.user_ids.index(np.asarray(args.user, dtype=object)) >= 0  # type: ignore[union-attr]
     unknown = {user for user, ok in zip(lists.keys.tolist(), known, strict=True) if not ok}
-    if unknown and retriever.model_name != "popularity":
+    if unknown and retriever.model_name != "popularity" and not recent:
         Console(stderr=True).print(
             f"user(s) {sorted(map(str, unknown))[:5]} unknown to this {retriever.model_name} model: their lists are "
             "the popularity fallback (scores are interaction counts, not model scores).", soft_wrap=True)

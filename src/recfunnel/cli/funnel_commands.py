@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from recfunnel.cli.arguments import recent_items
 from recfunnel.cli.output import emit_json
 
 console = Console(stderr=True, highlight=False)
@@ -64,7 +65,8 @@ def evaluate_funnel(funnel: Any, args: argparse.Namespace) -> int:
 
 def recommend_funnel(funnel: Any, args: argparse.Namespace) -> int:
     """`recfunnel recommend FUNNEL --user ID`: the final lists with their sources and reasons."""
-    lists = [funnel.recommend(user, k=args.k) for user in args.user]
+    recent = recent_items(getattr(args, "recent", None))
+    lists = [funnel.recommend(user, k=args.k, recent=recent) for user in args.user]
     for result in lists:
         if result.shortfall:
             console.print(f"user {escape(str(result.user_id))}: {len(result.item_ids)} of the {args.k} items asked "

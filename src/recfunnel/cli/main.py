@@ -10,6 +10,9 @@ from typing import Any
 
 from recfunnel.errors import RecfunnelError
 
+# recfunnel.data.frames.FORMATS, spelled out so that parsing arguments does not import pandas
+FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo", "sequences")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recfunnel", description="Deep recommender: recall -> rank -> rerank.")
@@ -26,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--valid", help="validation data for early stopping")
     train.add_argument("--label", help="label column")
     train.add_argument("--schema", help="schema YAML/JSON; inferred from the data when omitted")
-    train.add_argument("--format", choices=["csv", "tsv", "parquet", "libfm", "criteo"], help="input format")
+    train.add_argument("--format", choices=FORMATS, help="input format")
     train.add_argument("--on-nan", choices=["mean", "error"], help="NaN in numeric columns (default: mean)")
     train.add_argument("--negative-sampling", type=float, metavar="W",
                        help="train on all positives and this share of negatives; predictions stay calibrated")
@@ -50,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="metrics of a saved model on labelled data")
     evaluate.add_argument("artifact")
     evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--format", choices=["csv", "tsv", "parquet", "libfm", "criteo"])
+    evaluate.add_argument("--format", choices=FORMATS)
     evaluate.add_argument("--exclude", action="append", default=[], metavar="FILE",
                           help="retrieval: more interactions to leave out of the ranking (e.g. valid.csv)")
     evaluate.add_argument("--k", default=None, help="retrieval: cut-offs, comma-separated (default 10,20,50)")
@@ -61,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     recommend.add_argument("--user", action="append", required=True, help="user id (repeat for several)")
     recommend.add_argument("--k", type=int, default=10)
     recommend.add_argument("--include-seen", action="store_true", help="do not leave out the user's training items")
+    recommend.add_argument("--recent", metavar="ITEMS",
+                           help="item ids the user took since training, oldest first, comma-separated (e.g. 7,19,3): "
+                                "history-reading models (sequential ones above all) read them as the latest")
     recommend.add_argument("--json", action="store_true")
 
     similar = sub.add_parser("similar", help="items most similar to an item with a saved retrieval model or funnel")
@@ -72,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="score rows with a saved model")
     predict.add_argument("artifact")
     predict.add_argument("--data", required=True)
-    predict.add_argument("--format", choices=["csv", "tsv", "parquet", "libfm", "criteo"])
+    predict.add_argument("--format", choices=FORMATS)
     predict.add_argument("--out", required=True, help="CSV file to write (one 'score' per input row)")
     predict.add_argument("--keep", default="", help="comma-separated input columns to copy into the output")
 

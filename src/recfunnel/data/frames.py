@@ -7,19 +7,21 @@ from pathlib import Path
 import pandas as pd
 
 from recfunnel.data.checks import check_frame_columns
-from recfunnel.data.readers import read_criteo, read_libfm, read_table
+from recfunnel.data.readers import read_criteo, read_libfm, read_sequences, read_table
 from recfunnel.errors import ConfigError, did_you_mean
 
-FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo")
+FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo", "sequences")
 #: What an estimator's ``fit``/``predict``/``evaluate`` accept as data.
 Data = str | Path | pd.DataFrame
 
 
 def load_frame(source: Data, *, fmt: str | None = None) -> pd.DataFrame:
-    """Read a DataFrame, a CSV/TSV (plain or .gz), parquet, libFM or Criteo file.
+    """Read a DataFrame, a CSV/TSV (plain or .gz), parquet, libFM, Criteo or sequences file.
 
     ``fmt`` picks the reader; by default ``.libfm`` files use the libFM reader and everything
     else the table reader (which tells CSV, TSV and parquet apart by name and content).
+    "sequences" reads one user per line, ``user item item ...`` in time order
+    (``read_sequences``: columns user_id, item_id and position).
 
     Raises:
         ConfigError: ``fmt`` is not one of ``FORMATS``.
@@ -36,4 +38,6 @@ def load_frame(source: Data, *, fmt: str | None = None) -> pd.DataFrame:
         return read_libfm(source)
     if fmt == "criteo":
         return read_criteo(source)
+    if fmt == "sequences":
+        return read_sequences(source)
     return read_table(source, sep="\t" if fmt == "tsv" else None)

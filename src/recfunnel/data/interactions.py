@@ -259,6 +259,22 @@ class Interactions:
                             None if self.weights is None else self.weights[rows], dict(self.columns),
                             self.user_features, self.item_features)
 
+    def append(self, other: Interactions) -> Interactions:
+        """These rows followed by ``other``'s, encoded with the same maps (times and weights kept
+        where both have them).
+
+        Raises:
+            DataError: ``other`` was encoded with other id maps.
+        """
+        if other.user_ids is not self.user_ids or other.item_ids is not self.item_ids:
+            raise DataError("append needs interactions encoded with the same id maps (use encode()).")
+        def both(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None or b is None else np.concatenate([a, b])
+        return Interactions(np.concatenate([self.users, other.users]), np.concatenate([self.items, other.items]),
+                            self.user_ids, self.item_ids, both(self.timestamps, other.timestamps),
+                            both(self.weights, other.weights), dict(self.columns), self.user_features,
+                            self.item_features)
+
     def matrix(self, *, binary: bool = True) -> sparse.csr_matrix:
         """(num_users, num_items) CSR; repeated pairs are summed (or set to 1 when ``binary``)."""
         data = self.known()
@@ -303,6 +319,61 @@ class Interactions:
         owners = np.lib.stride_tricks.sliding_window_view(owner, max_len)[: len(items)]
         history = np.where(owners == users[:, None], windows, -1)
         return order, history
+
+
+    def next_item_sequences(self, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every user's time-ordered items as (input, target) rows of next-item pairs, for sequence models.
+
+        Each pair is an item and the user's next one; a user's n items give n - 1 pairs, cut from
+        the latest backwards into rows of ``max_len`` (the latest row first holds the user's most
+        recent pairs, earlier rows the earlier ones), left-padded with -1. A row trains every
+        prefix at once: position t of ``target`` follows positions <= t of ``input``.
+
+        Example:
+            >>> data = Interactions.from_frame(pd.DataFrame({"user_id": [0, 0, 0, 0], "item_id": [5, 6, 7, 8]}))
+            >>> inputs, targets = data.next_item_sequences(2)
+            >>> inputs.tolist(), targets.tolist()
+            ([[-1, 0], [1, 2]], [[-1, 1], [2, 3]])
+        """
+        known = self.known()
+        order = known.time_order()
+        users, items = known.users[order], known.items[order]
+        follows = users[1:] == users[:-1]                  # pair j: items[j] -> items[j + 1], same user
+        inputs, targets = _rows_from_latest(users[1:][follows], [items[:-1][follows], items[1:][follows]],
+                                            len(self.user_ids), max_len)
+        return inputs, targets
+
+    def item_sequences(self, max_len: int) -> np.ndarray:
+        """Every user's time-ordered items in rows of ``max_len``, cut from the latest backwards
+        (as ``next_item_sequences``), left-padded with -1: the training rows of masked-item models.
+
+        Example:
+            >>> data = Interactions.from_frame(pd.DataFrame({"user_id": [0, 0, 0, 1], "item_id": [5, 6, 7, 5]}))
+            >>> data.item_sequences(2).tolist()
+            [[-1, 0], [1, 2], [-1, 0]]
+        """
+        known = self.known()
+        order = known.time_order()
+        return _rows_from_latest(known.users[order], [known.items[order]], len(self.user_ids), max_len)[0]
+
+
+def _rows_from_latest(owners: np.ndarray, columns: list[np.ndarray], num_users: int,
+                      max_len: int) -> list[np.ndarray]:
+    """Values grouped by owner (sorted by owner, in time order within) laid out in rows of
+    ``max_len`` per owner: the latest values right-aligned in the owner's last row, earlier ones in
+    the rows before it, -1 where a row is short. One (rows, max_len) array per column."""
+    counts = np.bincount(owners, minlength=num_users)
+    rows_per_owner = -(-counts // max_len)
+    first_row = np.cumsum(rows_per_owner) - rows_per_owner
+    from_end = np.cumsum(counts)[owners] - np.arange(len(owners)) - 1      # 0 = the owner's latest value
+    row = first_row[owners] + rows_per_owner[owners] - 1 - from_end // max_len
+    slot = max_len - 1 - from_end % max_len
+    out = []
+    for values in columns:
+        table = np.full((int(rows_per_owner.sum()), max_len), -1, dtype=np.int64)
+        table[row, slot] = values
+        out.append(table)
+    return out
 
 
 def query_batch(users: np.ndarray, history: History | None, *, seen: bool = True) -> Batch:

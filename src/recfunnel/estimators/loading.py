@@ -27,7 +27,8 @@ _LOADERS: dict[str, Loader] = {
     "lambdarank": load_lambdarank,
 }
 # Which estimator trains a registry model of each kind (an estimator with its own fit is its own).
-_TRAINED_BY: dict[str, type[Any]] = {"ranking": Ranker, "multitask": Ranker, "retrieval": Retriever}
+_TRAINED_BY: dict[str, type[Any]] = {"ranking": Ranker, "multitask": Ranker, "retrieval": Retriever,
+                                     "sequential": Retriever}
 
 
 def estimator_for(model: str) -> type[Any]:

@@ -36,7 +36,7 @@ from recfunnel.data.interactions import (
     to_codes,
     to_index,
 )
-from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
+from recfunnel.errors import ArtifactError, ConfigError, DataError, NotFittedError, SchemaError
 from recfunnel.estimators.artifact import artifact_model, build_for_weights, inconsistent, write_artifact
 from recfunnel.estimators.base import DATA_FILES, Report, metrics_report, read_data, resolve_trainer
 from recfunnel.estimators.results import Recommendations
@@ -50,6 +50,7 @@ from recfunnel.train import Trainer, TrainResult, Validation
 
 logger = logging.getLogger(__name__)
 KS = (10, 20, 50)
+RETRIEVER_KINDS = ("retrieval", "sequential")  # a sequential model is a retrieval model that reads the order
 MAX_LIST_K = 100_000  # the longest list recommend or similar_items returns (B x k is held in memory)
 MAX_EVAL_K = 1_000  # the deepest cut-off evaluate ranks to
 MAX_HISTORY = 10_000  # recent items kept per user: (users x max_history) ids are held in memory
@@ -89,9 +90,9 @@ class Retriever:
                  index: str = "exact", index_params: dict[str, Any] | None = None, seed: int = 2026,
                  monitor: str = "recall@10") -> None:
         info = get_model(model)
-        if info.kind != "retrieval":
-            raise ConfigError(f"model {model!r} is a {info.kind} model; a Retriever needs a retrieval model "
-                              f"(see `recfunnel models --kind retrieval`).")
+        if info.kind not in RETRIEVER_KINDS:
+            raise ConfigError(f"model {model!r} is a {info.kind} model; a Retriever needs a retrieval or sequential "
+                              f"model (see `recfunnel models --kind retrieval` and `--kind sequential`).")
         self.model_name, self.params = info.name, dict(params or {})
         self.columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "weight_col": weight_col}
         for option, column in self.columns.items():
@@ -112,6 +113,7 @@ class Retriever:
         self.result_: TrainResult | None = None
         self.metrics_: dict[str, Any] = {}
         self._history: list[dict[str, float]] = []  # the saved history_ of a loaded retriever
+        self.valid_rows_ = 0  # validation rows kept as history after fit (the last of data_'s rows)
         self.encoders_: dict[str, FeatureEncoder] = {}
 
     # -- training -------------------------------------------------------------------------------
@@ -123,7 +125,10 @@ class Retriever:
             train: Interactions (a frame or file with the user and item columns).
             valid: Held-out interactions to report full-ranking metrics on; a gradient-trained
                 model is also scored on them after every epoch, stops when ``monitor`` stops
-                improving (the Trainer's ``patience``) and keeps its best epoch's weights.
+                improving (the Trainer's ``patience``) and keeps its best epoch's weights. After
+                fit, the valid rows join each user's known history (they happened before anything
+                recommended next): later lists leave them out, and models that read the recent
+                items (sequential ones above all) read them as the user's latest.
             user_features, item_features: Optional tables keyed by the user / item column, one
                 row per id, with any other columns as features (typed like ``recfunnel train``
                 types them). Feature-based models (two-tower) read them; items that appear only
@@ -166,8 +171,14 @@ class Retriever:
             else:
                 model.fit(data)
         self.model_, self._index = model, None
+        self.valid_rows_ = 0
         if valid is not None:
-            self.metrics_["valid"] = self.evaluate(valid, ks=self._valid_ks())
+            valid_frame = load_frame(valid)
+            self.metrics_["valid"] = self.evaluate(valid_frame, ks=self._valid_ks())
+            after = data.encode(valid_frame).known()
+            self.valid_rows_ = len(after)
+            known = data.append(after)
+            self._remember(known.take(known.time_order()))
         return self
 
     def _validation(self, model: Any, valid: Data) -> Validation:
@@ -433,7 +444,16 @@ class Retriever:
         extras: list[Any] = [] if exclude is None else list(exclude) if isinstance(exclude, (list, tuple)) else [exclude]
         for extra in extras:
             blocked = blocked + data.encode(load_frame(extra)).matrix()
-        return self._ranking_report(known, sparse.csr_matrix(blocked), ks)
+        blocked = sparse.csr_matrix(blocked)
+        already = np.asarray(self.seen_[known.users, known.items]).ravel() > 0
+        if already.all():
+            raise DataError("every test row is an interaction this retriever already holds (its training rows, or "
+                            "the validation rows fit kept as history), so none can be recommended; evaluate on "
+                            "interactions that came later.")
+        if already.any():
+            logger.warning("evaluate: %d of %d test rows repeat an interaction the retriever already holds; they "
+                           "cannot be recommended and count as misses", int(already.sum()), len(already))
+        return self._ranking_report(known, blocked, ks)
 
     @staticmethod
     def _known_rows(data: Interactions, test: Data) -> Interactions:
@@ -506,9 +526,10 @@ class Retriever:
         config = {"estimator": "retriever", "model": self.model_name, "params": self.params,
                   "columns": self.columns, "trainer": self.trainer_params, "max_history": self.max_history,
                   "index": self.index, "index_params": self.index_params, "seed": self.seed,
-                  "monitor": self.monitor,
+                  "monitor": self.monitor, "valid_rows": self.valid_rows_,
                   "recfunnel_version": recfunnel.__version__}
-        card = _model_card(self.model_name, self.params, model, len(data), self.metrics_.get("valid", {}))
+        card = _model_card(self.model_name, self.params, model, len(data) - self.valid_rows_, self.valid_rows_,
+                           self.metrics_.get("valid", {}))
         history = self.result_.history if self.result_ else []
         encoders = self.encoders_
         return write_artifact(path, config=config, schema={k: e.schema_.to_dict() for k, e in encoders.items()},
@@ -517,12 +538,13 @@ class Retriever:
                               weights=weights, metrics={**self.metrics_, "history": history}, card=card)
 
 
-def _model_card(name: str, params: dict[str, Any], model: RetrievalModel, rows: int,
+def _model_card(name: str, params: dict[str, Any], model: RetrievalModel, rows: int, valid_rows: int,
                 metrics: dict[str, Any]) -> str:
     """The artifact's Markdown card: every hyperparameter the model was built with, defaults included."""
     effective = {**get_model(name).hyperparameters(), **params}
+    kept = f" (and {valid_rows} validation interactions kept as the users' history)" if valid_rows else ""
     lines = [f"# {name} retriever", "", f"{model.num_users} users, {model.num_items} items, {rows} training "
-             "interactions.", "", "## Hyperparameters", ""]
+             f"interactions{kept}.", "", "## Hyperparameters", ""]
     lines += [f"- `{k}`: {v!r}" + ("" if k in params else " (default)")
               for k, v in sorted(effective.items())] or ["- (none: the model takes no options)"]
     lines += ["", "## Metrics", ""]
@@ -571,7 +593,7 @@ def _encode_table(table: pd.DataFrame, key: str, ids: IdMap, role: str) -> tuple
 def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
     """Rebuild a Retriever from a read artifact (see ``recfunnel.load``)."""
     config, weights = parts["config"], parts["weights"]
-    artifact_model(path, config, kinds=("retrieval",))  # a registered name, before anything is built from it
+    artifact_model(path, config, kinds=RETRIEVER_KINDS)  # a registered name, before anything is built from it
     with inconsistent(path, kind="artifact"):
         columns = config["columns"]
         retriever = Retriever(config["model"], params=config.get("params"), trainer=config.get("trainer"),
@@ -595,6 +617,11 @@ def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
         model.eval()
     retriever.model_ = model
     retriever._remember(data)
+    valid_rows = config.get("valid_rows", 0)
+    if isinstance(valid_rows, bool) or not isinstance(valid_rows, int) or not 0 <= valid_rows <= len(data):
+        raise ArtifactError(f"{str(Path(path) / 'config.json')!r} field 'valid_rows' must be an integer in "
+                            f"[0, {len(data)}]; got {valid_rows!r}.")
+    retriever.valid_rows_ = valid_rows
     retriever.metrics_ = {k: v for k, v in parts["metrics"].items() if k != "history"}
     retriever._history = parts["metrics"].get("history", [])
     return retriever

@@ -44,6 +44,7 @@ from recfunnel.models.retrieval import (  # noqa: E402, F401
     two_tower,
     youtube_dnn,
 )
+from recfunnel.models.sequential import bert4rec, gru4rec, sasrec  # noqa: E402, F401
 
 __all__ = ["KINDS", "ModelInfo", "ModelOutput", "MultiTaskModel", "RankingModel", "RecModel", "build_model", "get_model", "list_models",
            "register_estimator", "register_model", "split_output"]

@@ -31,6 +31,22 @@ def next_item_batch(data: Interactions, max_len: int) -> Batch:
                   "history": to_codes(np.ascontiguousarray(history), missing=PADDING)})
 
 
+def sequence_batch(data: Interactions, max_len: int) -> Batch:
+    """Every user's next-item pairs in rows of ``max_len``, in codes: ``history`` (R, max_len) the
+    inputs and ``next`` (R, max_len) the item that follows each, both left-padded with 0 (see
+    ``Interactions.next_item_sequences``).
+
+    Example:
+        >>> import pandas as pd
+        >>> data = Interactions.from_frame(pd.DataFrame({"user_id": [0, 0, 0], "item_id": [5, 6, 7]}))
+        >>> batch = sequence_batch(data, 3)
+        >>> batch.features["history"].tolist(), batch.features["next"].tolist()
+        ([[0, 2, 3]], [[0, 3, 4]])
+    """
+    inputs, targets = data.next_item_sequences(max_len)
+    return Batch({"history": to_codes(inputs, missing=PADDING), "next": to_codes(targets, missing=PADDING)})
+
+
 class CandidateSampler(nn.Module):
     """Candidates of a batch's sampled softmax and the log of their expected counts (log-Q).
 

@@ -166,3 +166,47 @@ def next_behaviour_loss(states: torch.Tensor, behaviours: torch.Tensor, negative
     positive = (h * behaviours[successor]).sum(-1)                                    # (Q,)
     negative = (h * negatives[successor]).sum(-1)                                     # (Q,)
     return (F.softplus(-positive) + F.softplus(negative)).mean()
+
+
+class GRUEncoder(nn.Module):
+    """A GRU over left-padded sequences: each row starts from a zero state at its first real item.
+
+    nn.GRU reads padding as input, so rows are rotated to start at their first real item, run
+    packed by length, and rotated back; padded positions give zeros.
+
+    Args:
+        dim: Input and output width D.
+        hidden_dim: The GRU's state width (projected back to D).
+        num_layers: Stacked GRU layers.
+        dropout: Dropout on the input and between layers.
+
+    Example:
+        >>> encoder = GRUEncoder(4, 6).eval()
+        >>> x, valid = torch.randn(2, 3, 4), torch.tensor([[False, True, True], [True, True, True]])
+        >>> short = encoder(x[:1, 1:], valid[:1, 1:])
+        >>> bool(torch.allclose(encoder(x, valid)[0, 1:], short[0], atol=1e-6))
+        True
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, *, num_layers: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.gru = nn.GRU(dim, hidden_dim, num_layers=num_layers, batch_first=True,
+                          dropout=dropout if num_layers > 1 else 0.0)
+        self.project = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) inputs and their (B, L) mask of real positions (padding on the left) -> (B, L, D)."""
+        batch, length, _ = x.shape
+        lengths = valid.sum(1)
+        pads = length - lengths                                                    # (B,)
+        steps = torch.arange(length, device=x.device)
+        to_front = (steps[None, :] + pads[:, None]) % length                       # real items first
+        front = x.gather(1, to_front[..., None].expand_as(x))
+        packed = nn.utils.rnn.pack_padded_sequence(self.drop(front), lengths.clamp_min(1).cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        out, _ = self.gru(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=length)
+        back = (steps[None, :] - pads[:, None]) % length
+        states = self.project(out.gather(1, back[..., None].expand(-1, -1, out.shape[-1])))
+        return states * valid.unsqueeze(-1)

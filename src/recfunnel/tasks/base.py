@@ -174,8 +174,12 @@ class RetrievalTask(Task):
         return "max"
 
     def loss(self, logits, batch: Batch) -> torch.Tensor:  # type: ignore[override]
-        """Mean cross-entropy of the target column."""
+        """Mean cross-entropy of the target column (softmax over the columns; or, when the logits are
+        marked ``binary``, a sigmoid per column summed over the row, the target column positive)."""
         scores, target = logits
+        if getattr(logits, "binary", False):
+            positive = F.one_hot(target, scores.shape[1]).to(scores.dtype)
+            return F.binary_cross_entropy_with_logits(scores, positive, reduction="sum") / max(len(scores), 1)
         return F.cross_entropy(scores, target)
 
 

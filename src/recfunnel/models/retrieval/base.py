@@ -190,10 +190,19 @@ class TensorStateMixin:
 
 
 class SampledLogits(tuple):
-    """``(logits (B, C), target (B,))``: what a gradient-trained retrieval model's forward returns."""
+    """``(logits (B, C), target (B,))``: what a gradient-trained retrieval model's forward returns.
 
-    def __new__(cls, logits: torch.Tensor, target: torch.Tensor) -> SampledLogits:
-        return super().__new__(cls, (logits, target))
+    ``binary`` asks for a binary cross-entropy per candidate (the target column is the positive,
+    every other column a negative: SASRec's loss with one sampled negative) instead of a softmax
+    cross-entropy over the columns.
+    """
+
+    binary: bool
+
+    def __new__(cls, logits: torch.Tensor, target: torch.Tensor, *, binary: bool = False) -> SampledLogits:
+        out = super().__new__(cls, (logits, target))
+        out.binary = binary
+        return out
 
     @property
     def logits(self) -> torch.Tensor:
