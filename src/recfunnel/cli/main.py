@@ -11,7 +11,7 @@ from typing import Any
 from recfunnel.errors import RecfunnelError
 
 # recfunnel.data.frames.FORMATS, spelled out so that parsing arguments does not import pandas
-FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo", "sequences")
+FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo", "sequences", "yoochoose", "diginetica")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -7,10 +7,17 @@ from pathlib import Path
 import pandas as pd
 
 from recfunnel.data.checks import check_frame_columns
-from recfunnel.data.readers import read_criteo, read_libfm, read_sequences, read_table
+from recfunnel.data.readers import (
+    read_criteo,
+    read_diginetica,
+    read_libfm,
+    read_sequences,
+    read_table,
+    read_yoochoose,
+)
 from recfunnel.errors import ConfigError, did_you_mean
 
-FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo", "sequences")
+FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo", "sequences", "yoochoose", "diginetica")
 #: What an estimator's ``fit``/``predict``/``evaluate`` accept as data.
 Data = str | Path | pd.DataFrame
 
@@ -21,7 +28,8 @@ def load_frame(source: Data, *, fmt: str | None = None) -> pd.DataFrame:
     ``fmt`` picks the reader; by default ``.libfm`` files use the libFM reader and everything
     else the table reader (which tells CSV, TSV and parquet apart by name and content).
     "sequences" reads one user per line, ``user item item ...`` in time order
-    (``read_sequences``: columns user_id, item_id and position).
+    (``read_sequences``: columns user_id, item_id and position); "yoochoose" and "diginetica"
+    read those session logs (columns session_id, item_id, time, ...).
 
     Raises:
         ConfigError: ``fmt`` is not one of ``FORMATS``.
@@ -40,4 +48,8 @@ def load_frame(source: Data, *, fmt: str | None = None) -> pd.DataFrame:
         return read_criteo(source)
     if fmt == "sequences":
         return read_sequences(source)
+    if fmt == "yoochoose":
+        return read_yoochoose(source)
+    if fmt == "diginetica":
+        return read_diginetica(source)
     return read_table(source, sep="\t" if fmt == "tsv" else None)

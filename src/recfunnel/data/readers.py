@@ -438,4 +438,88 @@ def read_sequences(path: PathLike, *, sep: str = " ") -> pd.DataFrame:
     return frame
 
 
-__all__ = ["read_table", "read_libfm", "read_criteo", "read_avazu", "read_sequences", "read_bytes", "check_file"]
+# -- sessions ------------------------------------------------------------------------------------
+def read_yoochoose(path: PathLike) -> pd.DataFrame:
+    """Read YOOCHOOSE clicks (RecSys Challenge 2015): ``session,timestamp,item,category``, no header.
+
+    Returns:
+        session_id and item_id (int64), time (float seconds since the epoch, from the ISO 8601
+        timestamp) and category (string: a number, "S" for a special offer, or a brand id), one
+        row per click in file order.
+
+    Raises:
+        DataError: The file is missing or empty, or a line does not have four fields, a numeric
+            session and item and a parseable time (the message gives the 1-based line number).
+    """
+    data = read_bytes(path)
+    names = ["session_id", "timestamp", "item_id", "category"]
+    frame = parse_delimited(data, path, header=None, names=names,
+                            dtype={"session_id": "int64", "timestamp": "str", "item_id": "int64", "category": "str"})
+    times = None if frame is None else pd.to_datetime(frame["timestamp"], format="ISO8601", utc=True, errors="coerce")
+    if frame is None or times is None or times.isna().any() or data.count(b",") != 3 * len(frame):
+        _scan(data, path, _yoochoose_line_error)
+        raise DataError(f"{str(path)!r} is not a valid YOOCHOOSE clicks file.")
+    if len(frame) == 0:
+        raise no_rows_error(path)
+    frame["time"] = (times - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+    return frame[["session_id", "item_id", "time", "category"]]
+
+
+def _yoochoose_line_error(line: str, number: int) -> str | None:
+    fields = line.split(",")
+    if len(fields) != 4:
+        return f"expected 4 comma-separated fields (session, timestamp, item, category); got {len(fields)}."
+    if not (fields[0].isdigit() and fields[2].isdigit()):
+        return f"session {fields[0]!r} and item {fields[2]!r} must be integers."
+    if pd.isna(pd.to_datetime(fields[1], format="ISO8601", utc=True, errors="coerce")):
+        return f"timestamp {fields[1]!r} is not an ISO 8601 time."
+    return None
+
+
+DIGINETICA_HEADER = "sessionId;userId;itemId;timeframe;eventdate"
+
+
+def read_diginetica(path: PathLike) -> pd.DataFrame:
+    """Read DIGINETICA item views (CIKM Cup 2016, ``train-item-views.csv``): a
+    ``sessionId;userId;itemId;timeframe;eventdate`` header, then one view per line.
+
+    Returns:
+        session_id and item_id (int64), user_id (string, missing for anonymous sessions) and
+        time (float seconds: the event date plus ``timeframe``, the milliseconds since the
+        session began), one row per view in file order.
+
+    Raises:
+        DataError: The file is missing or empty, the header is not DIGINETICA's, or a line does
+            not fit it (the message gives the 1-based line number).
+    """
+    data = read_bytes(path)
+    header = _first_line_bytes(data).decode("utf-8", errors="replace").strip()
+    if header != DIGINETICA_HEADER:
+        raise DataError(f"{str(path)!r} does not start with DIGINETICA's header {DIGINETICA_HEADER!r}; got {header!r}.")
+    frame = parse_delimited(data, path, sep=";", header=0, keep_default_na=False, na_values=["NA", ""],
+                            dtype={"sessionId": "int64", "userId": "str", "itemId": "int64", "timeframe": "int64",
+                                   "eventdate": "str"})
+    dates = None if frame is None else pd.to_datetime(frame["eventdate"], format="%Y-%m-%d", errors="coerce")
+    if frame is None or dates is None or dates.isna().any():
+        _scan(data, path, _diginetica_line_error, skip=1)
+        raise DataError(f"{str(path)!r} is not a valid DIGINETICA item-views file.")
+    if len(frame) == 0:
+        raise no_rows_error(path)
+    seconds = (dates - pd.Timestamp(0)).dt.total_seconds().to_numpy() + frame["timeframe"].to_numpy() / 1000.0
+    return pd.DataFrame({"session_id": frame["sessionId"], "user_id": frame["userId"], "item_id": frame["itemId"],
+                         "time": seconds})
+
+
+def _diginetica_line_error(line: str, number: int) -> str | None:
+    fields = line.split(";")
+    if len(fields) != 5:
+        return f"expected 5 semicolon-separated fields ({DIGINETICA_HEADER}); got {len(fields)}."
+    if not (fields[0].isdigit() and fields[2].isdigit() and fields[3].isdigit()):
+        return "sessionId, itemId and timeframe must be integers."
+    if pd.isna(pd.to_datetime(fields[4], format="%Y-%m-%d", errors="coerce")):
+        return f"eventdate {fields[4]!r} is not a YYYY-MM-DD date."
+    return None
+
+
+__all__ = ["read_table", "read_libfm", "read_criteo", "read_avazu", "read_sequences", "read_yoochoose", "read_diginetica",
+           "read_bytes", "check_file"]

@@ -70,8 +70,8 @@ class ConfigurableEstimator(Estimator, Protocol):
 def read_data(data: Mapping[str, Any], *optional: str) -> tuple[pd.DataFrame, dict[str, pd.DataFrame | None]]:
     """A config's data section read as frames: ``train``, and each ``optional`` entry or None."""
     fmt = data.get("format")
-    # a sequences file holds interactions; feature tables stay tables
-    table = None if fmt == "sequences" else fmt
+    # a sequences or session file holds interactions; feature tables stay tables
+    table = None if fmt in ("sequences", "yoochoose", "diginetica") else fmt
     return load_frame(data["train"], fmt=fmt), {
         name: load_frame(data[name], fmt=table if name.endswith("_features") else fmt) if data.get(name) else None
         for name in optional}
