@@ -138,3 +138,24 @@ def test_build_ranks_with_an_ftrl_artifact_then_serves_its_lists(cli, trained, t
     assert code == 0, err
     items = json.loads(out)[0]["items"]
     assert len(items) == 4 and all(0.0 < item["score"] < 1.0 for item in items)
+
+
+def test_a_sequential_model_is_a_recall_source_of_a_built_funnel(cli, tmp_path):
+    from .test_two_stage import items_table, walks
+
+    walks(num_users=120).to_csv(tmp_path / "log.csv", index=False)
+    items_table().to_csv(tmp_path / "items.csv", index=False)
+    config = {"recall": [{"model": "sasrec", "k": 20, "params": {"embedding_dim": 8, "num_blocks": 1},
+                          "trainer": {"max_epochs": 3}}, {"model": "popularity", "k": 10}],
+              "rank": {"model": "deepfm", "params": {"embedding_dim": 4, "hidden_units": [8]},
+                       "trainer": {"max_epochs": 1}},
+              "rerank": [{"type": "drop_seen"}], "items": str(tmp_path / "items.csv"),
+              "two_stage": {"negatives": 10}, "out": str(tmp_path / "shop")}
+    (tmp_path / "funnel.yaml").write_text(yaml.safe_dump(config))
+    code, out, err = cli("build", tmp_path / "funnel.yaml", "--train", tmp_path / "log.csv", "--time-col", "ts",
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["recall"] == ["sasrec", "popularity"]
+    code, out, _ = cli("recommend", tmp_path / "shop", "--user", "u3", "--k", "3", "--recent", "i1,i2", "--json")
+    listed = json.loads(out)[0]["items"]
+    assert code == 0 and len(listed) == 3 and not {"i1", "i2"} & {item["item_id"] for item in listed}

@@ -115,3 +115,14 @@ def test_explanations_name_a_history_item_the_latest_position_attends_to(data):
     attention = model.encoder.last_attention(model.items(query.features["history"][:1, 1:]),
                                              query.features["history"][:1, 1:] > 0)
     assert torch.isclose(attention.sum(), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize(("loss", "sparse"), [("ce", False), ("sampled", True), ("bce", True)])
+def test_sampled_losses_update_only_the_rows_a_batch_touched(data, loss, sparse):
+    model = SASRec(data.schema(max_history=4), embedding_dim=8, loss=loss, num_negatives=2)
+    RetrievalTask().loss(model(model.training_batch(data, seed=0)), None).backward()
+    gradient = model.items.weight.grad
+    assert gradient.is_sparse == sparse
+    if sparse:
+        rows = set(gradient.coalesce().indices()[0].tolist())
+        assert 1 not in rows and rows <= set(range(7))  # the out-of-vocabulary row is in no batch: untouched

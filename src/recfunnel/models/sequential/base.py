@@ -59,7 +59,10 @@ class NextItemModel(RetrievalModule):
     def __init__(self, schema: Schema, *, embedding_dim: int, loss: Loss, num_negatives: int) -> None:
         super().__init__(schema)
         self.loss = loss
-        self.items = nn.Embedding(self.num_items + FIRST_CODE, embedding_dim, padding_idx=PADDING)
+        # a softmax over the catalogue gives every item row a gradient; the sampled losses touch a
+        # batch's rows only, so there the table is sparse and only those rows are updated
+        self.items = nn.Embedding(self.num_items + FIRST_CODE, embedding_dim, padding_idx=PADDING,
+                                  sparse=loss != "ce")
         nn.init.normal_(self.items.weight, std=embedding_dim ** -0.5)
         with torch.no_grad():
             self.items.weight[PADDING] = 0.0
@@ -96,16 +99,15 @@ class NextItemModel(RetrievalModule):
 
     def logits(self, queries: torch.Tensor, targets: torch.Tensor) -> SampledLogits:
         """The loss's logits of (P, D) position states whose (P,) target items are catalogue indices."""
-        catalogue = self.items.weight[FIRST_CODE:]
         if self.loss == "ce":
-            return SampledLogits(queries @ catalogue.T, targets)
+            return SampledLogits(queries @ self.items.weight[FIRST_CODE:].T, targets)
         if self.loss == "bce":
             negatives = torch.randint(self.num_items, targets.shape, device=targets.device)
-            pair = torch.stack([catalogue[targets], catalogue[negatives]], 1)             # (P, 2, D)
+            pair = self.items(torch.stack([targets, negatives], 1) + FIRST_CODE)         # (P, 2, D)
             logits = torch.einsum("pd,pcd->pc", queries, pair)
             return SampledLogits(logits, torch.zeros_like(targets), binary=True)
         ids, log_q = self.sampler(targets)
-        return SampledLogits(*self.sampler.logits(queries, catalogue[ids], ids, log_q))
+        return SampledLogits(*self.sampler.logits(queries, self.items(ids + FIRST_CODE), ids, log_q))
 
     # -- queries --------------------------------------------------------------------------------
     def _query_vectors(self, users: np.ndarray, history: History) -> torch.Tensor:
