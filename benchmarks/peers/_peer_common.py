@@ -32,6 +32,16 @@ def best_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"runs": runs, "best": best}
 
 
+def one_relevant_metrics(rank: np.ndarray, ks: tuple[int, ...], hit: str = "hit") -> dict[str, float]:
+    """``{hit}@k`` and ``ndcg@k`` with one relevant item per row, from its 0-based rank in each row."""
+    out = {}
+    for k in ks:
+        found = rank < k
+        out[f"{hit}@{k}"] = float(found.mean())
+        out[f"ndcg@{k}"] = float(np.where(found, 1.0 / np.log2(rank + 2.0), 0.0).mean())
+    return out
+
+
 def write_result(path: str, payload: dict[str, Any]) -> None:
     """Write the JSON result the benchmark reads back."""
     Path(path).write_text(json.dumps(payload, default=float))

@@ -31,6 +31,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +39,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _peer_common import one_relevant_metrics  # noqa: E402
 
 DATASET = "bench"
 
@@ -55,12 +59,7 @@ def ranking_metrics(scores: torch.Tensor, test_items: np.ndarray, ks: tuple[int,
     """recall@k and ndcg@k with one relevant item per row (its column in ``scores``)."""
     target = scores[torch.arange(len(scores)), torch.from_numpy(test_items)]
     rank = (scores > target[:, None]).sum(1).numpy()  # 0 = first place; ties count in the item's favour
-    out = {}
-    for k in ks:
-        hit = rank < k
-        out[f"recall@{k}"] = float(hit.mean())
-        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0).mean())
-    return out
+    return one_relevant_metrics(rank, ks, "recall")
 
 
 def main() -> None:

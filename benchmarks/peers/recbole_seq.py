@@ -69,6 +69,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _peer_common import one_relevant_metrics  # noqa: E402
+
 DATASET = "bench"
 KS = (5, 10, 20)
 
@@ -110,12 +113,7 @@ def ranks(scores: torch.Tensor, target: torch.Tensor) -> np.ndarray:
 
 def ranking_metrics(rank: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
     """HR@k and NDCG@k with one relevant item per row."""
-    out = {}
-    for k in ks:
-        hit = rank < k
-        out[f"hit@{k}"] = float(hit.mean())
-        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0).mean())
-    return out
+    return one_relevant_metrics(rank, ks)
 
 
 def test_ranks(model: Any, inter: Any, seen: dict[int, np.ndarray], batch: int) -> tuple[np.ndarray, np.ndarray]:

@@ -96,19 +96,24 @@ def test_demo_without_serving_prints_both_tables(cli, tmp_path):
     assert code == 0 and json.loads(out)["stages"][-1]["stage"] == "final"
 
 
-def test_build_trains_every_stage_when_the_config_names_models(cli, tmp_path):
+def _built(cli, tmp_path, recall: list[dict]) -> tuple[dict, tuple]:
+    """(config, cli result) of `recfunnel build` over the walks log with these recall sources."""
     from .test_two_stage import items_table, walks
 
     walks(num_users=120).to_csv(tmp_path / "log.csv", index=False)
     items_table().to_csv(tmp_path / "items.csv", index=False)
-    config = {"recall": [{"model": "itemcf", "k": 20}, {"model": "popularity", "k": 10}],
+    config = {"recall": recall,
               "rank": {"model": "deepfm", "params": {"embedding_dim": 4, "hidden_units": [8]},
                        "trainer": {"max_epochs": 1}},
               "rerank": [{"type": "drop_seen"}], "items": str(tmp_path / "items.csv"),
               "two_stage": {"negatives": 10}, "out": str(tmp_path / "shop")}
     (tmp_path / "funnel.yaml").write_text(yaml.safe_dump(config))
-    code, out, err = cli("build", tmp_path / "funnel.yaml", "--train", tmp_path / "log.csv", "--time-col", "ts",
-                         "--json")
+    return config, cli("build", tmp_path / "funnel.yaml", "--train", tmp_path / "log.csv", "--time-col", "ts",
+                       "--json")
+
+
+def test_build_trains_every_stage_when_the_config_names_models(cli, tmp_path):
+    config, (code, out, err) = _built(cli, tmp_path, [{"model": "itemcf", "k": 20}, {"model": "popularity", "k": 10}])
     assert code == 0, err
     assert json.loads(out)["recall"] == ["itemcf", "popularity"]
     assert "two-stage: ranker on" in err
@@ -141,19 +146,8 @@ def test_build_ranks_with_an_ftrl_artifact_then_serves_its_lists(cli, trained, t
 
 
 def test_a_sequential_model_is_a_recall_source_of_a_built_funnel(cli, tmp_path):
-    from .test_two_stage import items_table, walks
-
-    walks(num_users=120).to_csv(tmp_path / "log.csv", index=False)
-    items_table().to_csv(tmp_path / "items.csv", index=False)
-    config = {"recall": [{"model": "sasrec", "k": 20, "params": {"embedding_dim": 8, "num_blocks": 1},
-                          "trainer": {"max_epochs": 3}}, {"model": "popularity", "k": 10}],
-              "rank": {"model": "deepfm", "params": {"embedding_dim": 4, "hidden_units": [8]},
-                       "trainer": {"max_epochs": 1}},
-              "rerank": [{"type": "drop_seen"}], "items": str(tmp_path / "items.csv"),
-              "two_stage": {"negatives": 10}, "out": str(tmp_path / "shop")}
-    (tmp_path / "funnel.yaml").write_text(yaml.safe_dump(config))
-    code, out, err = cli("build", tmp_path / "funnel.yaml", "--train", tmp_path / "log.csv", "--time-col", "ts",
-                         "--json")
+    sasrec = {"model": "sasrec", "k": 20, "params": {"embedding_dim": 8, "num_blocks": 1}, "trainer": {"max_epochs": 3}}
+    _, (code, out, err) = _built(cli, tmp_path, [sasrec, {"model": "popularity", "k": 10}])
     assert code == 0, err
     assert json.loads(out)["recall"] == ["sasrec", "popularity"]
     code, out, _ = cli("recommend", tmp_path / "shop", "--user", "u3", "--k", "3", "--recent", "i1,i2", "--json")

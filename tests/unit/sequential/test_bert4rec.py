@@ -1,21 +1,13 @@
 """BERT4Rec: hidden items are predicted from both sides, at least one per sequence, and a query asks at [MASK]."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from scipy import sparse
 
-from recfunnel.data.interactions import History, Interactions, query_batch
+from recfunnel.data.interactions import History, query_batch
 from recfunnel.errors import ConfigError
 from recfunnel.models.sequential.bert4rec import BERT4Rec
-
-
-@pytest.fixture(scope="module")
-def data():
-    frame = pd.DataFrame({"user_id": [1, 1, 1, 1, 2, 2, 3], "item_id": [5, 6, 7, 8, 6, 9, 5],
-                          "ts": [4, 1, 2, 3, 0, 1, 0]})
-    return Interactions.from_frame(frame, time_col="ts")
 
 
 def test_training_rows_are_whole_sequences(data):

@@ -8,18 +8,11 @@ import torch.nn.functional as F
 from scipy import sparse
 
 from recfunnel import Retriever
-from recfunnel.data.interactions import History, Interactions, query_batch
+from recfunnel.data.interactions import History, query_batch
 from recfunnel.errors import ConfigError, DataError
 from recfunnel.models.sequential.sasrec import SASRec
 from recfunnel.nn.sampling import sequence_batch
 from recfunnel.tasks import RetrievalTask
-
-
-@pytest.fixture(scope="module")
-def data():
-    frame = pd.DataFrame({"user_id": [1, 1, 1, 1, 2, 2, 3], "item_id": [5, 6, 7, 8, 6, 9, 5],
-                          "ts": [4, 1, 2, 3, 0, 1, 0]})
-    return Interactions.from_frame(frame, time_col="ts")
 
 
 def test_sequences_pair_each_item_with_the_next_by_time(data):
