@@ -143,7 +143,8 @@ def data_options(model: str) -> list[str]:
     """The data options of ``model``'s estimator: the files it reads and its constructor's data arguments."""
     cls = estimator_for(model)
     accepted = inspect.signature(cls.__init__).parameters
-    return [k for k in DATA_KEYS if k in cls.data_files or k in accepted]
+    takes = getattr(cls, "takes_data_option", None)  # an estimator whose options depend on its model
+    return [k for k in DATA_KEYS if (k in cls.data_files or k in accepted) and (takes is None or takes(model, k))]
 
 
 def _check_keys(section: str, values: Any, valid: list[str]) -> None:

@@ -12,7 +12,7 @@ from recfunnel.models import KINDS
 HERE = Path(__file__).parent
 # kind -> the module that parametrizes its contract tests over list_models(kind)
 MODULES = {"ranking": "test_ranking_models.py", "retrieval": "test_retrieval_models.py",
-           "sequential": "test_retrieval_models.py",
+           "sequential": "test_retrieval_models.py", "rating": "test_rating_models.py",
            "multitask": "test_multitask_models.py", "estimator": "test_estimators.py"}
 
 

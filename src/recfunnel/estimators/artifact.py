@@ -186,7 +186,7 @@ def artifact_model(path: str | Path, config: dict[str, Any], *, kinds: tuple[str
     if info.kind not in kinds or info.is_estimator:
         raise ArtifactError(f"{where} field 'model' is {name!r}, a {info.kind} "
                             f"{'estimator' if info.is_estimator else 'model'}; this artifact needs a "
-                            f"{' or '.join(kinds)} model.")
+                            f"{' or '.join([', '.join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds)} model.")
     return info
 
 

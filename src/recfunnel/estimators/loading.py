@@ -28,7 +28,7 @@ _LOADERS: dict[str, Loader] = {
 }
 # Which estimator trains a registry model of each kind (an estimator with its own fit is its own).
 _TRAINED_BY: dict[str, type[Any]] = {"ranking": Ranker, "multitask": Ranker, "retrieval": Retriever,
-                                     "sequential": Retriever}
+                                     "sequential": Retriever, "rating": Retriever}
 
 
 def estimator_for(model: str) -> type[Any]:

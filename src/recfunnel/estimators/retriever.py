@@ -41,7 +41,7 @@ from recfunnel.estimators.artifact import artifact_model, build_for_weights, inc
 from recfunnel.estimators.base import DATA_FILES, Report, metrics_report, read_data, resolve_trainer
 from recfunnel.estimators.results import Recommendations
 from recfunnel.index import INDEX_KINDS, build_index, topk_excluding, topk_static
-from recfunnel.metrics import coverage, ranking_report
+from recfunnel.metrics import coverage, mae, ranking_report, rmse
 from recfunnel.models import build_model, get_model
 from recfunnel.models.retrieval.base import RetrievalModel
 from recfunnel.schema import Categorical, Schema
@@ -50,7 +50,10 @@ from recfunnel.train import Trainer, TrainResult, Validation
 
 logger = logging.getLogger(__name__)
 KS = (10, 20, 50)
-RETRIEVER_KINDS = ("retrieval", "sequential")  # a sequential model is a retrieval model that reads the order
+# a sequential model is a retrieval model that reads the order; a rating model one that predicts a rating
+RETRIEVER_KINDS = ("retrieval", "sequential", "rating")
+RATING_METRICS = ("rmse", "mae")
+EVAL_ROWS = 65_536  # rows a rating model predicts per pass in evaluate
 MAX_LIST_K = 100_000  # the longest list recommend or similar_items returns (B x k is held in memory)
 MAX_EVAL_K = 1_000  # the deepest cut-off evaluate ranks to
 MAX_HISTORY = 10_000  # recent items kept per user: (users x max_history) ids are held in memory
@@ -75,7 +78,9 @@ class Retriever:
         seed: Seeds model initialisation and any sampling in fit.
         monitor: The full-ranking metric of ``fit``'s ``valid`` rows that a gradient-trained
             model's early stopping and learning-rate decay watch each epoch ("recall@10",
-            "ndcg@20", "hit@50", ...).
+            "ndcg@20", "hit@50", ...; a rating model's: "rmse" or "mae"). Default: recall@10, rmse.
+        label: The rating column of a rating model (svd, svdpp, ...), which it learns to predict
+            and is evaluated on (RMSE, MAE); other models take none.
 
     Example:
         >>> frame = pd.DataFrame({"user_id": [1, 1, 2, 3], "item_id": ["a", "b", "a", "c"]})
@@ -88,7 +93,7 @@ class Retriever:
                  item_col: str = "item_id", time_col: str | None = None, weight_col: str | None = None,
                  trainer: Trainer | dict[str, Any] | None = None, max_history: int = 50,
                  index: str = "exact", index_params: dict[str, Any] | None = None, seed: int = 2026,
-                 monitor: str = "recall@10") -> None:
+                 monitor: str | None = None, label: str | None = None) -> None:
         info = get_model(model)
         if info.kind not in RETRIEVER_KINDS:
             raise ConfigError(f"model {model!r} is a {info.kind} model; a Retriever needs a retrieval or sequential "
@@ -105,7 +110,14 @@ class Retriever:
         if isinstance(max_history, bool) or not isinstance(max_history, int) or not 1 <= max_history <= MAX_HISTORY:
             raise ConfigError(f"max_history must be an integer in [1, {MAX_HISTORY:,}]; got {max_history!r}.")
         self.max_history, self.seed = max_history, seed
-        self.monitor = RetrievalTask(monitor=monitor).monitor  # a ConfigError names the valid metrics
+        self.rates = bool(getattr(info.cls, "predicts_ratings", False))
+        self.label = self._rating_label(label, weight_col)
+        if self.rates:
+            self.monitor = monitor or "rmse"
+            if self.monitor not in RATING_METRICS:
+                raise ConfigError(f"monitor {self.monitor!r} is not a rating metric; give one of {list(RATING_METRICS)}.")
+        else:  # a ConfigError names the valid metrics
+            self.monitor = RetrievalTask(monitor=monitor or "recall@10").monitor
         self.index, self.index_params = index, dict(index_params or {})
         self._index: Any = None
         self.model_: RetrievalModel | None = None
@@ -162,7 +174,7 @@ class Retriever:
                 module: Any = model
                 check = self._validation(module, valid) if valid is not None else None
                 try:
-                    self.result_ = self.trainer.fit(module, RetrievalTask(monitor=self.monitor),
+                    self.result_ = self.trainer.fit(module, module.training_task(self.monitor),
                                                     module.training_batch(data, seed=self.seed), check)
                 except BaseException:
                     self.model_ = None  # no half-trained model behind a failed fit
@@ -186,6 +198,16 @@ class Retriever:
         ``valid`` rows (training items left out), ``monitor`` among them, for early stopping."""
         data = self.data_
         assert data is not None  # _remember ran first
+        if self.rates:
+            rows = data.encode(load_frame(valid))
+
+            def rated(_: Any) -> dict[str, float]:
+                self.model_, self._index = model, None
+                model.eval()
+                with torch.no_grad():
+                    return self._rating_report(rows)
+
+            return rated
         known = self._known_rows(data, valid)
         depth = RetrievalTask(monitor=self.monitor).depth
 
@@ -200,7 +222,61 @@ class Retriever:
 
     def _valid_ks(self) -> tuple[int, ...]:
         """The cut-offs of the validation report: the usual ones and the monitor's."""
-        return tuple(sorted({*KS, RetrievalTask(monitor=self.monitor).depth}))
+        return KS if self.rates else tuple(sorted({*KS, RetrievalTask(monitor=self.monitor).depth}))
+
+    def _rating_label(self, label: str | None, weight_col: str | None) -> str | None:
+        """The rating column: required by a rating model, refused by the others."""
+        if label is not None and not (isinstance(label, str) and label):
+            raise ConfigError(f"label must name the rating column (a non-empty string); got {label!r}.")
+        if self.rates and label is None:
+            raise ConfigError(f"{self.model_name!r} predicts ratings: name the rating column with --label "
+                              "(Retriever(..., label='rating')).")
+        if not self.rates and label is not None:
+            raise ConfigError(f"--label names the rating of a rating model (svd, svdpp, ...); {self.model_name!r} "
+                              "learns from the interactions themselves (weight_col gives their weights).")
+        if label is not None and weight_col not in (None, label):
+            raise ConfigError("a rating model reads its label as each interaction's value; leave weight_col out.")
+        if label is not None:
+            self.columns["weight_col"] = label  # the ratings travel as the interactions' values
+        return label
+
+    def predict(self, rows: Data) -> np.ndarray:
+        """(N,) a rating model's predicted rating of each (user, item) row (the rating column, if
+        present, is not read), clipped to the training range; unknown users and items fall back on
+        the global mean and the other side's bias.
+
+        Raises:
+            ConfigError: The model does not predict ratings (it ranks the catalogue: use recommend).
+        """
+        model, data = self._fitted()
+        if not self.rates:
+            raise ConfigError(f"{self.model_name!r} ranks the catalogue rather than scoring rows; use recommend() "
+                              "(`recfunnel recommend`) or evaluate() with it.")
+        frame = load_frame(rows)
+        pairs = Interactions.from_frame(frame, user_col=self.columns["user_col"] or "user_id",
+                                        item_col=self.columns["item_col"] or "item_id",
+                                        user_ids=data.user_ids, item_ids=data.item_ids)
+        return self._predicted(pairs)
+
+    def _predicted(self, rows: Interactions) -> np.ndarray:
+        """Predicted ratings of encoded rows, in passes of ``EVAL_ROWS``."""
+        model, _ = self._fitted()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(rows), EVAL_ROWS):
+                users, items = rows.users[start:start + EVAL_ROWS], rows.items[start:start + EVAL_ROWS]
+                batch = query_batch(users, self.user_history(users), seen=model.reads_seen)
+                batch.features["item"] = to_codes(items)
+                out.append(model.predict(batch).numpy())  # type: ignore[attr-defined]
+        return np.concatenate(out) if out else np.empty(0, np.float32)
+
+    def _rating_report(self, rows: Interactions) -> dict[str, float]:
+        """RMSE and MAE of a rating model's predictions of encoded rows (unknown users and items
+        included: they fall back on the global mean and the other side's bias)."""
+        if rows.weights is None or len(rows) == 0:
+            raise DataError("evaluating a rating model needs rows with their ratings.")
+        predicted = self._predicted(rows)
+        return {"rmse": rmse(rows.weights, predicted), "mae": mae(rows.weights, predicted), "rows": len(rows)}
 
     @property
     def history_(self) -> list[dict[str, float]]:
@@ -435,6 +511,12 @@ class Retriever:
             items unseen in training cannot be ranked and are left out (logged).
         """
         _, data = self._fitted()
+        if self.rates:  # a rating model: how close its predicted ratings are (ks and exclude do not apply)
+            frame = load_frame(test)
+            if self.label not in frame.columns:
+                raise SchemaError(f"the test rows have no rating column {self.label!r} to compare the predictions "
+                                  f"with; columns present: {', '.join(map(str, frame.columns))}.")
+            return self._rating_report(data.encode(frame))
         if not ks:
             raise ConfigError("evaluate needs at least one cut-off k.")
         for k in ks:
@@ -487,6 +569,11 @@ class Retriever:
     # -- driven by a config (the CLI) ------------------------------------------------------------
     data_files: ClassVar[tuple[str, ...]] = (*DATA_FILES, "user_features", "item_features")
 
+    @staticmethod
+    def takes_data_option(model: str, option: str) -> bool:
+        """Whether a config's data ``option`` applies to ``model``: a label only to rating models."""
+        return option != "label" or bool(getattr(get_model(model).cls, "predicts_ratings", False))
+
     def fit_data(self, data: Mapping[str, Any]) -> Retriever:
         """Fit from a config's data section: ``train``, optional ``valid`` and feature tables."""
         train, frames = read_data(data, "valid", "user_features", "item_features")
@@ -511,7 +598,10 @@ class Retriever:
             tables.append((f"{self.model_name} training", ["epoch", "train loss", f"valid {self.monitor}", "time"],
                            [[int(r["epoch"]), r["train_loss"], r.get(f"valid_{self.monitor}", "-"),
                              f"{r['seconds']:.1f}s"] for r in self.history_]))
-        metrics = {k: v for k, v in self.metrics_.get("valid", {}).items() if k.endswith(("@10", "@50")) or k == "users"}
+        valid = self.metrics_.get("valid", {})
+        if self.rates:
+            return tables + metrics_report(f"validation (predicted {self.label} against the valid rows)", valid)
+        metrics = {k: v for k, v in valid.items() if k.endswith(("@10", "@50")) or k == "users"}
         return tables + metrics_report("validation (full ranking, training items left out)", metrics)
 
     # -- persistence ----------------------------------------------------------------------------
@@ -526,7 +616,7 @@ class Retriever:
         config = {"estimator": "retriever", "model": self.model_name, "params": self.params,
                   "columns": self.columns, "trainer": self.trainer_params, "max_history": self.max_history,
                   "index": self.index, "index_params": self.index_params, "seed": self.seed,
-                  "monitor": self.monitor, "valid_rows": self.valid_rows_,
+                  "monitor": self.monitor, "valid_rows": self.valid_rows_, "label": self.label,
                   "recfunnel_version": recfunnel.__version__}
         card = _model_card(self.model_name, self.params, model, len(data) - self.valid_rows_, self.valid_rows_,
                            self.metrics_.get("valid", {}))
@@ -599,7 +689,7 @@ def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
         retriever = Retriever(config["model"], params=config.get("params"), trainer=config.get("trainer"),
                               max_history=config.get("max_history", 50), seed=config.get("seed", 2026),
                               index=config.get("index", "exact"), index_params=config.get("index_params"),
-                              monitor=config.get("monitor", "recall@10"),
+                              monitor=config.get("monitor"), label=config.get("label"),
                               **columns)
         user_ids = IdMap.from_list(parts["encoder"]["users"])
         item_ids = IdMap.from_list(parts["encoder"]["items"])

@@ -15,6 +15,8 @@ from recfunnel.data.sources import random_order
 from recfunnel.errors import ConfigError, did_you_mean
 from recfunnel.metrics import get_metric
 
+GROUP = "__group__"  # the label column holding each row's list (a ranking task) or user (a rating model)
+
 
 @dataclass(frozen=True)
 class Task:
@@ -67,8 +69,15 @@ class Task:
         return (self.label,)
 
     def order(self, size: int, generator: torch.Generator, batch: Batch) -> torch.Tensor:
-        """The order the Trainer visits training rows in during an epoch: a random permutation."""
-        return random_order(size, generator, batch)
+        """The order the Trainer visits training rows in during an epoch: a random permutation,
+        except that rows sharing a ``GROUP`` label (a ranking list, a rating model's user) stay
+        together: groups in a random order, rows shuffled within each."""
+        rows = random_order(size, generator, batch)
+        if GROUP not in batch.labels:
+            return rows
+        group = torch.unique(batch.labels[GROUP], return_inverse=True)[1]
+        shuffled = torch.randperm(int(group.max()) + 1 if size else 0, generator=generator)
+        return rows[torch.argsort(shuffled[group[rows]], stable=True)]
 
     @property
     def monitor_mode(self) -> str:
@@ -183,7 +192,6 @@ class RetrievalTask(Task):
         return F.cross_entropy(scores, target)
 
 
-GROUP = "__group__"  # the label column a RankingTask reads each row's list (user) from
 OBJECTIVES = ("pointwise", "pairwise", "listwise")
 
 
@@ -239,15 +247,6 @@ class RankingTask(Task):
     def link(self, logits: torch.Tensor) -> torch.Tensor:
         """Sigmoid: a score in (0, 1), ordered as the logits are (a probability for "pointwise")."""
         return torch.sigmoid(logits)
-
-    def order(self, size: int, generator: torch.Generator, batch: Batch) -> torch.Tensor:
-        """Lists in a random order, rows shuffled within each list, so batches hold whole lists."""
-        rows = torch.randperm(size, generator=generator)
-        if GROUP not in batch.labels:
-            return rows
-        group = torch.unique(batch.labels[GROUP], return_inverse=True)[1]
-        shuffled = torch.randperm(int(group.max()) + 1 if size else 0, generator=generator)
-        return rows[torch.argsort(shuffled[group[rows]], stable=True)]
 
     def evaluate(self, predictions: np.ndarray, targets: np.ndarray,
                  groups: np.ndarray | None = None) -> dict[str, float]:

@@ -42,6 +42,7 @@ from recfunnel.data.interactions import (
 )
 from recfunnel.errors import DataError, NotFittedError
 from recfunnel.schema import Schema
+from recfunnel.tasks import RetrievalTask, Task
 
 
 class RetrievalModel:
@@ -50,6 +51,8 @@ class RetrievalModel:
     Class attributes:
         learns_preferences: False for models that give every user the same list (popularity);
             the contract tests then skip the "learns a user's taste" checks.
+        predicts_ratings: True for rating models: their score is a predicted rating of the
+            Retriever's ``label`` column, evaluated by RMSE and MAE (``recfunnel.models.rating``).
         gradient_trained: True for ``nn.Module`` models trained by the Trainer.
         reads_item_features: True for models whose item side reads the item features.
         reads_seen: True for models that read a user's whole history (the query batch's ``seen``
@@ -66,6 +69,7 @@ class RetrievalModel:
     """
 
     learns_preferences: ClassVar[bool] = True
+    predicts_ratings: ClassVar[bool] = False
     gradient_trained: ClassVar[bool] = False
     reads_item_features: ClassVar[bool] = False
     reads_seen: ClassVar[bool] = True
@@ -242,6 +246,10 @@ class RetrievalModule(nn.Module, RetrievalModel):
     def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
         self.__dict__.pop("_serving_vectors", None)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def training_task(self, monitor: str) -> Task:
+        """The task the Trainer trains this model with: a sampled softmax (rating models: a regression)."""
+        return RetrievalTask(monitor=monitor)
 
     def training_batch(self, data: Interactions, *, seed: int) -> Batch:  # pragma: no cover - abstract
         """The training examples built from the interactions, in codes."""

@@ -1,0 +1,1 @@
+"""Rating models: predict a user's numeric rating of an item (RMSE, MAE), and rank by it."""
