@@ -20,11 +20,16 @@ def data():
     return Interactions.from_frame(frame, weight_col="rating")
 
 
-def test_svd_predicts_mean_plus_biases_plus_the_dot(data):
+def _untrained(cls, data):
+    """(model in eval mode, its training batch): initial weights, the data's mean and range kept."""
     torch.manual_seed(0)
-    model = SVD(data.schema(), factors=3)
+    model = cls(data.schema(), factors=3)
     batch = model.training_batch(data, seed=0)
-    model.eval()
+    return model.eval(), batch
+
+
+def test_svd_predicts_mean_plus_biases_plus_the_dot(data):
+    model, batch = _untrained(SVD, data)
     with torch.no_grad():
         model.user_bias.weight[2 + 0] = 0.5   # user 0 (code 2)
         model.item_bias.weight[2 + 1] = -0.25  # item 1 (code 3)
@@ -35,10 +40,7 @@ def test_svd_predicts_mean_plus_biases_plus_the_dot(data):
 
 
 def test_svdpp_adds_the_normalised_sum_of_the_rated_items_factors(data):
-    torch.manual_seed(0)
-    model = SVDpp(data.schema(), factors=3)
-    batch = model.training_batch(data, seed=0)
-    model.eval()
+    model, batch = _untrained(SVDpp, data)
     with torch.no_grad():
         y = model.implicit.weight
         rated = [0, 1, 2]  # user 0 rated items 0, 1, 2 (codes 2, 3, 4)
