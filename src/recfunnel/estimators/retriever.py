@@ -96,8 +96,9 @@ class Retriever:
                  monitor: str | None = None, label: str | None = None) -> None:
         info = get_model(model)
         if info.kind not in RETRIEVER_KINDS:
-            raise ConfigError(f"model {model!r} is a {info.kind} model; a Retriever needs a retrieval or sequential "
-                              f"model (see `recfunnel models --kind retrieval` and `--kind sequential`).")
+            raise ConfigError(f"model {model!r} is a {info.kind} model; a Retriever needs a retrieval, sequential or "
+                              "rating model (see `recfunnel models --kind retrieval`, `--kind sequential` and "
+                              "`--kind rating`).")
         self.model_name, self.params = info.name, dict(params or {})
         self.columns = {"user_col": user_col, "item_col": item_col, "time_col": time_col, "weight_col": weight_col}
         for option, column in self.columns.items():

@@ -72,6 +72,8 @@ def test_labels_and_monitors_are_checked():
     frame = pd.DataFrame({"user_id": [1, 2], "item_id": [3, 4], "rating": [4.0, 2.0]})
     with pytest.raises(ConfigError, match="'svd' predicts ratings: name the rating column with --label"):
         Retriever("svd")
+    with pytest.raises(ConfigError, match="a Retriever needs a retrieval, sequential or rating model"):
+        Retriever("deepfm")
     with pytest.raises(ConfigError, match="--label names the rating of a rating model"):
         Retriever("als", label="rating")
     with pytest.raises(ConfigError, match="monitor 'recall@10' is not a rating metric"):
