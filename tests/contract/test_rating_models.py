@@ -27,7 +27,8 @@ def ratings():
 
 def _fit(name, train, seed=2026):
     info = next(i for i in list_models("rating") if i.name == name)
-    return Retriever(name, params=dict(getattr(info.cls, "test_params", {})), trainer=FAST, label="rating",
+    trainer = {**FAST, **getattr(info.cls, "test_trainer", {})}
+    return Retriever(name, params=dict(getattr(info.cls, "test_params", {})), trainer=trainer, label="rating",
                      seed=seed).fit(train)
 
 

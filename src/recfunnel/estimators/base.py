@@ -115,13 +115,13 @@ def trainer_options() -> dict[str, Any]:
             if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
-def resolve_trainer(trainer: Any, model_cls: type) -> tuple[Trainer, dict[str, Any]]:
+def resolve_trainer(trainer: Any, model_cls: type, defaults: dict[str, Any] | None = None) -> tuple[Trainer, dict[str, Any]]:
     """An estimator's ``trainer`` argument as (the Trainer to use, the options to save with it).
 
     A Trainer object is used as it is and its options are saved, so a loaded artifact says how it
     was trained; a mapping of options (or None) is laid over the model class's
-    ``trainer_defaults`` and only the caller's own options are saved; anything else is a
-    ConfigError.
+    ``trainer_defaults`` (or ``defaults``, when given) and only the caller's own options are
+    saved; anything else is a ConfigError.
     """
     if isinstance(trainer, Trainer):
         return trainer, {k: v for k, v in trainer.options().items() if k not in RUN_ONLY}
@@ -129,7 +129,7 @@ def resolve_trainer(trainer: Any, model_cls: type) -> tuple[Trainer, dict[str, A
         raise ConfigError(f"trainer must be a Trainer or a mapping of its options; got {type(trainer).__name__} "
                           f"{trainer!r}.")
     options = dict(trainer or {})
-    return make_trainer(options, getattr(model_cls, "trainer_defaults", None)), options
+    return make_trainer(options, defaults if defaults is not None else getattr(model_cls, "trainer_defaults", None)), options
 
 
 def make_trainer(options: dict[str, Any], defaults: dict[str, Any] | None = None) -> Trainer:

@@ -43,6 +43,7 @@ from recfunnel.estimators.results import Recommendations
 from recfunnel.index import INDEX_KINDS, build_index, topk_excluding, topk_static
 from recfunnel.metrics import coverage, mae, ranking_report, rmse
 from recfunnel.models import build_model, get_model
+from recfunnel.models.rating.base import RatingModel
 from recfunnel.models.retrieval.base import RetrievalModel
 from recfunnel.schema import Categorical, Schema
 from recfunnel.tasks import RetrievalTask
@@ -104,14 +105,19 @@ class Retriever:
         for option, column in self.columns.items():
             if not (isinstance(column, str) and column) and not (column is None and option in ("time_col", "weight_col")):
                 raise ConfigError(f"{option} must name a column (a non-empty string); got {column!r}.")
-        # the model's own Trainer defaults (two-tower: its batch size), under the caller's options
-        self.trainer, self.trainer_params = resolve_trainer(trainer, info.cls)
         if index not in INDEX_KINDS:
             raise ConfigError(f"index {index!r} is not valid; expected one of {list(INDEX_KINDS)}.")
         if isinstance(max_history, bool) or not isinstance(max_history, int) or not 1 <= max_history <= MAX_HISTORY:
             raise ConfigError(f"max_history must be an integer in [1, {MAX_HISTORY:,}]; got {max_history!r}.")
         self.max_history, self.seed = max_history, seed
-        self.rates = bool(getattr(info.cls, "predicts_ratings", False))
+        # a rating model predicts ratings; one that can also learn from the interactions alone
+        # (NeuMF) ranks like a retrieval model when no rating column is named
+        self.rates = bool(getattr(info.cls, "predicts_ratings", False)) and not (
+            label is None and getattr(info.cls, "ranks_without_label", False))
+        # the model's own Trainer defaults (two-tower: its batch size; NeuMF's for ranking without a
+        # rating column), under the caller's options
+        self.trainer, self.trainer_params = resolve_trainer(
+            trainer, info.cls, None if self.rates else getattr(info.cls, "ranking_trainer_defaults", None))
         self.label = self._rating_label(label, weight_col)
         if self.rates:
             self.monitor = monitor or "rmse"
@@ -171,6 +177,8 @@ class Retriever:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             model: RetrievalModel = build_model(self.model_name, schema, self.params)
+            if isinstance(model, RatingModel):
+                model.explicit = self.rates
             if model.gradient_trained:
                 module: Any = model
                 check = self._validation(module, valid) if valid is not None else None

@@ -34,7 +34,7 @@ from recfunnel.models.ranking import (  # noqa: E402, F401
     widedeep,
     xdeepfm,
 )
-from recfunnel.models.rating import svd, svdpp  # noqa: E402, F401
+from recfunnel.models.rating import autorec, neumf, svd, svdpp  # noqa: E402, F401
 from recfunnel.models.retrieval import (  # noqa: E402, F401
     als,
     bpr,

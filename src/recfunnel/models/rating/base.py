@@ -20,7 +20,7 @@ from recfunnel.data.interactions import Interactions, to_codes
 from recfunnel.errors import DataError
 from recfunnel.models.retrieval.base import RetrievalModule
 from recfunnel.schema import Schema
-from recfunnel.tasks import GROUP, RegressionTask, Task
+from recfunnel.tasks import GROUP, RegressionTask, RetrievalTask, Task
 
 RATING = "rating"  # the label name of a rating model's training rows
 
@@ -30,12 +30,17 @@ class RatingModel(RetrievalModule):
     ``user`` and ``item`` codes; subclasses implement it and the vector hooks.
 
     Class attributes:
-        groups_users: Training rows come grouped by user (whole users per batch), for models that
-            compute something once per user in a step (SVD++'s implicit term).
+        groups: "user" or "item": training rows come grouped by that side (a group's rows together
+            in a batch, seldom split across two), for models that compute something once per user
+            or item in a step (AutoRec's item codes); None shuffles the rows freely.
+        ranks_without_label: Without a rating column the model learns from the interactions
+            themselves and ranks the catalogue like a retrieval model (NeuMF); the Retriever then
+            sets ``explicit`` False. Other rating models need the rating column.
     """
 
     predicts_ratings: ClassVar[bool] = True
-    groups_users: ClassVar[bool] = False
+    groups: ClassVar[str | None] = None
+    ranks_without_label: ClassVar[bool] = False
     # chosen on a random 70/10/20 split of MovieLens 100K (BENCHMARKS.md): element-wise Adagrad on
     # the tables at 0.1 with batches of 4096 reaches its best RMSE by epoch 15-20 and stays there
     trainer_defaults: ClassVar[dict[str, Any]] = {"batch_size": 4096, "max_epochs": 20,
@@ -47,9 +52,10 @@ class RatingModel(RetrievalModule):
         self.bounds: torch.Tensor
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("bounds", torch.tensor([-np.inf, np.inf]))
+        self.explicit = True  # trained on a rating column (False: on the interactions, see ranks_without_label)
 
     def training_task(self, monitor: str) -> Task:
-        return RegressionTask(RATING, monitor=monitor)
+        return RegressionTask(RATING, monitor=monitor) if self.explicit else RetrievalTask(monitor=monitor)
 
     def training_batch(self, data: Interactions, *, seed: int) -> Batch:
         """(user, item) codes and their ratings; the global mean and the rating range are kept."""
@@ -61,8 +67,8 @@ class RatingModel(RetrievalModule):
         self.mean.fill_(float(ratings.mean()))
         self.bounds.copy_(torch.stack([ratings.min(), ratings.max()]))
         labels = {RATING: ratings}
-        if self.groups_users:  # the task's order then keeps each user's rows together
-            labels[GROUP] = torch.from_numpy(known.users)
+        if self.groups is not None:  # the task's order then keeps each group's rows together
+            labels[GROUP] = torch.from_numpy(known.users if self.groups == "user" else known.items)
         return Batch({"user": to_codes(known.users), "item": to_codes(known.items)}, labels)
 
     def predict(self, batch: Batch) -> torch.Tensor:

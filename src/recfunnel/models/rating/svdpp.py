@@ -10,26 +10,8 @@ from recfunnel.data.batch import Batch
 from recfunnel.data.interactions import FIRST_CODE, History, Interactions, query_batch
 from recfunnel.models.base import register_model
 from recfunnel.models.rating.svd import SVD, factor_table
+from recfunnel.nn.bags import bag_product, csr_bags
 from recfunnel.schema import Schema
-
-
-def csr_bags(indptr: torch.Tensor, codes: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The bags of CSR ``rows`` (-1: an empty bag) for an EmbeddingBag: (flat codes, offsets,
-    per-entry weights |bag|^-1/2).
-
-    Example:
-        >>> flat, offsets, weights = csr_bags(torch.tensor([0, 2, 3]), torch.tensor([5, 6, 7]), torch.tensor([1, -1, 0]))
-        >>> flat.tolist(), offsets.tolist(), [round(w, 3) for w in weights.tolist()]
-        ([7, 5, 6], [0, 1, 1], [1.0, 0.707, 0.707])
-    """
-    safe = rows.clamp_min(0)
-    starts = indptr[safe]
-    lengths = torch.where(rows >= 0, indptr[safe + 1] - starts, 0)
-    offsets = torch.cumsum(lengths, 0) - lengths
-    total = int(lengths.sum())
-    positions = torch.repeat_interleave(starts - offsets, lengths, output_size=total) + torch.arange(total)
-    weights = torch.repeat_interleave(lengths.clamp_min(1).float().rsqrt(), lengths, output_size=total)
-    return codes[positions], offsets, weights
 
 
 @register_model("svdpp", kind="rating")
@@ -39,9 +21,8 @@ class SVDpp(SVD):
     N(u) the items u rated (which, not how), so what a user rated after training, or a new user's
     few ratings, move the prediction without retraining.
 
-    Training keeps each user's rows together (``groups_users``), so a step computes a user's
-    implicit term once for all their rows instead of once per rating, and the y_j rows of the
-    batch's users are the only ones updated.
+    A step computes each of its users' implicit term once for all their rows in the batch, not once
+    per rating, and updates only the y_j rows of the items those users rated.
 
     Args:
         schema: The retrieval schema (user and item ids).
@@ -59,7 +40,6 @@ class SVDpp(SVD):
     """
 
     reads_seen: ClassVar[bool] = True  # N(u): every item the user rated, live ones included
-    groups_users: ClassVar[bool] = False
     test_params: ClassVar[dict[str, Any]] = {"factors": 8}
 
     def __init__(self, schema: Schema, *, factors: int = 64, reg: float = 0.1, init_std: float = 0.1) -> None:
@@ -80,26 +60,14 @@ class SVDpp(SVD):
         p = self.user_factors(users)
         seen = None if batch is None else batch.features.get("seen")
         if seen is not None:
-            implicit, norms = self._bag_sums(*csr_bags(seen.crow_indices(), seen.col_indices(), torch.arange(len(users))))
+            implicit, norms = bag_product(self.implicit, *csr_bags(seen.crow_indices(), seen.col_indices(),
+                                                                     torch.arange(len(users))))
             return p + implicit, p.square().sum(1) + norms
         if self._rated is None:
             raise RuntimeError("svdpp needs each user's rated items: a 'seen' column, or training data.")
         unique, inverse = torch.unique(users, return_inverse=True)
-        implicit, norms = self._bag_sums(*csr_bags(*self._rated, unique - FIRST_CODE))
+        implicit, norms = bag_product(self.implicit, *csr_bags(*self._rated, unique - FIRST_CODE))
         return p + implicit[inverse], p.square().sum(1) + norms[inverse]
-
-    def _bag_sums(self, flat: torch.Tensor, offsets: torch.Tensor,
-                  weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(U, D) weighted sums of y_j over each bag and (U,) the bags' sums of |y_j|^2. The distinct
-        items are looked up once and the bags summed by a sparse (U x distinct) product, so the
-        table's gradient has a row per distinct item (an embedding bag's has one per entry: ~100x
-        more rows to sort and add)."""
-        distinct, column = torch.unique(flat, return_inverse=True)
-        ends = torch.cat([offsets, torch.tensor([len(flat)])])
-        y = self.implicit(distinct)
-        bags = torch.sparse_csr_tensor(ends, column, weights, size=(len(offsets), len(distinct)))
-        members = torch.sparse_csr_tensor(ends, column, torch.ones_like(weights), size=bags.shape)
-        return bags @ y, (members @ y.square().sum(1, keepdim=True)).squeeze(1)
 
     def _history_batch(self, users: torch.Tensor, history: History) -> Batch | None:
         return query_batch(users.numpy() - FIRST_CODE, history)
