@@ -38,6 +38,7 @@ from recfunnel.models.rating import autorec, neumf, svd, svdpp  # noqa: E402, F4
 from recfunnel.models.retrieval import (  # noqa: E402, F401
     als,
     bpr,
+    fm_recall,
     item2vec,
     itemcf,
     mind,

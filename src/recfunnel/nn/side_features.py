@@ -6,6 +6,8 @@ import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
+from recfunnel.data.interactions import Interactions
+from recfunnel.errors import DataError
 from recfunnel.nn.embedding import FeatureEmbedding
 from recfunnel.nn.feature_table import FeatureTable
 from recfunnel.schema import Schema
@@ -63,3 +65,34 @@ class SideFeatures(nn.Module):
     def forward(self, index: torch.Tensor) -> torch.Tensor:
         """(B,) row indices -> (B, F·D)."""
         return self.encode(self.rows(index))
+
+
+def fill_sides(model: str, sides: dict[str, SideFeatures | None], data: Interactions, *,
+               id_columns: list[str], unseen: torch.Tensor) -> None:
+    """Copy the interactions' user and item feature tables into a model's ``sides`` ("user",
+    "item"). An item that never occurs in training (``unseen``, by index) gets the
+    out-of-vocabulary code in its ``id_columns``: its id row was never trained, so the item is
+    described by its other features, as a new item is.
+
+    Raises:
+        DataError: The model was built with a side's schema but the interactions lack its table.
+    """
+    for name, side in sides.items():
+        if side is None:
+            continue
+        rows = data.user_features if name == "user" else data.item_features
+        if rows is None:
+            raise DataError(f"{model} was built with a {name} schema but the interactions carry no "
+                            f"{name}_features; pass {name}_features=... to fit.")
+        if name == "item":
+            rows = Batch({k: v.masked_fill(unseen, OOV) if k in id_columns else v for k, v in rows.features.items()})
+        side.fill(rows)
+
+
+def hide_ids(features: dict[str, torch.Tensor], id_columns: list[str], share: float) -> dict[str, torch.Tensor]:
+    """``features`` with the id columns of a random ``share`` of the rows set to out-of-vocabulary
+    (DropoutNet, Volkovs et al., NeurIPS 2017: the other features learn to place an item alone)."""
+    if share <= 0 or not id_columns:
+        return features
+    hidden = torch.rand(len(next(iter(features.values()))), device=next(iter(features.values())).device) < share
+    return {**features, **{name: features[name].masked_fill(hidden, OOV) for name in id_columns}}

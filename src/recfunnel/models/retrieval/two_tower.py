@@ -9,13 +9,13 @@ from torch import nn
 
 from recfunnel.data.batch import Batch
 from recfunnel.data.interactions import History, Interactions, to_index
-from recfunnel.errors import ConfigError, DataError
+from recfunnel.errors import ConfigError
 from recfunnel.models.base import register_model
 from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits, indices
 from recfunnel.nn import MLP
 from recfunnel.nn.pooling import embed_history, masked_mean
 from recfunnel.nn.sampling import CandidateSampler, next_item_batch
-from recfunnel.nn.side_features import OOV, SideFeatures
+from recfunnel.nn.side_features import SideFeatures, fill_sides, hide_ids
 from recfunnel.schema import Schema
 
 
@@ -91,18 +91,8 @@ class TwoTower(RetrievalModule):
     def training_batch(self, data: Interactions, *, seed: int) -> Batch:
         """Fill the feature tables and item shares; one example per interaction."""
         self.sampler.fit(data)
-        for side, rows, name in ((self.user_side, data.user_features, "user"),
-                                 (self.item_side, data.item_features, "item")):
-            if side is None:
-                continue
-            if rows is None:
-                raise DataError(f"two_tower was built with a {name} schema but the interactions carry no "
-                                f"{name}_features; pass {name}_features=... to fit.")
-            if name == "item":  # an item without interactions has an untrained id row: use the OOV id
-                unseen = self.sampler.item_share == 0
-                rows = Batch({k: v.masked_fill(unseen, OOV) if k in self.id_columns else v
-                              for k, v in rows.features.items()})
-            side.fill(rows)
+        fill_sides("two_tower", {"user": self.user_side, "item": self.item_side}, data, id_columns=self.id_columns,
+                   unseen=self.sampler.item_share == 0)
         return next_item_batch(data, self.max_history)
 
     def _queries(self, users: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
@@ -128,9 +118,8 @@ class TwoTower(RetrievalModule):
     def _items(self, items: torch.Tensor) -> torch.Tensor:
         if self.item_side is not None:
             features = self.item_side.rows(items)
-            if self.training and self.id_dropout > 0:
-                hidden = torch.rand(len(items), device=items.device) < self.id_dropout
-                features.update({name: features[name].masked_fill(hidden, OOV) for name in self.id_columns})
+            if self.training:
+                features = hide_ids(features, self.id_columns, self.id_dropout)
             return self._from_features(features)
         return F.normalize(self.item_tower(self.items(items + 1)), dim=-1)  # (N, D)
 
