@@ -13,7 +13,9 @@ Surprise's README table: SVD RMSE 0.934, SVD++ 0.919), the folds written out by
 stopping) and ``evaluate(test)``: RMSE and MAE of its predictions, clipped to the training range,
 over every test row (users or items unseen in training fall back on the mean and the known side's
 bias, as Surprise does). "fit s" is the wall time of ``fit`` alone, averaged over the folds;
-Surprise's is its ``algo.fit``. Surprise runs in ``.venv-peers`` with its own defaults.
+Surprise's is its ``algo.fit``. "samples/s" is training ratings times epochs over the epochs'
+seconds; "peak MB" the peak resident memory of the process that ran one model's five folds (each
+recfunnel model runs in its own). Surprise runs in ``.venv-peers`` with its own defaults.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,16 +37,22 @@ HERE = Path(__file__).resolve().parent
 COLUMNS = ["user_id", "item_id", "rating", "timestamp"]
 
 
-def folds(protocol: str, data: Path, directory: Path, threads: int) -> list[tuple[Any, Any]]:
+def write_folds(protocol: str, directory: Path, data: Path, threads: int) -> None:
+    """Write Surprise's KFold folds into ``directory`` (the official folds are read where they are)."""
+    if protocol == "official":
+        return
+    command = [str(HERE.parent / ".venv-peers" / "bin" / "python"), str(HERE / "peers" / "surprise_ratings.py"),
+               str(data), "--protocol", "kfold", "--models", "", "--write-folds", str(directory),
+               "--threads", str(threads)]
+    subprocess.run(command, check=True, capture_output=True, text=True)
+
+
+def load_folds(protocol: str, data: Path, directory: Path) -> list[tuple[Any, Any]]:
     """(train, test) frames of each fold."""
     import pandas as pd
 
     if protocol == "official":
         return [(_headerless(data, f"u{k}.base"), _headerless(data, f"u{k}.test")) for k in range(1, 6)]
-    command = [str(HERE.parent / ".venv-peers" / "bin" / "python"), str(HERE / "peers" / "surprise_ratings.py"),
-               str(data), "--protocol", "kfold", "--models", "", "--write-folds", str(directory),
-               "--threads", str(threads)]
-    subprocess.run(command, check=True, capture_output=True, text=True)
     return [(pd.read_csv(directory / f"fold{k}_train.csv"), pd.read_csv(directory / f"fold{k}_test.csv"))
             for k in range(1, 6)]
 
@@ -56,16 +65,31 @@ def _headerless(data: Path, name: str) -> Any:
     return pd.read_csv(path, sep="\t", header=None, names=COLUMNS)
 
 
-def run_ours(name: str, parts: list[tuple[Any, Any]]) -> dict[str, Any]:
+def run_ours(name: str, protocol: str, data: Path, directory: Path, threads: int) -> dict[str, Any]:
+    """One recfunnel model over every fold, in a child process of its own (its peak memory is its own)."""
+    command = [sys.executable, __file__, "--child", name, "--protocol", protocol, "--data", str(data),
+               "--folds", str(directory), "--threads", str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"model": f"recfunnel {name}", "error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def child(name: str, protocol: str, data: Path, directory: Path) -> dict[str, Any]:
+    """Fit and evaluate ``name`` on each fold in this process: the model's row of the table."""
     from recfunnel import Retriever
 
     rows = []
-    for train, test in parts:
+    for train, test in load_folds(protocol, data, directory):
         started = time.perf_counter()
         model = Retriever(name, label="rating", trainer={"progress": False}).fit(train[["user_id", "item_id", "rating"]])
         fit_s = time.perf_counter() - started
-        rows.append({**model.evaluate(test[["user_id", "item_id", "rating"]]), "fit_s": fit_s})
-    return summary(f"recfunnel {name}", rows)
+        seconds = sum(row["seconds"] for row in model.history_) or fit_s
+        rows.append({**model.evaluate(test[["user_id", "item_id", "rating"]]), "fit_s": fit_s,
+                     "samples_per_s": len(train) * max(len(model.history_), 1) / seconds})
+    return {**summary(f"recfunnel {name}", rows),
+            "samples_per_s": sum(r["samples_per_s"] for r in rows) / len(rows),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def run_surprise(models: str, protocol: str, data: Path, threads: int) -> list[dict[str, Any]]:
@@ -80,6 +104,7 @@ def run_surprise(models: str, protocol: str, data: Path, threads: int) -> list[d
 
 
 def summary(label: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means over the folds, and each fold's RMSE."""
     mean = {key: sum(r[key] for r in rows) / len(rows) for key in ("rmse", "mae", "fit_s")}
     return {"model": label, **mean, "fold_rmse": [r["rmse"] for r in rows]}
 
@@ -87,13 +112,17 @@ def summary(label: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def table(protocol: str, results: list[dict[str, Any]]) -> str:
     title = {"kfold": "5-fold KFold(random_state=0) over u.data", "official": "the official u1..u5 folds"}[protocol]
     lines = [f"MovieLens 100K, {title}: mean over 5 folds", "",
-             "| model | RMSE | MAE | fit s | RMSE per fold |", "|---|---:|---:|---:|---|"]
+             "| model | RMSE | MAE | fit s | samples/s | peak MB | RMSE per fold |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['model']} | failed: {r['error'][:80]} | | | |")
+            lines.append(f"| {r['model']} | failed: {r['error'][:80]} | | | | | |")
             continue
         folds_text = " ".join(f"{v:.4f}" for v in r["fold_rmse"])
-        lines.append(f"| {r['model']} | {r['rmse']:.4f} | {r['mae']:.4f} | {r['fit_s']:.2f} | {folds_text} |")
+        rate = f"{r['samples_per_s']:,.0f}" if "samples_per_s" in r else "–"
+        peak = f"{r['peak_rss_mb']:,.0f}" if "peak_rss_mb" in r else "–"
+        lines.append(f"| {r['model']} | {r['rmse']:.4f} | {r['mae']:.4f} | {r['fit_s']:.2f} | {rate} | {peak} | "
+                     f"{folds_text} |")
     return "\n".join(lines)
 
 
@@ -104,15 +133,21 @@ def main() -> None:
     parser.add_argument("--models", default="svd,svdpp")
     parser.add_argument("--surprise", default="SVD,SVDpp")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # one model's folds, in a process of its own
+    parser.add_argument("--folds", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     data = args.data / "ml-100k" if (args.data / "ml-100k").is_dir() else args.data
+    if args.child:
+        print(json.dumps(child(args.child, args.protocol, data, args.folds)))
+        return
     for protocol in (["kfold", "official"] if args.protocol == "both" else [args.protocol]):
         with tempfile.TemporaryDirectory() as directory:
-            parts = folds(protocol, data, Path(directory), args.threads)
-            results = [run_ours(name, parts) for name in filter(None, args.models.split(","))]
+            write_folds(protocol, Path(directory), data, args.threads)
+            results = [run_ours(name, protocol, data, Path(directory), args.threads)
+                       for name in filter(None, args.models.split(","))]
         if args.surprise:
             results += run_surprise(args.surprise, protocol, data, args.threads)
         print(table(protocol, results), flush=True)

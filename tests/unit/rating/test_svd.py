@@ -31,9 +31,9 @@ def _untrained(cls, data):
 def test_svd_predicts_mean_plus_biases_plus_the_dot(data):
     model, batch = _untrained(SVD, data)
     with torch.no_grad():
-        model.user_bias.weight[2 + 0] = 0.5   # user 0 (code 2)
-        model.item_bias.weight[2 + 1] = -0.25  # item 1 (code 3)
-        p, q = model.user_factors.weight[2], model.item_factors.weight[3]
+        model.user_factors.weight[2 + 0, -1] = 0.5   # user 0 (code 2): the bias is the last column
+        model.item_factors.weight[2 + 1, -1] = -0.25  # item 1 (code 3)
+        p, q = model.user_factors.weight[2, :-1], model.item_factors.weight[3, :-1]
         expected = float(model.mean) + 0.5 - 0.25 + float(p @ q)
         assert float(model(batch)[1]) == pytest.approx(expected, abs=1e-6)  # row 1: user 0, item 1
         assert float(model.mean) == pytest.approx(19.0 / 6)
@@ -45,7 +45,7 @@ def test_svdpp_adds_the_normalised_sum_of_the_rated_items_factors(data):
         y = model.implicit.weight
         rated = [0, 1, 2]  # user 0 rated items 0, 1, 2 (codes 2, 3, 4)
         implicit = (y[[r + 2 for r in rated]].sum(0)) / np.sqrt(3)
-        p, q = model.user_factors.weight[2], model.item_factors.weight[3]
+        p, q = model.user_factors.weight[2, :-1], model.item_factors.weight[3, :-1]
         expected = float(model.mean) + float((p + implicit) @ q)  # biases start at zero
         assert float(model(batch)[1]) == pytest.approx(expected, abs=1e-5)
         # a query's seen rows give the same term: what a user rated, whatever the source

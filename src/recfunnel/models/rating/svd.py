@@ -53,38 +53,44 @@ class SVD(RatingModel):
     def __init__(self, schema: Schema, *, factors: int = 64, reg: float = 0.1, init_std: float = 0.1) -> None:
         super().__init__(schema)
         self.reg = reg
-        self.user_factors = factor_table(self.num_users + FIRST_CODE, factors, init_std)
-        self.item_factors = factor_table(self.num_items + FIRST_CODE, factors, init_std)
-        self.user_bias = factor_table(self.num_users + FIRST_CODE, 1, 0.0)
-        self.item_bias = factor_table(self.num_items + FIRST_CODE, 1, 0.0)
+        # [p_u, b_u] and [q_i, b_i]: the bias is each table's last column, so a step looks up,
+        # differentiates and updates two sparse tables rather than four
+        self.user_factors = factor_table(self.num_users + FIRST_CODE, factors + 1, init_std)
+        self.item_factors = factor_table(self.num_items + FIRST_CODE, factors + 1, init_std)
+        with torch.no_grad():
+            self.user_factors.weight[:, -1] = 0.0
+            self.item_factors.weight[:, -1] = 0.0
 
-    def user_vectors(self, users: torch.Tensor, batch: Batch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, D) the users' vectors and (B,) the squared norms of the parameters they are made of
-        (SVD: p_u alone; SVD++ adds its implicit term and the y_j)."""
-        p = self.user_factors(users)
+    def user_vectors(self, users: torch.Tensor, rows: torch.Tensor,
+                     batch: Batch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D) the users' vectors from their table ``rows`` [p_u, b_u], and (B,) the squared norms
+        of the parameters they are made of (SVD: p_u alone; SVD++ adds its implicit term and the y_j)."""
+        p = rows[:, :-1]
         return p, p.square().sum(1)
 
     def forward(self, batch: Batch) -> Any:
         """(B,) ratings of the batch's (user, item) codes; in training with the L2 term as a ModelOutput."""
         users, items = batch.features["user"], batch.features["item"]
-        (p, user_norms), q = self.user_vectors(users, batch), self.item_factors(items)
-        b_u, b_i = self.user_bias(users).squeeze(1), self.item_bias(items).squeeze(1)
+        user_rows, item_rows = self.user_factors(users), self.item_factors(items)
+        (p, user_norms), q = self.user_vectors(users, user_rows, batch), item_rows[:, :-1]
+        b_u, b_i = user_rows[:, -1], item_rows[:, -1]
         ratings = self.mean + b_u + b_i + (p * q).sum(1)
         if not self.training or not self.reg:
             return ratings
-        penalty = user_norms + q.square().sum(1) + b_u.square() + b_i.square()
+        penalty = user_norms + item_rows.square().sum(1) + b_u.square()
         return ModelOutput(ratings, self.reg * penalty.mean())
 
     def _query_vectors(self, users: np.ndarray, history: History) -> torch.Tensor:
         """(B, D + 2): [p_u, μ + b_u, 1], so that a dot with an item's [q_i, 1, b_i] is the rating."""
         codes = to_codes(users)
-        p, _ = self.user_vectors(codes, self._history_batch(codes, history))
-        return torch.cat([p, self.mean + self.user_bias(codes), torch.ones_like(p[:, :1])], 1)
+        rows = self.user_factors(codes)
+        p, _ = self.user_vectors(codes, rows, self._history_batch(codes, history))
+        return torch.cat([p, self.mean + rows[:, -1:], torch.ones_like(p[:, :1])], 1)
 
     def _history_batch(self, users: torch.Tensor, history: History) -> Batch | None:
         return None
 
     def _item_vectors(self) -> torch.Tensor:
         """(num_items, D + 2): [q_i, 1, b_i]."""
-        q = self.item_factors.weight[FIRST_CODE:]
-        return torch.cat([q, torch.ones_like(q[:, :1]), self.item_bias.weight[FIRST_CODE:]], 1)
+        rows = self.item_factors.weight[FIRST_CODE:]
+        return torch.cat([rows[:, :-1], torch.ones_like(rows[:, :1]), rows[:, -1:]], 1)
