@@ -133,7 +133,9 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"data option {wrong[0]!r} does not apply to {model['name']!r}, a {info.kind} model "
                           f"trained by {trainer}; valid: {', '.join(valid_data)}.")
     _check_keys("data", data, valid_data)
-    for required in ("train", "label") if "label" in valid_data else ("train",):
+    # a label is optional only for a model that can also learn from the interactions alone (NeuMF)
+    needs_label = "label" in valid_data and not getattr(get_model(model["name"]).cls, "ranks_without_label", False)
+    for required in ("train", "label") if needs_label else ("train",):
         if not data.get(required):
             raise ConfigError(f"the config needs data.{required} (or --{required} on the command line).")
     return config

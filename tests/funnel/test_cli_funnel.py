@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 
@@ -97,10 +98,12 @@ def test_demo_without_serving_prints_both_tables(cli, tmp_path):
 
 
 def _built(cli, tmp_path, recall: list[dict]) -> tuple[dict, tuple]:
-    """(config, cli result) of `recfunnel build` over the walks log with these recall sources."""
+    """(config, cli result) of `recfunnel build` over the walks log (with a 1-5 rating per row)
+    with these recall sources."""
     from .test_two_stage import items_table, walks
 
-    walks(num_users=120).to_csv(tmp_path / "log.csv", index=False)
+    log = walks(num_users=120)
+    log.assign(rating=1.0 + np.arange(len(log)) % 5).to_csv(tmp_path / "log.csv", index=False)
     items_table().to_csv(tmp_path / "items.csv", index=False)
     config = {"recall": recall,
               "rank": {"model": "deepfm", "params": {"embedding_dim": 4, "hidden_units": [8]},
@@ -143,6 +146,21 @@ def test_build_ranks_with_an_ftrl_artifact_then_serves_its_lists(cli, trained, t
     assert code == 0, err
     items = json.loads(out)[0]["items"]
     assert len(items) == 4 and all(0.0 < item["score"] < 1.0 for item in items)
+
+
+@pytest.mark.parametrize("entry", [
+    {"model": "neumf", "params": {"factors": 4, "mlp_factors": 4, "mlp_layers": [8]}},
+    {"model": "fm_recall", "params": {"embedding_dim": 8, "num_negatives": 8}},
+    {"model": "svdpp", "label": "rating", "params": {"factors": 4}},
+    {"model": "autorec", "label": "rating", "params": {"hidden": 8}},
+], ids=lambda entry: entry["model"])
+def test_rating_and_fm_models_are_recall_sources_of_a_built_funnel(cli, tmp_path, entry):
+    _, (code, out, err) = _built(cli, tmp_path, [{**entry, "k": 20, "trainer": {"max_epochs": 2}}])
+    assert code == 0, err
+    assert json.loads(out)["recall"] == [entry["model"]]
+    code, out, err = cli("recommend", tmp_path / "shop", "--user", "u3", "--k", "3", "--recent", "i1,i2", "--json")
+    listed = json.loads(out)[0]["items"]
+    assert code == 0 and len(listed) == 3 and not {"i1", "i2"} & {item["item_id"] for item in listed}, err
 
 
 def test_a_sequential_model_is_a_recall_source_of_a_built_funnel(cli, tmp_path):

@@ -44,3 +44,18 @@ def test_svdpp_trains_evaluates_predicts_and_recommends(cli, rated, tmp_path):
 def test_a_rating_model_needs_its_label_and_others_refuse_one(cli, rated):
     cli("train", "--model", "svd", "--train", rated / "train.csv").fails("needs data.label (or --label")
     cli("train", "--model", "als", "--train", rated / "train.csv", "--label", "rating").fails("label")
+
+
+def test_neumf_learns_ratings_with_a_label_and_ranks_from_the_interactions_without(cli, rated, tmp_path):
+    small = ["--set", "factors=4", "--set", "mlp_factors=4", "--set", "max_epochs=3"]
+    common = ["--train", rated / "train.csv", "--valid", rated / "valid.csv", "--user-col", "user_id",
+              "--item-col", "item_id", *small]
+    assert cli("train", "--model", "neumf", *common, "--label", "rating", "--out", tmp_path / "rated").code == 0
+    metrics = json.loads(cli("evaluate", tmp_path / "rated", "--data", rated / "test.csv", "--json").out)
+    assert set(metrics) == {"rmse", "mae", "rows"}
+    trained = cli("train", "--model", "neumf", *common, "--out", tmp_path / "ranked")
+    assert trained.code == 0, trained.err
+    evaluated = cli("evaluate", tmp_path / "ranked", "--data", rated / "test.csv", "--json")
+    assert evaluated.code == 0 and {"recall@10", "ndcg@10", "hit@10"} <= set(json.loads(evaluated.out))
+    cli("predict", tmp_path / "ranked", "--data", rated / "test.csv", "--out", tmp_path / "p.csv").fails(
+        "ranks the catalogue rather than scoring rows")

@@ -17,7 +17,8 @@ from recfunnel.funnel.recall import NewItems, Recall
 from recfunnel.funnel.rerank import reranker_from_dict
 
 SECTIONS = ("recall", "rank", "rerank", "items", "users", "out", "two_stage")
-RECALL_KEYS = ("artifact", "k", "name", "type", "column", "places", "model", "params", "trainer", "item_features")
+RECALL_KEYS = ("artifact", "k", "name", "type", "column", "places", "model", "params", "trainer", "item_features",
+               "label")
 RANK_KEYS = ("artifact", "context", "model", "objective", "params", "trainer")
 TWO_STAGE_KEYS = ("last", "cut", "negatives", "valid_share", "history", "seed")
 
@@ -91,11 +92,12 @@ def _two_stage(config: dict[str, Any], entries: list[Any], train: Any, user_col:
             raise ConfigError(f"recall entry {entry!r}: a funnel trained here names a model in every recall "
                               "entry ({model: itemcf, k: 150}); build from artifacts or from models, not both.")
         else:
-            extra = sorted(set(entry) - {"model", "k", "name", "params", "trainer", "item_features"})
+            extra = sorted(set(entry) - {"model", "k", "name", "params", "trainer", "item_features", "label"})
             if extra:
                 raise ConfigError(f"recall entry {entry!r}: {extra} apply to artifact entries only.")
             recall.append(RecallSpec(str(entry["model"]), k=_positive(entry.get("k", 100), "recall k"),
                                      name=entry.get("name"), params=entry.get("params"), trainer=entry.get("trainer"),
+                                     label=entry.get("label"),
                                      item_features=check_bool("recall item_features",
                                                               entry.get("item_features", True))))
     spec = config.get("rank") or {"model": "deepfm"}

@@ -47,12 +47,13 @@ class RecallSpec:
     params: dict[str, Any] | None = None
     trainer: dict[str, Any] | None = None
     item_features: bool = True  # feature-based models (two-tower) read the item table
+    label: str | None = None  # a rating model's rating column
 
     def fit(self, frame: pd.DataFrame, columns: dict[str, str | None], items: pd.DataFrame | None,
             seed: int) -> Recall:
         retriever = Retriever(self.model, params=self.params, trainer=self.trainer, seed=seed,
                               user_col=str(columns["user_col"]), item_col=str(columns["item_col"]),
-                              time_col=columns.get("time_col"))
+                              time_col=columns.get("time_col"), label=self.label)
         features = feature_table(items, str(columns["item_col"])) \
             if items is not None and self.item_features and retriever_reads_features(self.model) else None
         return Recall(retriever.fit(frame, item_features=features), k=self.k, name=self.name)

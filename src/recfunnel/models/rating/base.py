@@ -51,7 +51,8 @@ class RatingModel(RetrievalModule):
         self.mean: torch.Tensor
         self.bounds: torch.Tensor
         self.register_buffer("mean", torch.zeros(()))
-        self.register_buffer("bounds", torch.tensor([-np.inf, np.inf]))
+        big = torch.finfo(torch.float32).max  # no clipping before training sets the range (finite: saved weights must be)
+        self.register_buffer("bounds", torch.tensor([-big, big]))
         self.explicit = True  # trained on a rating column (False: on the interactions, see ranks_without_label)
 
     def training_task(self, monitor: str) -> Task:
