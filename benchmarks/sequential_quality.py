@@ -149,7 +149,7 @@ def main() -> None:
         print(json.dumps(run_one(args.worker, args.dataset, args.data, trainer, args.threads)))
         return
     rows = []
-    for spec in args.models.split(","):
+    for spec in filter(None, args.models.split(",")):
         command = [sys.executable, __file__, "--worker", spec, "--dataset", args.dataset, "--data", args.data,
                    "--threads", str(args.threads), *[f"--set={item}" for item in args.set]]
         print(f"  {spec} ...", flush=True)

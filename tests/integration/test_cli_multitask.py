@@ -1,4 +1,4 @@
-"""Several labels end to end from the CLI: a shared-bottom model trains on click and purchase,
+"""Several labels end to end from the CLI: each multi-task model trains on click and purchase,
 evaluate reports each label, predict writes a column per label, and the artifact loads back."""
 
 import json
@@ -22,9 +22,10 @@ def shop_files(tmp_path_factory):
     return root
 
 
-def test_shared_bottom_trains_evaluates_and_predicts_every_label(cli, shop_files, tmp_path):
-    out = tmp_path / "runs" / "sb"
-    trained = cli("train", "--model", "shared_bottom", "--train", shop_files / "t.csv", "--valid",
+@pytest.mark.parametrize("model", ["shared_bottom", "mmoe", "ple"])
+def test_a_multitask_model_trains_evaluates_and_predicts_every_label(cli, shop_files, tmp_path, model):
+    out = tmp_path / "runs" / model
+    trained = cli("train", "--model", model, "--train", shop_files / "t.csv", "--valid",
                   shop_files / "v.csv", "--label", "click,purchase", "--out", out, "--json")
     assert trained.code == 0, trained.err
     report = json.loads(trained.out)
