@@ -12,12 +12,17 @@ from recfunnel.testing import overfit_one_batch, toy_batch, toy_schema
 
 MULTITASK = [info.name for info in list_models("multitask")]
 LABELS = ("click", "buy")
-TASK = MultiTask([BinaryTask(name) for name in LABELS])
 
 
 def _build(name: str, seed: int = 0):
     torch.manual_seed(seed)
     return build_model(name, toy_schema(labels=LABELS))
+
+
+def _task(name: str) -> MultiTask:
+    """The task the Ranker trains ``name`` with: its own (ESMM's ConversionTask) or a MultiTask."""
+    cls = next(i for i in list_models("multitask") if i.name == name).cls
+    return getattr(cls, "task_class", MultiTask)([BinaryTask(label) for label in LABELS])
 
 
 def _batch(size: int = 64):
@@ -39,14 +44,15 @@ def test_returns_finite_logits_for_every_label(name):
 def test_every_parameter_gets_a_gradient(name):
     model = _build(name)
     batch = _batch()
-    TASK.loss(model(batch), batch).backward()
+    _task(name).loss(model(batch), batch).backward()
     assert not [n for n, p in model.named_parameters() if p.grad is None]
 
 
 @pytest.mark.parametrize("name", MULTITASK)
 def test_overfits_one_batch(name):
     model, batch = _build(name), _batch()
-    first, last = overfit_one_batch(model, lambda: TASK.loss(model(batch), batch))
+    task = _task(name)
+    first, last = overfit_one_batch(model, lambda: task.loss(model(batch), batch))
     assert last < first / 2
 
 

@@ -22,20 +22,21 @@ def shop_files(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("model", ["shared_bottom", "mmoe", "ple"])
+@pytest.mark.parametrize("model", ["shared_bottom", "mmoe", "ple", "esmm"])
 def test_a_multitask_model_trains_evaluates_and_predicts_every_label(cli, shop_files, tmp_path, model):
     out = tmp_path / "runs" / model
     trained = cli("train", "--model", model, "--train", shop_files / "t.csv", "--valid",
                   shop_files / "v.csv", "--label", "click,purchase", "--out", out, "--json")
     assert trained.code == 0, trained.err
     report = json.loads(trained.out)
-    assert set(report["metrics"]) == {"click", "purchase"}
+    extra = {"ctcvr"} if model == "esmm" else set()  # ESMM also reports the product pCTR x pCVR
+    assert set(report["metrics"]) == {"click", "purchase", *extra}
     assert {"valid_click_auc", "valid_purchase_auc", "valid_mean_auc"} <= set(report["history"][0])
 
     evaluated = cli("evaluate", out, "--data", shop_files / "test.csv", "--json")
     assert evaluated.code == 0, evaluated.err
     metrics = json.loads(evaluated.out)
-    assert set(metrics) == {"click", "purchase"} and all(set(v) == {"auc", "logloss"} for v in metrics.values())
+    assert set(metrics) == {"click", "purchase", *extra} and all(set(v) == {"auc", "logloss"} for v in metrics.values())
     assert metrics["click"]["auc"] > 0.6 and metrics["purchase"]["auc"] > 0.6  # the shop's labels are learnable
 
     scores = tmp_path / "scores.csv"

@@ -158,7 +158,9 @@ class Ranker(FramesFromConfig):
             if len(labels) < 2 or self.objective is not None or rate < 1.0:
                 raise ConfigError(f"model {self.model_name!r} trains two or more labels (label='click,purchase'), "
                                   f"without objective or negative_sampling; got labels {[lab.name for lab in labels]}.")
-            return MultiTask([task_for_label(lab.name, lab.kind, monitor=self.monitor) for lab in labels])
+            # a model may train its labels its own way (ESMM: the conversion over every impression)
+            task_class = getattr(get_model(self.model_name).cls, "task_class", MultiTask)
+            return task_class([task_for_label(lab.name, lab.kind, monitor=self.monitor) for lab in labels])
         label = labels[0]
         if self.objective is None:
             return task_for_label(label.name, label.kind, monitor=self.monitor, negative_rate=rate)

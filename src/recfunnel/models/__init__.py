@@ -14,7 +14,7 @@ from recfunnel.models.base import (
     register_model,
     split_output,
 )
-from recfunnel.models.multitask import mmoe, ple, shared_bottom  # noqa: E402, F401
+from recfunnel.models.multitask import esmm, mmoe, ple, shared_bottom  # noqa: E402, F401
 
 # Every built-in model, by kind: a new model file adds its line here (nothing scans directories).
 from recfunnel.models.ranking import (  # noqa: E402, F401

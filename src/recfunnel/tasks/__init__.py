@@ -13,15 +13,17 @@ from recfunnel.tasks.base import (
     single_task_from_dict,
     task_for_label,
 )
+from recfunnel.tasks.conversion import ConversionTask
 from recfunnel.tasks.multitask import MultiTask
 
 
 def task_from_dict(data: dict[str, Any]) -> Task | MultiTask:
-    """Rebuild a task from its ``to_dict`` output (a single-label task or a MultiTask)."""
-    if isinstance(data, dict) and data.get("kind") == MultiTask.kind:
-        return MultiTask.from_dict(data)
+    """Rebuild a task from its ``to_dict`` output (a single-label task, a MultiTask or a ConversionTask)."""
+    for cls in (MultiTask, ConversionTask):
+        if isinstance(data, dict) and data.get("kind") == cls.kind:
+            return cls.from_dict(data)
     return single_task_from_dict(data)
 
 
-__all__ = ["GROUP", "OBJECTIVES", "BinaryTask", "MultiTask", "RankingTask", "RegressionTask", "RetrievalTask", "Task",
+__all__ = ["GROUP", "OBJECTIVES", "BinaryTask", "ConversionTask", "MultiTask", "RankingTask", "RegressionTask", "RetrievalTask", "Task",
            "task_for_label", "task_from_dict"]

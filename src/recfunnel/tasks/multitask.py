@@ -61,11 +61,14 @@ class MultiTask:
     def labels(self) -> tuple[str, ...]:
         return tuple(t.label for t in self.tasks)
 
-    def loss(self, logits: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
+    def _check_heads(self, logits: Any) -> None:
         if not isinstance(logits, dict) or set(self.labels) - set(logits):
             got = sorted(logits) if isinstance(logits, dict) else f"one {type(logits).__name__}"
             raise ConfigError(f"a MultiTask over {list(self.labels)} needs a model returning {{label: logits}} for "
                               f"each; got {got}. Train a multi-task model (e.g. shared_bottom).")
+
+    def loss(self, logits: dict[str, torch.Tensor], batch: Batch) -> torch.Tensor:
+        self._check_heads(logits)
         total = torch.zeros((), dtype=torch.float32, device=next(iter(logits.values())).device)
         for task in self.tasks:
             weight, own = self.weights[task.label], logits[task.label]
