@@ -29,6 +29,7 @@ from recfunnel.models.ranking import (  # noqa: E402, F401
     fm,
     fnn,
     lr,
+    mlr,
     nfm,
     pnn,
     widedeep,
