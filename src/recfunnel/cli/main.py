@@ -11,7 +11,7 @@ from typing import Any
 from recfunnel.errors import RecfunnelError
 
 # recfunnel.data.frames.FORMATS, spelled out so that parsing arguments does not import pandas
-FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo", "sequences", "yoochoose", "diginetica")
+FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo", "sequences", "yoochoose", "diginetica", "ali_ccp", "census")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from recfunnel.data.checks import check_frame_columns
+from recfunnel.data.multilabel import read_ali_ccp, read_census_income
 from recfunnel.data.readers import (
     read_criteo,
     read_diginetica,
@@ -17,7 +18,7 @@ from recfunnel.data.readers import (
 )
 from recfunnel.errors import ConfigError, did_you_mean
 
-FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo", "sequences", "yoochoose", "diginetica")
+FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo", "sequences", "yoochoose", "diginetica", "ali_ccp", "census")
 #: What an estimator's ``fit``/``predict``/``evaluate`` accept as data.
 Data = str | Path | pd.DataFrame
 
@@ -29,7 +30,9 @@ def load_frame(source: Data, *, fmt: str | None = None) -> pd.DataFrame:
     else the table reader (which tells CSV, TSV and parquet apart by name and content).
     "sequences" reads one user per line, ``user item item ...`` in time order
     (``read_sequences``: columns user_id, item_id and position); "yoochoose" and "diginetica"
-    read those session logs (columns session_id, item_id, time, ...).
+    read those session logs (columns session_id, item_id, time, ...); "ali_ccp" and "census" read
+    those multi-objective sets (``read_ali_ccp``, ``read_census_income``: labels click and purchase,
+    or income and never_married).
 
     Raises:
         ConfigError: ``fmt`` is not one of ``FORMATS``.
@@ -50,6 +53,10 @@ def load_frame(source: Data, *, fmt: str | None = None) -> pd.DataFrame:
         return read_sequences(source)
     if fmt == "yoochoose":
         return read_yoochoose(source)
+    if fmt == "ali_ccp":
+        return read_ali_ccp(source)
+    if fmt == "census":
+        return read_census_income(source)
     if fmt == "diginetica":
         return read_diginetica(source)
     return read_table(source, sep="\t" if fmt == "tsv" else None)
