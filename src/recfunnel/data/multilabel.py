@@ -87,7 +87,7 @@ def read_census_income(path: PathLike) -> pd.DataFrame:
     if not lines:
         raise no_rows_error(path)
     raw = pd.Series(lines).str.split(",")
-    wrong = np.flatnonzero((raw.str.len() != len(CENSUS_COLUMNS)).to_numpy())  # type: ignore[union-attr]
+    wrong = np.flatnonzero(raw.map(len).to_numpy() != len(CENSUS_COLUMNS))
     if len(wrong):
         raise DataError(f"{str(path)!r} line {int(wrong[0]) + 1}: expected the census file's {len(CENSUS_COLUMNS)} "
                         f"comma-separated fields; got {len(raw.iloc[int(wrong[0])])}.")
