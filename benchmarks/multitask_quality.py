@@ -1,12 +1,12 @@
-"""Two objectives with every system's defaults: recfunnel's shared_bottom against torch-rechub's
-SharedBottom and two single-task recfunnel DeepFMs, on identical rows of MovieLens 100K or of the
-census-income (KDD) sample.
+"""Two objectives with every system's defaults: recfunnel's multi-task models (Shared-Bottom, MMoE,
+PLE, ESMM) against torch-rechub's same models and single-task recfunnel DeepFMs, on identical rows
+of MovieLens 100K or of the census-income (KDD) sample.
 
 Run (from the repository root)::
 
     .venv/bin/python benchmarks/multitask_quality.py --data ../shared/data
     .venv/bin/python benchmarks/multitask_quality.py --data ../shared/data --dataset census
-    # options: --seeds 3 --no-peers
+    # options: --seeds 3 --no-peers --models shared_bottom,mmoe,ple,esmm
 
 Census: ``census-income-sample/census-income.data.first1891`` (the first 1,891 rows of the UCI
 file), the MMoE paper's two tasks: ``income`` = "50000+." and ``never_married`` = marital status
@@ -21,11 +21,14 @@ ranking split (user_id, item_id, age, gender, occupation, zip; genres as a bag),
 
 Systems, each with its defaults (no grid):
 
-* recfunnel ``Ranker("shared_bottom", label=["like", "love"])``: early stopping on the mean valid AUC;
-* recfunnel two ``Ranker("deepfm", label=...)``, one per label;
-* torch-rechub 0.9.0 ``SharedBottom`` as its multi-task examples build and train it
-  (``benchmarks/peers/rechub_multitask.py``; embed_dim 4 as in those examples, and 16, recfunnel's
-  default), up to 30 epochs with patience 3 on the first task's valid AUC.
+* recfunnel ``Ranker(model, label=["like", "love"])`` for each of ``--models``: early stopping on
+  the mean valid AUC. ESMM reads ``like`` as the click and ``love`` as the conversion that follows
+  it; its ``love`` column is pCTCVR = pCTR x pCVR, the probability of ``love`` over every row;
+* recfunnel two ``Ranker("deepfm", label=...)``, one per label; with ESMM, also ESMM's baseline,
+  the product of the ``like`` DeepFM and a ``love`` DeepFM trained on liked rows only;
+* torch-rechub 0.9.0's ``SharedBottom``, ``MMOE``, ``PLE`` and ``ESMM`` as its multi-task example
+  builds and trains them (``benchmarks/peers/rechub_multitask.py``; embed_dim 4 as in that example,
+  and 16, recfunnel's default), up to 30 epochs with patience 3 on the first task's valid AUC.
 
 The table gives test AUC per label, the mean over ``--seeds`` seeds (2026, 2027, ...) and its standard
 deviation; "train s" is one run's fit time (with per-epoch validation). Timings are single runs on
@@ -82,13 +85,23 @@ def load(data: str) -> tuple[Schema, tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     return schema, tuple(frame.iloc[index] for index in parts)  # type: ignore[return-value]
 
 
-def ours(schema: Schema, splits: tuple, seed: int, labels: list[str]) -> dict[str, object]:
-    """recfunnel's shared_bottom and two DeepFMs, defaults only."""
+PEER_NAMES = {"shared_bottom": "SharedBottom", "mmoe": "MMOE", "ple": "PLE", "esmm": "ESMM"}
+ITEM_SIDE = {"item_id", "genres"}  # ESMM's item features on MovieLens; the rest are the user's
+
+
+def ours(schema: Schema, splits: tuple, seed: int, labels: list[str], models: list[str]) -> dict[str, object]:
+    """recfunnel's multi-task models and the single-task baselines, defaults only. ESMM's second
+    column is its pCTCVR (pCTR x pCVR), the probability of the second label over every row."""
     train, valid, test = splits
-    started = time.perf_counter()
-    shared = Ranker("shared_bottom", label=labels, schema=schema, seed=seed,
-                    trainer={"seed": seed, "progress": False}).fit(train, valid)
-    rows = {"recfunnel shared_bottom": (shared.predict(test), time.perf_counter() - started)}
+    rows: dict[str, object] = {}
+    for name in models:
+        started = time.perf_counter()
+        ranker = Ranker(name, label=labels, schema=schema, seed=seed,
+                        trainer={"seed": seed, "progress": False}).fit(train, valid)
+        predicted = ranker.predict(test)
+        if name == "esmm":
+            predicted = np.stack([predicted[:, 0], predicted[:, 0] * predicted[:, 1]], 1)
+        rows[f"recfunnel {name}"] = (predicted, time.perf_counter() - started)
     single, seconds = [], 0.0
     for label in labels:
         started = time.perf_counter()
@@ -97,23 +110,34 @@ def ours(schema: Schema, splits: tuple, seed: int, labels: list[str]) -> dict[st
         single.append(ranker.fit(train, valid).predict(test))
         seconds += time.perf_counter() - started
     rows["recfunnel DeepFM, one per label"] = (np.stack(single, axis=1), seconds)
+    if "esmm" in models:  # ESMM's baseline: a CVR model trained on the rows of the first label only
+        first, second = labels
+        started = time.perf_counter()
+        one = Schema(*schema.inputs, Label(second))
+        conditional = Ranker("deepfm", label=second, schema=one, seed=seed, trainer={"seed": seed, "progress": False})
+        conditional.fit(train[train[first] == 1], valid[valid[first] == 1])
+        product = single[0] * conditional.predict(test)
+        rows["recfunnel DeepFM x DeepFM on liked rows"] = (np.stack([single[0], product], 1),
+                                                           time.perf_counter() - started + seconds / 2)
     return rows
 
 
-def peers(schema: Schema, splits: tuple, seed: int, labels: list[str]) -> dict[str, object]:
-    """torch-rechub's SharedBottom on the rows our encoder produced (fitted on train)."""
+def peers(schema: Schema, splits: tuple, seed: int, labels: list[str], models: list[str]) -> dict[str, object]:
+    """torch-rechub's same models on the rows our encoder produced (fitted on train)."""
     encoder = FeatureEncoder(schema).fit(splits[0])
     batches = [encoder.transform(part) for part in splits]
     arrays: dict[str, np.ndarray] = {}
     for prefix, batch in zip(("train.", "valid.", "test."), batches, strict=True):
         arrays.update(batch_arrays(batch, labels, prefix=prefix))
+    meta = [{**f, "side": "item" if f["name"] in ITEM_SIDE else "user"} for f in feature_meta(encoder.schema_, batches[0])]
     rows = {}
-    for dim in (4, 16):
-        config = {"features": feature_meta(encoder.schema_, batches[0]), "embedding_dim": dim, "seed": seed,
-                  "max_epochs": 30, "patience": 3}
-        result = run_peer("rechub_multitask.py", arrays, config)
-        rows[f"torch-rechub SharedBottom, embed_dim {dim}"] = (np.asarray(result["test_pred"]),
-                                                                result["fit_seconds"])
+    for name in models:
+        for dim in (4, 16):
+            config = {"features": meta, "embedding_dim": dim, "seed": seed, "max_epochs": 30, "patience": 3,
+                      "model": PEER_NAMES[name]}
+            result = run_peer("rechub_multitask.py", arrays, config)
+            rows[f"torch-rechub {PEER_NAMES[name]}, embed_dim {dim}"] = (np.asarray(result["test_pred"]),
+                                                                          result["fit_seconds"])
     return rows
 
 
@@ -123,6 +147,8 @@ def main() -> None:
     parser.add_argument("--dataset", choices=("ml100k", "census"), default="ml100k")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--models", default="shared_bottom,mmoe,ple,esmm",
+                        help="recfunnel multi-task models (and torch-rechub's same ones); esmm on ml100k only")
     args = parser.parse_args()
     set_threads()
     labels = CENSUS_LABELS if args.dataset == "census" else LABELS
@@ -133,10 +159,11 @@ def main() -> None:
           flush=True)
     scores: dict[str, list[list[float]]] = {}
     seconds: dict[str, float] = {}
+    models = [m for m in args.models.split(",") if m and not (m == "esmm" and args.dataset == "census")]
     for seed in range(SEED, SEED + args.seeds):
-        runs = ours(schema, splits, seed, labels)
+        runs = ours(schema, splits, seed, labels, models)
         if not args.no_peers:
-            runs.update(peers(schema, splits, seed, labels))
+            runs.update(peers(schema, splits, seed, labels, models))
         for name, (predictions, spent) in runs.items():
             scores.setdefault(name, []).append([auc(truth[:, t], predictions[:, t]) for t in range(len(labels))])
             seconds.setdefault(name, spent)
