@@ -30,7 +30,7 @@ class MLR(RankingModel):
 
     Example:
         >>> from recfunnel.testing import toy_schema, toy_batch
-        >>> MLR(toy_schema(), regions=4)(toy_batch(batch_size=8)).shape
+        >>> MLR(toy_schema(), regions=4).eval()(toy_batch(batch_size=8)).shape
         torch.Size([8])
     """
 

@@ -168,6 +168,20 @@ def rows_or_zeros(table: torch.Tensor, users: np.ndarray) -> tuple[torch.Tensor,
     return out, unseen
 
 
+def users_and_recent(users: np.ndarray, history: History | None, max_history: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A query's (B,) user indices and (B, L) recent items (index space, -1 padded; all -1 without
+    a history), as the towers of the history-reading models take them.
+
+    Example:
+        >>> users, recent = users_and_recent(np.array([3, -1]), None, 2)
+        >>> users.tolist(), recent.tolist()
+        ([3, -1], [[-1, -1], [-1, -1]])
+    """
+    index = torch.as_tensor(np.asarray(users, dtype=np.int64))
+    recent = torch.from_numpy(history.recent) if history is not None else torch.full((len(index), max_history), -1)
+    return index, recent
+
+
 def indices(batch: Batch, *names: str) -> tuple[torch.Tensor, ...]:
     """Columns of a batch of codes as catalogue indices (-1 for padding and OOV), for table lookups."""
     return tuple(to_index(batch.features[name]) for name in names)

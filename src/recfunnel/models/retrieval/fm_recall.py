@@ -10,7 +10,7 @@ from recfunnel.data.batch import Batch
 from recfunnel.data.interactions import History, Interactions
 from recfunnel.errors import ConfigError
 from recfunnel.models.base import register_model
-from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits, indices
+from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits, indices, users_and_recent
 from recfunnel.nn import FactorizationMachine
 from recfunnel.nn.pooling import embed_history, masked_mean
 from recfunnel.nn.sampling import CandidateSampler, next_item_batch
@@ -118,9 +118,7 @@ class FMRecall(RetrievalModule):
 
     def _query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:
         """(B, D + 1) user vectors; a user -1 is described by its history alone."""
-        users_index = torch.as_tensor(np.asarray(users, dtype=np.int64))
-        recent = (torch.from_numpy(history.recent) if history is not None
-                  else torch.full((len(users_index), self.max_history), -1))
+        users_index, recent = users_and_recent(users, history, self.max_history)
         return self._queries(users_index, recent)
 
     def _item_vectors(self) -> torch.Tensor:

@@ -11,7 +11,7 @@ from recfunnel.data.batch import Batch
 from recfunnel.data.interactions import History, Interactions
 from recfunnel.errors import ConfigError, DataError
 from recfunnel.models.base import register_model
-from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits, indices
+from recfunnel.models.retrieval.base import RetrievalModule, SampledLogits, indices, users_and_recent
 from recfunnel.nn import MLP
 from recfunnel.nn.capsule import InterestRouting, label_aware_scores
 from recfunnel.nn.pooling import embed_history
@@ -120,9 +120,7 @@ class MIND(RetrievalModule):
 
     def _query_vectors(self, users: np.ndarray, history: History | None) -> torch.Tensor:
         """(B, K, D) interests; a user's unused interests repeat its first one, so max-scoring ignores them."""
-        users_index = torch.as_tensor(np.asarray(users, dtype=np.int64))
-        recent = (torch.from_numpy(history.recent) if history is not None
-                  else torch.full((len(users_index), self.max_history), -1))
+        users_index, recent = users_and_recent(users, history, self.max_history)
         interests, active = self.interests(users_index, recent)
         return torch.where(active.unsqueeze(-1), interests, interests[:, :1])
 
