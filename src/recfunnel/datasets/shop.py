@@ -51,7 +51,8 @@ class Shop:
         users: One row per user: user_id, age, gender, region.
         items: One row per item: item_id, title, category, brand, price, tags ("a|b").
         impressions: One row per shown item, sorted by time, with user and item features joined
-            in, the outcomes click and purchase, and p_click, the true click probability.
+            in, the outcomes click, cart and purchase (each following the one before), and their
+            true probabilities p_click, p_cart and p_purchase.
     """
 
     users: pd.DataFrame
@@ -83,12 +84,20 @@ class Shop:
 
         NaN when every impression has the same click value (the AUC is then undefined).
         """
+        return self.best_auc_of("click")
+
+    def best_auc_of(self, outcome: str) -> float:
+        """The Bayes-optimal AUC of an outcome ("click", "cart" or "purchase") over all impressions:
+        its true probability (``p_<outcome>``) against what happened; NaN when undefined."""
         from sklearn.metrics import roc_auc_score
 
-        click = self.impressions["click"].to_numpy()
-        if click.size == 0 or click.min() == click.max():
+        if f"p_{outcome}" not in self.impressions.columns:
+            raise DataError(f"this shop has no true probability of {outcome!r}; its outcomes: click, cart, purchase "
+                            "(a shop loaded from older files may lack cart).")
+        happened = self.impressions[outcome].to_numpy()
+        if happened.size == 0 or happened.min() == happened.max():
             return float("nan")
-        return float(roc_auc_score(click, self.impressions["p_click"].to_numpy()))
+        return float(roc_auc_score(happened, self.impressions[f"p_{outcome}"].to_numpy()))
 
     @property
     def interactions(self) -> pd.DataFrame:
@@ -99,8 +108,9 @@ class Shop:
         return frame
 
     def describe(self) -> dict[str, Any]:
-        """Sizes and rates: users, items, impressions, sessions, clicks, purchases, ctr, cvr, best_auc."""
+        """Sizes and rates: users, items, impressions, sessions, clicks, carts, purchases, ctr, cvr, best_auc."""
         clicks = int(self.impressions["click"].sum())
+        carts = int(self.impressions["cart"].sum()) if "cart" in self.impressions.columns else None
         purchases = int(self.impressions["purchase"].sum())
         return {
             "num_users": len(self.users),
@@ -108,6 +118,7 @@ class Shop:
             "num_impressions": len(self.impressions),
             "num_sessions": int(self.impressions["session_id"].nunique()),
             "num_clicks": clicks,
+            "num_carts": carts,
             "num_purchases": purchases,
             "ctr": clicks / max(len(self.impressions), 1),
             "cvr": purchases / max(clicks, 1),
@@ -281,7 +292,7 @@ def _check_arguments(seed: int, **sizes: int) -> None:
 
 
 def make_shop(*, num_users: int = 2000, num_items: int = 500, num_impressions: int = 100_000,
-              num_categories: int = 12, seed: int = 2026) -> Shop:
+              num_categories: int = 12, task_correlation: float = 0.5, seed: int = 2026) -> Shop:
     """Generate a synthetic shop log whose clicks follow a known, learnable function.
 
     Items are shown with Zipf-like popularity (partly within each user's preferred categories) to
@@ -289,34 +300,48 @@ def make_shop(*, num_users: int = 2000, num_items: int = 500, num_impressions: i
     click logit is a bias + user bias + item quality (brand, tags) + user-category affinity
     (from gender, age, region and the individual) + a low-rank user-item interaction + a price
     slope by age group + a decreasing position effect + an hour-of-day effect; ``p_click`` is
-    its sigmoid. A click leads to a purchase with a probability that falls with price and rises
-    with affinity. Users and items depend only on the seed and their own sizes.
+    its sigmoid. A click leads to an add-to-cart, and a cart to a purchase, with probabilities that
+    fall with price and rise with quality and with the user's conversion taste for the item: a
+    mix of the personal part of the click logit (affinity + interaction, standardised) with weight
+    ``task_correlation`` and an independent user-item taste with weight sqrt(1 - ρ²), so ρ is the
+    correlation of what makes a user click an item and what makes them buy it (``p_cart`` and
+    ``p_purchase`` are the true probabilities of each over the impression). Users and items
+    depend only on the seed and their own sizes.
 
     Args:
         num_users: Number of users.
         num_items: Number of items.
         num_impressions: Number of impression rows.
         num_categories: Number of item categories (16 are named; more get generic names).
+        task_correlation: ρ in [-1, 1], the correlation of the click and conversion tastes.
         seed: Seed; the same arguments give identical frames.
 
     Returns:
         A :class:`Shop` with ``users``, ``items`` and time-sorted ``impressions`` frames.
 
     Raises:
-        ConfigError: If a size is not an int >= 1 or the seed is not an int >= 0.
+        ConfigError: If a size is not an int >= 1, the seed is not an int >= 0 or
+            ``task_correlation`` is not in [-1, 1].
 
     Example:
         >>> shop = make_shop(num_users=50, num_items=20, num_impressions=1_000, seed=0)
         >>> shop
         Shop(users=50, items=20, impressions=1000)
-        >>> bool(shop.impressions["purchase"].le(shop.impressions["click"]).all())
+        >>> bool((shop.impressions["purchase"] <= shop.impressions["cart"]).all()
+        ...      and (shop.impressions["cart"] <= shop.impressions["click"]).all())
         True
     """
     _check_arguments(seed, num_users=num_users, num_items=num_items, num_impressions=num_impressions,
                      num_categories=num_categories)
-    user_rng, item_rng, session_rng, outcome_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
+    if isinstance(task_correlation, bool) or not isinstance(task_correlation, (int, float)) \
+            or not -1.0 <= task_correlation <= 1.0:
+        raise ConfigError(f"make_shop: task_correlation must be a number in [-1, 1], got {task_correlation!r}.")
+    # the first four streams are those of shops without a conversion taste, so users, items,
+    # sessions and clicks are the same whatever task_correlation is
+    user_rng, item_rng, session_rng, outcome_rng, taste_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)
     )
+    taste = (taste_rng.normal(0.0, 1.0, (num_users, LATENT_DIM)), taste_rng.normal(0.0, 1.0, (num_items, LATENT_DIM)))
     users = _make_users(user_rng, num_users, num_categories)
     items = _make_items(item_rng, num_items, num_categories)
     start, pages, session_user = _draw_sessions(session_rng, -(-num_impressions // PAGE_SIZE), users.activity)
@@ -332,20 +357,37 @@ def make_shop(*, num_users: int = 2000, num_items: int = 500, num_impressions: i
     item = _draw_items(session_rng, user, users, items)
     hour = (timestamp - START_TIME) // 3_600 % 24
     logit = _click_logit(user, item, position, hour, users, items)
+    conversion = _conversion_taste(user, item, users, items, taste, float(task_correlation))
     return Shop(users.frame, items.frame, _impression_frame(
         outcome_rng, users, items, user=user, item=item, session=session, timestamp=timestamp,
-        hour=hour, position=position, logit=logit), (users, items))
+        hour=hour, position=position, logit=logit, conversion=conversion), (users, items))
+
+
+def _conversion_taste(user: np.ndarray, item: np.ndarray, users: _Users, items: _Items,
+                      taste: tuple[np.ndarray, np.ndarray], rho: float) -> np.ndarray:
+    """Each impression's conversion taste: ρ times the click logit's personal part plus
+    sqrt(1 - ρ²) times an independent user-item taste, both standardised over the impressions."""
+    personal = users.preference[user, items.category[item]] + \
+        np.einsum("nd,nd->n", users.factors[user], items.factors[item]) / np.sqrt(LATENT_DIM)
+    own = np.einsum("nd,nd->n", taste[0][user], taste[1][item]) / np.sqrt(LATENT_DIM)
+    return rho * _standardised(personal) + np.sqrt(max(1.0 - rho * rho, 0.0)) * _standardised(own)
+
+
+def _standardised(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / max(float(values.std()), 1e-9)
 
 
 def _impression_frame(rng: np.random.Generator, users: _Users, items: _Items, *, user: np.ndarray,
                       item: np.ndarray, session: np.ndarray, timestamp: np.ndarray, hour: np.ndarray,
-                      position: np.ndarray, logit: np.ndarray) -> pd.DataFrame:
-    """Draw clicks and purchases and join the user and item features onto each impression."""
+                      position: np.ndarray, logit: np.ndarray, conversion: np.ndarray) -> pd.DataFrame:
+    """Draw clicks, carts and purchases and join the user and item features onto each impression."""
     p_click = _sigmoid(logit)
     click = rng.random(len(logit)) < p_click
-    affinity = users.preference[user, items.category[item]]
-    p_buy = _sigmoid(-2.4 + 0.6 * affinity - 0.6 * items.price_z[item] + 0.5 * items.quality[item])
-    purchase = click & (rng.random(len(logit)) < p_buy)
+    price, quality = items.price_z[item], items.quality[item]
+    p_cart = _sigmoid(-1.0 + 0.8 * conversion - 0.3 * price)                  # given a click
+    p_buy = _sigmoid(-0.8 + 0.8 * conversion - 0.6 * price + 0.5 * quality)   # given a cart
+    cart = click & (rng.random(len(logit)) < p_cart)
+    purchase = cart & (rng.random(len(logit)) < p_buy)
     user_frame, item_frame = users.frame, items.frame
     return pd.DataFrame({
         "user_id": user_frame["user_id"].to_numpy()[user],
@@ -362,8 +404,11 @@ def _impression_frame(rng: np.random.Generator, users: _Users, items: _Items, *,
         "region": user_frame["region"].to_numpy()[user],
         "tags": item_frame["tags"].to_numpy()[item],
         "click": click.astype(np.int64),
+        "cart": cart.astype(np.int64),
         "purchase": purchase.astype(np.int64),
         "p_click": p_click,
+        "p_cart": p_click * p_cart,
+        "p_purchase": p_click * p_cart * p_buy,
     })
 
 

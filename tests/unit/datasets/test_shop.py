@@ -14,7 +14,7 @@ SMALL = {"num_users": 400, "num_items": 150, "num_impressions": 40_000}
 
 IMPRESSION_COLUMNS = [
     "user_id", "item_id", "timestamp", "session_id", "hour", "position", "category", "brand", "price",
-    "age", "gender", "region", "tags", "click", "purchase", "p_click",
+    "age", "gender", "region", "tags", "click", "cart", "purchase", "p_click", "p_cart", "p_purchase",
 ]
 
 
@@ -94,8 +94,11 @@ def test_rates(shop: Shop) -> None:
     ctr = imp["click"].mean()
     assert 0.05 <= ctr <= 0.15
     assert abs(imp["p_click"].mean() - ctr) < 0.01
-    assert ((imp["purchase"] == 1) <= (imp["click"] == 1)).all()  # purchases only after clicks
-    assert 0 < imp["purchase"].sum() < imp["click"].sum()
+    assert ((imp["purchase"] == 1) <= (imp["cart"] == 1)).all() and ((imp["cart"] == 1) <= (imp["click"] == 1)).all()
+    assert 0 < imp["purchase"].sum() < imp["cart"].sum() < imp["click"].sum()
+    for outcome in ("cart", "purchase"):  # the true probabilities are calibrated
+        assert abs(imp[f"p_{outcome}"].mean() - imp[outcome].mean()) < 0.005
+    assert (imp["p_purchase"] <= imp["p_cart"]).all() and (imp["p_cart"] <= imp["p_click"]).all()
 
 
 def test_position_bias_is_visible(shop: Shop) -> None:
@@ -139,6 +142,21 @@ def test_describe(shop: Shop) -> None:
     assert summary["best_auc"] == shop.best_auc
     assert 0 < summary["cvr"] < 1 and summary["num_sessions"] > 1000
     assert repr(shop) == "Shop(users=2000, items=500, impressions=100000)"
+
+
+def test_task_correlation_moves_the_conversion_taste_and_leaves_the_clicks() -> None:
+    shops = {rho: make_shop(**SMALL, task_correlation=rho, seed=4) for rho in (0.0, 0.9)}
+    pd.testing.assert_series_equal(shops[0.0].impressions["click"], shops[0.9].impressions["click"])
+
+    def correlation(shop: Shop) -> float:  # click probability against the purchase probability given a click
+        imp = shop.impressions
+        return float(np.corrcoef(imp["p_click"], imp["p_purchase"] / imp["p_click"])[0, 1])
+
+    assert correlation(shops[0.9]) > correlation(shops[0.0]) + 0.3
+    for rho in shops:  # every outcome has a known ceiling
+        assert 0.75 < shops[rho].best_auc_of("purchase") < 1.0
+    with pytest.raises(ConfigError, match="task_correlation must be a number in \\[-1, 1\\]"):
+        make_shop(**SMALL, task_correlation=1.5)
 
 
 def test_many_categories_and_tiny_sizes() -> None:
