@@ -92,3 +92,15 @@ def test_ple_levels_and_gates():
     with pytest.raises(ConfigError, match="num_levels must be >= 1"):
         PLE(toy_schema(labels=LABELS), num_levels=0)
     assert set(model(Batch(toy_batch(batch_size=3).features))) == set(LABELS)
+
+
+def test_a_masked_label_ignores_the_rows_its_mask_leaves_out():
+    task = MultiTask([BinaryTask("click"), BinaryTask("buy")], masks={"buy": "click"})
+    labels = {"click": torch.tensor([1.0, 0.0, 1.0, 0.0]), "buy": torch.tensor([1.0, 1.0, 0.0, 0.0])}
+    batch = Batch({}, labels)
+    logits = {"click": torch.tensor([0.5, -1.0, 2.0, 0.0]), "buy": torch.tensor([1.0, -3.0, 0.5, 4.0])}
+    expected = BinaryTask("click").loss(logits["click"], batch) + BinaryTask("buy").loss(
+        logits["buy"][[0, 2]], Batch({}, {"buy": labels["buy"][[0, 2]]}))
+    torch.testing.assert_close(task.loss(logits, batch), expected)
+    moved = {**logits, "buy": torch.tensor([1.0, 9.0, 0.5, -9.0])}  # only unclicked rows change
+    torch.testing.assert_close(task.loss(moved, batch), expected)
