@@ -230,6 +230,20 @@ class Ranker(FramesFromConfig):
                 out.append(scores.float().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
+    def score_encoded_all(self, batch: Batch) -> np.ndarray:
+        """(N, T) predictions of rows already encoded by ``encoder_``, a column per label of
+        ``labels_`` (a multi-task model's objectives; one column for a single-label model)."""
+        model, _, task = self._fitted()
+        if model.training:
+            model.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(batch), CHUNK_ROWS):
+                scores = task.link(model(batch[slice(start, start + CHUNK_ROWS)]))
+                columns = [scores[label] for label in task.labels] if isinstance(scores, dict) else [scores]
+                out.append(torch.stack([c.float() for c in columns], 1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(task.labels)), np.float32)
+
     def evaluate(self, data: Data) -> dict[str, Any]:
         """The task's metrics on labelled data (AUC and log loss for a binary label); for several
         labels, ``{label: {metric: value}}``."""

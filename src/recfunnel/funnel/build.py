@@ -19,7 +19,7 @@ from recfunnel.funnel.rerank import reranker_from_dict
 SECTIONS = ("recall", "rank", "rerank", "items", "users", "out", "two_stage")
 RECALL_KEYS = ("artifact", "k", "name", "type", "column", "places", "model", "params", "trainer", "item_features",
                "label")
-RANK_KEYS = ("artifact", "context", "model", "objective", "params", "trainer")
+RANK_KEYS = ("artifact", "context", "model", "objective", "params", "trainer", "fuse", "mode")
 TWO_STAGE_KEYS = ("last", "cut", "negatives", "valid_share", "history", "seed")
 
 
@@ -69,7 +69,7 @@ def funnel_from_config(config: dict[str, Any], *, train: Any = None, user_col: s
         if first is None:
             raise ConfigError("a funnel needs at least one recall source with an artifact to know users and items.")
         rank = Rank(ranker, users=users, user_key=str(first["user_col"]), item_key=str(first["item_col"]),
-                    context=spec.get("context"))
+                    context=spec.get("context"), fuse=spec.get("fuse"), mode=spec.get("mode", "product"))
     rerank = [reranker_from_dict(step) for step in _as_list(config.get("rerank", []), "rerank")]
     items = load_frame(config["items"]) if config.get("items") else None
     funnel = Funnel(recall, rank, rerank, items=items, users=users)
@@ -105,6 +105,10 @@ def _two_stage(config: dict[str, Any], entries: list[Any], train: Any, user_col:
         raise ConfigError("a funnel trained here trains its ranker too: rank: {model: deepfm} (or lambdarank, "
                           "gbdt models, any ranking model), not an artifact.")
     _check(spec, RANK_KEYS, "rank")
+    if "fuse" in spec or "mode" in spec:
+        raise ConfigError("rank fuse and mode combine a trained multi-task ranker's objectives: name its artifact "
+                          "(rank: {artifact: runs/mmoe, fuse: {click: 1.0, purchase: 0.5}}); a funnel trained here "
+                          "trains a single-label ranker.")
     rank = RankSpec(str(spec.get("model", "deepfm")), objective=str(spec.get("objective", RankSpec.objective)),
                     params=spec.get("params"), trainer=spec.get("trainer"), context=spec.get("context"))
     options = config.get("two_stage") or {}

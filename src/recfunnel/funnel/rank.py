@@ -45,18 +45,22 @@ class Rank:
         context: Default values of context features (e.g. ``{"position": 1}``).
         candidate_features: Input features computed by the funnel for each candidate (what the
             recall stage knew: see ``recfunnel.funnel.features``); set by two-stage training.
+        fuse: For a multi-task ranker, a weight per objective: the candidates are ordered by the
+            weighted product of the objectives' probabilities, Π p_label^weight (``mode="product"``),
+            or their weighted sum (``mode="sum"``). Labels left out weigh 0. Required when the
+            ranker predicts several labels, refused when it predicts one.
+        mode: "product" or "sum", how ``fuse`` combines the objectives.
     """
 
     def __init__(self, ranker: Ranker, *, users: pd.DataFrame | None = None, user_key: str = "user_id",
                  item_key: str = "item_id", context: dict[str, Any] | None = None,
-                 candidate_features: list[str] | None = None) -> None:
+                 candidate_features: list[str] | None = None, fuse: dict[str, float] | None = None,
+                 mode: str = "product") -> None:
         if not callable(getattr(ranker, "predict", None)) or not hasattr(ranker, "feature_names_"):
             raise ConfigError(f"the Rank stage needs a fitted scorer with predict(rows) and feature_names_ (its "
                               f"input columns); got {type(ranker).__name__}.")
-        labels = list(getattr(ranker, "labels_", ()))
-        if len(labels) > 1:
-            raise ConfigError(f"the Rank stage orders candidates by one score; ranker {ranker.model_name!r} predicts "
-                              f"{labels}. Train a single-label ranker for the funnel.")
+        self.labels = list(getattr(ranker, "labels_", ()))
+        self.fuse, self.mode = _fuse_weights(self.labels, fuse, mode, str(getattr(ranker, "model_name", "")))
         self.ranker = ranker
         self.name = str(getattr(ranker, "model_name", type(ranker).__name__))
         self.encoded = callable(getattr(ranker, "score_encoded", None))
@@ -258,19 +262,38 @@ class Rank:
     def score(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
               context: dict[str, Any] | None = None, history: np.ndarray | None = None,
               candidates: dict[str, np.ndarray] | None = None) -> np.ndarray:
-        """(B, N) predictions (probabilities for a click ranker); -inf at empty places."""
+        """(B, N) predictions (probabilities for a click ranker; the fused objective for a
+        multi-task one); -inf at empty places."""
         if self.encoded:
-            scores = self.ranker.score_encoded(self.batch(users, items, catalogue, context, history, candidates))
+            scores = self._score_encoded(self.batch(users, items, catalogue, context, history, candidates))
         else:
             scores = self._predict_rows(self.frame(users, items, catalogue, context, history, candidates))
         return np.where(items >= 0, np.asarray(scores).reshape(items.shape), -np.inf).astype(np.float32)
 
+    def _score_encoded(self, batch: Batch) -> np.ndarray:
+        """(N,) the scorer's prediction of encoded rows, the objectives fused for a multi-task one."""
+        if self.fuse is None:
+            return np.asarray(self.ranker.score_encoded(batch))
+        return self._fused(self.ranker.score_encoded_all(batch))
+
+    def _fused(self, probabilities: np.ndarray) -> np.ndarray:
+        """(N,) the fused objective of (N, T) per-label probabilities, in ``self.labels`` order."""
+        assert self.fuse is not None
+        weights = np.array([self.fuse.get(label, 0.0) for label in self.labels], dtype=np.float64)
+        p = np.asarray(probabilities, dtype=np.float64).reshape(-1, len(self.labels))
+        if self.mode == "sum":
+            return (p @ weights).astype(np.float32)
+        return np.exp(np.log(np.clip(p, 1e-12, 1.0)) @ weights).astype(np.float32)
+
     def _predict_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """A scorer's ``predict`` over raw rows, in chunks (evaluation scores many users at once)."""
         with quiet_nan():  # unknown values are None on purpose (explanations, missing context)
-            out = [np.asarray(self.ranker.predict(frame.iloc[start:start + CHUNK_ROWS]), dtype=np.float32).ravel()
+            out = [np.asarray(self.ranker.predict(frame.iloc[start:start + CHUNK_ROWS]), dtype=np.float32)
                    for start in range(0, len(frame), CHUNK_ROWS)]
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
+        if not out:
+            return np.zeros(0, np.float32)
+        scores = np.concatenate(out)
+        return self._fused(scores) if self.fuse is not None else scores.ravel()
 
     def explain(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
                 context: dict[str, Any] | None = None, history: np.ndarray | None = None,
@@ -296,7 +319,7 @@ class Rank:
             item_rows = self._item_rows(catalogue)
             rows = [base] + [Batch({**base.features, name: self._neutral(name, base.features[name], item_rows)})
                              for name in names]
-            flat = self.ranker.score_encoded(Batch.concat(rows))
+            flat = self._score_encoded(Batch.concat(rows))
         else:  # the feature set to missing: the scorer's own neutral value
             table = self.frame(users, items, catalogue, context, history, candidates)
             flat = self._predict_rows(pd.concat([table, *(table.assign(**{name: None}) for name in names)],
@@ -326,7 +349,36 @@ class Rank:
 
     def to_dict(self) -> dict[str, Any]:
         return {"user_key": self.user_key, "item_key": self.item_key, "context": self.context_defaults,
-                "candidate_features": self.candidate_features}
+                "candidate_features": self.candidate_features,
+                **({"fuse": self.fuse, "mode": self.mode} if self.fuse is not None else {})}
+
+
+FUSE_MODES = ("product", "sum")
+
+
+def _fuse_weights(labels: list[str], fuse: Any, mode: str, name: str) -> tuple[dict[str, float] | None, str]:
+    """The checked ``fuse`` weights of a ranker's labels (None for a single-label ranker)."""
+    if mode not in FUSE_MODES:
+        raise ConfigError(f"fuse mode {mode!r} is not valid; expected one of {list(FUSE_MODES)}.")
+    if len(labels) <= 1:
+        if fuse is not None:
+            raise ConfigError(f"fuse combines a multi-task ranker's objectives; ranker {name!r} predicts one score.")
+        return None, mode
+    if fuse is None:
+        raise ConfigError(f"ranker {name!r} predicts {labels}; the Rank stage orders by one score, so give "
+                          f"fuse={{label: weight}} (e.g. {{{labels[0]!r}: 1.0, {labels[1]!r}: 0.5}}).")
+    if not isinstance(fuse, dict) or not fuse:
+        raise ConfigError(f"fuse must map labels to weights; got {fuse!r}.")
+    weights = {}
+    for label, weight in fuse.items():
+        if label not in labels:
+            raise ConfigError(f"fuse names {label!r}, which ranker {name!r} does not predict; its labels: {labels}.")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 100:
+            raise ConfigError(f"fuse weight of {label!r} must be a number in [0, 100]; got {weight!r}.")
+        weights[str(label)] = float(weight)
+    if not any(weights.values()):
+        raise ConfigError("fuse gives every objective weight 0; give at least one a positive weight.")
+    return weights, mode
 
 
 def _user_table(users: pd.DataFrame | None, key: str) -> pd.DataFrame:

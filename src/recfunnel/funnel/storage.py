@@ -85,7 +85,8 @@ def read_funnel(path: str | Path) -> dict[str, Any]:
             scorer = _stage(root, spec["path"], "scorer", lambda stage: True)  # Rank says what it cannot score
             rank = Rank(scorer, users=users, user_key=spec["user_key"],
                         item_key=spec["item_key"], context=spec.get("context"),
-                        candidate_features=spec.get("candidate_features"))
+                        candidate_features=spec.get("candidate_features"), fuse=spec.get("fuse"),
+                        mode=spec.get("mode", "product"))
         rerank = [reranker_from_dict(step) for step in config.get("rerank", [])]
         trained = int(config.get("num_trained_items", len(items)))
         return {"recall": recall, "rank": rank, "rerank": rerank, "items": items.iloc[:trained], "users": users,
