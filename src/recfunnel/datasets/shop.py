@@ -43,6 +43,13 @@ class _Items(NamedTuple):
     popularity: np.ndarray  # (I,) Zipf weight over a random permutation
 
 
+class _Conversion(NamedTuple):
+    user_taste: np.ndarray  # (U, LATENT_DIM) the conversion taste independent of the click
+    item_taste: np.ndarray  # (I, LATENT_DIM)
+    rho: float
+    scales: tuple[float, float, float, float]  # mean and std of the personal click part, then of the own taste
+
+
 @dataclass(eq=False, repr=False)
 class Shop:
     """A synthetic shop log with a known click model (see :func:`make_shop`).
@@ -58,7 +65,7 @@ class Shop:
     users: pd.DataFrame
     items: pd.DataFrame
     impressions: pd.DataFrame
-    _truth: tuple[_Users, _Items] | None = None  # the hidden click model (not saved by save_shop)
+    _truth: tuple[_Users, _Items, _Conversion] | None = None  # the hidden model (not saved by save_shop)
 
     def click_probability(self, user_ids: Any, item_ids: Any, *, position: int = 1, hour: int = 20) -> np.ndarray:
         """The true click probability of showing each item to each user (same shapes), at one
@@ -67,16 +74,33 @@ class Shop:
         Raises:
             DataError: If this shop was read from files (the hidden model is not saved).
         """
+        u, i, users, items, _ = self._indices(user_ids, item_ids)
+        logit = _click_logit(np.maximum(u, 0).ravel(), np.maximum(i, 0).ravel(), np.full(u.size, position),
+                             np.full(u.size, hour), users, items).reshape(u.shape)
+        return np.where((u >= 0) & (i >= 0), _sigmoid(logit), np.nan)
+
+    def purchase_probability(self, user_ids: Any, item_ids: Any, *, position: int = 1, hour: int = 20) -> np.ndarray:
+        """The true probability that showing each item to each user ends in a purchase (a click,
+        then a cart, then a purchase), at one position and hour. Unknown ids give NaN.
+
+        Raises:
+            DataError: If this shop was read from files (the hidden model is not saved).
+        """
+        u, i, users, items, conversion = self._indices(user_ids, item_ids)
+        uu, ii = np.maximum(u, 0).ravel(), np.maximum(i, 0).ravel()
+        p_click = _sigmoid(_click_logit(uu, ii, np.full(uu.size, position), np.full(uu.size, hour), users, items))
+        p_cart, p_buy = _conversion_probabilities(uu, ii, users, items, conversion)
+        return np.where((u >= 0) & (i >= 0), (p_click * p_cart * p_buy).reshape(u.shape), np.nan)
+
+    def _indices(self, user_ids: Any, item_ids: Any) -> tuple[np.ndarray, np.ndarray, _Users, _Items, _Conversion]:
         if self._truth is None:
             raise DataError("this shop has no click model: it was loaded from files; regenerate it with make_shop.")
-        users, items = self._truth
+        users, items, conversion = self._truth
         user_ids, item_ids = np.asarray(user_ids, dtype=object), np.asarray(item_ids, dtype=object)
         u = pd.Index(users.frame["user_id"]).get_indexer(user_ids.ravel()).reshape(user_ids.shape)
         i = pd.Index(items.frame["item_id"]).get_indexer(item_ids.ravel()).reshape(item_ids.shape)
         u, i = np.broadcast_arrays(u, i)
-        logit = _click_logit(np.maximum(u, 0).ravel(), np.maximum(i, 0).ravel(), np.full(u.size, position),
-                             np.full(u.size, hour), users, items).reshape(u.shape)
-        return np.where((u >= 0) & (i >= 0), _sigmoid(logit), np.nan)
+        return u, i, users, items, conversion
 
     @functools.cached_property
     def best_auc(self) -> float:
@@ -357,35 +381,44 @@ def make_shop(*, num_users: int = 2000, num_items: int = 500, num_impressions: i
     item = _draw_items(session_rng, user, users, items)
     hour = (timestamp - START_TIME) // 3_600 % 24
     logit = _click_logit(user, item, position, hour, users, items)
-    conversion = _conversion_taste(user, item, users, items, taste, float(task_correlation))
+    personal, own = _taste_parts(user, item, users, items, taste)
+    model = _Conversion(taste[0], taste[1], float(task_correlation),
+                        (float(personal.mean()), max(float(personal.std()), 1e-9), float(own.mean()),
+                         max(float(own.std()), 1e-9)))
+    p_cart, p_buy = _conversion_probabilities(user, item, users, items, model)
     return Shop(users.frame, items.frame, _impression_frame(
         outcome_rng, users, items, user=user, item=item, session=session, timestamp=timestamp,
-        hour=hour, position=position, logit=logit, conversion=conversion), (users, items))
+        hour=hour, position=position, logit=logit, p_cart=p_cart, p_buy=p_buy), (users, items, model))
 
 
-def _conversion_taste(user: np.ndarray, item: np.ndarray, users: _Users, items: _Items,
-                      taste: tuple[np.ndarray, np.ndarray], rho: float) -> np.ndarray:
-    """Each impression's conversion taste: ρ times the click logit's personal part plus
-    sqrt(1 - ρ²) times an independent user-item taste, both standardised over the impressions."""
+def _taste_parts(user: np.ndarray, item: np.ndarray, users: _Users, items: _Items,
+                 taste: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The click logit's personal part (affinity + interaction) and the independent conversion taste."""
     personal = users.preference[user, items.category[item]] + \
         np.einsum("nd,nd->n", users.factors[user], items.factors[item]) / np.sqrt(LATENT_DIM)
-    own = np.einsum("nd,nd->n", taste[0][user], taste[1][item]) / np.sqrt(LATENT_DIM)
-    return rho * _standardised(personal) + np.sqrt(max(1.0 - rho * rho, 0.0)) * _standardised(own)
+    return personal, np.einsum("nd,nd->n", taste[0][user], taste[1][item]) / np.sqrt(LATENT_DIM)
 
 
-def _standardised(values: np.ndarray) -> np.ndarray:
-    return (values - values.mean()) / max(float(values.std()), 1e-9)
+def _conversion_probabilities(user: np.ndarray, item: np.ndarray, users: _Users, items: _Items,
+                              model: _Conversion) -> tuple[np.ndarray, np.ndarray]:
+    """p(cart | click) and p(purchase | cart) of each (user, item): the conversion taste is ρ times
+    the click logit's personal part plus sqrt(1 - ρ²) times the independent taste, each scaled by
+    its mean and spread over the generated impressions."""
+    personal, own = _taste_parts(user, item, users, items, (model.user_taste, model.item_taste))
+    p_mean, p_std, o_mean, o_std = model.scales
+    rho = model.rho
+    taste = rho * (personal - p_mean) / p_std + np.sqrt(max(1.0 - rho * rho, 0.0)) * (own - o_mean) / o_std
+    price, quality = items.price_z[item], items.quality[item]
+    return (_sigmoid(-1.0 + 0.8 * taste - 0.3 * price),                  # given a click
+            _sigmoid(-0.8 + 0.8 * taste - 0.6 * price + 0.5 * quality))  # given a cart
 
 
 def _impression_frame(rng: np.random.Generator, users: _Users, items: _Items, *, user: np.ndarray,
                       item: np.ndarray, session: np.ndarray, timestamp: np.ndarray, hour: np.ndarray,
-                      position: np.ndarray, logit: np.ndarray, conversion: np.ndarray) -> pd.DataFrame:
+                      position: np.ndarray, logit: np.ndarray, p_cart: np.ndarray, p_buy: np.ndarray) -> pd.DataFrame:
     """Draw clicks, carts and purchases and join the user and item features onto each impression."""
     p_click = _sigmoid(logit)
     click = rng.random(len(logit)) < p_click
-    price, quality = items.price_z[item], items.quality[item]
-    p_cart = _sigmoid(-1.0 + 0.8 * conversion - 0.3 * price)                  # given a click
-    p_buy = _sigmoid(-0.8 + 0.8 * conversion - 0.6 * price + 0.5 * quality)   # given a cart
     cart = click & (rng.random(len(logit)) < p_cart)
     purchase = cart & (rng.random(len(logit)) < p_buy)
     user_frame, item_frame = users.frame, items.frame

@@ -159,6 +159,15 @@ def test_task_correlation_moves_the_conversion_taste_and_leaves_the_clicks() -> 
         make_shop(**SMALL, task_correlation=1.5)
 
 
+def test_purchase_probability_is_the_generators(shop: Shop) -> None:
+    imp = shop.impressions
+    at = imp[(imp["position"] == 1) & (imp["hour"] == 20)].head(200)  # the defaults' position and hour
+    truth = shop.purchase_probability(at["user_id"].to_numpy(), at["item_id"].to_numpy())
+    np.testing.assert_allclose(truth, at["p_purchase"].to_numpy(), rtol=1e-9)
+    grid = shop.purchase_probability(np.array([["u1"], ["nobody"]]), np.array([["i1", "i2"]]))
+    assert grid.shape == (2, 2) and np.isnan(grid[1]).all() and (grid[0] > 0).all()
+
+
 def test_many_categories_and_tiny_sizes() -> None:
     wide = make_shop(num_users=30, num_items=40, num_impressions=300, num_categories=20, seed=1)
     assert wide.items["category"].str.startswith("category_").any()
