@@ -97,12 +97,13 @@ from recfunnel.schema import Categorical, Label, MultiCategorical, Schema
 SEED = 2026
 DATASETS = ("frappe", "ml100k", "criteo")
 MODELS = ("lr", "fm", "ffm", "deepfm", "widedeep", "nfm", "fnn", "pnn", "dcn", "dcnv2", "xdeepfm", "autoint",
-          "dlrm", "gbdt_lr")
+          "dlrm", "gbdt_lr", "mlr")
 QUICK_MODELS = ("lr", "deepfm", "dcnv2", "gbdt_lr")
 MLP = {"hidden_units": (256, 256), "dropout": 0.2, "batch_norm": True}
 # One shared setting per model; generic names, translated to each library's arguments.
 SHARED: dict[str, dict[str, Any]] = {
     "lr": {},
+    "mlr": {},  # its defaults: 12 regions
     "fm": {"embedding_dim": 16},
     "ffm": {"embedding_dim": 4},
     "deepfm": {"embedding_dim": 16, **MLP},
@@ -129,7 +130,8 @@ OURS_NAMES = {"cross_layers": "num_cross_layers", "attention_layers": "num_layer
 PEER_MODELS: dict[str, dict[str, str]] = {
     "deepctr": {"lr": "WDL without DNN (= LR)", "fm": "DeepFM without DNN (= FM)", "deepfm": "DeepFM",
                 "widedeep": "WDL", "nfm": "NFM", "pnn": "PNN (inner)", "dcn": "DCN (vector)",
-                "dcnv2": "DCN (matrix = DCN-V2)", "xdeepfm": "xDeepFM", "autoint": "AutoInt (no DNN)"},
+                "dcnv2": "DCN (matrix = DCN-V2)", "xdeepfm": "xDeepFM", "autoint": "AutoInt (no DNN)",
+                "mlr": "MLR (its region_num 4)"},
     "rechub": {"deepfm": "DeepFM", "widedeep": "WideDeep", "dcn": "DCN", "dcnv2": "DCNv2 (full rank)",
                "autoint": "AutoInt (no MLP)"},
     "fuxictr": {"dcnv2": "LongCTR DCNv2, empty sequence"},

@@ -53,6 +53,7 @@ MODELS = {
     "xdeepfm": ("xDeepFM", lambda p: {**dnn(p), "cin_layer_size": p["cin_layer_sizes"], "cin_split_half": True}),
     "autoint": ("AutoInt", lambda p: {"dnn_hidden_units": (), "att_layer_num": p["attention_layers"],
                                       "att_head_num": p["attention_heads"], "att_res": True}),
+    "mlr": ("MLR", lambda p: {}),  # its own defaults (region_num 4): every feature both gates and predicts
 }
 NO_L2 = {"l2_reg_linear": 0.0, "l2_reg_embedding": 0.0, "l2_reg_dnn": 0.0, "l2_reg_cross": 0.0, "l2_reg_cin": 0.0}
 
@@ -73,9 +74,10 @@ def build(config: dict, lr: float):
     columns = feature_columns(config["features"], params.get("embedding_dim", 1))  # LR: unused by WDL w/o DNN
     accepted = inspect.signature(cls.__init__).parameters
     kwargs = {k: v for k, v in {**NO_L2, **mapping(params)}.items() if k in accepted}
-    kwargs["dnn_hidden_units"] = tuple(kwargs.get("dnn_hidden_units", ()))
+    if "dnn_hidden_units" in accepted:  # MLR has no DNN
+        kwargs["dnn_hidden_units"] = tuple(kwargs.get("dnn_hidden_units", ()))
     torch.manual_seed(config["seed"])
-    positional = (columns,) if name == "PNN" else (columns, columns)
+    positional = (columns,) if name in ("PNN", "MLR") else (columns, columns)  # MLR: region columns
     model = cls(*positional, seed=config["seed"], task="binary", device="cpu", **kwargs)
     model.compile(torch.optim.Adam(model.parameters(), lr=lr), "binary_crossentropy", metrics=["auc"])
     return model, f"{name}({', '.join(f'{k}={v}' for k, v in kwargs.items() if k not in NO_L2)})"

@@ -62,6 +62,7 @@ class AutoRec(RatingModel):
         self.codes: torch.Tensor
         self.register_buffer("codes", torch.zeros(self.num_items + FIRST_CODE, hidden))
         self._raters: tuple[torch.Tensor, ...] | None = None  # training items' CSR (indptr, user codes, ratings)
+        self._stale = False  # a training step ran since the codes were last computed
 
     def training_batch(self, data: Interactions, *, seed: int) -> Batch:
         batch = super().training_batch(data, seed=seed)  # checks that there are ratings
@@ -72,6 +73,7 @@ class AutoRec(RatingModel):
         indptr = np.searchsorted(pairs // self.num_users, np.arange(self.num_items + 1))
         self._raters = (torch.from_numpy(indptr.astype(np.int64)), torch.from_numpy(pairs % self.num_users + FIRST_CODE),
                         torch.from_numpy(ratings.astype(np.float32)))
+        self._stale = True  # new ratings: the codes follow at the next refresh
         return batch
 
     def encode(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,6 +92,7 @@ class AutoRec(RatingModel):
         w, b_u = self.decoder(users), self.decoder_bias(users).squeeze(1)
         if not self.training:
             return self.mean + b_u + (w * self.codes[items]).sum(1)
+        self._stale = True
         distinct, inverse = torch.unique(items, return_inverse=True)
         codes, norms = self.encode(distinct)
         ratings = self.mean + b_u + (w * codes[inverse]).sum(1)
@@ -108,10 +111,11 @@ class AutoRec(RatingModel):
 
     @torch.no_grad()
     def refresh_codes(self) -> None:
-        """Recompute every item's code from the training ratings (a no-op once loaded: the codes
-        are then the saved ones)."""
-        if self._raters is not None:
+        """Recompute every item's code from the training ratings when a training step ran since
+        the last time (a no-op once loaded: the codes are then the saved ones)."""
+        if self._raters is not None and self._stale:
             self.codes.copy_(self.encode(torch.arange(len(self.codes)))[0])
+            self._stale = False
 
     def _query_vectors(self, users: np.ndarray, history: History) -> torch.Tensor:
         """(B, hidden + 1): [W_u, μ + b_u]."""

@@ -97,15 +97,18 @@ class NeuMF(RatingModel):
         users, items = batch.features["user"], batch.features["item"]
         if not self.training:
             return self.mean + self._pairs(users.unsqueeze(1), items.unsqueeze(1)).squeeze(1)
-        reg = self.reg if self.reg is not None else (0.05 if self.explicit else 0.005)
-        penalty = reg * sum(table(ids).square().sum(1).mean() for table, ids in (
-            (self.user_gmf, users), (self.item_gmf, items), (self.user_mlp, users), (self.item_mlp, items),
-            (self.user_bias, users), (self.item_bias, items)))
         if self.explicit:
-            return ModelOutput(self.mean + self._pairs(users.unsqueeze(1), items.unsqueeze(1)).squeeze(1), penalty)
-        negatives = torch.randint(self.num_items, (len(items), self.num_negatives)) + FIRST_CODE
-        candidates = torch.cat([items.unsqueeze(1), negatives], 1)
-        logits = self._pairs(users.unsqueeze(1), candidates)
+            candidates = items.unsqueeze(1)
+        else:
+            negatives = torch.randint(self.num_items, (len(items), self.num_negatives)) + FIRST_CODE
+            candidates = torch.cat([items.unsqueeze(1), negatives], 1)
+        rows = self._rows(users.unsqueeze(1), candidates)
+        logits = self._combine(rows)
+        reg = self.reg if self.reg is not None else (0.05 if self.explicit else 0.005)
+        # L2 on the rows a training pair uses (its positive item only), looked up once with the scores
+        penalty = reg * torch.stack([rows[name][:, 0].square().sum(-1).mean() for name in rows]).sum()
+        if self.explicit:
+            return ModelOutput(self.mean + logits.squeeze(1), penalty)
         if self._positives is not None:  # a drawn item the user did interact with is no negative
             keys = (users.unsqueeze(1) - FIRST_CODE) * self.num_items + negatives - FIRST_CODE
             found = torch.searchsorted(self._positives, keys).clamp_max(len(self._positives) - 1)
@@ -115,18 +118,28 @@ class NeuMF(RatingModel):
 
     def _pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(B, N) scores of users (B, 1) against items (B, N), or all against the same items (1, N)."""
+        return self._combine(self._rows(users, items))
+
+    def _rows(self, users: torch.Tensor, items: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The embedding rows of users (B, 1) and items (B or 1, N), each table looked up once."""
+        return {"user_gmf": self.user_gmf(users), "item_gmf": self.item_gmf(items),
+                "user_mlp": self.user_mlp(users), "item_mlp": self.item_mlp(items),
+                "user_bias": self.user_bias(users), "item_bias": self.item_bias(items)}
+
+    def _combine(self, rows: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, N) scores from ``_rows``: the GMF part, the MLP part and the biases."""
         first, *rest = cast(list[nn.Linear], list(self.layers))
         half, last = self.mlp_factors, rest[-1].out_features if rest else first.out_features
-        user_part = self.user_mlp(users) @ first.weight[:, :half].T + first.bias  # (B, 1, H)
-        item_part = self.item_mlp(items) @ first.weight[:, half:].T               # (B or 1, N, H)
+        user_part = rows["user_mlp"] @ first.weight[:, :half].T + first.bias  # (B, 1, H)
+        item_part = rows["item_mlp"] @ first.weight[:, half:].T               # (B or 1, N, H)
         dropout = self.dropout if self.dropout is not None else (0.5 if self.explicit else 0.0)
         hidden = torch.relu(user_part + item_part)
         for layer in rest:
             hidden = torch.relu(layer(F.dropout(hidden, dropout, self.training)))  # (B, N, last)
-        u = self.user_gmf(users) * self.head.weight[0, :-last]                    # (B, 1, D)
-        v = self.item_gmf(items)
-        gmf = (u @ v.transpose(-1, -2)).squeeze(1) if len(items) == 1 else (u * v).sum(-1)
-        biases = self.user_bias(users).squeeze(-1) + self.item_bias(items).squeeze(-1)
+        u = rows["user_gmf"] * self.head.weight[0, :-last]                    # (B, 1, D)
+        v = rows["item_gmf"]
+        gmf = (u @ v.transpose(-1, -2)).squeeze(1) if len(v) == 1 else (u * v).sum(-1)
+        biases = rows["user_bias"].squeeze(-1) + rows["item_bias"].squeeze(-1)
         return gmf + hidden @ self.head.weight[0, -last:] + self.head.bias + biases
 
     def _score(self, users: np.ndarray, history: History) -> torch.Tensor:
