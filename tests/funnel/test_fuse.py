@@ -86,3 +86,85 @@ def test_build_takes_a_fused_multitask_artifact(mmoe, shared, tmp_path, capsys):
     assert len(json.loads(capsys.readouterr().out)[0]["items"]) == 3
     saved = json.loads((tmp_path / "shop" / "config.json").read_text())
     assert saved["rank"]["fuse"] == {"click": 1.0, "purchase": 0.5}
+
+
+def test_each_item_carries_its_objectives_and_the_objective_that_lifted_it(mmoe, shared, data):
+    weights = {"click": 1.0, "purchase": 8.0}
+    funnel = Funnel(shared.recall, Rank(mmoe, users=data.users, fuse=weights), items=data.items, users=data.users)
+    users = [str(u) for u in data.clicks_train["user_id"].unique()[:8]]
+    named = set()
+    for user in users:
+        result = funnel.recommend(user, k=6)
+        rows = funnel.catalogue.table.set_index("item_id").loc[result.item_ids].reset_index()
+        person = data.users.set_index("user_id").loc[user]
+        expected = mmoe.predict(rows.assign(user_id=user, age=person["age"], region=person["region"],
+                                            hour=np.nan)[COLUMNS])
+        got = np.array([[o["click"], o["purchase"]] for o in result.objectives])
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(result.scores, got[:, 0] * got[:, 1] ** 8.0, rtol=1e-3)
+        assert all(record["objectives"] == o for record, o in zip(result.to_records(), result.objectives, strict=True))
+        # the reason names the objective whose weighted log-probability is furthest above the
+        # average of the user's ranked candidates
+        query = funnel.query(np.asarray([user], dtype=object), 6)
+        ranked = funnel.rank(query, funnel.recall_stage(query)[1])
+        logs = {label: np.log(ranked.objectives[label][0][ranked.valid[0]]) for label in weights}
+        for item, probabilities, reasons in zip(result.item_ids, result.objectives, result.reasons, strict=True):
+            lift = {label: w * (np.log(probabilities[label]) - logs[label].mean()) for label, w in weights.items()}
+            best = max(lift, key=lift.get)
+            said = [r for r in reasons if r.startswith("lifted by")]
+            if lift[best] > np.log(1.05) + 1e-3:
+                assert said and said[0].startswith(f"lifted by {best}: {probabilities[best]:.3f} (the score x"), (item, said)
+                named.add(best)
+            elif lift[best] < np.log(1.05) - 1e-3:
+                assert not said
+    assert named  # some item in these lists was lifted by one objective or another
+
+
+def test_a_single_label_ranker_lists_no_objectives(shared, data):
+    result = shared.recommend(str(data.clicks_train["user_id"].iloc[0]), k=4)
+    assert result.objectives == [] and all("objectives" not in r for r in result.to_records())
+    assert not any(reason.startswith("lifted by") for reasons in result.reasons for reason in reasons)
+
+
+def test_the_server_returns_each_objective_next_to_the_fused_score(mmoe, shared, data, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from recfunnel.serving import create_app
+
+    funnel = Funnel(shared.recall, Rank(mmoe, users=data.users, fuse={"click": 1.0, "purchase": 0.5}),
+                    items=data.items, users=data.users)
+    funnel.save(tmp_path / "fused")
+    user = str(data.clicks_train["user_id"].iloc[0])
+    with TestClient(create_app(tmp_path / "fused", events=tmp_path / "events.db")) as client:
+        items = client.get("/recommend", params={"user_id": user, "k": 4}).json()["items"]
+    assert [i["item_id"] for i in items] == funnel.recommend(user, k=4).item_ids
+    for item in items:
+        assert set(item["objectives"]) == {"click", "purchase"}
+        assert item["score"] == pytest.approx(item["objectives"]["click"] * item["objectives"]["purchase"] ** 0.5,
+                                              rel=1e-4)
+
+
+def test_evaluate_reports_each_objective_of_the_final_list(mmoe, shared, data, tmp_path, capsys):
+    funnel = Funnel(shared.recall, Rank(mmoe, users=data.users, fuse={"click": 1.0, "purchase": 0.5}),
+                    items=data.items, users=data.users)
+    test = data.rank_test.copy()
+    test = test[test["click"] == 1].copy()
+    test["purchase"] = (test["price"].rank(method="first") % 3 == 0).astype(int)  # a third of the clicks
+    report = funnel.evaluate(test, k=5)
+    assert set(report["objectives"]) == {"click", "purchase"}
+    purchase = report["objectives"]["purchase"]
+    bought = test[test["purchase"] == 1].groupby("user_id")["item_id"].agg(set)
+    recalls = [len(set(funnel.recommend(u, k=5, explain=False).item_ids) & items) / len(items)
+               for u, items in bought.items()]
+    assert purchase["users"] == len(bought)
+    final = next(row for row in purchase["stages"] if row["stage"] == "final")
+    assert final["recall"] == pytest.approx(np.mean(recalls))
+    assert [row["stage"] for row in purchase["stages"]] == ["candidates", "recall order", "ranked", "final"]
+    # every test row is a click, so the click objective scores the lists as the main table does
+    main_final = next(row for row in report["stages"] if row["stage"] == "final")
+    assert report["objectives"]["click"]["stages"][-1]["ndcg@5"] == pytest.approx(main_final["ndcg@5"])
+    funnel.save(tmp_path / "fused")
+    test.to_csv(tmp_path / "test.csv", index=False)
+    assert main(["evaluate", str(tmp_path / "fused"), "--data", str(tmp_path / "test.csv"), "--k", "5"]) == 0
+    assert "purchase: " in capsys.readouterr().out
+    assert shared.evaluate(test, k=5).get("objectives", {}).keys() <= {"click"}

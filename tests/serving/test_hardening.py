@@ -241,13 +241,13 @@ def test_the_probe_refuses_non_finite_scores_and_empty_lists(serve, monkeypatch:
 
     client = serve()
     funnel = client.app.state.holder.current.funnel
-    score = Rank.score
-    monkeypatch.setattr(Rank, "score", lambda self, *a, **k: np.full_like(score(self, *a, **k), np.nan))
+    outputs = Rank.outputs
+    monkeypatch.setattr(Rank, "outputs", lambda self, *a, **k: np.full_like(outputs(self, *a, **k), np.nan))
     with pytest.raises(ArtifactError, match="'x' failed the serving probe: user 'u.*' got a score of nan"):
         probe(funnel, "'x'")
     response = client.post("/reload", json={})
     assert response.status_code == 400 and "failed the serving probe" in response.json()["detail"]
-    monkeypatch.setattr(Rank, "score", score)
+    monkeypatch.setattr(Rank, "outputs", outputs)
     monkeypatch.setattr(type(funnel), "recommend_many", lambda self, users, *a, **k: [
         Recommendation(user, [], [], []) for user in users])
     with pytest.raises(ArtifactError, match="failed the serving probe: the list for user .* is empty"):

@@ -59,7 +59,10 @@ def evaluate_funnel(funnel: Any, args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report)
     else:
-        _out().print(stage_table(report, f"funnel on {args.data} ({report['users']:,} users)"))
+        out = _out()
+        out.print(stage_table(report, f"funnel on {args.data} ({report['users']:,} users)"))
+        for label, found in report.get("objectives", {}).items():
+            out.print(stage_table(found, f"objective {label}: the test rows with {label} > 0 ({found['users']:,} users)"))
     return 0
 
 
@@ -76,11 +79,13 @@ def recommend_funnel(funnel: Any, args: argparse.Namespace) -> int:
         return 0
     for result in lists:
         table = Table(title=f"user {result.user_id}", title_justify="left")
-        for column in ("rank", "item_id", "title", "score", "why"):
+        objectives = list(result.objectives[0]) if result.objectives else []  # a multi-task ranker's labels
+        for column in ("rank", "item_id", "title", "score", *objectives, "why"):
             table.add_column(column)
         for rank, record in enumerate(result.to_records(), start=1):
-            table.add_row(str(rank), str(record["item_id"]), str(record.get("title", "")),
-                          f"{record['score']:.4f}", "; ".join(record["reasons"]))
+            table.add_row(str(rank), str(record["item_id"]), str(record.get("title", "")), f"{record['score']:.4f}",
+                          *(f"{record['objectives'][label]:.4f}" for label in objectives),
+                          "; ".join(record["reasons"]))
         Console().print(table)
     return 0
 

@@ -30,6 +30,8 @@ class Recommendation:
         features: The ranker's item features that raised each item's score.
         attributes: Each item's catalogue attributes (title, category, ...).
         shortfall: Places short of the requested k (fewer candidates passed filters and rerankers).
+        objectives: A multi-task ranker's probability of each objective for each item (its
+            ``scores`` are their fused combination); empty for a ranker of one label.
     """
 
     user_id: Any
@@ -40,14 +42,18 @@ class Recommendation:
     features: list[list[dict[str, Any]]] = field(default_factory=list)
     attributes: list[dict[str, Any]] = field(default_factory=list)
     shortfall: int = 0
+    objectives: list[dict[str, float]] = field(default_factory=list)
 
     def to_records(self) -> list[dict[str, Any]]:
-        """JSON-ready: one dict per item with its attributes, score, sources and reasons."""
-        return [{**attrs, "item_id": item, "score": score, "sources": src, "reasons": why, "features": feats}
-                for item, score, src, why, feats, attrs in zip(
-                    self.item_ids, self.scores, self.sources, self.reasons or [[]] * len(self.item_ids),
-                    self.features or [[]] * len(self.item_ids),
-                    self.attributes or [{}] * len(self.item_ids), strict=True)]
+        """JSON-ready: one dict per item with its attributes, score, sources and reasons (and, from
+        a multi-task ranker, ``objectives``: each objective's probability next to the fused score)."""
+        size = len(self.item_ids)
+        return [{**attrs, "item_id": item, "score": score, "sources": src, "reasons": why, "features": feats,
+                 **({"objectives": objectives} if objectives is not None else {})}
+                for item, score, src, why, feats, attrs, objectives in zip(
+                    self.item_ids, self.scores, self.sources, self.reasons or [[]] * size,
+                    self.features or [[]] * size, self.attributes or [{}] * size,
+                    self.objectives or [None] * size, strict=True)]
 
 
 class Recommendations(Sequence[Recommendation]):

@@ -75,6 +75,8 @@ class Candidates:
         lists: Each recall source's own (B, K_s) list that ``merge`` united (``ranks`` reads them).
         features: (B, N) arrays of what the recall stage knew about each candidate (each
             source's rank and score of it, ...; see ``recfunnel.funnel.features``), for the ranker.
+        objectives: (B, N) probability of each objective a multi-task ranker predicted and fused
+            into ``scores`` (empty before ranking, or for a ranker of one label).
 
     Example:
         >>> c = Candidates.merge([np.array([[3, 1]]), np.array([[1, 2]])])
@@ -88,6 +90,7 @@ class Candidates:
     recall_scores: np.ndarray
     lists: tuple[np.ndarray, ...] = ()
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    objectives: dict[str, np.ndarray] = field(default_factory=dict)
     catalogue: Catalogue | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -196,7 +199,8 @@ class Candidates:
         rows = np.arange(len(self.items))[:, None]
         return Candidates(self.items[rows, order], self.scores[rows, order], self.sources[rows, order],
                           self.recall_scores[rows, order], self.lists,
-                          {k: v[rows, order] for k, v in self.features.items()}, self.catalogue)
+                          {k: v[rows, order] for k, v in self.features.items()},
+                          {k: v[rows, order] for k, v in self.objectives.items()}, self.catalogue)
 
     def sorted(self) -> Candidates:
         """Each row by descending score, empty places last."""

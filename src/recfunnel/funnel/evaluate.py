@@ -44,7 +44,11 @@ def evaluate_funnel(funnel: Funnel, test: pd.DataFrame, *, k: int = 10, batch_si
         recall order (reciprocal-rank fusion), by the ranker, and after the rerankers (the final
         list). Recall is over each user's test items; ILD (see ``intra_list_distance``) is the
         mean distance between two items of a list; coverage is the share of the catalogue in at
-        least one list.
+        least one list. When ``test`` has columns named as the ranker's labels (a multi-task
+        ranker's objectives, e.g. click and purchase), ``"objectives"`` adds, per label, the
+        same recall and NDCG against only the rows where that label is positive, over the users
+        who have such rows: ``{label: {"users": n, "stages": [{"stage", "list", "recall",
+        "ndcg@k"}, ...]}}`` for the candidates, the recall order, the ranked and the final lists.
     """
     check_k(k, limit=MAX_K)
     users, relevant = _relevant(funnel, test)
@@ -63,8 +67,8 @@ def evaluate_funnel(funnel: Funnel, test: pd.DataFrame, *, k: int = 10, batch_si
     rows_out = []
     steps = {_step_name(stages.reranked, i) for i in range(len(stages.reranked))} if parts else set()
     before: dict[str, Any] | None = None
-    for name, found_parts in parts.items():
-        found = _stack(found_parts)
+    stacked = {name: _stack(found_parts) for name, found_parts in parts.items()}
+    for name, found in stacked.items():
         row = _stage_row(funnel, name, found, relevant, k)
         if not (found >= 0).any():
             row.update({key: None for key in row if key not in ("stage", "list")})
@@ -80,7 +84,28 @@ def evaluate_funnel(funnel: Funnel, test: pd.DataFrame, *, k: int = 10, batch_si
                          np.nan)
             row[f"true_ctr@{k}"] = float(np.nanmean(p)) if np.isfinite(p).any() else float("nan")
         rows_out.append(row)
-    return {"users": len(users), "stages": rows_out}
+    report: dict[str, Any] = {"users": len(users), "stages": rows_out}
+    objectives = _objectives(funnel, test, users, stacked, k)
+    if objectives:
+        report["objectives"] = objectives
+    return report
+
+
+def _objectives(funnel: Funnel, test: pd.DataFrame, users: np.ndarray, lists: dict[str, np.ndarray],
+                k: int) -> dict[str, Any]:
+    """Recall and NDCG of the candidates, recall-order, ranked and final lists against each of
+    the ranker's labels that ``test`` has (its rows with a positive value), per label."""
+    labels = [label for label in (funnel.rank.labels if funnel.rank is not None else []) if label in test.columns]
+    out: dict[str, Any] = {}
+    for label in labels:
+        values = pd.to_numeric(test[label], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        relevant = _relevant(funnel, test[values > 0], users=users)[1]
+        has = np.diff(relevant.indptr) > 0
+        rows = [_accuracy(name, lists[name][has], relevant[has], k) if has.any() else
+                {"stage": name, "list": 0, "recall": None, f"ndcg@{k}": None}
+                for name in ("candidates", "recall order", "ranked", "final")]
+        out[label] = {"users": int(has.sum()), "stages": rows}
+    return out
 
 
 def _step_name(steps: list[tuple[str, np.ndarray]], index: int) -> str:
@@ -91,12 +116,18 @@ def _step_name(steps: list[tuple[str, np.ndarray]], index: int) -> str:
 
 
 def _stage_row(funnel: Funnel, name: str, found: np.ndarray, relevant: sparse.csr_matrix, k: int) -> dict[str, Any]:
+    padded = found if found.shape[1] else np.full((len(found), 1), -1, np.int64)
+    return {**_accuracy(name, found, relevant, k), f"ild@{k}": intra_list_distance(funnel, padded[:, :k]),
+            "coverage": coverage(padded, len(funnel.catalogue))}
+
+
+def _accuracy(name: str, found: np.ndarray, relevant: sparse.csr_matrix, k: int) -> dict[str, Any]:
+    """A list's width, its recall of the ``relevant`` items and the NDCG of its first k."""
     width = max(found.shape[1], 1)
     padded = found if found.shape[1] else np.full((len(found), 1), -1, np.int64)
     top = padded[:, :k]
     return {"stage": name, "list": width, "recall": recall_at_k(padded, relevant, width),
-            f"ndcg@{k}": ndcg_at_k(top, relevant, min(k, top.shape[1])),
-            f"ild@{k}": intra_list_distance(funnel, top), "coverage": coverage(padded, len(funnel.catalogue))}
+            f"ndcg@{k}": ndcg_at_k(top, relevant, min(k, top.shape[1]))}
 
 
 def _relevant(funnel: Funnel, frame: pd.DataFrame, *, users: np.ndarray | None = None

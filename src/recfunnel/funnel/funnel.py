@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ class Stages:
     final: Candidates
     history: np.ndarray  # (B, H) catalogue indices of recent items, oldest first, -1 padded
     reranked: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (reranker, (B, k)) after each step
+    lifts: np.ndarray | None = None  # (B, k, T) what each objective added to a final item's fused score
 
 
 class Funnel:
@@ -130,8 +132,12 @@ class Funnel:
         final = stages.final
         out = [self._describe(user, final.items[row][final.valid[row]], final.scores[row][final.valid[row]],
                               final.sources[row][final.valid[row]]) for row, user in enumerate(keys)]
-        for result in out:
+        for row, result in enumerate(out):
             result.shortfall = k - len(result.item_ids)
+            ok = final.valid[row]
+            if final.objectives and self.rank is not None and self.rank.fuse is not None:
+                values = {label: final.objectives[label][row][ok] for label in self.rank.labels}
+                result.objectives = [{label: float(v[i]) for label, v in values.items()} for i in range(ok.sum())]
         if explain:
             self._explain(keys, stages, out, context, histories)
         return Recommendations(out, width=k)
@@ -153,8 +159,16 @@ class Funnel:
         for step in ([request] if request is not None else []) + self.rerank:
             final = _checked(step(query, final), f"reranker {step.name!r}", len(users))
             steps.append((step.name, final.items[:, :k]))
-        final = self._new_item_places(final, k)
-        return Stages([c.items for c in lists], merged.items, ranked.items, final.head(k), query.history, steps)
+        final = self._new_item_places(final, k).head(k)
+        lifts = self._lifts(ranked, final)
+        return Stages([c.items for c in lists], merged.items, ranked.items, final, query.history, steps, lifts)
+
+    def _lifts(self, ranked: Candidates, final: Candidates) -> np.ndarray | None:
+        """(B, k, T) how far each objective lifted each final item's fused score above the user's
+        average ranked candidate (see ``Rank.lifts``); None without a fused ranker."""
+        if self.rank is None or self.rank.fuse is None or set(final.objectives) != set(self.rank.labels):
+            return None
+        return self.rank.lifts(final.objectives, ranked.objectives, ranked.valid)
 
     def query(self, users: np.ndarray, k: int, *, recent: list[list[Any]] | None = None,
               context: dict[str, Any] | None = None) -> Query:
@@ -286,6 +300,11 @@ class Funnel:
                 result.features = features
                 for reasons, found in zip(result.reasons, features, strict=True):
                     reasons += [_feature_reason(e, self.item_key) for e in found if e["value"] is not None]
+        if stages.lifts is not None and self.rank is not None:
+            for row, result in enumerate(out):
+                lifts = stages.lifts[row][stages.final.valid[row]]
+                for reasons, lift, scores in zip(result.reasons, lifts, result.objectives, strict=True):
+                    reasons += _objective_reason(self.rank.labels, lift, scores, self.rank.mode)
 
     def _title(self, item: Any) -> str:
         row = self.catalogue.index([item])[0]
@@ -378,7 +397,23 @@ def _catalogue(items: pd.DataFrame | None, sources: list[RecallStage], key: str)
 def _feature_reason(effect: dict[str, Any], item_key: str) -> str:
     """One ranker reason in words: what raised the predicted score, and by how much."""
     what = "its own track record" if effect["feature"] == item_key else f"{effect['feature']} {effect['value']}"
-    return f"{what} (+{effect['effect']:.3f})"
+    return f"{what} (+{effect['effect']:.4f})"
+
+
+def _objective_reason(labels: list[str], lift: np.ndarray, scores: dict[str, float], mode: str) -> list[str]:
+    """The objective that lifted an item's fused score most above the user's average candidate,
+    in words; nothing when none lifted it by at least ``LIFT_SHOWN`` (5% of the score in product
+    mode, 0.005 in sum mode)."""
+    best = int(np.argmax(lift))
+    if not lift[best] >= LIFT_SHOWN[mode]:
+        return []
+    label = labels[best]
+    how = f"x{math.exp(lift[best]):.2f}" if mode == "product" else f"+{lift[best]:.3f}"
+    return [f"lifted by {label}: {scores[label]:.3f} (the score {how} against the average candidate)"]
+
+
+#: The least lift of an objective a reason reports: log 1.05 (x1.05 the score) in product mode.
+LIFT_SHOWN = {"product": math.log(1.05), "sum": 0.005}
 
 
 register_loader("funnel", directory_loader=Funnel.load)

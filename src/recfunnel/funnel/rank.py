@@ -254,46 +254,88 @@ class Rank:
             torch.zeros((1, getattr(spec, "max_len", 1)), dtype=torch.int64)
 
     def __call__(self, query: Query, candidates: Candidates) -> Candidates:
-        """The candidates re-scored by the scorer and sorted, best first."""
-        scores = self.score(query.users, candidates.items, query.catalogue, query.context, query.history,
-                            candidates.features or None)
-        return candidates.with_scores(scores).sorted()
+        """The candidates re-scored by the scorer and sorted, best first; a multi-task ranker's
+        objectives are kept next to the fused score (``Candidates.objectives``)."""
+        outputs = self.outputs(query.users, candidates.items, query.catalogue, query.context, query.history,
+                               candidates.features or None)
+        ranked = candidates.with_scores(self._combine(outputs))
+        if self.fuse is not None:
+            ranked.objectives = {label: outputs[..., t].astype(np.float32) for t, label in enumerate(self.labels)}
+        return ranked.sorted()
 
     def score(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
               context: dict[str, Any] | None = None, history: np.ndarray | None = None,
               candidates: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """(B, N) predictions (probabilities for a click ranker; the fused objective for a
         multi-task one); -inf at empty places."""
+        scores = self._combine(self.outputs(users, items, catalogue, context, history, candidates))
+        return np.where(items >= 0, scores, -np.inf).astype(np.float32)
+
+    def outputs(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
+                context: dict[str, Any] | None = None, history: np.ndarray | None = None,
+                candidates: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """(B, N, T) the scorer's prediction of each of its T labels (T = 1 for a single-label
+        scorer), in ``self.labels`` order; undefined at empty places."""
         if self.encoded:
-            scores = self._score_encoded(self.batch(users, items, catalogue, context, history, candidates))
+            flat = self._raw_encoded(self.batch(users, items, catalogue, context, history, candidates))
         else:
-            scores = self._predict_rows(self.frame(users, items, catalogue, context, history, candidates))
-        return np.where(items >= 0, np.asarray(scores).reshape(items.shape), -np.inf).astype(np.float32)
+            flat = self._predict_rows(self.frame(users, items, catalogue, context, history, candidates))
+        return np.asarray(flat, dtype=np.float32).reshape(*items.shape, -1)
+
+    def _raw_encoded(self, batch: Batch) -> np.ndarray:
+        """(N, T) every label's prediction of encoded rows ((N,) for a single-label scorer)."""
+        if self.fuse is None:
+            return np.asarray(self.ranker.score_encoded(batch))
+        return np.asarray(self.ranker.score_encoded_all(batch))
+
+    def _combine(self, outputs: np.ndarray) -> np.ndarray:
+        """``outputs`` (..., T) as one score (...): the fused objective of a multi-task scorer."""
+        return np.asarray(outputs)[..., 0] if self.fuse is None else self._fused(outputs)
+
+    def _fused(self, probabilities: np.ndarray) -> np.ndarray:
+        """(...) the fused objective of (..., T) per-label probabilities, in ``self.labels`` order."""
+        assert self.fuse is not None
+        p = np.asarray(probabilities, dtype=np.float64)
+        return (self.weights() * self._fuse_terms(p)).sum(-1).astype(np.float32) if self.mode == "sum" else \
+            np.exp((self.weights() * self._fuse_terms(p)).sum(-1)).astype(np.float32)
+
+    def weights(self) -> np.ndarray:
+        """(T,) the fuse weight of each label, in ``self.labels`` order (0 for a label left out)."""
+        assert self.fuse is not None
+        return np.array([self.fuse.get(label, 0.0) for label in self.labels], dtype=np.float64)
+
+    def _fuse_terms(self, p: np.ndarray) -> np.ndarray:
+        """What each weight multiplies: the probability (sum mode) or its log (product mode)."""
+        return p if self.mode == "sum" else np.log(np.clip(p, 1e-12, 1.0))
+
+    def lifts(self, objectives: dict[str, np.ndarray], candidates: dict[str, np.ndarray],
+              valid: np.ndarray) -> np.ndarray:
+        """(B, N, T) how much each objective raised the fused score of the items whose (B, N)
+        ``objectives`` are given, above the average of the user's ranked ``candidates`` ((B, M)
+        objectives, ``valid`` (B, M)): weight x (term - the candidates' mean term), the term being
+        the probability (sum mode) or its log (product mode; a lift of log 2 doubles the score)."""
+        def terms(found: dict[str, np.ndarray]) -> np.ndarray:
+            return self._fuse_terms(np.stack([found[label] for label in self.labels], axis=-1).astype(np.float64))
+
+        pool = terms(candidates)
+        count = np.maximum(valid.sum(1), 1)[:, None, None]
+        mean = np.where(valid[..., None], pool, 0.0).sum(1, keepdims=True) / count
+        return self.weights() * (terms(objectives) - mean)
 
     def _score_encoded(self, batch: Batch) -> np.ndarray:
         """(N,) the scorer's prediction of encoded rows, the objectives fused for a multi-task one."""
-        if self.fuse is None:
-            return np.asarray(self.ranker.score_encoded(batch))
-        return self._fused(self.ranker.score_encoded_all(batch))
-
-    def _fused(self, probabilities: np.ndarray) -> np.ndarray:
-        """(N,) the fused objective of (N, T) per-label probabilities, in ``self.labels`` order."""
-        assert self.fuse is not None
-        weights = np.array([self.fuse.get(label, 0.0) for label in self.labels], dtype=np.float64)
-        p = np.asarray(probabilities, dtype=np.float64).reshape(-1, len(self.labels))
-        if self.mode == "sum":
-            return (p @ weights).astype(np.float32)
-        return np.exp(np.log(np.clip(p, 1e-12, 1.0)) @ weights).astype(np.float32)
+        return self._combine(self._raw_encoded(batch).reshape(len(batch), -1))
 
     def _predict_rows(self, frame: pd.DataFrame) -> np.ndarray:
-        """A scorer's ``predict`` over raw rows, in chunks (evaluation scores many users at once)."""
+        """A scorer's ``predict`` over raw rows, in chunks (evaluation scores many users at once):
+        (N,) for a single-label scorer, (N, T) for a multi-task one."""
         with quiet_nan():  # unknown values are None on purpose (explanations, missing context)
             out = [np.asarray(self.ranker.predict(frame.iloc[start:start + CHUNK_ROWS]), dtype=np.float32)
                    for start in range(0, len(frame), CHUNK_ROWS)]
         if not out:
-            return np.zeros(0, np.float32)
+            return np.zeros((0, len(self.labels)) if self.fuse is not None else 0, np.float32)
         scores = np.concatenate(out)
-        return self._fused(scores) if self.fuse is not None else scores.ravel()
+        return scores.reshape(len(frame), -1) if self.fuse is not None else scores.ravel()
 
     def explain(self, users: np.ndarray, items: np.ndarray, catalogue: Catalogue,
                 context: dict[str, Any] | None = None, history: np.ndarray | None = None,
@@ -322,8 +364,9 @@ class Rank:
             flat = self._score_encoded(Batch.concat(rows))
         else:  # the feature set to missing: the scorer's own neutral value
             table = self.frame(users, items, catalogue, context, history, candidates)
-            flat = self._predict_rows(pd.concat([table, *(table.assign(**{name: None}) for name in names)],
-                                                ignore_index=True))
+            flat = self._combine(self._predict_rows(pd.concat(
+                [table, *(table.assign(**{name: None}) for name in names)], ignore_index=True)).reshape(
+                len(table) * (len(names) + 1), -1))
         scores = np.asarray(flat).reshape(len(names) + 1, *items.shape)
         effect = scores[0][None] - scores[1:]  # (F, B, N)
         best = np.argsort(-effect, axis=0)[:top]  # (top, B, N)

@@ -21,7 +21,7 @@ class CatalogueFull(DataError):
     """Adding the items would grow the catalogue past its limit (answered 409)."""
 
 # keys every response record has besides the item's attributes; an attribute may not shadow them
-RESERVED = ("item_id", "score", "sources", "reasons", "features")
+RESERVED = ("item_id", "score", "sources", "reasons", "features", "objectives")
 
 
 def coerce_id(value: Any, ids: np.ndarray, *, what: str = "item_id") -> Any:
