@@ -48,12 +48,13 @@ class Recommendation:
         """JSON-ready: one dict per item with its attributes, score, sources and reasons (and, from
         a multi-task ranker, ``objectives``: each objective's probability next to the fused score)."""
         size = len(self.item_ids)
+        objectives: list[dict[str, float] | None] = list(self.objectives) or [None] * size
         return [{**attrs, "item_id": item, "score": score, "sources": src, "reasons": why, "features": feats,
-                 **({"objectives": objectives} if objectives is not None else {})}
-                for item, score, src, why, feats, attrs, objectives in zip(
+                 **({"objectives": found} if found is not None else {})}
+                for item, score, src, why, feats, attrs, found in zip(
                     self.item_ids, self.scores, self.sources, self.reasons or [[]] * size,
                     self.features or [[]] * size, self.attributes or [{}] * size,
-                    self.objectives or [None] * size, strict=True)]
+                    objectives, strict=True)]
 
 
 class Recommendations(Sequence[Recommendation]):
