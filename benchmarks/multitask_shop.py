@@ -4,6 +4,7 @@ Run (from the repository root)::
 
     .venv/bin/python benchmarks/multitask_shop.py
     # options: --correlations 0.0,0.9  --seeds 2  --impressions 100000  --models shared_bottom,mmoe,ple,esmm
+    # a model with options: --models mmoe,mmoe:bottom=fm,mmoe:bottom=deepfm
 
 For each ``task_correlation`` ρ (how alike the click and the conversion tastes are), a shop of
 ``--impressions`` impressions (2,000 users, 500 items) is split by time (the first 80% train, the
@@ -43,13 +44,16 @@ def run(rho: float, seed: int, impressions: int, models: list[str]) -> dict[str,
     rows = {"ceiling (true probabilities)": (auc(truth[:, 0], test["p_click"].to_numpy()),
                                              auc(truth[:, 1], test["p_purchase"].to_numpy()), 0.0)}
     inputs = [train[FEATURES + LABELS], valid[FEATURES + LABELS]]
-    for name in models:
+    for spelled in models:
+        name, *options = spelled.split(":")
+        params = dict(option.split("=", 1) for option in options)
         started = time.perf_counter()
-        ranker = Ranker(name, label=LABELS, seed=seed, trainer={"seed": seed, "progress": False}).fit(*inputs)
+        ranker = Ranker(name, label=LABELS, seed=seed, params=params,
+                        trainer={"seed": seed, "progress": False}).fit(*inputs)
         predicted = ranker.predict(test[FEATURES])
         if name == "esmm":
             predicted[:, 1] = predicted[:, 0] * predicted[:, 1]
-        rows[name] = (auc(truth[:, 0], predicted[:, 0]), auc(truth[:, 1], predicted[:, 1]),
+        rows[spelled] = (auc(truth[:, 0], predicted[:, 0]), auc(truth[:, 1], predicted[:, 1]),
                       time.perf_counter() - started)
     single, seconds = [], 0.0
     for label in LABELS:

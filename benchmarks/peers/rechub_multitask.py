@@ -13,6 +13,10 @@ weight_decay 1e-4) and batch size (1024), early stopping on the first task's val
 by default; here ``max_epochs`` and ``patience`` come from the config, and the best epoch's weights
 are loaded when the epoch cap is reached before early stopping fires (MTLTrainer restores them
 only when it stops early).
+
+With ``config["mode"] == "throughput"`` (benchmarks/multitask_throughput.py) it trains
+``config["epochs"]`` epochs with ``MTLTrainer.train_one_epoch`` at ``config["batch_size"]``, no
+validation, and returns each epoch's seconds.
 """
 
 from __future__ import annotations
@@ -64,7 +68,11 @@ def main() -> None:
     else:
         model = SharedBottom(features(meta, dim), tasks, bottom_params={"dims": [117]}, tower_params_list=towers)
     train_loader, valid_loader, _ = DataGenerator(x, y).generate_dataloader(
-        x_val=xv, y_val=yv, x_test=xt, y_test=yt, batch_size=1024)
+        x_val=xv, y_val=yv, x_test=xt, y_test=yt, batch_size=int(config.get("batch_size", 1024)))
+    if config.get("mode") == "throughput":
+        write_result(out, {"epoch_seconds": throughput(model, tasks, train_loader, int(config["epochs"])),
+                           "train_rows": len(y)})
+        return
     history: list[list[float]] = []
     with tempfile.TemporaryDirectory(prefix="rechub-") as tmp:
         trainer = MTLTrainer(model, task_types=tasks, optimizer_params={"lr": 1e-3, "weight_decay": 1e-4},
@@ -87,6 +95,19 @@ def main() -> None:
         test = test[:, [1, 2]]  # (ctr, ctcvr)
     write_result(out, {"test_pred": test.tolist(), "valid_history": history, "fit_seconds": seconds,
                        "epochs_run": len(history)})
+
+
+def throughput(model: torch.nn.Module, tasks: list[str], loader: DataLoader, epochs: int) -> list[float]:
+    """Seconds of each of ``epochs`` training epochs (no validation), as MTLTrainer.fit runs them."""
+    with tempfile.TemporaryDirectory(prefix="rechub-") as tmp:
+        trainer = MTLTrainer(model, task_types=tasks, optimizer_params={"lr": 1e-3, "weight_decay": 1e-4},
+                             n_epoch=epochs, device="cpu", model_path=tmp)
+        seconds = []
+        for _ in range(epochs):
+            started = time.perf_counter()
+            trainer.train_one_epoch(loader)
+            seconds.append(time.perf_counter() - started)
+    return seconds
 
 
 if __name__ == "__main__":

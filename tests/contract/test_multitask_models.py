@@ -7,6 +7,7 @@ import torch
 
 from recfunnel.errors import SchemaError
 from recfunnel.models import build_model, list_models
+from recfunnel.models.base import sharing_models
 from recfunnel.tasks import BinaryTask, MultiTask
 from recfunnel.testing import overfit_one_batch, toy_batch, toy_schema
 
@@ -74,3 +75,14 @@ def test_constructor_shape_and_one_label_refused(name):
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[2:]) and len(params) - 2 <= 8
     with pytest.raises(SchemaError, match="predicts two or more labels; the schema has \\['click'\\]"):
         build_model(name, toy_schema())
+
+
+@pytest.mark.parametrize("bottom", sharing_models())
+def test_every_shareable_ranking_model_serves_as_a_bottom_with_no_idle_parameter(bottom):
+    torch.manual_seed(0)
+    model = build_model("mmoe", toy_schema(labels=LABELS), {"embedding_dim": 4, "bottom": bottom})
+    batch = _batch()
+    logits = model(batch)
+    assert all(v.shape == (64,) and torch.isfinite(v).all() for v in logits.values())
+    _task("mmoe").loss(logits, batch).backward()
+    assert not [n for n, p in model.named_parameters() if p.grad is None]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from recfunnel.models import build_model, list_models, split_output
+from recfunnel.models.base import sharing_models
 from recfunnel.tasks import BinaryTask, RegressionTask
 from recfunnel.testing import overfit_one_batch, toy_batch, toy_schema
 
@@ -112,3 +113,26 @@ def test_dropout_and_batch_norm_train_and_switch_off_in_eval(name):
     with torch.no_grad():
         torch.testing.assert_close(model(batch), model(batch), rtol=0, atol=0)
         assert torch.isfinite(model(batch)).all()
+
+
+SHARING = sharing_models()
+
+
+def test_the_interaction_models_can_be_shared_as_a_bottom():
+    assert {"fm", "deepfm", "widedeep", "nfm", "xdeepfm", "dcn", "dcnv2"} <= set(SHARING)
+    assert "lr" not in SHARING and "mlr" not in SHARING
+
+
+@pytest.mark.parametrize("name", SHARING)
+def test_the_logit_is_a_linear_map_of_the_representation(name):
+    """``represent`` holds every term the logit reads: least squares from it (and a constant)
+    to the logits of more rows than it has columns leaves nothing over."""
+    model = _build(name).eval()
+    batch = toy_batch(batch_size=4 * (model.representation_dim + 8))
+    with torch.no_grad():
+        shared, logits = model.represent(batch).double(), _logits(model, batch).double()
+    assert shared.shape == (len(batch), model.representation_dim)
+    design = torch.cat([shared, torch.ones(len(batch), 1, dtype=torch.float64)], dim=1)
+    solution = torch.linalg.lstsq(design, logits[:, None], driver="gelsd").solution  # rank-deficient: dead ReLUs
+    residual = (design @ solution).squeeze(1) - logits
+    assert residual.abs().max() < 1e-3 * (1 + logits.abs().max()), residual.abs().max()

@@ -74,3 +74,18 @@ def test_a_multitask_ranker_watches_the_mean_of_the_monitor_it_is_given(shop_fil
     assert ranker.task_.monitor == "mean_logloss" and ranker.task_.monitor_mode == "min"
     row = ranker.history_[0]
     assert row["valid_mean_logloss"] == pytest.approx((row["valid_click_logloss"] + row["valid_purchase_logloss"]) / 2)
+
+
+def test_a_ranking_models_interaction_as_the_bottom_from_the_cli(cli, shop_files, tmp_path):
+    out = tmp_path / "runs" / "mmoe-fm"
+    trained = cli("train", "--model", "mmoe", "--train", shop_files / "t.csv", "--valid", shop_files / "v.csv",
+                  "--label", "click,purchase", "--set", "bottom=fm", "--set", "trainer.max_epochs=2",
+                  "--out", out, "--json")
+    assert trained.code == 0, trained.err
+    loaded = recfunnel.load(out)
+    assert type(loaded.model_.bottom_model).__name__ == "FM"
+    test = pd.read_csv(shop_files / "test.csv")
+    assert json.loads(cli("evaluate", out, "--data", shop_files / "test.csv", "--json").out)["click"]["auc"] > 0.55
+    assert loaded.predict(test).shape == (len(test), 2)
+    cli("train", "--model", "mmoe", "--train", shop_files / "t.csv", "--label", "click,purchase",
+        "--set", "bottom=lr", "--out", tmp_path / "x").fails("ConfigError: ", "bottom='lr' names no ranking model")

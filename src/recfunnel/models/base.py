@@ -14,6 +14,8 @@ from torch import nn
 
 from recfunnel.data.batch import Batch
 from recfunnel.errors import ConfigError, ModelNotFoundError, RecfunnelError, SchemaError, did_you_mean
+from recfunnel.nn.embedding import FeatureEmbedding
+from recfunnel.nn.layers import MLP
 from recfunnel.schema import Schema
 
 KINDS = ("ranking", "retrieval", "rating", "sequential", "multitask")
@@ -64,9 +66,30 @@ class RankingModel(RecModel):
         "sparse_optimizer": "adagrad", "sparse_lr": 0.1, "embedding_l2": 1e-4,
     }
 
+    #: Width of ``represent``'s output; 0 for a model that has no representation to share.
+    representation_dim: int = 0
+
     def forward(self, batch: Batch) -> Any:  # pragma: no cover - abstract
         """Logits (B,); in training, a ``ModelOutput`` when the model adds a loss of its own."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(batch) -> (B,) logits")
+
+    def drop_head(self) -> None:
+        """Drop the layers only the logit reads (the MLP's last layer, a cross or CIN head), so a
+        model shared as a bottom holds no parameter its ``represent`` leaves untrained; its
+        ``forward`` is then unusable."""
+        for name in ("cross_head", "cin_head"):
+            if getattr(self, name, None) is not None:
+                setattr(self, name, None)
+        mlp = getattr(self, "mlp", None)
+        if isinstance(mlp, MLP):
+            mlp.net[-1] = nn.Identity()
+
+    def represent(self, batch: Batch) -> torch.Tensor:
+        """(B, representation_dim) what the model's feature interaction made of the rows: every
+        term its logit is a linear map of (the linear term, the FM vector, the cross network's
+        output, the MLP's last hidden layer, ...). A multi-task model's ``bottom`` reads it."""
+        raise NotImplementedError(f"{type(self).__name__} has no representation to share; "
+                                  "it cannot serve as a multi-task model's bottom")
 
 
 class MultiTaskModel(RecModel):
@@ -84,10 +107,64 @@ class MultiTaskModel(RecModel):
         if len(schema.labels) < 2:
             raise SchemaError(f"{type(self).__name__} predicts two or more labels; the schema has "
                               f"{[lab.name for lab in schema.labels]}. Add Label specs (or pass label='click,purchase').")
+        self.bottom_model: RankingModel | None = None
+        self.readouts: nn.ModuleDict | None = None
+
+    def build_input(self, embedding_dim: int, bottom: str | dict[str, Any] | None = None) -> int:
+        """Build what the experts or towers read, and return its width: the field embeddings side
+        by side (``self.embedding``), or with ``bottom`` a ranking model's feature interaction
+        (``self.bottom_model``, its ``represent``: e.g. DeepFM's linear term, FM pairs and MLP
+        layer), built over this model's input features with ``embedding_dim`` unless ``bottom``
+        (``{"name": "deepfm", "hidden_units": [64]}``) sets its own.
+
+        With a bottom, each label also gets a linear read-out of it (``self.readouts``) that
+        ``read_out`` adds to the label's tower: the ranking model's own last layer, one per label,
+        so the model is at least a bottom shared by per-label copies of the ranking model's head,
+        and the experts and towers learn what differs from it."""
+        if bottom is None:
+            self.embedding = FeatureEmbedding(self.schema.inputs, embedding_dim)
+            return self.embedding.flat_dim
+        self.bottom_model = bottom_model(bottom, Schema(*self.schema.inputs), embedding_dim)
+        width = self.bottom_model.representation_dim
+        self.readouts = nn.ModuleDict({label.name: nn.Linear(width, 1) for label in self.schema.labels})
+        return width
+
+    def shared_input(self, batch: Batch) -> torch.Tensor:
+        """(B, width) the input of ``build_input``'s choice for ``batch``."""
+        if self.bottom_model is not None:
+            return self.bottom_model.represent(batch)
+        return self.embedding(batch.features).flatten(1)
+
+    def read_out(self, x: torch.Tensor, logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``{label: (B,) logits}`` of the towers, plus each label's read-out of the bottom's (B, W)
+        ``x`` when there is a bottom model."""
+        if self.readouts is None:
+            return logits
+        return {name: logit + self.readouts[name](x).squeeze(-1) for name, logit in logits.items()}
 
     def forward(self, batch: Batch) -> Any:  # pragma: no cover - abstract
         """``{label: logits (B,)}``."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(batch) -> {{label: (B,) logits}}")
+
+
+def sharing_models() -> list[str]:
+    """Registered ranking models that can serve as a multi-task model's bottom (they ``represent``)."""
+    return sorted(name for name, info in _REGISTRY.items()
+                  if info.kind == "ranking" and not info.is_estimator and issubclass(info.cls, RankingModel)
+                  and info.cls.represent is not RankingModel.represent)
+
+
+def bottom_model(spec: Any, schema: Schema, embedding_dim: int) -> RankingModel:
+    """The ranking model a multi-task model shares as its bottom, built over ``schema``: ``spec``
+    is its name, or ``{"name": ..., **its parameters}``."""
+    params = dict(spec) if isinstance(spec, dict) else {"name": spec}
+    name = params.pop("name", None)
+    if not isinstance(name, str) or name not in sharing_models():
+        raise ConfigError(f"bottom={spec!r} names no ranking model whose feature interaction can be shared; "
+                          f"give one of {sharing_models()}, or {{'name': ..., its parameters}}.")
+    model = build_model(name, schema, {"embedding_dim": embedding_dim, **params})  # options checked as any model's
+    model.drop_head()
+    return model
 
 
 #: Constructor arguments of an estimator that come from the data or the run, not the model section.

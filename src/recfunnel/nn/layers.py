@@ -86,10 +86,16 @@ class MLP(nn.Module):
             width = out
         self.net = nn.Sequential(*layers)
         self.output_dim = width
+        self.hidden_dim = int(units[-2]) if len(units) > 1 else input_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, input_dim) -> (B, units[-1])."""
         return self.net(x)
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, input_dim) -> (B, hidden_dim): every layer but the last, linear one (the input
+        itself for a one-layer MLP), so ``forward(x)`` is a linear map of ``hidden(x)``."""
+        return self.net[:-1](x)
 
 
 class FactorizationMachine(nn.Module):

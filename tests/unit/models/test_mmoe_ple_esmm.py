@@ -104,3 +104,50 @@ def test_a_masked_label_ignores_the_rows_its_mask_leaves_out():
     torch.testing.assert_close(task.loss(logits, batch), expected)
     moved = {**logits, "buy": torch.tensor([1.0, 9.0, 0.5, -9.0])}  # only unclicked rows change
     torch.testing.assert_close(task.loss(moved, batch), expected)
+
+
+@pytest.mark.parametrize("name", ["shared_bottom", "mmoe", "ple", "esmm"])
+@pytest.mark.parametrize("bottom", ["fm", {"name": "deepfm", "hidden_units": [8], "embedding_dim": 3}])
+def test_a_ranking_models_interaction_serves_as_the_bottom(name, bottom):
+    from recfunnel.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, toy_schema(labels=LABELS), {"embedding_dim": 4, "bottom": bottom})
+    batch = toy_batch(batch_size=32, labels=LABELS)
+    width = model.bottom_model.representation_dim
+    assert width == (1 + 4 if bottom == "fm" else 1 + 3 + 8)
+    assert not hasattr(model, "embedding")  # the bottom's embedding is the only one
+    logits = model(batch)
+    task = getattr(type(model), "task_class", MultiTask)([BinaryTask(label) for label in LABELS])
+    task.loss(logits, batch).backward()
+    assert not [n for n, p in model.named_parameters() if p.grad is None]
+    # each label's logit is its tower plus its own read-out of the bottom's representation
+    model.eval()  # DeepFM's dropout off
+    with torch.no_grad():
+        logits, towers, shared = model(batch), _towers_only(model, batch), model.shared_input(batch)
+        for label in LABELS:
+            torch.testing.assert_close(logits[label], towers[label] + model.readouts[label](shared).squeeze(-1))
+
+
+def _towers_only(model, batch):
+    """The model's logits without the read-outs (their weights and biases zeroed on a copy)."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for head in twin.readouts.values():
+            head.weight.zero_(), head.bias.zero_()
+        return twin(batch)
+
+
+def test_a_bottom_is_checked():
+    from recfunnel.models import build_model
+
+    schema = toy_schema(labels=LABELS)
+    with pytest.raises(ConfigError, match="bottom='lr' names no ranking model whose feature interaction can be "
+                                          "shared; give one of \\[.*'deepfm'"):
+        build_model("mmoe", schema, {"bottom": "lr"})
+    with pytest.raises(ConfigError, match="unknown option .towers. for model .deepfm."):
+        build_model("mmoe", schema, {"bottom": {"name": "deepfm", "towers": 3}})
+    with pytest.raises(ConfigError, match="names no ranking model"):
+        build_model("ple", schema, {"bottom": {"hidden_units": [8]}})

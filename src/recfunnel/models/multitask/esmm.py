@@ -1,6 +1,6 @@
 """ESMM: a click tower and a conversion tower over shared embeddings, trained over every impression."""
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -8,7 +8,7 @@ from torch import nn
 from recfunnel.data.batch import Batch
 from recfunnel.errors import SchemaError
 from recfunnel.models.base import MultiTaskModel, register_model
-from recfunnel.nn import MLP, FeatureEmbedding
+from recfunnel.nn import MLP
 from recfunnel.schema import Schema
 from recfunnel.tasks import ConversionTask
 
@@ -29,6 +29,11 @@ class ESMM(MultiTaskModel):
         embedding_dim: D, the size of every field embedding (shared by both towers).
         tower_units: Hidden widths of each tower (its output is one logit).
         dropout: Dropout probability after each hidden layer.
+        bottom: A ranking model whose feature interaction the towers read instead of the
+            field embeddings side by side: e.g. "fm" (its linear term and FM pairs) or "deepfm"
+            (those and its MLP's last layer); ``sharing_models()`` lists them. Each label adds a
+            linear read-out of it to its tower. ``{"name": "deepfm", "hidden_units": [64]}`` sets
+            the model's parameters (its embedding_dim is this model's unless given). None: no bottom.
 
     Example:
         >>> from recfunnel.testing import toy_schema, toy_batch
@@ -40,16 +45,17 @@ class ESMM(MultiTaskModel):
     task_class: ClassVar[type] = ConversionTask
 
     def __init__(self, schema: Schema, *, embedding_dim: int = 16, tower_units: tuple[int, ...] = (256, 128),
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0,
+                 bottom: str | dict[str, Any] | None = None) -> None:
         super().__init__(schema)
         if len(schema.labels) != 2 or any(label.kind != "binary" for label in schema.labels):
             raise SchemaError(f"esmm predicts two binary labels, the click then the conversion; the schema has "
                               f"{[(label.name, label.kind) for label in schema.labels]}.")
-        self.embedding = FeatureEmbedding(schema.inputs, embedding_dim)
-        self.towers = nn.ModuleDict({label.name: MLP(self.embedding.flat_dim, [*tower_units, 1], dropout=dropout)
+        width = self.build_input(embedding_dim, bottom)
+        self.towers = nn.ModuleDict({label.name: MLP(width, [*tower_units, 1], dropout=dropout)
                                      for label in schema.labels})
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Return ``{click: pCTR logits (B,), conversion: pCVR logits (B,)}``."""
-        x = self.embedding(batch.features).flatten(1)
-        return {name: tower(x).squeeze(-1) for name, tower in self.towers.items()}
+        x = self.shared_input(batch)
+        return self.read_out(x, {name: tower(x).squeeze(-1) for name, tower in self.towers.items()})

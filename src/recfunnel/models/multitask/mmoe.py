@@ -1,11 +1,13 @@
 """MMoE: experts shared by every label, mixed for each label by its own gate (Ma et al., KDD 2018)."""
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
 from recfunnel.models.base import MultiTaskModel, register_model
-from recfunnel.nn import MLP, FeatureEmbedding
+from recfunnel.nn import MLP
 from recfunnel.nn.experts import Experts, Gate
 from recfunnel.schema import Schema
 
@@ -24,6 +26,11 @@ class MMoE(MultiTaskModel):
         expert_units: Widths of each expert (the last is the width the gates mix).
         tower_units: Hidden widths of each label's tower (its output is one logit).
         dropout: Dropout probability after each hidden layer.
+        bottom: A ranking model whose feature interaction the experts and gates read instead of the
+            field embeddings side by side: e.g. "fm" (its linear term and FM pairs) or "deepfm"
+            (those and its MLP's last layer); ``sharing_models()`` lists them. Each label adds a
+            linear read-out of it to its tower. ``{"name": "deepfm", "hidden_units": [64]}`` sets
+            the model's parameters (its embedding_dim is this model's unless given). None: no bottom.
 
     Example:
         >>> from recfunnel.testing import toy_schema, toy_batch
@@ -34,10 +41,10 @@ class MMoE(MultiTaskModel):
 
     def __init__(self, schema: Schema, *, embedding_dim: int = 16, num_experts: int = 4,
                  expert_units: tuple[int, ...] = (128, 64), tower_units: tuple[int, ...] = (64,),
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0,
+                 bottom: str | dict[str, Any] | None = None) -> None:
         super().__init__(schema)
-        self.embedding = FeatureEmbedding(schema.inputs, embedding_dim)
-        width = self.embedding.flat_dim
+        width = self.build_input(embedding_dim, bottom)
         self.experts = Experts(width, count=num_experts, units=expert_units, dropout=dropout)
         self.gates = nn.ModuleDict({label.name: Gate(width, count=num_experts) for label in schema.labels})
         self.towers = nn.ModuleDict({label.name: MLP(self.experts.output_dim, [*tower_units, 1], dropout=dropout)
@@ -45,6 +52,7 @@ class MMoE(MultiTaskModel):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Return ``{label: logits (B,)}``."""
-        x = self.embedding(batch.features).flatten(1)          # (B, F·D)
+        x = self.shared_input(batch)                           # (B, W)
         outputs = self.experts(x)                              # (B, E, H)
-        return {name: self.towers[name](gate(x, outputs)).squeeze(-1) for name, gate in self.gates.items()}
+        return self.read_out(x, {name: self.towers[name](gate(x, outputs)).squeeze(-1)
+                                 for name, gate in self.gates.items()})

@@ -1,12 +1,14 @@
 """PLE: task-specific and shared experts in stacked CGC layers (Tang et al., RecSys 2020)."""
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
 from recfunnel.errors import ConfigError
 from recfunnel.models.base import MultiTaskModel, register_model
-from recfunnel.nn import MLP, FeatureEmbedding
+from recfunnel.nn import MLP
 from recfunnel.nn.experts import CGC
 from recfunnel.schema import Schema
 
@@ -28,6 +30,11 @@ class PLE(MultiTaskModel):
         expert_units: Widths of each expert (the last is the width the gates mix).
         tower_units: Hidden widths of each label's tower (its output is one logit).
         dropout: Dropout probability after each hidden layer.
+        bottom: A ranking model whose feature interaction the first level's experts and gates
+            read instead of the field embeddings side by side: e.g. "fm" (its linear term and FM pairs) or "deepfm"
+            (those and its MLP's last layer); ``sharing_models()`` lists them. Each label adds a
+            linear read-out of it to its tower. ``{"name": "deepfm", "hidden_units": [64]}`` sets
+            the model's parameters (its embedding_dim is this model's unless given). None: no bottom.
 
     Example:
         >>> from recfunnel.testing import toy_schema, toy_batch
@@ -38,15 +45,16 @@ class PLE(MultiTaskModel):
 
     def __init__(self, schema: Schema, *, embedding_dim: int = 16, num_levels: int = 2, task_experts: int = 2,
                  shared_experts: int = 2, expert_units: tuple[int, ...] = (64,),
-                 tower_units: tuple[int, ...] = (64,), dropout: float = 0.0) -> None:
+                 tower_units: tuple[int, ...] = (64,), dropout: float = 0.0,
+                 bottom: str | dict[str, Any] | None = None) -> None:
         super().__init__(schema)
         if num_levels < 1:
             raise ConfigError(f"ple num_levels must be >= 1; got {num_levels!r}.")
         self.label_names = [label.name for label in schema.labels]
-        self.embedding = FeatureEmbedding(schema.inputs, embedding_dim)
+        width = self.build_input(embedding_dim, bottom)
         if not expert_units:
             raise ConfigError("ple expert_units must name at least one layer width.")
-        widths = [self.embedding.flat_dim] + [int(expert_units[-1])] * (num_levels - 1)
+        widths = [width] + [int(expert_units[-1])] * (num_levels - 1)
         self.levels = nn.ModuleList(
             CGC(width, tasks=len(self.label_names), task_experts=task_experts, shared_experts=shared_experts,
                 units=expert_units, shared_gate=level < num_levels - 1, dropout=dropout)
@@ -56,10 +64,11 @@ class PLE(MultiTaskModel):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Return ``{label: logits (B,)}``."""
-        x = self.embedding(batch.features).flatten(1)  # (B, F·D)
+        x = self.shared_input(batch)  # (B, W)
         inputs: list[torch.Tensor] = [x] * len(self.label_names)
         shared: torch.Tensor | None = x
         for level in self.levels:
             assert shared is not None  # every level but the last passes its shared output on
             inputs, shared = level(inputs, shared)
-        return {name: self.towers[name](out).squeeze(-1) for name, out in zip(self.label_names, inputs, strict=True)}
+        return self.read_out(x, {name: self.towers[name](out).squeeze(-1)
+                                 for name, out in zip(self.label_names, inputs, strict=True)})

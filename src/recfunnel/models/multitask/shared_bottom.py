@@ -1,11 +1,13 @@
 """Shared-Bottom: one network under every label, a small tower per label (Caruana, Machine Learning 1997)."""
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from recfunnel.data.batch import Batch
 from recfunnel.models.base import MultiTaskModel, register_model
-from recfunnel.nn import MLP, FeatureEmbedding
+from recfunnel.nn import MLP
 from recfunnel.schema import Schema
 
 
@@ -20,6 +22,11 @@ class SharedBottom(MultiTaskModel):
         bottom_units: Widths of the shared MLP.
         tower_units: Hidden widths of each label's tower (its output is one logit).
         dropout: Dropout probability after each hidden layer.
+        bottom: A ranking model whose feature interaction the shared MLP reads instead of the
+            field embeddings side by side: e.g. "fm" (its linear term and FM pairs) or "deepfm"
+            (those and its MLP's last layer); ``sharing_models()`` lists them. Each label adds a
+            linear read-out of it to its tower. ``{"name": "deepfm", "hidden_units": [64]}`` sets
+            the model's parameters (its embedding_dim is this model's unless given). None: no bottom.
 
     Example:
         >>> from recfunnel.testing import toy_schema, toy_batch
@@ -29,15 +36,17 @@ class SharedBottom(MultiTaskModel):
     """
 
     def __init__(self, schema: Schema, *, embedding_dim: int = 16, bottom_units: tuple[int, ...] = (256, 128),
-                 tower_units: tuple[int, ...] = (64,), dropout: float = 0.0) -> None:
+                 tower_units: tuple[int, ...] = (64,), dropout: float = 0.0,
+                 bottom: str | dict[str, Any] | None = None) -> None:
         super().__init__(schema)
-        self.embedding = FeatureEmbedding(schema.inputs, embedding_dim)
-        self.bottom = MLP(self.embedding.flat_dim, bottom_units, dropout=dropout)
+        width = self.build_input(embedding_dim, bottom)
+        self.bottom = MLP(width, bottom_units, dropout=dropout)
         self.towers = nn.ModuleDict(
             {label.name: MLP(bottom_units[-1], [*tower_units, 1], dropout=dropout) for label in schema.labels}
         )
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Return ``{label: logits (B,)}``; no sigmoid, because the task owns the link function."""
-        shared = torch.relu(self.bottom(self.embedding(batch.features).flatten(1)))  # (B, H)
-        return {name: tower(shared).squeeze(-1) for name, tower in self.towers.items()}  # T x (B,)
+        x = self.shared_input(batch)                                 # (B, W)
+        shared = torch.relu(self.bottom(x))                          # (B, H)
+        return self.read_out(x, {name: tower(shared).squeeze(-1) for name, tower in self.towers.items()})

@@ -42,8 +42,14 @@ class DCN(RankingModel):
         # last linear layer is the deep part, so the towers need no concatenation.
         self.cross_head = nn.Linear(width, 1, bias=False)
         self.mlp = MLP(width, [*hidden_units, 1], dropout=dropout, batch_norm=batch_norm)
+        self.representation_dim = width + self.mlp.hidden_dim
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,)."""
         x0 = self.embedding.dense_input(batch.features)                             # (B, F*D + Fn)
         return (self.cross_head(self.cross(x0)) + self.mlp(x0)).squeeze(-1)        # (B,)
+
+    def represent(self, batch: Batch) -> torch.Tensor:
+        """(B, W + H): the cross network's output and the MLP's last hidden layer."""
+        x0 = self.embedding.dense_input(batch.features)
+        return torch.cat([self.cross(x0), self.mlp.hidden(x0)], dim=1)

@@ -53,6 +53,8 @@ class DCNv2(RankingModel):
         # parallel: a linear layer on [cross; deep] equals the sum of one per part, and the
         # MLP's own last layer is the deep part.
         self.cross_head = nn.Linear(width, 1, bias=False) if structure == "parallel" else None
+        self.parallel = structure == "parallel"
+        self.representation_dim = self.mlp.hidden_dim + (width if self.parallel else 0)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,)."""
@@ -61,3 +63,11 @@ class DCNv2(RankingModel):
         if self.cross_head is None:
             return self.mlp(crossed).squeeze(-1)                                    # (B,)
         return (self.cross_head(crossed) + self.mlp(x0)).squeeze(-1)               # (B,)
+
+    def represent(self, batch: Batch) -> torch.Tensor:
+        """(B, [W +] H): the cross network's output (parallel) and the MLP's last hidden layer."""
+        x0 = self.embedding.dense_input(batch.features)
+        crossed = self.cross(x0)
+        if not self.parallel:
+            return self.mlp.hidden(crossed)
+        return torch.cat([crossed, self.mlp.hidden(x0)], dim=1)

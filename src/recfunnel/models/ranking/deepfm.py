@@ -5,6 +5,7 @@ import torch
 from recfunnel.data.batch import Batch
 from recfunnel.models.base import RankingModel, register_model
 from recfunnel.nn import MLP, FactorizationMachine, FeatureEmbedding
+from recfunnel.nn.interaction import BiInteraction
 from recfunnel.schema import Schema
 
 
@@ -35,8 +36,15 @@ class DeepFM(RankingModel):
         self.embedding = FeatureEmbedding(schema.inputs, embedding_dim, with_linear=True)
         self.fm = FactorizationMachine()
         self.mlp = MLP(self.embedding.flat_dim, [*hidden_units, 1], dropout=dropout, batch_norm=batch_norm)
+        self.pairs = BiInteraction()  # the FM term before its sum over D, for ``represent``
+        self.representation_dim = 1 + embedding_dim + self.mlp.hidden_dim
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,); no sigmoid, because the task owns the link function."""
         emb, linear = self.embedding.forward_with_linear(batch.features)  # (B, F, D), (B,)
         return linear + self.fm(emb) + self.mlp(emb.flatten(1)).squeeze(-1)  # (B,)
+
+    def represent(self, batch: Batch) -> torch.Tensor:
+        """(B, 1 + D + H): the linear term, the FM pairs per dimension and the MLP's last hidden layer."""
+        emb, linear = self.embedding.forward_with_linear(batch.features)
+        return torch.cat([linear[:, None], self.pairs(emb), self.mlp.hidden(emb.flatten(1))], dim=1)

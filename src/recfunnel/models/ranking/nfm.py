@@ -38,9 +38,16 @@ class NFM(RankingModel):
         self.pooled_norm = torch.nn.BatchNorm1d(embedding_dim) if batch_norm else torch.nn.Identity()
         self.pooled_dropout = Dropout(dropout)
         self.mlp = MLP(embedding_dim, [*hidden_units, 1], dropout=dropout, batch_norm=batch_norm)
+        self.representation_dim = 1 + self.mlp.hidden_dim
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,); no sigmoid, because the task owns the link function."""
         fields, linear = self.embedding.forward_with_linear(batch.features)          # (B, F, D), (B,)
         pooled = self.pooled_dropout(self.pooled_norm(self.bi_interaction(fields)))  # (B, D)
         return linear + self.mlp(pooled).squeeze(-1)                                 # (B,)
+
+    def represent(self, batch: Batch) -> torch.Tensor:
+        """(B, 1 + H): the linear term and the MLP's last hidden layer over the pooled pairs."""
+        fields, linear = self.embedding.forward_with_linear(batch.features)
+        pooled = self.pooled_dropout(self.pooled_norm(self.bi_interaction(fields)))
+        return torch.cat([linear[:, None], self.mlp.hidden(pooled)], dim=1)

@@ -37,8 +37,14 @@ class WideDeep(RankingModel):
         super().__init__(schema)
         self.embedding = FeatureEmbedding(schema.inputs, embedding_dim, with_linear=True)
         self.mlp = MLP(self.embedding.flat_dim, [*hidden_units, 1], dropout=dropout, batch_norm=batch_norm)
+        self.representation_dim = 1 + self.mlp.hidden_dim
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,): wide + deep, with no link function."""
         fields, wide = self.embedding.forward_with_linear(batch.features)  # (B, F, D), (B,)
         return wide + self.mlp(fields.flatten(1)).squeeze(-1)               # (B,)
+
+    def represent(self, batch: Batch) -> torch.Tensor:
+        """(B, 1 + H): the wide term and the deep tower's last hidden layer."""
+        fields, wide = self.embedding.forward_with_linear(batch.features)
+        return torch.cat([wide[:, None], self.mlp.hidden(fields.flatten(1))], dim=1)

@@ -46,9 +46,15 @@ class XDeepFM(RankingModel):
         self.cin = CIN(self.embedding.num_fields, cin_layer_sizes, split_half=split_half)
         self.cin_head = nn.Linear(self.cin.output_dim, 1, bias=False)  # the linear term has the bias
         self.mlp = MLP(self.embedding.flat_dim, [*hidden_units, 1], dropout=dropout, batch_norm=batch_norm)
+        self.representation_dim = 1 + self.cin.output_dim + self.mlp.hidden_dim
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Return logits of shape (B,); no sigmoid, because the task owns the link function."""
         fields, linear = self.embedding.forward_with_linear(batch.features)  # (B, F, D), (B,)
         explicit = self.cin_head(self.cin(fields)).squeeze(-1)              # (B,)
         return linear + explicit + self.mlp(fields.flatten(1)).squeeze(-1)  # (B,)
+
+    def represent(self, batch: Batch) -> torch.Tensor:
+        """(B, 1 + C + H): the linear term, the CIN's pooled maps and the MLP's last hidden layer."""
+        fields, linear = self.embedding.forward_with_linear(batch.features)
+        return torch.cat([linear[:, None], self.cin(fields), self.mlp.hidden(fields.flatten(1))], dim=1)
