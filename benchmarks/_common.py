@@ -118,6 +118,17 @@ def batch_arrays(batch: Batch, label: str | list[str], prefix: str = "") -> dict
     return arrays
 
 
+def spelled_model(spelled: str) -> tuple[str, dict[str, str]]:
+    """A model named with options on the command line, ``name[:key=value]...``: (name, params).
+
+    Example:
+        >>> spelled_model("mmoe:bottom=fm")
+        ('mmoe', {'bottom': 'fm'})
+    """
+    name, *options = spelled.split(":")
+    return name, dict(option.split("=", 1) for option in options)
+
+
 # -- peers -----------------------------------------------------------------------------------------
 def run_peer(script: str, arrays: dict[str, np.ndarray], config: dict[str, Any], *,
              timeout: float | None = None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ Run (from the repository root)::
 
     .venv/bin/python benchmarks/multitask_quality.py --data ../shared/data
     .venv/bin/python benchmarks/multitask_quality.py --data ../shared/data --dataset census
-    # options: --seeds 3 --no-peers --models shared_bottom,mmoe,ple,esmm
+    # options: --seeds 3 --no-peers --models shared_bottom,mmoe,ple,esmm  (a model with options: mmoe:bottom=fm)
 
 Census: ``census-income-sample/census-income.data.first1891`` (the first 1,891 rows of the UCI
 file), the MMoE paper's two tasks: ``income`` = "50000+." and ``never_married`` = marital status
@@ -42,7 +42,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from _common import batch_arrays, feature_meta, ml100k_schema, run_peer, set_threads
+from _common import batch_arrays, feature_meta, ml100k_schema, run_peer, set_threads, spelled_model
 
 from recfunnel import Ranker
 from recfunnel.data import FeatureEncoder, random_split, read_movielens
@@ -94,14 +94,15 @@ def ours(schema: Schema, splits: tuple, seed: int, labels: list[str], models: li
     column is its pCTCVR (pCTR x pCVR), the probability of the second label over every row."""
     train, valid, test = splits
     rows: dict[str, object] = {}
-    for name in models:
+    for spelled in models:
+        name, params = spelled_model(spelled)
         started = time.perf_counter()
-        ranker = Ranker(name, label=labels, schema=schema, seed=seed,
+        ranker = Ranker(name, label=labels, schema=schema, seed=seed, params=params,
                         trainer={"seed": seed, "progress": False}).fit(train, valid)
         predicted = ranker.predict(test)
         if name == "esmm":
             predicted = np.stack([predicted[:, 0], predicted[:, 0] * predicted[:, 1]], 1)
-        rows[f"recfunnel {name}"] = (predicted, time.perf_counter() - started)
+        rows[f"recfunnel {spelled}"] = (predicted, time.perf_counter() - started)
     single, seconds = [], 0.0
     for label in labels:
         started = time.perf_counter()
@@ -110,7 +111,7 @@ def ours(schema: Schema, splits: tuple, seed: int, labels: list[str], models: li
         single.append(ranker.fit(train, valid).predict(test))
         seconds += time.perf_counter() - started
     rows["recfunnel DeepFM, one per label"] = (np.stack(single, axis=1), seconds)
-    if "esmm" in models:  # ESMM's baseline: a CVR model trained on the rows of the first label only
+    if "esmm" in [spelled_model(m)[0] for m in models]:  # ESMM's baseline: a CVR model trained on the rows of the first label only
         first, second = labels
         started = time.perf_counter()
         one = Schema(*schema.inputs, Label(second))
@@ -131,7 +132,7 @@ def peers(schema: Schema, splits: tuple, seed: int, labels: list[str], models: l
         arrays.update(batch_arrays(batch, labels, prefix=prefix))
     meta = [{**f, "side": "item" if f["name"] in ITEM_SIDE else "user"} for f in feature_meta(encoder.schema_, batches[0])]
     rows = {}
-    for name in models:
+    for name in dict.fromkeys(spelled_model(m)[0] for m in models):  # each peer model once
         for dim in (4, 16):
             config = {"features": meta, "embedding_dim": dim, "seed": seed, "max_epochs": 30, "patience": 3,
                       "model": PEER_NAMES[name]}
@@ -159,7 +160,7 @@ def main() -> None:
           flush=True)
     scores: dict[str, list[list[float]]] = {}
     seconds: dict[str, float] = {}
-    models = [m for m in args.models.split(",") if m and not (m == "esmm" and args.dataset == "census")]
+    models = [m for m in args.models.split(",") if m and not (spelled_model(m)[0] == "esmm" and args.dataset == "census")]
     for seed in range(SEED, SEED + args.seeds):
         runs = ours(schema, splits, seed, labels, models)
         if not args.no_peers:

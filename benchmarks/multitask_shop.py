@@ -32,6 +32,8 @@ FEATURES = ["user_id", "item_id", "category", "brand", "price", "tags", "age", "
 
 def run(rho: float, seed: int, impressions: int, models: list[str]) -> dict[str, tuple[float, float, float]]:
     """{system: (click AUC, purchase AUC, fit seconds)} for one shop."""
+    from _common import spelled_model
+
     from recfunnel import Ranker
     from recfunnel.datasets import make_shop
     from recfunnel.metrics import auc
@@ -45,8 +47,7 @@ def run(rho: float, seed: int, impressions: int, models: list[str]) -> dict[str,
                                              auc(truth[:, 1], test["p_purchase"].to_numpy()), 0.0)}
     inputs = [train[FEATURES + LABELS], valid[FEATURES + LABELS]]
     for spelled in models:
-        name, *options = spelled.split(":")
-        params = dict(option.split("=", 1) for option in options)
+        name, params = spelled_model(spelled)
         started = time.perf_counter()
         ranker = Ranker(name, label=LABELS, seed=seed, params=params,
                         trainer={"seed": seed, "progress": False}).fit(*inputs)

@@ -20,7 +20,7 @@ Rows per model:
   [16, 8]), so the two columns time the same network. ESMM's inputs differ by design: torch-rechub
   sums the user and the item field embeddings into two D-vectors, recfunnel concatenates every
   field's;
-* ``defaults``: recfunnel's own defaults (wider experts and towers, batch 4,096), for reference;
+* ``defaults``: recfunnel's own defaults (wider experts and towers, its batch of 1,024), for reference;
 * torch-rechub 0.9.0 (``benchmarks/peers/rechub_multitask.py``): its ``MTLTrainer.train_one_epoch``
   with the example's Adam (lr 1e-3, weight_decay 1e-4), batch 1,024.
 

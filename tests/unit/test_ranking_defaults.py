@@ -75,3 +75,19 @@ def test_a_trainer_that_is_not_options_is_refused(bad):
         Ranker("deepfm", trainer=bad)
     with pytest.raises(ConfigError, match="trainer must be a Trainer or a mapping"):
         Retriever("two_tower", trainer=bad)
+
+
+@pytest.mark.parametrize(("rows", "trainer", "expected"), [
+    (1_500, {"max_epochs": 1}, 128),        # the default 1,024 would be 2 steps an epoch
+    (1_500, {"max_epochs": 1, "batch_size": 1024}, 1024),  # the caller's own choice stands
+    (9_000, {"max_epochs": 1}, 1024),       # 8 steps or more: the default stands
+])
+def test_the_default_batch_is_fitted_to_small_data(monkeypatch, rows, trainer, expected):
+    used = []
+    fit = Trainer.fit
+    monkeypatch.setattr(Trainer, "fit", lambda self, *a, **k: used.append(self.batch_size) or fit(self, *a, **k))
+    frame = make_shop(num_users=200, num_items=50, num_impressions=rows, seed=2).impressions
+    ranker = Ranker("mmoe", label=["click", "purchase"], trainer=trainer)
+    ranker.fit(frame[["user_id", "item_id", "category", "click", "purchase"]])
+    assert used == [expected]
+    assert ranker.trainer.batch_size == trainer.get("batch_size", 1024)  # the Ranker's own Trainer is unchanged

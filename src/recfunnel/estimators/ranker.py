@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ from recfunnel.estimators.artifact import (
 from recfunnel.estimators.base import (
     FramesFromConfig,
     Report,
+    batch_for_rows,
     infer_for_labels,
     label_names,
     resolve_labels,
@@ -147,11 +149,25 @@ class Ranker(FramesFromConfig):
             self.model_ = build_model(self.model_name, self.encoder_.schema_, self.params)
         if warm_start is not None:
             warm_start(self.model_, self.encoder_)
-        self.result_ = self.trainer.fit(self.model_, self.task_, train_batch, valid_batch)
+        self.result_ = self._trainer_for(len(train_batch)).fit(self.model_, self.task_, train_batch, valid_batch)
         self.rows_ = {"train": len(train_batch), **({"valid": len(valid_batch)} if valid_batch else {})}
         if valid_batch is not None:
             self.metrics_ = {"valid": self.trainer.evaluate(self.model_, self.task_, valid_batch)}
         return self
+
+    def _trainer_for(self, rows: int) -> Trainer:
+        """The Trainer for ``rows`` training rows: when the caller named no batch size, the
+        model's default one is fitted to small data (``batch_for_rows``)."""
+        if "batch_size" in self.trainer_params:
+            return self.trainer
+        batch_size = batch_for_rows(rows, self.trainer.batch_size)
+        if batch_size == self.trainer.batch_size:
+            return self.trainer
+        logger.info("%s: batches of %d rows, not %d: %d training rows make %d steps an epoch", self.model_name,
+                    batch_size, self.trainer.batch_size, rows, -(-rows // batch_size))
+        trainer = copy.copy(self.trainer)
+        trainer.batch_size = batch_size
+        return trainer
 
     def _task(self, labels: list[Label], rate: float) -> Task | MultiTask:
         if self.multitask:
