@@ -168,3 +168,27 @@ def test_evaluate_reports_each_objective_of_the_final_list(mmoe, shared, data, t
     assert main(["evaluate", str(tmp_path / "fused"), "--data", str(tmp_path / "test.csv"), "--k", "5"]) == 0
     assert "purchase: " in capsys.readouterr().out
     assert shared.evaluate(test, k=5).get("objectives", {}).keys() <= {"click"}
+
+
+class _ClickAndDwell:
+    """A scorer of two objectives from raw rows: a click probability and a dwell time in seconds."""
+
+    feature_names_ = ["item_id", "price"]
+    labels_ = ("click", "dwell")
+    model_name = "click-and-dwell"
+
+    def predict(self, rows):
+        price = rows["price"].astype(float).to_numpy()
+        return np.stack([np.full(len(rows), 0.2), 5.0 + price], axis=1)  # dwell grows with the price
+
+
+def test_a_regression_objective_enters_the_product_with_its_value(shared, data):
+    rank = Rank(_ClickAndDwell(), fuse={"click": 1.0, "dwell": 0.5})
+    funnel = Funnel(shared.recall, rank, items=data.items, users=data.users)
+    user = str(data.clicks_train["user_id"].iloc[0])
+    result = funnel.recommend(user, k=5)
+    dwell = np.array([o["dwell"] for o in result.objectives])
+    assert (dwell > 1).all()  # values past 1 are not cut to 1
+    np.testing.assert_allclose(result.scores, 0.2 * dwell ** 0.5, rtol=1e-5)
+    prices = funnel.catalogue.table.set_index("item_id").loc[result.item_ids, "price"].to_numpy()
+    assert list(prices) == sorted(prices, reverse=True)  # the dwell, hence the price, orders the list

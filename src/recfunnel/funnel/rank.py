@@ -47,7 +47,9 @@ class Rank:
             recall stage knew: see ``recfunnel.funnel.features``); set by two-stage training.
         fuse: For a multi-task ranker, a weight per objective: the candidates are ordered by the
             weighted product of the objectives' probabilities, Π p_label^weight (``mode="product"``),
-            or their weighted sum (``mode="sum"``). Labels left out weigh 0. Required when the
+            or their weighted sum (``mode="sum"``). A regression objective (dwell time) enters
+            with its predicted value (clipped at 1e-12 in a product: use ``mode="sum"`` for one
+            that may be negative). Labels left out weigh 0. Required when the
             ranker predicts several labels, refused when it predicts one.
         mode: "product" or "sum", how ``fuse`` combines the objectives.
     """
@@ -305,8 +307,9 @@ class Rank:
         return np.array([self.fuse.get(label, 0.0) for label in self.labels], dtype=np.float64)
 
     def _fuse_terms(self, p: np.ndarray) -> np.ndarray:
-        """What each weight multiplies: the probability (sum mode) or its log (product mode)."""
-        return p if self.mode == "sum" else np.log(np.clip(p, 1e-12, 1.0))
+        """What each weight multiplies: the prediction (sum mode) or its log (product mode; a
+        regression label's value, such as a dwell time, may pass 1; values under 1e-12 count as 1e-12)."""
+        return p if self.mode == "sum" else np.log(np.maximum(p, 1e-12))
 
     def lifts(self, objectives: dict[str, np.ndarray], candidates: dict[str, np.ndarray],
               valid: np.ndarray) -> np.ndarray:
