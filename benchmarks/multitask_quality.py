@@ -123,14 +123,21 @@ def ours(schema: Schema, splits: tuple, seed: int, labels: list[str], models: li
     return rows
 
 
-def peers(schema: Schema, splits: tuple, seed: int, labels: list[str], models: list[str]) -> dict[str, object]:
-    """torch-rechub's same models on the rows our encoder produced (fitted on train)."""
+def peer_inputs(schema: Schema, splits: tuple, labels: list[str]) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """The (train, valid, test) rows as our encoder (fitted on train) codes them, for a peer, and
+    the features' descriptions (each marked as the user's or the item's side, for ESMM)."""
     encoder = FeatureEncoder(schema).fit(splits[0])
     batches = [encoder.transform(part) for part in splits]
     arrays: dict[str, np.ndarray] = {}
     for prefix, batch in zip(("train.", "valid.", "test."), batches, strict=True):
         arrays.update(batch_arrays(batch, labels, prefix=prefix))
     meta = [{**f, "side": "item" if f["name"] in ITEM_SIDE else "user"} for f in feature_meta(encoder.schema_, batches[0])]
+    return arrays, meta
+
+
+def peers(schema: Schema, splits: tuple, seed: int, labels: list[str], models: list[str]) -> dict[str, object]:
+    """torch-rechub's same models on the rows our encoder produced (fitted on train)."""
+    arrays, meta = peer_inputs(schema, splits, labels)
     rows = {}
     for name in dict.fromkeys(spelled_model(m)[0] for m in models):  # each peer model once
         for dim in (4, 16):

@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-from _common import THREADS, batch_arrays, feature_meta, run_peer, set_threads
-from multitask_quality import ITEM_SIDE, LABELS, PEER_NAMES, SEED, load
+from _common import THREADS, run_peer, set_threads
+from multitask_quality import LABELS, PEER_NAMES, SEED, load, peer_inputs
 
 from recfunnel import Ranker
-from recfunnel.data import FeatureEncoder
 
 MATCHED = {  # torch-rechub's multi-task example sizes, in recfunnel's parameter names
     "shared_bottom": {"bottom_units": (117,), "tower_units": (8,)},
@@ -58,12 +56,7 @@ def ours(name: str, schema, train, epochs: int, params: dict, batch_size: int | 
 
 def peer(name: str, schema, splits, epochs: int) -> float:
     """torch-rechub's training samples/s of the same model on the rows our encoder produced."""
-    encoder = FeatureEncoder(schema).fit(splits[0])
-    batches = [encoder.transform(part) for part in splits]
-    arrays: dict[str, np.ndarray] = {}
-    for prefix, batch in zip(("train.", "valid.", "test."), batches, strict=True):
-        arrays.update(batch_arrays(batch, LABELS, prefix=prefix))
-    meta = [{**f, "side": "item" if f["name"] in ITEM_SIDE else "user"} for f in feature_meta(encoder.schema_, batches[0])]
+    arrays, meta = peer_inputs(schema, splits, LABELS)
     config = {"features": meta, "embedding_dim": 16, "seed": SEED, "max_epochs": epochs, "patience": epochs,
               "model": PEER_NAMES[name], "mode": "throughput", "epochs": epochs, "batch_size": 1024}
     result = run_peer("rechub_multitask.py", arrays, config)
