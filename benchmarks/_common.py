@@ -125,8 +125,10 @@ def spelled_model(spelled: str) -> tuple[str, dict[str, str]]:
         >>> spelled_model("mmoe:bottom=fm")
         ('mmoe', {'bottom': 'fm'})
     """
+    from recfunnel.config import parse_value
+
     name, *options = spelled.split(":")
-    return name, dict(option.split("=", 1) for option in options)
+    return name, {key: parse_value(value) for key, value in (option.split("=", 1) for option in options)}
 
 
 # -- peers -----------------------------------------------------------------------------------------
