@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +59,38 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """`recfunnel train`: fit the model's estimator from flags or a YAML config, save the artifact."""
+    """`recfunnel train`: fit the model's estimator from flags or a YAML config, save the artifact.
+
+    With ``--nproc N`` it starts N copies of itself through torchrun; in a process torchrun
+    started (``--nproc``, or ``torchrun ... -m recfunnel.cli.main train``) it joins the process
+    group, trains its share, and rank 0 alone saves and prints."""
+    from recfunnel.cli.launch import MAX_PROCESSES, launch
+    from recfunnel.errors import ConfigError
+    from recfunnel.train import distributed
+
+    nproc = getattr(args, "nproc", 1)
+    if not isinstance(nproc, int) or not 1 <= nproc <= MAX_PROCESSES:
+        raise ConfigError(f"--nproc must be an integer from 1 to {MAX_PROCESSES}; got {nproc!r}.")
+    if nproc > 1 and not distributed.launched():
+        return launch(args.argv, nproc)
+    if not distributed.launched():
+        return _train(args)
+    distributed.start()
+    try:
+        if not distributed.is_main():  # rank 0 logs the epochs and the decisions for everyone
+            logging.disable(logging.INFO)
+        return _train(args, quiet=not distributed.is_main())
+    finally:
+        distributed.finish()
+
+
+def _train(args: argparse.Namespace, *, quiet: bool = False) -> int:
     from recfunnel.config import estimator_from_config
 
     config = _config_from_args(args)
     estimator = estimator_from_config(config).fit_data(config["data"])
+    if quiet:  # a rank other than 0: its replica of the model equals rank 0's, which writes it
+        return 0
     out = estimator.save(config.get("out") or default_out(config["model"]["name"]))
     if args.json:
         emit_json({"artifact": str(out), "metrics": estimator.metrics_.get("valid", {}), "history": estimator.history_})

@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--item-features", help="retrieval models: table of item features keyed by --item-col")
     train.add_argument("--out", help="artifact directory to write (default runs/<model>)")
     train.add_argument("--json", action="store_true", help="print the result as JSON")
+    train.add_argument("--nproc", type=int, default=1, metavar="N",
+                       help="train in N processes on this machine (torchrun, gloo); each takes 1/N of every batch")
 
     evaluate = sub.add_parser("evaluate", help="metrics of a saved model on labelled data")
     evaluate.add_argument("artifact")
@@ -116,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = _parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # what --nproc hands to the worker processes
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     # one line per epoch and the epoch early stopping kept, also when stderr is not a terminal
     logging.getLogger("recfunnel.train").setLevel(logging.INFO)

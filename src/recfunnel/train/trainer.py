@@ -20,6 +20,7 @@ from recfunnel.data.sources import BatchSource, InMemory
 from recfunnel.errors import ConfigError, DataError, TrainingDivergedError
 from recfunnel.models.base import split_output
 from recfunnel.tasks import MultiTask, Task
+from recfunnel.train import distributed
 from recfunnel.train.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar, ReduceLROnPlateau, Run
 from recfunnel.train.checkpoint import restore_run
 from recfunnel.train.optim import LazyRowL2, build_optimizers, clip_gradients, split_parameters
@@ -151,6 +152,8 @@ class Trainer:
         if source.num_rows == 0:
             raise DataError("the training data has no rows.")
         model.to(self.device)
+        if distributed.active():  # one of several processes: equal weights, a share of each batch
+            distributed.broadcast_parameters(model)
         optimizers = build_optimizers(model, lr=self.lr, sparse_lr=self.sparse_lr,
                                       weight_decay=self.weight_decay, sparse_optimizer=self.sparse_optimizer)
         run = Run(self, model, task, optimizers, has_valid=valid is not None, num_rows=source.num_rows,
@@ -180,6 +183,8 @@ class Trainer:
                     run.epoch += 1
                     for hook in hooks:
                         hook.on_epoch_end(run, row)
+                    if distributed.active():
+                        run.stop = distributed.follow_rank_zero(run.stop, run.optimizers)
             finally:
                 for hook in hooks:
                     hook.on_fit_end(run)
@@ -206,8 +211,14 @@ class Trainer:
 
     # -- loop pieces ----------------------------------------------------------------------------
     def _source(self, train: Batch | BatchSource, task: Task | MultiTask) -> BatchSource:
+        rank, size = distributed.world()
         if isinstance(train, Batch):
+            if size > 1:
+                return distributed.Sharded(train.to(self.device), rank=rank, size=size, shuffle=self.shuffle)
             return InMemory(train.to(self.device), shuffle=self.shuffle)
+        if size > 1:
+            raise ConfigError(f"training across processes reads the rows from one Batch; a {type(train).__name__} "
+                              "(streamed blocks) does not shard yet. Train it in one process.")
         if not isinstance(train, BatchSource):
             raise ConfigError(f"train must be a Batch or a BatchSource (InMemory, BlockStream); got "
                               f"{type(train).__name__}.")
@@ -217,15 +228,16 @@ class Trainer:
         hooks: list[Callback] = []
         if has_valid:
             hooks += [EarlyStopping(self.patience), ReduceLROnPlateau(self.lr_decay, self.lr_patience)]
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and distributed.is_main():  # one writer
             hooks.append(Checkpoint(self.checkpoint_dir))
-        return [*hooks, ProgressBar(self.progress)]
+        return [*hooks, ProgressBar(self.progress if distributed.is_main() else False)]
 
     def _run_epoch(self, run: Run, source: BatchSource, hooks: list[Callback]) -> dict[str, float]:
         model, task = run.model, run.task
         model.train()
         torch.manual_seed(self.seed + run.epoch)  # dropout noise per epoch, so a resumed run matches
         total, rows, started = torch.zeros((), dtype=torch.float64), 0, time.perf_counter()
+        shared = split_parameters(model) if distributed.active() else None  # (dense, tables) to sum over ranks
         for step, batch in enumerate(source.batches(self.batch_size, epoch=run.epoch, seed=self.seed, order=task.order)):
             batch = batch.to(self.device)
             logits, auxiliary = split_output(model(batch))
@@ -235,6 +247,8 @@ class Trainer:
             for opt in run.optimizers:
                 opt.zero_grad(set_to_none=True)
             loss.backward()
+            if shared is not None:
+                distributed.sync_gradients(*shared)
             value = loss.detach()
             if not torch.isfinite(value):
                 raise TrainingDivergedError(
@@ -251,6 +265,9 @@ class Trainer:
             rows += len(batch)
             for hook in hooks:
                 hook.on_batch_end(run, batch, value)
+        if shared is not None:  # the epoch's loss over every rank's rows
+            summed, rows_all = distributed.all_sum([float(total), float(rows)])
+            total, rows = torch.tensor(summed, dtype=torch.float64), int(rows_all)
         if rows == 0:
             raise DataError("the training data has no rows.")
         seconds = time.perf_counter() - started

@@ -1,0 +1,109 @@
+"""DeepFM on Frappe in one process and in two: test AUC and training samples/s, from the CLI.
+
+Run (from the repository root)::
+
+    .venv/bin/python benchmarks/distributed_frappe.py --data ../shared/data
+
+The protocol of BENCHMARKS.md's Frappe rows: ``frappe.validation`` split 80/20 at random (seed
+2026) into train and valid, ``frappe.test`` as test, the 10 fields as categorical features.
+Each run is ``recfunnel train --model deepfm`` with its defaults, then ``recfunnel evaluate`` on
+the test rows:
+
+* 1 process x 2 threads (``OMP_NUM_THREADS=2``);
+* 2 processes x 1 thread (``--nproc 2``: torchrun, gloo, each process half of every batch);
+* 2 "nodes" x 1 process: two torchrun agents on 127.0.0.1 with ``--nnodes 2 --node-rank 0|1``,
+  the rendezvous a multi-machine run uses, on one machine.
+
+"samples/s" is the mean over the epochs of the training rows (all ranks together) per second of
+training (validation excluded). The machine has 2 cores, so the two-process runs share them as
+the one-process run's two threads do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import read_frappe
+
+from recfunnel.data import random_split
+
+SEED = 2026
+
+
+def write_splits(data: str, root: Path) -> None:
+    """train / valid / test parquet files (features as text, so they stay categorical)."""
+    valid, test = read_frappe(data)
+    train_rows, valid_rows = random_split(len(valid), (0.8, 0.2), seed=SEED)
+    valid.iloc[train_rows].to_parquet(root / "train.parquet", index=False)
+    valid.iloc[valid_rows].to_parquet(root / "valid.parquet", index=False)
+    test.to_parquet(root / "test.parquet", index=False)
+
+
+def train_args(root: Path, out: Path) -> list[str]:
+    return ["train", "--model", "deepfm", "--train", str(root / "train.parquet"), "--valid",
+            str(root / "valid.parquet"), "--label", "label", "--out", str(out), "--json"]
+
+
+def recfunnel(argv: list[str], threads: int) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run([sys.executable, "-m", "recfunnel.cli.main", *argv], capture_output=True, text=True,
+                          env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"recfunnel {' '.join(argv)} failed:\n{done.stderr[-3000:]}")
+    return done
+
+
+def two_nodes(root: Path, out: Path) -> str:
+    """Two torchrun agents, one process each, meeting at 127.0.0.1 as two machines would."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    agents = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+                                f"--node-rank={rank}", "--master-addr=127.0.0.1", f"--master-port={port}",
+                                "-m", "recfunnel.cli.main", *train_args(root, out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+              for rank in (0, 1)]
+    outputs = [agent.communicate() for agent in agents]
+    if any(agent.returncode for agent in agents):
+        raise SystemExit(f"the two-node run failed:\n{outputs[0][1][-2000:]}\n{outputs[1][1][-2000:]}")
+    return outputs[0][0]  # node 0 holds rank 0, which prints
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="directory holding frappe-nfm/")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="recfunnel-dist-") as tmp:
+        root = Path(tmp)
+        write_splits(args.data, root)
+        runs = {
+            "1 process x 2 threads": lambda out: recfunnel(train_args(root, out), threads=2).stdout,
+            "2 processes x 1 thread (--nproc 2)": lambda out: recfunnel([*train_args(root, out), "--nproc", "2"],
+                                                                        threads=2).stdout,
+            "2 nodes x 1 process (torchrun --nnodes 2, 127.0.0.1)": lambda out: two_nodes(root, out),
+        }
+        for name, run in runs.items():
+            out = root / name.split(" ")[0] / "model"
+            report = json.loads(run(out))
+            history = report["history"]
+            test = json.loads(recfunnel(["evaluate", str(out), "--data", str(root / "test.parquet"), "--json"],
+                                        threads=2).stdout)
+            rate = sum(row["samples_per_s"] for row in history) / len(history)
+            rows.append((name, test["auc"], test["logloss"], len(history), rate))
+            print(f"  {name}: test AUC {test['auc']:.4f}, {len(history)} epochs, {rate:,.0f} samples/s", flush=True)
+    print("\n| run | test AUC | test logloss | epochs | train samples/s |\n|---|---:|---:|---:|---:|")
+    for name, auc, logloss, epochs, rate in rows:
+        print(f"| {name} | {auc:.4f} | {logloss:.4f} | {epochs} | {rate:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()

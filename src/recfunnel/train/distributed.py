@@ -1,0 +1,147 @@
+"""Training in several processes with torch.distributed (gloo on CPUs, NCCL where there are GPUs).
+
+``recfunnel train ... --nproc N`` starts N processes through torchrun on this machine;
+``torchrun --nnodes M --nproc-per-node N -m recfunnel.cli.main train ...`` runs them across
+machines. In each process the Trainer
+
+* takes its share of every batch (``Sharded``): every rank draws the same seeded order of all the
+  rows, and rank r takes rows r, r + N, ... of each batch of ``batch_size`` rows, so the N shares
+  together are the batch one process would take, and a run repeats under a seed for a world size;
+* sums the gradients across ranks after each backward (``sync_gradients``): the dense ones in one
+  flat all-reduce, each embedding table's as a sparse all-reduce of the rows this step touched
+  anywhere, so only those rows travel and a rank whose batch touched none still takes part;
+* takes rank 0's word on stopping and on the learning rates at the end of each epoch
+  (``follow_rank_zero``), and writes checkpoints (the CLI: the artifact) on rank 0 only.
+
+A rank that fails ends the run: torchrun stops the other processes and reports the failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from recfunnel.data.batch import Batch
+from recfunnel.data.sources import Order, random_order
+from recfunnel.errors import ConfigError
+from recfunnel.tasks.base import GROUP
+
+#: How long a collective waits for the other ranks before the run fails (a hung peer, a dead node).
+TIMEOUT = timedelta(minutes=10)
+
+
+def world() -> tuple[int, int]:
+    """(this process's rank, the number of processes); (0, 1) outside a distributed run."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def active() -> bool:
+    """True inside a run of two or more processes."""
+    return world()[1] > 1
+
+
+def is_main() -> bool:
+    """True on rank 0 (and in a run of one process): the rank that writes and prints."""
+    return world()[0] == 0
+
+
+def launched() -> bool:
+    """True in a process torchrun started as one of several (its environment names a world size)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+
+
+def start() -> None:
+    """Join the process group torchrun's environment describes (gloo, or NCCL with a GPU)."""
+    if dist.is_initialized():
+        return
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend, timeout=TIMEOUT)
+
+
+def finish() -> None:
+    """Leave the process group (every rank, at the end of a run)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class Sharded:
+    """This rank's share of the rows of one Batch (see the module's docstring).
+
+    The rows are padded to a multiple of the world size by repeating the first ones of the
+    epoch's order, so every rank takes the same number of equal-sized steps.
+
+    Example:
+        >>> rows = Batch({"x": torch.arange(5)})
+        >>> [b.features["x"].tolist() for b in Sharded(rows, rank=1, size=2, shuffle=False).batches(4, epoch=0, seed=0)]
+        [[1, 3], [0]]
+    """
+
+    def __init__(self, batch: Batch, *, rank: int, size: int, shuffle: bool = True) -> None:
+        self.batch, self.rank, self.size, self.shuffle = batch, rank, size, shuffle
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.batch)
+
+    def batches(self, batch_size: int, *, epoch: int, seed: int, order: Order | None = None) -> Iterator[Batch]:
+        if GROUP in self.batch.labels:  # a list split between ranks would lose its pairs
+            raise ConfigError("a ranking objective's lists (group=...) do not train across processes yet; "
+                              "train it in one process.")
+        if batch_size < self.size:
+            raise ConfigError(f"batch_size {batch_size} is smaller than the {self.size} processes sharing each batch.")
+        index = (order or random_order)(len(self.batch), torch.Generator().manual_seed(seed + epoch), self.batch) \
+            if self.shuffle else torch.arange(len(self.batch))
+        pad = -len(index) % self.size
+        index = torch.cat([index, index[:pad]]) if pad else index
+        for begin in range(0, len(index), batch_size):
+            yield self.batch[index[begin:begin + batch_size][self.rank::self.size]]
+
+
+def broadcast_parameters(model: nn.Module) -> None:
+    """Give every rank rank 0's weights and buffers (they start equal under a seed; this makes sure)."""
+    for tensor in model.state_dict().values():
+        dist.broadcast(tensor, src=0)
+
+
+def sync_gradients(dense: list[nn.Parameter], sparse: list[nn.Parameter]) -> None:
+    """Average the gradients over the ranks: one flat all-reduce for the dense ones, one sparse
+    all-reduce per embedding table (a table this rank's batch did not touch sends no rows)."""
+    size = world()[1]
+    if dense:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in dense]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= size
+        offset = 0
+        for p in dense:
+            p.grad = flat[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
+    for p in sparse:
+        grad = p.grad.coalesce() if p.grad is not None else torch.sparse_coo_tensor(
+            torch.empty((1, 0), dtype=torch.int64, device=p.device), p.new_empty((0, *p.shape[1:])), p.shape)
+        dist.all_reduce(grad)
+        p.grad = (grad / size).coalesce()
+
+
+def all_sum(values: list[float]) -> list[float]:
+    """``values`` summed over the ranks (an epoch's loss and row counts)."""
+    total = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(total)
+    return total.tolist()
+
+
+def follow_rank_zero(stop: bool, optimizers: list[torch.optim.Optimizer]) -> bool:
+    """Rank 0's stop decision and learning rates, applied on every rank; returns the decision."""
+    groups = [group for opt in optimizers for group in opt.param_groups]
+    state = torch.tensor([float(stop), *(float(group["lr"]) for group in groups)], dtype=torch.float64)
+    dist.broadcast(state, src=0)
+    for group, lr in zip(groups, state[1:].tolist(), strict=True):
+        group["lr"] = lr
+    return bool(state[0])

@@ -1,0 +1,141 @@
+"""Training in two processes (torchrun, gloo on 127.0.0.1): what one process learns, each rank's
+share of the batches, a rank whose batch touches no embedding row, and a rank that fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from recfunnel.data.batch import Batch
+from recfunnel.datasets import make_shop
+from recfunnel.train.distributed import Sharded, sync_gradients
+
+COLUMNS = ["user_id", "item_id", "category", "price", "age", "hour", "click"]
+
+
+@pytest.fixture(scope="module")
+def shop_files(tmp_path_factory):
+    frame = make_shop(num_users=300, num_items=60, num_impressions=6000, seed=5).impressions[COLUMNS]
+    root = tmp_path_factory.mktemp("distributed")
+    frame.iloc[:4000].to_csv(root / "t.csv", index=False)
+    frame.iloc[4000:5000].to_csv(root / "v.csv", index=False)
+    frame.iloc[5000:].to_csv(root / "test.csv", index=False)
+    return root
+
+
+def _recfunnel(*args: object, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "recfunnel.cli.main", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})}, check=False)
+
+
+def test_two_processes_learn_what_one_does(shop_files, tmp_path):
+    """FM has no dropout, and the two ranks' halves of each batch average to the batch's gradient,
+    so two processes follow one process's run up to float rounding."""
+    runs = {}
+    for nproc in (1, 2):
+        out = tmp_path / f"fm{nproc}"
+        done = _recfunnel("train", "--model", "fm", "--train", shop_files / "t.csv", "--valid", shop_files / "v.csv",
+                          "--label", "click", "--set", "trainer.max_epochs=3", "--out", out, "--json", "--nproc", nproc)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[nproc] = json.loads(done.stdout)  # one JSON document: rank 0 alone prints
+        assert (out / "config.json").exists() or any(out.iterdir())
+    one, two = runs[1]["history"], runs[2]["history"]
+    assert len(one) == len(two) == 3
+    for a, b in zip(one, two, strict=True):
+        assert b["valid_auc"] == pytest.approx(a["valid_auc"], abs=1e-4)
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+    scores = [pd.read_csv(tmp_path / f"s{n}.csv") for n in (1, 2)
+              if _recfunnel("predict", tmp_path / f"fm{n}", "--data", shop_files / "test.csv",
+                            "--out", tmp_path / f"s{n}.csv").returncode == 0]
+    assert len(scores) == 2
+    assert (scores[0]["score"] - scores[1]["score"]).abs().max() < 1e-4
+
+
+def test_two_processes_repeat_under_a_seed(shop_files, tmp_path):
+    """DeepFM has dropout: each rank draws its own masks, seeded, so a second run is the same run."""
+    histories = []
+    for attempt in range(2):
+        done = _recfunnel("train", "--model", "deepfm", "--train", shop_files / "t.csv", "--valid",
+                          shop_files / "v.csv", "--label", "click", "--set", "trainer.max_epochs=2",
+                          "--out", tmp_path / f"d{attempt}", "--json", "--nproc", "2")
+        assert done.returncode == 0, done.stderr[-3000:]
+        histories.append([(row["train_loss"], row["valid_auc"]) for row in json.loads(done.stdout)["history"]])
+    assert histories[0] == histories[1]
+
+
+def test_a_rank_that_fails_ends_the_run_with_its_error(shop_files, tmp_path):
+    plugin = tmp_path / "failing_rank.py"
+    plugin.write_text(
+        "import torch.distributed as dist\n"
+        "from recfunnel.models.base import register_model\n"
+        "from recfunnel.models.ranking.fm import FM\n\n"
+        "@register_model('fm_failing', kind='ranking')\n"
+        "class Failing(FM):\n"
+        "    '''FM whose rank 1 fails in its first forward.'''\n\n"
+        "    def forward(self, batch):\n"
+        "        if self.training and dist.is_initialized() and dist.get_rank() == 1:\n"
+        "            raise ValueError('rank 1 broke on purpose')\n"
+        "        return super().forward(batch)\n")
+    done = _recfunnel("--plugin", "failing_rank", "train", "--model", "fm_failing", "--train", shop_files / "t.csv",
+                      "--label", "click", "--out", tmp_path / "x", "--nproc", "2",
+                      env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}, timeout=180)
+    assert done.returncode != 0
+    assert "rank 1 broke on purpose" in done.stderr
+    assert not (tmp_path / "x").exists()  # nothing half-written
+
+
+def test_nproc_is_checked(shop_files, tmp_path):
+    done = _recfunnel("train", "--model", "fm", "--train", shop_files / "t.csv", "--label", "click",
+                      "--out", tmp_path / "x", "--nproc", "0")
+    assert done.returncode == 2 and "--nproc must be an integer from 1 to 256; got 0" in done.stderr
+
+
+def test_the_shares_of_a_batch_are_the_batch():
+    rows = Batch({"x": torch.arange(11)})
+    shares = [list(Sharded(rows, rank=r, size=3).batches(6, epoch=1, seed=7)) for r in range(3)]
+    assert len({len(s) for s in shares}) == 1  # every rank takes as many steps
+    for step in range(len(shares[0])):
+        assert len({len(s[step]) for s in shares}) == 1  # of equal size
+    seen = torch.cat([b.features["x"] for s in shares for b in s])
+    assert set(seen.tolist()) == set(range(11)) and len(seen) == 12  # every row, one repeated to pad
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _untouched_table(rank: int, port: int, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        table, dense = torch.nn.Embedding(5, 2, sparse=True), torch.nn.Linear(2, 1)
+        torch.manual_seed(0)
+        torch.nn.init.ones_(table.weight)
+        if rank == 0:  # rank 1's batch holds only padding: its table gets no gradient at all
+            dense(table(torch.tensor([1, 3]))).sum().backward()
+        else:
+            dense(torch.zeros(1, 2)).sum().backward()
+        sync_gradients([dense.weight, dense.bias], [table.weight])
+        grad = table.weight.grad.to_dense()
+        torch.save({"table": grad, "bias": dense.bias.grad}, Path(out) / f"{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_rank_whose_batch_touches_no_embedding_row_takes_part(tmp_path):
+    mp.spawn(_untouched_table, args=(_free_port(), str(tmp_path)), nprocs=2)
+    zero, one = (torch.load(tmp_path / f"{r}.pt") for r in (0, 1))
+    torch.testing.assert_close(zero["table"], one["table"])
+    assert zero["table"][[1, 3]].abs().sum() > 0 and zero["table"][[0, 2, 4]].abs().sum() == 0
+    torch.testing.assert_close(zero["bias"], torch.full((1,), 1.5))  # (2 rows + 1 row) / 2 ranks
