@@ -139,3 +139,41 @@ def test_a_rank_whose_batch_touches_no_embedding_row_takes_part(tmp_path):
     torch.testing.assert_close(zero["table"], one["table"])
     assert zero["table"][[1, 3]].abs().sum() > 0 and zero["table"][[0, 2, 4]].abs().sum() == 0
     torch.testing.assert_close(zero["bias"], torch.full((1,), 1.5))  # (2 rows + 1 row) / 2 ranks
+
+
+def _train_in_two(rank: int, port: int, out: str) -> None:
+    """Rank ``rank`` of 2: 4 epochs straight, then 2 epochs and a resume to 4 from rank 0's checkpoint."""
+    from recfunnel.models.ranking.fm import FM
+    from recfunnel.tasks import BinaryTask
+    from recfunnel.testing import toy_batch, toy_schema
+    from recfunnel.train import Trainer
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        rows, valid = toy_batch(batch_size=256, seed=1), toy_batch(batch_size=64, seed=2)
+        results = {}
+        for name, stages in (("straight", [4]), ("resumed", [2, 4])):
+            directory = Path(out) / name
+            for epochs in stages:
+                torch.manual_seed(0)
+                model = FM(toy_schema(), embedding_dim=4)
+                trainer = Trainer(max_epochs=epochs, batch_size=32, checkpoint_dir=directory, progress=False,
+                                  patience=10)
+                result = trainer.fit(model, BinaryTask("click"), rows, valid, resume=epochs != stages[0])
+            results[name] = ([row["train_loss"] for row in result.history], model.state_dict())
+        torch.save({"results": results, "files": sorted(p.name for p in (Path(out) / "straight").iterdir())},
+                   Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_resume_from_rank_zeros_checkpoint(tmp_path):
+    mp.spawn(_train_in_two, args=(_free_port(), str(tmp_path)), nprocs=2)
+    zero, one = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    straight, resumed = zero["results"]["straight"], zero["results"]["resumed"]
+    assert len(straight[0]) == len(resumed[0]) == 4
+    assert resumed[0][2:] == pytest.approx(straight[0][2:], rel=1e-6)  # epochs 3-4 continue the same run
+    for name, weight in straight[1].items():
+        torch.testing.assert_close(resumed[1][name], weight)
+        torch.testing.assert_close(one["results"]["straight"][1][name], weight)  # the replicas agree
+    assert zero["files"]  # rank 0 wrote the checkpoint
