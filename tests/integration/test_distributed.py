@@ -177,3 +177,16 @@ def test_two_processes_resume_from_rank_zeros_checkpoint(tmp_path):
         torch.testing.assert_close(resumed[1][name], weight)
         torch.testing.assert_close(one["results"]["straight"][1][name], weight)  # the replicas agree
     assert zero["files"]  # rank 0 wrote the checkpoint
+
+
+def test_what_cannot_split_across_processes_is_refused(cli, shop_files, tmp_path):
+    clicks = pd.read_csv(shop_files / "t.csv")
+    clicks[clicks["click"] == 1][["user_id", "item_id"]].to_csv(tmp_path / "clicks.csv", index=False)
+    cli("train", "--model", "itemcf", "--train", tmp_path / "clicks.csv", "--out", tmp_path / "x",
+        "--nproc", "2").fails("ConfigError: ", "model 'itemcf' fits itself rather than through the Trainer")
+    from recfunnel.errors import ConfigError
+    from recfunnel.tasks.base import GROUP
+
+    grouped = Batch({"x": torch.arange(8)}, {GROUP: torch.arange(8) // 4})
+    with pytest.raises(ConfigError, match="rows that train together .* do not split across processes"):
+        next(Sharded(grouped, rank=0, size=2).batches(4, epoch=0, seed=0))

@@ -1,4 +1,4 @@
-"""Training in several processes with torch.distributed (gloo on CPUs, NCCL where there are GPUs).
+"""Training in several processes with torch.distributed (gloo, on CPUs).
 
 ``recfunnel train ... --nproc N`` starts N processes through torchrun on this machine;
 ``torchrun --nnodes M --nproc-per-node N -m recfunnel.cli.main train ...`` runs them across
@@ -29,6 +29,7 @@ from torch import nn
 from recfunnel.data.batch import Batch
 from recfunnel.data.sources import Order, random_order
 from recfunnel.errors import ConfigError
+from recfunnel.models.base import get_model
 from recfunnel.tasks.base import GROUP
 
 #: How long a collective waits for the other ranks before the run fails (a hung peer, a dead node).
@@ -58,11 +59,19 @@ def launched() -> bool:
 
 
 def start() -> None:
-    """Join the process group torchrun's environment describes (gloo, or NCCL with a GPU)."""
-    if dist.is_initialized():
-        return
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend, timeout=TIMEOUT)
+    """Join the process group torchrun's environment describes (gloo: training across processes
+    runs on CPUs; NCCL, which has no sparse all-reduce, is not used yet)."""
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=TIMEOUT)
+
+
+def check_trainable(name: str) -> None:
+    """Refuse a model ``--nproc`` cannot split: one that does not train through the Trainer
+    (ALS, ItemCF, popularity, GBDT+LR, FTRL fit themselves, whole, in each process)."""
+    info = get_model(name)
+    if info.is_estimator or getattr(info.cls, "gradient_trained", True) is False:
+        raise ConfigError(f"model {name!r} fits itself rather than through the Trainer, so --nproc cannot share "
+                          "its work between processes; train it in one process.")
 
 
 def finish() -> None:
@@ -92,8 +101,8 @@ class Sharded:
 
     def batches(self, batch_size: int, *, epoch: int, seed: int, order: Order | None = None) -> Iterator[Batch]:
         if GROUP in self.batch.labels:  # a list split between ranks would lose its pairs
-            raise ConfigError("a ranking objective's lists (group=...) do not train across processes yet; "
-                              "train it in one process.")
+            raise ConfigError("rows that train together (a ranking objective's lists, group=...; a rating "
+                              "model's users) do not split across processes yet; train this model in one process.")
         if batch_size < self.size:
             raise ConfigError(f"batch_size {batch_size} is smaller than the {self.size} processes sharing each batch.")
         index = (order or random_order)(len(self.batch), torch.Generator().manual_seed(seed + epoch), self.batch) \

@@ -153,6 +153,8 @@ class Trainer:
             raise DataError("the training data has no rows.")
         model.to(self.device)
         if distributed.active():  # one of several processes: equal weights, a share of each batch
+            if self.device.type != "cpu":
+                raise ConfigError(f"training across processes runs on CPUs (gloo) for now; got device {self.device}.")
             distributed.broadcast_parameters(model)
         optimizers = build_optimizers(model, lr=self.lr, sparse_lr=self.sparse_lr,
                                       weight_decay=self.weight_decay, sparse_optimizer=self.sparse_optimizer)
