@@ -17,7 +17,7 @@ from recfunnel.estimators.base import trainer_options
 #: Every data option any estimator reads: its files (``data_files``) or its constructor's arguments.
 DATA_KEYS = ("train", "valid", "test", "format", "label", "schema", "on_nan", "negative_sampling",
              "allow_single_class", "objective", "group", "user_col", "item_col", "time_col", "weight_col",
-             "user_features", "item_features", "max_history")
+             "user_features", "item_features", "max_history", "stream")
 SECTIONS = ("model", "data", "trainer", "out", "seed", "monitor")
 
 

@@ -45,7 +45,7 @@ def _config_from_args(args: argparse.Namespace) -> dict[str, Any]:
              "data.item_col": args.item_col, "data.time_col": args.time_col, "data.weight_col": args.weight_col,
              "data.user_features": args.user_features, "data.item_features": args.item_features,
              "data.negative_sampling": args.negative_sampling, "data.allow_single_class": args.allow_single_class,
-             "data.objective": args.objective, "data.group": args.group}
+             "data.objective": args.objective, "data.group": args.group, "data.stream": getattr(args, "stream", None)}
     config = apply_overrides(config, [])
     for key, value in flags.items():
         if value is None:

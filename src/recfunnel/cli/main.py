@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--item-features", help="retrieval models: table of item features keyed by --item-col")
     train.add_argument("--out", help="artifact directory to write (default runs/<model>)")
     train.add_argument("--json", action="store_true", help="print the result as JSON")
+    train.add_argument("--stream", action="store_true", default=None,
+                       help="read --train (a file, a directory of parts or a glob) in chunks, never whole: "
+                            "for data larger than memory (ranking and multi-task models)")
     train.add_argument("--nproc", type=int, default=1, metavar="N",
                        help="train in N processes on this machine (torchrun, gloo); each takes 1/N of every batch")
 

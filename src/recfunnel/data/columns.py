@@ -40,9 +40,26 @@ def hash_values(values: pa.Array, buckets: int, missing: int) -> np.ndarray:
 
 def learn_vocabulary(values: pa.Array, min_count: int) -> np.ndarray:
     """Values seen at least ``min_count`` times, by descending count then value (object array of str)."""
+    return vocabulary_of(count_values(values), min_count)
+
+
+def count_values(values: pa.Array, counted: pa.Table | None = None) -> pa.Table:
+    """A table of each distinct non-missing value and its count, ``counted`` (an earlier chunk's
+    table) added in: the vocabulary pass over data read in chunks keeps only this."""
     counts = pc.value_counts(values)
-    table = pa.table({"value": counts.field("values"), "count": counts.field("counts")})
-    table = table.filter(pc.and_(pc.is_valid(table["value"]), pc.greater_equal(table["count"], min_count)))
+    table = pa.table({"value": counts.field("values").cast(pa.large_string()),
+                      "count": counts.field("counts").cast(pa.int64())})
+    table = table.filter(pc.is_valid(table["value"]))
+    if counted is None:
+        return table
+    merged = pa.concat_tables([counted, table]).group_by("value").aggregate([("count", "sum")])
+    return merged.rename_columns(["value", "count"])
+
+
+def vocabulary_of(counts: pa.Table, min_count: int) -> np.ndarray:
+    """The values of ``count_values``'s table seen at least ``min_count`` times, by descending
+    count then value (object array of str)."""
+    table = counts.filter(pc.greater_equal(counts["count"], min_count))
     table = table.sort_by([("count", "descending"), ("value", "ascending")])
     return table["value"].to_numpy().astype(object)
 
@@ -91,12 +108,36 @@ def numeric_transform(spec: Numeric, values: np.ndarray) -> np.ndarray:
 
 def numeric_stats(spec: Numeric, column: pd.Series) -> tuple[float, float]:
     """(mean, std) of the (log1p-transformed) training values, NaN ignored; std 0 becomes 1."""
+    return stats_of(spec, moments(spec, column))
+
+
+Moments = tuple[int, float, float]  # (count, mean, sum of squared deviations from the mean)
+
+
+def moments(spec: Numeric, column: pd.Series, earlier: Moments = (0, 0.0, 0.0)) -> Moments:
+    """The (count, mean, squared deviations) of a column's (transformed) non-missing values, an
+    earlier chunk's ``earlier`` merged in (Chan et al.'s pairwise update, stable in float64)."""
     values = numeric_transform(spec, numeric_column(spec.name, column))
-    values = values[~np.isnan(values)]
-    if spec.transform == "bucketize" or values.size == 0:
+    values = values[~np.isnan(values)].astype(np.float64)
+    count, mean = values.size, float(values.mean()) if values.size else 0.0
+    squares = float(((values - mean) ** 2).sum())
+    total, before, spread = earlier
+    if total == 0:
+        return count, mean, squares
+    if count == 0:
+        return earlier
+    n = total + count
+    delta = mean - before
+    return n, before + delta * count / n, spread + squares + delta * delta * total * count / n
+
+
+def stats_of(spec: Numeric, found: Moments) -> tuple[float, float]:
+    """(mean, std) from ``moments``; (0, 1) for a bucketized column or no values; std 0 becomes 1."""
+    count, mean, squares = found
+    if spec.transform == "bucketize" or count == 0:
         return 0.0, 1.0
-    std = float(values.std())
-    return float(values.mean()), (std if std > 0 else 1.0)
+    std = float(np.sqrt(squares / count))
+    return float(mean), (std if std > 0 else 1.0)
 
 
 def examples(values: np.ndarray, k: int = 5) -> list:

@@ -6,7 +6,7 @@ import contextlib
 import contextvars
 import dataclasses
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -18,14 +18,17 @@ import torch
 from recfunnel.data.batch import Batch
 from recfunnel.data.columns import (
     DROP,
+    Moments,
+    count_values,
     encode_label,
     flatten,
     hash_values,
-    learn_vocabulary,
+    moments,
     numeric_column,
-    numeric_stats,
     numeric_transform,
+    stats_of,
     strings,
+    vocabulary_of,
 )
 from recfunnel.errors import ConfigError, DataError, NotFittedError, SchemaError
 from recfunnel.schema.schema import Schema
@@ -124,19 +127,34 @@ class FeatureEncoder:
             SchemaError: If an input column is missing or a Numeric column holds non-numbers.
         """
         _check_frame(frame, "fit")
-        if len(frame) == 0:
+        return self.fit_chunks([frame])
+
+    def fit_chunks(self, frames: Iterable[pd.DataFrame]) -> FeatureEncoder:
+        """``fit`` over training rows read in chunks (e.g. ``iter_chunks`` of files larger than
+        memory): only each column's value counts and numeric moments are kept between chunks, so
+        the result equals ``fit`` of the chunks put together (``rows_seen_`` counts their rows)."""
+        counts: dict[str, pa.Table] = {}
+        found: dict[str, Moments] = {}
+        rows = 0
+        for frame in frames:
+            _check_frame(frame, "fit")
+            self._check_columns(frame, labels=False)
+            rows += len(frame)
+            for spec in self.schema.inputs:
+                column = frame[spec.name]
+                if isinstance(spec, Numeric):
+                    found[spec.name] = moments(spec, column, found.get(spec.name, (0, 0.0, 0.0)))
+                elif _has_vocabulary(spec):
+                    values = strings(column) if isinstance(spec, Categorical) else flatten(column, spec.sep)[1]
+                    counts[spec.name] = count_values(values, counts.get(spec.name))
+        if rows == 0:
             raise DataError("cannot fit a FeatureEncoder on an empty frame (0 rows); pass the training rows.")
-        self._check_columns(frame, labels=False)
-        vocab: dict[str, np.ndarray] = {}
-        stats: dict[str, tuple[float, float]] = {}
-        for spec in self.schema.inputs:
-            column = frame[spec.name]
-            if isinstance(spec, Numeric):
-                stats[spec.name] = numeric_stats(spec, column)
-            elif _has_vocabulary(spec):
-                values = strings(column) if isinstance(spec, Categorical) else flatten(column, spec.sep)[1]
-                vocab[spec.name] = learn_vocabulary(values, spec.min_count)
+        vocab = {spec.name: vocabulary_of(counts[spec.name], spec.min_count)
+                 for spec in self.schema.inputs if not isinstance(spec, Numeric) and spec.name in counts}
+        stats = {spec.name: stats_of(spec, found[spec.name])
+                 for spec in self.schema.inputs if isinstance(spec, Numeric)}
         self._set_state(vocab, stats)
+        self.rows_seen_ = rows
         return self
 
     def fit_transform(self, frame: pd.DataFrame, *, labels: bool = True) -> Batch:

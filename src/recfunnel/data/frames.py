@@ -16,6 +16,7 @@ from recfunnel.data.readers import (
     read_table,
     read_yoochoose,
 )
+from recfunnel.data.stream import data_parts
 from recfunnel.errors import ConfigError, did_you_mean
 
 FORMATS = ("csv", "tsv", "parquet", "libfm", "criteo", "sequences", "yoochoose", "diginetica", "ali_ccp", "census")
@@ -41,6 +42,9 @@ def load_frame(source: Data, *, fmt: str | None = None) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         return check_frame_columns(source)
     name = str(source)
+    if Path(name).is_dir() or any(char in Path(name).name for char in "*?["):  # parts: read and put together
+        return check_frame_columns(pd.concat([load_frame(part, fmt=fmt) for part in data_parts(name)],
+                                             ignore_index=True))
     if fmt is None:
         fmt = "libfm" if name.endswith((".libfm", ".libfm.gz")) else None
     if fmt is not None and fmt not in FORMATS:

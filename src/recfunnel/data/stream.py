@@ -173,3 +173,75 @@ def _parquet_batches(path: Path, columns: list[str] | None) -> Iterator[pa.Recor
 
 
 __all__ = ["STREAM_FORMATS", "iter_chunks", "sniff_format"]
+
+
+#: The most files one ``--train`` directory or glob may name.
+MAX_PARTS = 100_000
+PART_SUFFIXES = (".parquet", ".csv", ".tsv", ".csv.gz", ".tsv.gz", ".txt", ".txt.gz")
+
+
+def data_parts(source: PathLike) -> list[Path]:
+    """The files ``source`` names, in name order: the file itself, the data files in a directory
+    (parquet, CSV or TSV parts, plain or gzipped; not its subdirectories), or a glob's matches.
+
+    Raises:
+        DataError: Nothing matches, or more than ``MAX_PARTS`` files do.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> for name in ("part-1.csv", "part-0.csv", "notes.md"):
+        ...     _ = (root / name).write_text("a\\n1\\n")
+        >>> [p.name for p in data_parts(root)], [p.name for p in data_parts(root / "part-*.csv")]
+        (['part-0.csv', 'part-1.csv'], ['part-0.csv', 'part-1.csv'])
+    """
+    path = Path(source)
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(PART_SUFFIXES))
+        where = f"directory {str(path)!r} holds no data files ({', '.join(PART_SUFFIXES)})"
+    elif any(char in path.name for char in "*?["):
+        found = sorted(p for p in path.parent.glob(path.name) if p.is_file())
+        where = f"no file matches {str(path)!r}"
+    else:
+        return [check_file(path)]
+    if not found:
+        raise DataError(f"{where}.")
+    if len(found) > MAX_PARTS:
+        raise DataError(f"{str(path)!r} names {len(found):,} files; at most {MAX_PARTS:,} parts are read.")
+    return found
+
+
+class Stream:
+    """Training rows too large for memory: files read in chunks, each pass afresh.
+
+    Args:
+        source: A file, a directory of parts or a glob (see ``data_parts``).
+        chunk_rows: Rows per chunk read (memory holds about one chunk, plus the shuffle buffer).
+        shuffle_buffer: Encoded rows held to shuffle through (``BlockStream``); 0 keeps file order.
+        fmt: "csv", "tsv" or "parquet"; detected per file when None.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> for i in range(2):
+        ...     _ = (root / f"part-{i}.csv").write_text("item_id,click\\na,1\\nb,0\\nc,1\\n")
+        >>> [len(chunk) for chunk in Stream(root, chunk_rows=2).frames()]
+        [2, 1, 2, 1]
+    """
+
+    def __init__(self, source: PathLike, *, chunk_rows: int = 1 << 16, shuffle_buffer: int = 1 << 18,
+                 fmt: str | None = None) -> None:
+        if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) or shuffle_buffer < 0:
+            raise ConfigError(f"shuffle_buffer must be an integer >= 0; got {shuffle_buffer!r}.")
+        self.parts = data_parts(source)
+        self.chunk_rows, self.shuffle_buffer, self.fmt = chunk_rows, shuffle_buffer, fmt
+        _check_options(self.parts[0], chunk_rows, fmt, None)
+
+    def frames(self) -> Iterator[pd.DataFrame]:
+        """Every part's rows, chunk by chunk, in order."""
+        for part in self.parts:
+            yield from iter_chunks(part, chunk_rows=self.chunk_rows, fmt=self.fmt)
+
+    def first(self) -> pd.DataFrame:
+        """The first chunk (what a schema is inferred from)."""
+        return next(self.frames())

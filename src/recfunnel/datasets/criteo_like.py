@@ -218,3 +218,32 @@ def write_criteo_like(path: str | Path, num_rows: int, *, chunk_rows: int = 8 * 
             rows = _rows(seed, first, min(first + chunk_rows, start + num_rows))
             pacsv.write_csv(_table(seed, rows, integer_type=pa.int64()), sink, options)
     return path
+
+
+def write_criteo_like_parts(directory: str | Path, num_rows: int, *, rows_per_part: int = 1 << 20,
+                            seed: int = 2026, start: int = 0) -> list[Path]:
+    """Write ``make_criteo_like`` rows [start, start + num_rows) as parquet parts of
+    ``rows_per_part`` rows (``part-00000.parquet``, ...), one part in memory at a time: a data
+    set of any size for ``recfunnel train --train DIR --stream``.
+
+    Returns:
+        The parts' paths, in order.
+
+    Example:
+        >>> import tempfile
+        >>> from recfunnel.data.stream import Stream
+        >>> parts = write_criteo_like_parts(tempfile.mkdtemp(), 500, rows_per_part=200, seed=0)
+        >>> [p.name for p in parts], sum(len(c) for c in Stream(parts[0].parent, chunk_rows=128).frames())
+        (['part-00000.parquet', 'part-00001.parquet', 'part-00002.parquet'], 500)
+    """
+    import pyarrow.parquet as pq
+
+    _check(num_rows, seed, start, rows_per_part)
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, first in enumerate(range(start, start + num_rows, rows_per_part)):
+        rows = _rows(seed, first, min(first + rows_per_part, start + num_rows))
+        paths.append(folder / f"part-{number:05d}.parquet")
+        pq.write_table(_table(seed, rows, integer_type=pa.float64()), paths[-1])
+    return paths

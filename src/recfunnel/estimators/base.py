@@ -12,6 +12,7 @@ import pandas as pd
 
 from recfunnel.data.frames import load_frame
 from recfunnel.data.infer import infer_schema
+from recfunnel.data.stream import STREAM_FORMATS, Stream
 from recfunnel.errors import ConfigError, SchemaError, did_you_mean
 from recfunnel.schema import Label, Schema
 from recfunnel.train import Trainer
@@ -93,7 +94,14 @@ class FramesFromConfig:
     model_name: str
 
     def fit_data(self, data: Mapping[str, Any]) -> Any:
-        """Fit from a config's data section (``train``, optional ``valid``, their ``format``)."""
+        """Fit from a config's data section (``train``, optional ``valid``, their ``format``; with
+        ``stream``, the training files are read in chunks, never whole: see ``Stream``)."""
+        if data.get("stream"):
+            fmt = data.get("format")
+            if fmt is not None and fmt not in STREAM_FORMATS:
+                raise ConfigError(f"--stream reads {', '.join(STREAM_FORMATS)} files; got format {fmt!r}.")
+            valid = load_frame(data["valid"], fmt=fmt) if data.get("valid") else None
+            return self.fit(Stream(data["train"], fmt=fmt), valid)  # type: ignore[attr-defined]
         train, frames = read_data(data, "valid")
         return self.fit(train, frames["valid"])  # type: ignore[attr-defined]
 

@@ -18,6 +18,8 @@ from recfunnel.data.checks import check_bool, check_two_classes
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.frames import Data, load_frame
 from recfunnel.data.infer import describe_schema
+from recfunnel.data.sources import BlockStream
+from recfunnel.data.stream import Stream
 from recfunnel.errors import ConfigError, NotFittedError, SchemaError, did_you_mean
 from recfunnel.estimators.artifact import (
     artifact_model,
@@ -27,6 +29,7 @@ from recfunnel.estimators.artifact import (
     write_artifact,
 )
 from recfunnel.estimators.base import (
+    DATA_FILES,
     FramesFromConfig,
     Report,
     batch_for_rows,
@@ -47,6 +50,7 @@ CHUNK_ROWS = 1 << 16  # rows per forward pass in score_encoded
 
 
 class Ranker(FramesFromConfig):
+    data_files = (*DATA_FILES, "stream")  # the training files may be read in chunks
     """Scores (user, item, context) rows: a model + feature encoder + task, trained by the Trainer.
 
     Args:
@@ -127,20 +131,25 @@ class Ranker(FramesFromConfig):
         Raises:
             DataError: A binary label holds only one class in ``train`` (unless ``allow_single_class``).
         """
-        train_frame = load_frame(train)
-        schema = self.schema or infer_for_labels(train_frame, self.label_names)
+        stream = train if isinstance(train, Stream) else None
+        train_frame = stream.first() if stream is not None else load_frame(train)
+        schema = self.schema or infer_for_labels(train_frame, self.label_names)  # a stream's: from its first chunk
         labels = resolve_labels(schema, self.label_names, estimator=f"model {self.model_name!r}",
                                 several=self.multitask)
-        for label in labels:
-            if label.kind == "binary" and label.name in train_frame.columns:
+        for label in labels:  # a stream's classes are not counted: a first chunk may hold one
+            if label.kind == "binary" and label.name in train_frame.columns and stream is None:
                 check_two_classes(label.name, train_frame[label.name], allow=self.allow_single_class)
         rate = self.negative_sampling or 1.0
         self.task_ = self._task(labels, rate)
+        if stream is not None and (rate < 1.0 or self.group is not None):
+            raise ConfigError("negative_sampling and group need the training rows in memory; drop --stream.")
         if rate < 1.0:
             train_frame = _down_sample(train_frame, labels[0].name, rate, self.seed)
         schema = schema.select([*(f.name for f in schema.inputs), *(lab.name for lab in labels)])
-        self.encoder_ = FeatureEncoder(schema, on_nan=self.on_nan).fit(train_frame)
-        train_batch = self._with_groups(self.encoder_.transform(train_frame), train_frame)
+        encoder = FeatureEncoder(schema, on_nan=self.on_nan)
+        self.encoder_ = encoder.fit_chunks(stream.frames()) if stream is not None else encoder.fit(train_frame)
+        train_batch: Batch | BlockStream = self._streamed(stream) if stream is not None else \
+            self._with_groups(self.encoder_.transform(train_frame), train_frame)
         valid_frame = load_frame(valid) if valid is not None else None
         valid_batch = self._with_groups(self.encoder_.transform(valid_frame), valid_frame) \
             if valid_frame is not None else None
@@ -149,11 +158,20 @@ class Ranker(FramesFromConfig):
             self.model_ = build_model(self.model_name, self.encoder_.schema_, self.params)
         if warm_start is not None:
             warm_start(self.model_, self.encoder_)
-        self.result_ = self._trainer_for(len(train_batch)).fit(self.model_, self.task_, train_batch, valid_batch)
-        self.rows_ = {"train": len(train_batch), **({"valid": len(valid_batch)} if valid_batch else {})}
+        rows = self.encoder_.rows_seen_ if stream is not None else len(train_frame)
+        self.result_ = self._trainer_for(rows).fit(self.model_, self.task_, train_batch, valid_batch)
+        self.rows_ = {"train": rows, **({"valid": len(valid_batch)} if valid_batch else {})}
         if valid_batch is not None:
             self.metrics_ = {"valid": self.trainer.evaluate(self.model_, self.task_, valid_batch)}
         return self
+
+    def _streamed(self, stream: Stream) -> BlockStream:
+        """The stream's chunks, encoded as they are read, re-cut into batches (through the
+        stream's shuffle buffer, or in file order when the Trainer does not shuffle)."""
+        encoder = self.encoder_
+        assert encoder is not None  # fitted by the first pass
+        return BlockStream(lambda: (encoder.transform(frame) for frame in stream.frames()),
+                           shuffle_buffer=stream.shuffle_buffer if self.trainer.shuffle else 0)
 
     def _trainer_for(self, rows: int) -> Trainer:
         """The Trainer for ``rows`` training rows: when the caller named no batch size, the

@@ -1,0 +1,75 @@
+"""Training rows read from parts in chunks: the encoder fitted over the chunks equals the one
+fitted on all rows, and with shuffling off a streamed fit learns the in-memory fit's weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recfunnel import Ranker
+from recfunnel.data import FeatureEncoder
+from recfunnel.data.stream import Stream, data_parts
+from recfunnel.datasets import make_shop
+from recfunnel.errors import DataError
+from recfunnel.schema import Categorical, MultiCategorical, Numeric, Schema
+
+COLUMNS = ["user_id", "item_id", "category", "price", "tags", "age", "hour", "click"]
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    frame = make_shop(num_users=200, num_items=50, num_impressions=5000, seed=8).impressions[COLUMNS]
+    root = tmp_path_factory.mktemp("parts")
+    (root / "train").mkdir()
+    for i, start in enumerate(range(0, 4000, 1000)):  # four parts, one of them parquet
+        part = frame.iloc[start:start + 1000]
+        if i == 2:
+            part.to_parquet(root / "train" / f"part-{i}.parquet", index=False)
+        else:
+            part.to_csv(root / "train" / f"part-{i}.csv", index=False)
+    frame.iloc[4000:].to_csv(root / "test.csv", index=False)
+    return root, frame
+
+
+def test_the_encoder_fitted_over_chunks_is_the_encoder_fitted_on_all_rows(parts):
+    _, frame = parts
+    schema = Schema(Categorical("user_id", min_count=2), Categorical("item_id"), Categorical("category"),
+                    Numeric("price", transform="log1p"), Numeric("age"), MultiCategorical("tags"))
+    whole = FeatureEncoder(schema).fit(frame)
+    chunked = FeatureEncoder(schema).fit_chunks(frame.iloc[i:i + 333] for i in range(0, len(frame), 333))
+    assert chunked.rows_seen_ == len(frame)
+    for name in ("user_id", "item_id", "category", "tags"):
+        assert chunked.vocabulary(name) == whole.vocabulary(name)
+    a, b = whole.transform(frame.iloc[:50], labels=False), chunked.transform(frame.iloc[:50], labels=False)
+    for name, column in a.features.items():
+        np.testing.assert_allclose(column.numpy(), b.features[name].numpy(), rtol=1e-6)
+
+
+def test_a_streamed_fit_without_shuffling_learns_the_in_memory_fit(parts):
+    root, frame = parts
+    trainer = {"max_epochs": 2, "shuffle": False, "progress": False}
+    streamed = Ranker("deepfm", label="click", params={"dropout": 0.0}, trainer=trainer)
+    streamed.fit(Stream(root / "train", chunk_rows=300))
+    in_memory = Ranker("deepfm", label="click", params={"dropout": 0.0}, trainer=trainer).fit(frame.iloc[:4000])
+    assert streamed.rows_ == {"train": 4000}
+    test = frame.iloc[4000:]
+    np.testing.assert_allclose(streamed.predict(test), in_memory.predict(test), rtol=1e-4, atol=1e-6)
+
+
+def test_train_from_a_directory_or_a_glob_from_the_cli(cli, parts, tmp_path):
+    root, _ = parts
+    for option in (["--stream"], []):
+        out = tmp_path / f"run{len(option)}"
+        done = cli("train", "--model", "fm", "--train", root / "train", "--label", "click",
+                   "--set", "trainer.max_epochs=1", "--out", out, "--json", *option)
+        assert done.code == 0, done.err
+        assert json.loads(cli("evaluate", out, "--data", root / "test.csv", "--json").out)["auc"] > 0.5
+    glob = cli("train", "--model", "fm", "--train", root / "train" / "part-*.csv", "--label", "click",
+               "--set", "trainer.max_epochs=1", "--out", tmp_path / "glob", "--json")
+    assert glob.code == 0, glob.err
+    with pytest.raises(DataError, match="no file matches"):
+        data_parts(root / "train" / "nothing-*.csv")
+    assert len(data_parts(root / "train")) == 4 and pd.read_csv(data_parts(root / "train")[0]).shape[0] == 1000
