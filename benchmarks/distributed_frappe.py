@@ -53,7 +53,7 @@ def train_args(root: Path, out: Path) -> list[str]:
 
 def recfunnel(argv: list[str], threads: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    done = subprocess.run([sys.executable, "-m", "recfunnel.cli.main", *argv], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "recfunnel", *argv], capture_output=True, text=True,
                           env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"recfunnel {' '.join(argv)} failed:\n{done.stderr[-3000:]}")
@@ -68,7 +68,7 @@ def two_nodes(root: Path, out: Path) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     agents = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
                                 f"--node-rank={rank}", "--master-addr=127.0.0.1", f"--master-port={port}",
-                                "-m", "recfunnel.cli.main", *train_args(root, out)],
+                                "-m", "recfunnel", *train_args(root, out)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
               for rank in (0, 1)]
     outputs = [agent.communicate() for agent in agents]

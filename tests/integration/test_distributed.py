@@ -34,7 +34,7 @@ def shop_files(tmp_path_factory):
 
 
 def _recfunnel(*args: object, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "recfunnel.cli.main", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "recfunnel", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})}, check=False)
 
 

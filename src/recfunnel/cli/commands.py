@@ -62,7 +62,7 @@ def run_train(args: argparse.Namespace) -> int:
     """`recfunnel train`: fit the model's estimator from flags or a YAML config, save the artifact.
 
     With ``--nproc N`` it starts N copies of itself through torchrun; in a process torchrun
-    started (``--nproc``, or ``torchrun ... -m recfunnel.cli.main train``) it joins the process
+    started (``--nproc``, or ``torchrun ... -m recfunnel train``) it joins the process
     group, trains its share, and rank 0 alone saves and prints."""
     from recfunnel.cli.launch import MAX_PROCESSES, launch
     from recfunnel.errors import ConfigError

@@ -34,5 +34,5 @@ def launch(argv: list[str], nproc: int) -> int:
     threads = max(1, (os.cpu_count() or 1) // nproc)  # the cores shared out, no oversubscription
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "recfunnel.cli.main", *without_nproc(argv)]
+               "-m", "recfunnel", *without_nproc(argv)]
     return subprocess.run(command, env=env, check=False).returncode

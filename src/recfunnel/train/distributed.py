@@ -1,7 +1,7 @@
 """Training in several processes with torch.distributed (gloo, on CPUs).
 
 ``recfunnel train ... --nproc N`` starts N processes through torchrun on this machine;
-``torchrun --nnodes M --nproc-per-node N -m recfunnel.cli.main train ...`` runs them across
+``torchrun --nnodes M --nproc-per-node N -m recfunnel train ...`` runs them across
 machines. In each process the Trainer
 
 * takes its share of every batch (``Sharded``): every rank draws the same seeded order of all the
