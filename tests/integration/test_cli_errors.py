@@ -255,7 +255,8 @@ def test_truncated_gzip(cli, frames, tmp_path, name):
 def test_data_file_that_does_not_exist(cli, artifact, data_dir, tmp_path):
     _train(cli, tmp_path / "trian.csv").fails(f"DataError: file '{tmp_path / 'trian.csv'}' does not exist")
     cli("evaluate", artifact, "--data", tmp_path / "test.csv").fails("does not exist")
-    cli("predict", artifact, "--data", data_dir, "--out", tmp_path / "s.csv").fails("is a directory; expected a data file")
+    (tmp_path / "empty").mkdir()  # a directory is read as its data files (parts); this one has none
+    cli("predict", artifact, "--data", tmp_path / "empty", "--out", tmp_path / "s.csv").fails("holds no data files")
 
 
 def test_gzipped_twin_is_suggested(cli, frames, tmp_path):

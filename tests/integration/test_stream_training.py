@@ -70,6 +70,11 @@ def test_train_from_a_directory_or_a_glob_from_the_cli(cli, parts, tmp_path):
     glob = cli("train", "--model", "fm", "--train", root / "train" / "part-*.csv", "--label", "click",
                "--set", "trainer.max_epochs=1", "--out", tmp_path / "glob", "--json")
     assert glob.code == 0, glob.err
+    _, frame = parts
+    frame.iloc[:4000].to_csv(tmp_path / "all.csv", index=False)
+    on_parts = json.loads(cli("evaluate", tmp_path / "glob", "--data", root / "train", "--json").out)
+    on_file = json.loads(cli("evaluate", tmp_path / "glob", "--data", tmp_path / "all.csv", "--json").out)
+    assert on_parts["auc"] == pytest.approx(on_file["auc"])  # the four parts, parquet one included, read whole
     with pytest.raises(DataError, match="no file matches"):
         data_parts(root / "train" / "nothing-*.csv")
     assert len(data_parts(root / "train")) == 4 and pd.read_csv(data_parts(root / "train")[0]).shape[0] == 1000

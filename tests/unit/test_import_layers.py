@@ -7,9 +7,10 @@ ROOT = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = ROOT / "recfunnel"
 # DESIGN.md §1: errors -> schema -> data, metrics, datasets -> nn, index -> models, tasks -> train ->
 # estimators -> funnel -> config -> serving -> cli. Within a tier the order below is the one the
-# code follows; `testing` (toy data and training checks for tests) sits on train, `demo` on the funnel.
+# code follows; `testing` (toy data and training checks for tests) sits on train, `demo` on the funnel,
+# and `__main__` (`python -m recfunnel`) calls the command line.
 ORDER = ["errors", "schema", "data", "metrics", "datasets", "nn", "index", "tasks", "models", "train", "testing",
-         "estimators", "funnel", "config", "demo", "serving", "cli"]
+         "estimators", "funnel", "config", "demo", "serving", "cli", "__main__"]
 RANK = {name: i for i, name in enumerate(ORDER)}
 
 
