@@ -78,3 +78,26 @@ def test_train_from_a_directory_or_a_glob_from_the_cli(cli, parts, tmp_path):
     with pytest.raises(DataError, match="no file matches"):
         data_parts(root / "train" / "nothing-*.csv")
     assert len(data_parts(root / "train")) == 4 and pd.read_csv(data_parts(root / "train")[0]).shape[0] == 1000
+
+
+def test_evaluate_and_predict_stream_what_they_read_whole(cli, parts, tmp_path):
+    root, frame = parts
+    out = tmp_path / "mmoe"
+    rows = frame.assign(purchase=frame["click"] * (frame["price"] > frame["price"].median())).iloc[:4000]
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "parts").mkdir()
+    for i in range(4):  # read as four chunks
+        rows.iloc[i * 1000:(i + 1) * 1000].to_csv(tmp_path / "parts" / f"part-{i}.csv", index=False)
+    assert cli("train", "--model", "mmoe", "--train", tmp_path / "t.csv", "--label", "click,purchase",
+               "--set", "trainer.max_epochs=1", "--out", out).code == 0
+    for name, chunk in (("whole", []), ("streamed", ["--stream"])):
+        done = cli("predict", out, "--data", tmp_path / ("parts" if chunk else "t.csv"), "--out",
+                   tmp_path / f"{name}.csv", "--keep", "user_id", *chunk)
+        assert done.code == 0, done.err
+    whole, streamed = pd.read_csv(tmp_path / "whole.csv"), pd.read_csv(tmp_path / "streamed.csv")
+    assert list(streamed.columns) == ["user_id", "click", "purchase"] and len(streamed) == 4000
+    pd.testing.assert_frame_equal(whole, streamed, rtol=1e-6)
+    metrics = [json.loads(cli("evaluate", out, "--data", tmp_path / ("parts" if chunk else "t.csv"), "--json",
+                              *chunk).out) for chunk in ([], ["--stream"])]
+    assert metrics[0]["purchase"]["auc"] == pytest.approx(metrics[1]["purchase"]["auc"], abs=1e-9)
+    assert metrics[0]["click"]["logloss"] == pytest.approx(metrics[1]["click"]["logloss"], rel=1e-6)

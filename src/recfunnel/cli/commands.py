@@ -116,13 +116,19 @@ def _ks(text: str) -> tuple[int, ...]:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """`recfunnel evaluate ARTIFACT --data FILE`."""
+    from recfunnel.errors import ConfigError
+    from recfunnel.estimators.base import FramesFromConfig
     from recfunnel.funnel import Funnel, load
 
     estimator = load(args.artifact)
     if isinstance(estimator, Funnel):
         return evaluate_funnel(estimator, args)
+    streamed = {"stream": True} if getattr(args, "stream", False) else {}
+    if streamed and not isinstance(estimator, FramesFromConfig):
+        raise ConfigError(f"--stream evaluates ranking and multi-task models; {args.artifact!r} holds a "
+                          f"{type(estimator).__name__}.")
     metrics = estimator.evaluate_file(args.data, fmt=args.format, exclude=args.exclude,
-                                      ks=_ks(args.k) if args.k is not None else None)
+                                      ks=_ks(args.k) if args.k is not None else None, **streamed)
     if args.json:
         emit_json(metrics)
     else:
@@ -162,21 +168,30 @@ def run_predict(args: argparse.Namespace) -> int:
         if ranker.rank is None:
             raise ConfigError(f"the funnel in {args.artifact!r} has no ranker to score rows with.")
         ranker = ranker.rank.ranker
-    frame = load_frame(args.data, fmt=args.format)
     keep = [c for c in args.keep.split(",") if c]
-    missing = [c for c in keep if c not in frame.columns]
-    if missing:
-        raise SchemaError(f"--keep names columns that are not in the data: {missing}; present: {list(frame.columns)}.")
-    out = pd.DataFrame({c: frame[c].to_numpy() for c in keep})
-    scores = ranker.predict(frame)
-    if scores.ndim == 2:  # a multi-task model: one column per label, named by the label
-        for position, label in enumerate(ranker.labels_):
-            out[label if label not in out.columns else f"score_{label}"] = scores[:, position]
+    if getattr(args, "stream", False):  # chunk by chunk, each appended to the file: memory holds one chunk
+        from recfunnel.data.stream import Stream
+
+        frames: Any = Stream(args.data, fmt=args.format).frames()
     else:
-        out["score"] = scores
+        frames = [load_frame(args.data, fmt=args.format)]
     target.parent.mkdir(parents=True, exist_ok=True)  # as `train --out` does
-    out.to_csv(args.out, index=False)
-    console.print(f"wrote {len(out)} scores to [bold]{escape(args.out)}[/]", soft_wrap=True)
+    written = 0
+    for frame in frames:
+        missing = [c for c in keep if c not in frame.columns]
+        if missing:
+            raise SchemaError(f"--keep names columns that are not in the data: {missing}; present: "
+                              f"{list(frame.columns)}.")
+        out = pd.DataFrame({c: frame[c].to_numpy() for c in keep})
+        scores = ranker.predict(frame)
+        if scores.ndim == 2:  # a multi-task model: one column per label, named by the label
+            for position, label in enumerate(ranker.labels_):
+                out[label if label not in out.columns else f"score_{label}"] = scores[:, position]
+        else:
+            out["score"] = scores
+        out.to_csv(args.out, index=False, mode="w" if written == 0 else "a", header=written == 0)
+        written += len(out)
+    console.print(f"wrote {written} scores to [bold]{escape(args.out)}[/]", soft_wrap=True)
     return 0
 
 

@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="retrieval: more interactions to leave out of the ranking (e.g. valid.csv)")
     evaluate.add_argument("--k", default=None, help="retrieval: cut-offs, comma-separated (default 10,20,50)")
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--stream", action="store_true",
+                          help="read --data (a file, a directory of parts or a glob) in chunks (ranking models)")
 
     recommend = sub.add_parser("recommend", help="top-k items for users with a saved retrieval model or funnel")
     recommend.add_argument("artifact")
@@ -86,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--format", choices=FORMATS)
     predict.add_argument("--out", required=True, help="CSV file to write (one 'score' per input row)")
     predict.add_argument("--keep", default="", help="comma-separated input columns to copy into the output")
+    predict.add_argument("--stream", action="store_true",
+                         help="read --data in chunks and append each chunk's scores to --out")
 
     models = sub.add_parser("models", help="list the registered models")
     models.add_argument("--kind", help="only this kind (ranking, retrieval, ...)")

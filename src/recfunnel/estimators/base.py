@@ -106,9 +106,14 @@ class FramesFromConfig:
         return self.fit(train, frames["valid"])  # type: ignore[attr-defined]
 
     def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
-                      ks: tuple[int, ...] | None = None) -> dict[str, Any]:
-        """``evaluate`` on a file."""
+                      ks: tuple[int, ...] | None = None, stream: bool = False) -> dict[str, Any]:
+        """``evaluate`` on a file (a directory of parts, a glob), read in chunks with ``stream``."""
         ignore_list_options(repr(self.model_name), exclude, ks)
+        if stream:
+            if "stream" not in self.data_files:
+                raise ConfigError(f"--stream evaluates ranking and multi-task models; {self.model_name!r} reads its "
+                                  "file whole.")
+            return self.evaluate(Stream(path, fmt=fmt))  # type: ignore[attr-defined, no-any-return]
         return self.evaluate(load_frame(path, fmt=fmt))  # type: ignore[attr-defined, no-any-return]
 
 

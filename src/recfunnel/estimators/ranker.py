@@ -282,9 +282,27 @@ class Ranker(FramesFromConfig):
         """The task's metrics on labelled data (AUC and log loss for a binary label); for several
         labels, ``{label: {metric: value}}``."""
         model, _, task = self._fitted()
+        if isinstance(data, Stream):
+            return self._evaluate_stream(data)
         frame = load_frame(data)
         batch = self._with_groups(self._encode(frame, labels=True), frame)  # NDCG needs each row's list
         return self.trainer.evaluate(model, task, batch)
+
+    def _evaluate_stream(self, stream: Stream) -> dict[str, Any]:
+        """``evaluate`` over a Stream's chunks: each chunk encoded and scored in turn, only the
+        logits and labels (a few bytes a row) kept for the metrics."""
+        model, _, task = self._fitted()
+        if self.group is not None:
+            raise ConfigError("a ranking objective's metrics need each list's rows together; evaluate without --stream.")
+        logits: list[Any] = []
+        labels: list[dict[str, torch.Tensor]] = []
+        for frame in stream.frames():
+            batch = self._encode(frame, labels=True)
+            logits.append(self.trainer.predict(model, batch))
+            labels.append(batch.labels)
+        joined: Any = {key: torch.cat([part[key] for part in logits]) for key in logits[0]} \
+            if isinstance(logits[0], dict) else torch.cat(logits)
+        return task.evaluate_logits(joined, {key: torch.cat([part[key] for part in labels]) for key in labels[0]})
 
     # -- driven by a config (the CLI): fit_data and evaluate_file come from FramesFromConfig ------
     def report(self) -> list[Report]:
