@@ -101,3 +101,22 @@ def test_evaluate_and_predict_stream_what_they_read_whole(cli, parts, tmp_path):
                               *chunk).out) for chunk in ([], ["--stream"])]
     assert metrics[0]["purchase"]["auc"] == pytest.approx(metrics[1]["purchase"]["auc"], abs=1e-9)
     assert metrics[0]["click"]["logloss"] == pytest.approx(metrics[1]["click"]["logloss"], rel=1e-6)
+
+
+def test_training_files_past_the_size_limit_are_streamed_unasked(cli, parts, tmp_path, monkeypatch, caplog):
+    import recfunnel.estimators.base as base
+    from recfunnel.estimators.ranker import Ranker as RankerClass
+
+    root, _ = parts
+    seen = []
+    fit = RankerClass.fit
+    monkeypatch.setattr(RankerClass, "fit", lambda self, train, *a, **k: seen.append(type(train).__name__)
+                        or fit(self, train, *a, **k))
+    for limit, expected in ((base.AUTO_STREAM_BYTES, "DataFrame"), (1000, "Stream")):
+        monkeypatch.setattr(base, "AUTO_STREAM_BYTES", limit)
+        with caplog.at_level("INFO", logger="recfunnel.estimators.base"):
+            done = cli("train", "--model", "fm", "--train", root / "train", "--label", "click",
+                       "--set", "trainer.max_epochs=1", "--out", tmp_path / expected)
+        assert done.code == 0, done.err
+        assert seen[-1] == expected
+    assert "reading them in chunks (--stream)" in caplog.text

@@ -12,7 +12,7 @@ import pandas as pd
 
 from recfunnel.data.frames import load_frame
 from recfunnel.data.infer import infer_schema
-from recfunnel.data.stream import STREAM_FORMATS, Stream
+from recfunnel.data.stream import STREAM_FORMATS, Stream, data_parts
 from recfunnel.errors import ConfigError, SchemaError, did_you_mean
 from recfunnel.schema import Label, Schema
 from recfunnel.train import Trainer
@@ -86,6 +86,11 @@ def ignore_list_options(estimator: str, exclude: Sequence[str], ks: tuple[int, .
                        "%s scores rows and ignores them.", estimator)
 
 
+#: Training files larger than this are streamed (``--stream``) without being asked: as text or
+#: parquet they take several times their size once parsed into memory.
+AUTO_STREAM_BYTES = 2 << 30
+
+
 class FramesFromConfig:
     """``fit_data`` and ``evaluate_file`` for an estimator whose ``fit(train, valid)`` and
     ``evaluate(frame)`` take frames (a Ranker, GBDT+LR)."""
@@ -96,7 +101,7 @@ class FramesFromConfig:
     def fit_data(self, data: Mapping[str, Any]) -> Any:
         """Fit from a config's data section (``train``, optional ``valid``, their ``format``; with
         ``stream``, the training files are read in chunks, never whole: see ``Stream``)."""
-        if data.get("stream"):
+        if data.get("stream") or self._too_big(data):
             fmt = data.get("format")
             if fmt is not None and fmt not in STREAM_FORMATS:
                 raise ConfigError(f"--stream reads {', '.join(STREAM_FORMATS)} files; got format {fmt!r}.")
@@ -104,6 +109,18 @@ class FramesFromConfig:
             return self.fit(Stream(data["train"], fmt=fmt), valid)  # type: ignore[attr-defined]
         train, frames = read_data(data, "valid")
         return self.fit(train, frames["valid"])  # type: ignore[attr-defined]
+
+    def _too_big(self, data: Mapping[str, Any]) -> bool:
+        """True when the training files of a model that can stream them hold more than
+        ``AUTO_STREAM_BYTES``: they are then streamed without being asked (and a log line says so)."""
+        if "stream" not in self.data_files or data.get("stream") is False or \
+                data.get("format") not in (None, *STREAM_FORMATS) or not isinstance(data.get("train"), (str, Path)):
+            return False
+        size = sum(part.stat().st_size for part in data_parts(data["train"]))
+        if size <= AUTO_STREAM_BYTES:
+            return False
+        logger.info("the training files hold %.1f GB; reading them in chunks (--stream)", size / 1e9)
+        return True
 
     def evaluate_file(self, path: str | Path, *, fmt: str | None = None, exclude: Sequence[str] = (),
                       ks: tuple[int, ...] | None = None, stream: bool = False) -> dict[str, Any]:
