@@ -184,6 +184,8 @@ def test_what_cannot_split_across_processes_is_refused(cli, shop_files, tmp_path
     clicks[clicks["click"] == 1][["user_id", "item_id"]].to_csv(tmp_path / "clicks.csv", index=False)
     cli("train", "--model", "itemcf", "--train", tmp_path / "clicks.csv", "--out", tmp_path / "x",
         "--nproc", "2").fails("ConfigError: ", "model 'itemcf' fits itself rather than through the Trainer")
+    cli("train", "--model", "fm", "--train", shop_files / "t.csv", "--label", "click", "--stream", "--out",
+        tmp_path / "y", "--nproc", "2").fails("ConfigError: ", "--stream and --nproc do not go together yet")
     from recfunnel.errors import ConfigError
     from recfunnel.tasks.base import GROUP
 

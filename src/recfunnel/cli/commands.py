@@ -72,7 +72,11 @@ def run_train(args: argparse.Namespace) -> int:
     if not isinstance(nproc, int) or not 1 <= nproc <= MAX_PROCESSES:
         raise ConfigError(f"--nproc must be an integer from 1 to {MAX_PROCESSES}; got {nproc!r}.")
     if nproc > 1 and not distributed.launched():
-        distributed.check_trainable(_config_from_args(args)["model"]["name"])
+        config = _config_from_args(args)
+        distributed.check_trainable(config["model"]["name"])
+        if config["data"].get("stream"):
+            raise ConfigError("--stream and --nproc do not go together yet: training across processes shares out rows "
+                              "held in memory. Drop one of them.")
         return launch(args.argv, nproc)
     if not distributed.launched():
         return _train(args)

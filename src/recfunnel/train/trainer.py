@@ -220,7 +220,8 @@ class Trainer:
             return InMemory(train.to(self.device), shuffle=self.shuffle)
         if size > 1:
             raise ConfigError(f"training across processes reads the rows from one Batch; a {type(train).__name__} "
-                              "(streamed blocks) does not shard yet. Train it in one process.")
+                              "(streamed blocks) does not shard yet. Train it in one process, or read the data "
+                              "into memory (drop --stream; --set data.stream=false for files over 2 GiB).")
         if not isinstance(train, BatchSource):
             raise ConfigError(f"train must be a Batch or a BatchSource (InMemory, BlockStream); got "
                               f"{type(train).__name__}.")
