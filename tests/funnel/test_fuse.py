@@ -192,3 +192,14 @@ def test_a_regression_objective_enters_the_product_with_its_value(shared, data):
     np.testing.assert_allclose(result.scores, 0.2 * dwell ** 0.5, rtol=1e-5)
     prices = funnel.catalogue.table.set_index("item_id").loc[result.item_ids, "price"].to_numpy()
     assert list(prices) == sorted(prices, reverse=True)  # the dwell, hence the price, orders the list
+
+
+def test_a_reason_survives_any_lift():
+    from recfunnel.funnel.funnel import _objective_reason
+
+    scores = {"click": 0.5, "purchase": 1e-9}
+    assert _objective_reason(["click", "purchase"], np.array([2763.0, 0.0]), scores, "product") == [
+        "lifted by click: 0.500 (the score x1.01e+304 against the average candidate)"]
+    assert _objective_reason(["click", "purchase"], np.array([np.log(3.0), 0.0]), scores, "product") == [
+        "lifted by click: 0.500 (the score x3.00 against the average candidate)"]
+    assert _objective_reason(["click", "purchase"], np.array([0.01, -2.0]), scores, "product") == []

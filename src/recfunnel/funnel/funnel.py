@@ -408,7 +408,8 @@ def _objective_reason(labels: list[str], lift: np.ndarray, scores: dict[str, flo
     if not lift[best] >= LIFT_SHOWN[mode]:
         return []
     label = labels[best]
-    how = f"x{math.exp(lift[best]):.2f}" if mode == "product" else f"+{lift[best]:.3f}"
+    ratio = math.exp(min(float(lift[best]), 700.0))  # weights up to 100 times a log ratio: no overflow
+    how = (f"x{ratio:.2f}" if ratio < 1000 else f"x{ratio:.3g}") if mode == "product" else f"+{lift[best]:.3f}"
     return [f"lifted by {label}: {scores[label]:.3f} (the score {how} against the average candidate)"]
 
 

@@ -282,7 +282,12 @@ class Rank:
             flat = self._raw_encoded(self.batch(users, items, catalogue, context, history, candidates))
         else:
             flat = self._predict_rows(self.frame(users, items, catalogue, context, history, candidates))
-        return np.asarray(flat, dtype=np.float32).reshape(*items.shape, -1)
+        return np.asarray(flat, dtype=np.float32).reshape(*items.shape, self._width)
+
+    @property
+    def _width(self) -> int:
+        """T, the predictions per row the stage reads: every label of a fused ranker, else one."""
+        return len(self.labels) if self.fuse is not None else 1
 
     def _raw_encoded(self, batch: Batch) -> np.ndarray:
         """(N, T) every label's prediction of encoded rows ((N,) for a single-label scorer)."""
@@ -297,9 +302,8 @@ class Rank:
     def _fused(self, probabilities: np.ndarray) -> np.ndarray:
         """(...) the fused objective of (..., T) per-label probabilities, in ``self.labels`` order."""
         assert self.fuse is not None
-        p = np.asarray(probabilities, dtype=np.float64)
-        return (self.weights() * self._fuse_terms(p)).sum(-1).astype(np.float32) if self.mode == "sum" else \
-            np.exp((self.weights() * self._fuse_terms(p)).sum(-1)).astype(np.float32)
+        total = (self.weights() * self._fuse_terms(np.asarray(probabilities, dtype=np.float64))).sum(-1)
+        return (total if self.mode == "sum" else np.exp(total)).astype(np.float32)
 
     def weights(self) -> np.ndarray:
         """(T,) the fuse weight of each label, in ``self.labels`` order (0 for a label left out)."""
@@ -327,7 +331,7 @@ class Rank:
 
     def _score_encoded(self, batch: Batch) -> np.ndarray:
         """(N,) the scorer's prediction of encoded rows, the objectives fused for a multi-task one."""
-        return self._combine(self._raw_encoded(batch).reshape(len(batch), -1))
+        return self._combine(self._raw_encoded(batch).reshape(len(batch), self._width))
 
     def _predict_rows(self, frame: pd.DataFrame) -> np.ndarray:
         """A scorer's ``predict`` over raw rows, in chunks (evaluation scores many users at once):
@@ -369,7 +373,7 @@ class Rank:
             table = self.frame(users, items, catalogue, context, history, candidates)
             flat = self._combine(self._predict_rows(pd.concat(
                 [table, *(table.assign(**{name: None}) for name in names)], ignore_index=True)).reshape(
-                len(table) * (len(names) + 1), -1))
+                len(table) * (len(names) + 1), self._width))
         scores = np.asarray(flat).reshape(len(names) + 1, *items.shape)
         effect = scores[0][None] - scores[1:]  # (F, B, N)
         best = np.argsort(-effect, axis=0)[:top]  # (top, B, N)
