@@ -1,4 +1,4 @@
-"""DeepFM on Frappe in one process and in two: test AUC and training samples/s, from the CLI.
+"""DeepFM on Frappe in one process, in two, and streamed from parts: test AUC and samples/s, from the CLI.
 
 Run (from the repository root)::
 
@@ -12,7 +12,9 @@ the test rows:
 * 1 process x 2 threads (``OMP_NUM_THREADS=2``);
 * 2 processes x 1 thread (``--nproc 2``: torchrun, gloo, each process half of every batch);
 * 2 "nodes" x 1 process: two torchrun agents on 127.0.0.1 with ``--nnodes 2 --node-rank 0|1``,
-  the rendezvous a multi-machine run uses, on one machine.
+  the rendezvous a multi-machine run uses, on one machine;
+* 1 process, ``--stream``: the training rows as 4 parquet parts read in chunks, shuffled through
+  the default buffer (the defaults a user of ``--stream`` gets; the order differs from in memory).
 
 "samples/s" is the mean over the epochs of the training rows (all ranks together) per second of
 training (validation excluded). The machine has 2 cores, so the two-process runs share them as
@@ -30,6 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from _common import read_frappe
 
 from recfunnel.data import random_split
@@ -42,12 +45,15 @@ def write_splits(data: str, root: Path) -> None:
     valid, test = read_frappe(data)
     train_rows, valid_rows = random_split(len(valid), (0.8, 0.2), seed=SEED)
     valid.iloc[train_rows].to_parquet(root / "train.parquet", index=False)
+    (root / "parts").mkdir()
+    for number, part in enumerate(np.array_split(train_rows, 4)):
+        valid.iloc[part].to_parquet(root / "parts" / f"part-{number}.parquet", index=False)
     valid.iloc[valid_rows].to_parquet(root / "valid.parquet", index=False)
     test.to_parquet(root / "test.parquet", index=False)
 
 
-def train_args(root: Path, out: Path) -> list[str]:
-    return ["train", "--model", "deepfm", "--train", str(root / "train.parquet"), "--valid",
+def train_args(root: Path, out: Path, *, train: Path | None = None) -> list[str]:
+    return ["train", "--model", "deepfm", "--train", str(train or root / "train.parquet"), "--valid",
             str(root / "valid.parquet"), "--label", "label", "--out", str(out), "--json"]
 
 
@@ -90,9 +96,11 @@ def main() -> None:
             "2 processes x 1 thread (--nproc 2)": lambda out: recfunnel([*train_args(root, out), "--nproc", "2"],
                                                                         threads=2).stdout,
             "2 nodes x 1 process (torchrun --nnodes 2, 127.0.0.1)": lambda out: two_nodes(root, out),
+            "1 process, --stream (4 parquet parts)": lambda out: recfunnel(
+                [*train_args(root, out, train=root / "parts"), "--stream"], threads=2).stdout,
         }
         for name, run in runs.items():
-            out = root / name.split(" ")[0] / "model"
+            out = root / name.replace(" ", "_").replace("/", "_")[:20] / "model"
             report = json.loads(run(out))
             history = report["history"]
             test = json.loads(recfunnel(["evaluate", str(out), "--data", str(root / "test.parquet"), "--json"],

@@ -48,7 +48,6 @@ def test_two_processes_learn_what_one_does(shop_files, tmp_path):
                           "--label", "click", "--set", "trainer.max_epochs=3", "--out", out, "--json", "--nproc", nproc)
         assert done.returncode == 0, done.stderr[-3000:]
         runs[nproc] = json.loads(done.stdout)  # one JSON document: rank 0 alone prints
-        assert (out / "config.json").exists() or any(out.iterdir())
     one, two = runs[1]["history"], runs[2]["history"]
     assert len(one) == len(two) == 3
     for a, b in zip(one, two, strict=True):

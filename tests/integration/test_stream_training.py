@@ -120,3 +120,30 @@ def test_training_files_past_the_size_limit_are_streamed_unasked(cli, parts, tmp
         assert done.code == 0, done.err
         assert seen[-1] == expected
     assert "reading them in chunks (--stream)" in caplog.text
+
+
+def test_a_streamed_label_with_one_class_is_refused_as_in_memory(parts, tmp_path):
+    _, frame = parts
+    (tmp_path / "zeros").mkdir()
+    for i in range(2):
+        frame.iloc[i * 500:(i + 1) * 500].assign(click=0).to_csv(tmp_path / "zeros" / f"part-{i}.csv", index=False)
+    with pytest.raises(DataError, match="label 'click' has only one class \\(0\\)"):
+        Ranker("fm", label="click", trainer={"max_epochs": 1}).fit(Stream(tmp_path / "zeros", chunk_rows=200))
+    mixed = tmp_path / "mixed"  # the first chunk holds one class, a later one the other: fine
+    mixed.mkdir()
+    frame.iloc[:500].assign(click=0).to_csv(mixed / "part-0.csv", index=False)
+    frame.iloc[500:1000].to_csv(mixed / "part-1.csv", index=False)
+    Ranker("fm", label="click", trainer={"max_epochs": 1, "progress": False}).fit(Stream(mixed, chunk_rows=200))
+
+
+def test_stream_is_refused_where_it_does_not_apply(cli, parts, tmp_path):
+    root, _ = parts
+    from recfunnel import Retriever
+    from recfunnel.funnel import Funnel, Recall
+
+    clicks = pd.read_csv(root / "test.csv")
+    Funnel([Recall(Retriever("popularity").fit(clicks[["user_id", "item_id"]]), k=5)]).save(tmp_path / "f")
+    cli("evaluate", tmp_path / "f", "--data", root / "test.csv", "--stream").fails(
+        "ConfigError: ", "--stream evaluates ranking and multi-task models; a funnel")
+    cli("train", "--model", "itemcf", "--train", root / "test.csv", "--stream", "--out", tmp_path / "x").fails(
+        "ConfigError: ", "data option 'stream' does not apply to 'itemcf'")

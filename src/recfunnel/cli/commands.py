@@ -125,9 +125,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from recfunnel.funnel import Funnel, load
 
     estimator = load(args.artifact)
-    if isinstance(estimator, Funnel):
-        return evaluate_funnel(estimator, args)
     streamed = {"stream": True} if getattr(args, "stream", False) else {}
+    if isinstance(estimator, Funnel):
+        if streamed:
+            raise ConfigError("--stream evaluates ranking and multi-task models; a funnel's evaluation reads its "
+                              "test file whole (it groups each user's rows).")
+        return evaluate_funnel(estimator, args)
     if streamed and not isinstance(estimator, FramesFromConfig):
         raise ConfigError(f"--stream evaluates ranking and multi-task models; {args.artifact!r} holds a "
                           f"{type(estimator).__name__}.")

@@ -40,24 +40,59 @@ def hash_values(values: pa.Array, buckets: int, missing: int) -> np.ndarray:
 
 def learn_vocabulary(values: pa.Array, min_count: int) -> np.ndarray:
     """Values seen at least ``min_count`` times, by descending count then value (object array of str)."""
-    return vocabulary_of(count_values(values), min_count)
+    counter = ValueCounter()
+    counter.add(values)
+    return vocabulary_of(counter.table(), min_count)
 
 
-def count_values(values: pa.Array, counted: pa.Table | None = None) -> pa.Table:
-    """A table of each distinct non-missing value and its count, ``counted`` (an earlier chunk's
-    table) added in: the vocabulary pass over data read in chunks keeps only this."""
-    counts = pc.value_counts(values)
-    table = pa.table({"value": counts.field("values").cast(pa.large_string()),
-                      "count": counts.field("counts").cast(pa.int64())})
-    table = table.filter(pc.is_valid(table["value"]))
-    if counted is None:
-        return table
-    merged = pa.concat_tables([counted, table]).group_by("value").aggregate([("count", "sum")])
-    return merged.rename_columns(["value", "count"])
+class ValueCounter:
+    """Each distinct non-missing value's count over values added chunk by chunk (the vocabulary
+    pass over data read in chunks keeps only this).
+
+    A chunk's counts wait until the waiting ones outnumber the merged table's rows, then all are
+    merged in one group-by, so a pass hashes each distinct value a few times rather than once per
+    chunk (a 1M-value vocabulary read in 150 chunks would otherwise be re-hashed 150 times).
+
+    Example:
+        >>> counter = ValueCounter()
+        >>> for chunk in (["a", "b", None], ["b", "c"]):
+        ...     counter.add(pa.array(chunk))
+        >>> sorted(zip(*counter.table().to_pydict().values()))
+        [('a', 1), ('b', 2), ('c', 1)]
+    """
+
+    def __init__(self) -> None:
+        self._merged: pa.Table | None = None
+        self._waiting: list[pa.Table] = []
+        self._waiting_rows = 0
+
+    def add(self, values: pa.Array) -> None:
+        counts = pc.value_counts(values)
+        table = pa.table({"value": counts.field("values").cast(pa.large_string()),
+                          "count": counts.field("counts").cast(pa.int64())})
+        self._waiting.append(table.filter(pc.is_valid(table["value"])))
+        self._waiting_rows += len(self._waiting[-1])
+        if self._merged is None or self._waiting_rows >= len(self._merged):
+            self._merge()
+
+    def table(self) -> pa.Table:
+        """(value, count) of every value added."""
+        self._merge()
+        assert self._merged is not None  # add was called at least once
+        return self._merged
+
+    def _merge(self) -> None:
+        tables = ([self._merged] if self._merged is not None else []) + self._waiting
+        if len(tables) > 1:
+            merged = pa.concat_tables(tables).group_by("value").aggregate([("count", "sum")])
+            self._merged = merged.rename_columns(["value", "count"])
+        elif tables:
+            self._merged = tables[0]
+        self._waiting, self._waiting_rows = [], 0
 
 
 def vocabulary_of(counts: pa.Table, min_count: int) -> np.ndarray:
-    """The values of ``count_values``'s table seen at least ``min_count`` times, by descending
+    """The values of a ``ValueCounter``'s table seen at least ``min_count`` times, by descending
     count then value (object array of str)."""
     table = counts.filter(pc.greater_equal(counts["count"], min_count))
     table = table.sort_by([("count", "descending"), ("value", "ascending")])

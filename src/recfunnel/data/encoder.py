@@ -19,7 +19,7 @@ from recfunnel.data.batch import Batch
 from recfunnel.data.columns import (
     DROP,
     Moments,
-    count_values,
+    ValueCounter,
     encode_label,
     flatten,
     hash_values,
@@ -133,7 +133,7 @@ class FeatureEncoder:
         """``fit`` over training rows read in chunks (e.g. ``iter_chunks`` of files larger than
         memory): only each column's value counts and numeric moments are kept between chunks, so
         the result equals ``fit`` of the chunks put together (``rows_seen_`` counts their rows)."""
-        counts: dict[str, pa.Table] = {}
+        counts: dict[str, ValueCounter] = {}
         found: dict[str, Moments] = {}
         rows = 0
         for frame in frames:
@@ -146,10 +146,10 @@ class FeatureEncoder:
                     found[spec.name] = moments(spec, column, found.get(spec.name, (0, 0.0, 0.0)))
                 elif _has_vocabulary(spec):
                     values = strings(column) if isinstance(spec, Categorical) else flatten(column, spec.sep)[1]
-                    counts[spec.name] = count_values(values, counts.get(spec.name))
+                    counts.setdefault(spec.name, ValueCounter()).add(values)
         if rows == 0:
             raise DataError("cannot fit a FeatureEncoder on an empty frame (0 rows); pass the training rows.")
-        vocab = {spec.name: vocabulary_of(counts[spec.name], spec.min_count)
+        vocab = {spec.name: vocabulary_of(counts[spec.name].table(), spec.min_count)
                  for spec in self.schema.inputs if not isinstance(spec, Numeric) and spec.name in counts}
         stats = {spec.name: stats_of(spec, found[spec.name])
                  for spec in self.schema.inputs if isinstance(spec, Numeric)}

@@ -136,9 +136,9 @@ class Ranker(FramesFromConfig):
         schema = self.schema or infer_for_labels(train_frame, self.label_names)  # a stream's: from its first chunk
         labels = resolve_labels(schema, self.label_names, estimator=f"model {self.model_name!r}",
                                 several=self.multitask)
-        for label in labels:  # a stream's classes are not counted: a first chunk may hold one
-            if label.kind == "binary" and label.name in train_frame.columns and stream is None:
-                check_two_classes(label.name, train_frame[label.name], allow=self.allow_single_class)
+        binary = [label.name for label in labels if label.kind == "binary" and label.name in train_frame.columns]
+        for name in binary if stream is None else ():  # a stream's classes are counted in the encoder's pass
+            check_two_classes(name, train_frame[name], allow=self.allow_single_class)
         rate = self.negative_sampling or 1.0
         self.task_ = self._task(labels, rate)
         if stream is not None and (rate < 1.0 or self.group is not None):
@@ -147,7 +147,7 @@ class Ranker(FramesFromConfig):
             train_frame = _down_sample(train_frame, labels[0].name, rate, self.seed)
         schema = schema.select([*(f.name for f in schema.inputs), *(lab.name for lab in labels)])
         encoder = FeatureEncoder(schema, on_nan=self.on_nan)
-        self.encoder_ = encoder.fit_chunks(stream.frames()) if stream is not None else encoder.fit(train_frame)
+        self.encoder_ = self._fit_streamed(encoder, stream, binary) if stream is not None else encoder.fit(train_frame)
         train_batch: Batch | BlockStream = self._streamed(stream) if stream is not None else \
             self._with_groups(self.encoder_.transform(train_frame), train_frame)
         valid_frame = load_frame(valid) if valid is not None else None
@@ -164,6 +164,23 @@ class Ranker(FramesFromConfig):
         if valid_batch is not None:
             self.metrics_ = {"valid": self.trainer.evaluate(self.model_, self.task_, valid_batch)}
         return self
+
+    def _fit_streamed(self, encoder: FeatureEncoder, stream: Stream, binary: list[str]) -> FeatureEncoder:
+        """The encoder fitted over the stream's chunks, the binary labels' classes gathered on the
+        way (a chunk's distinct values), so a label with one class is refused as in memory."""
+        classes: dict[str, set[Any]] = {name: set() for name in binary}
+
+        def frames() -> Any:
+            for frame in stream.frames():
+                for name, seen in classes.items():
+                    if len(seen) < 3 and name in frame.columns:  # 0, 1 and anything else is all a check needs
+                        seen.update(pd.unique(frame[name].dropna()).tolist()[:3])
+                yield frame
+
+        encoder.fit_chunks(frames())
+        for name, seen in classes.items():
+            check_two_classes(name, sorted(seen, key=str), allow=self.allow_single_class)
+        return encoder
 
     def _streamed(self, stream: Stream) -> BlockStream:
         """The stream's chunks, encoded as they are read, re-cut into batches (through the

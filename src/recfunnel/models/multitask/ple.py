@@ -30,11 +30,9 @@ class PLE(MultiTaskModel):
         expert_units: Widths of each expert (the last is the width the gates mix).
         tower_units: Hidden widths of each label's tower (its output is one logit).
         dropout: Dropout probability after each hidden layer.
-        bottom: A ranking model whose feature interaction the first level's experts and gates
-            read instead of the field embeddings side by side: e.g. "fm" (its linear term and FM pairs) or "deepfm"
-            (those and its MLP's last layer); ``sharing_models()`` lists them. Each label adds a
-            linear read-out of it to its tower. ``{"name": "deepfm", "hidden_units": [64]}`` sets
-            the model's parameters (its embedding_dim is this model's unless given). None: no bottom.
+        bottom: A ranking model whose feature interaction the first level's experts read
+            instead of the field embeddings (e.g. "fm", or {"name": "deepfm", ...its options});
+            see ``MultiTaskModel.build_input``.
 
     Example:
         >>> from recfunnel.testing import toy_schema, toy_batch
