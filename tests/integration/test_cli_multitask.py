@@ -89,3 +89,23 @@ def test_a_ranking_models_interaction_as_the_bottom_from_the_cli(cli, shop_files
     assert loaded.predict(test).shape == (len(test), 2)
     cli("train", "--model", "mmoe", "--train", shop_files / "t.csv", "--label", "click,purchase",
         "--set", "bottom=lr", "--out", tmp_path / "x").fails("ConfigError: ", "bottom='lr' names no ranking model")
+
+
+def test_labels_of_mixed_kinds_train_together(cli, shop_files, tmp_path):
+    """A click (binary) and a dwell time (regression) in one model: each is trained and reported
+    with its own loss and metrics."""
+    rng = np.random.default_rng(0)
+    for name in ("t", "v", "test"):
+        frame = pd.read_csv(shop_files / f"{name}.csv")
+        frame["dwell"] = frame["click"] * (20.0 + frame["price"] / 10 + rng.normal(0, 1, len(frame)))
+        frame.drop(columns="purchase").to_csv(tmp_path / f"{name}.csv", index=False)
+    out = tmp_path / "mixed"
+    trained = cli("train", "--model", "mmoe", "--train", tmp_path / "t.csv", "--valid", tmp_path / "v.csv",
+                  "--label", "click,dwell", "--out", out, "--json")
+    assert trained.code == 0, trained.err
+    metrics = json.loads(cli("evaluate", out, "--data", tmp_path / "test.csv", "--json").out)
+    assert set(metrics["click"]) == {"auc", "logloss"} and {"rmse", "mae"} <= set(metrics["dwell"])
+    test = pd.read_csv(tmp_path / "test.csv")
+    assert metrics["dwell"]["rmse"] < test["dwell"].std()  # better than predicting the mean
+    scores = recfunnel.load(out).predict(test)
+    assert scores[:, 1].max() > 1.0  # a dwell time, not a probability

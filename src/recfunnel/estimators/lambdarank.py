@@ -85,7 +85,7 @@ class LambdaRanker(Ranker):
         train_frame = load_frame(train)
         schema = self.schema or infer_for_labels(train_frame, self.label_names, exclude=[str(self.group)])
         label = resolve_labels(schema, self.label_names, estimator="LambdaRanker")[0]
-        self.task_ = self._task([label], 1.0)
+        self.task_ = self._task([label], 1.0, train_frame)
         self.encoder_ = FeatureEncoder(schema, on_nan=self.on_nan).fit(train_frame)
         columns, categorical = tree_inputs(self.encoder_.schema_)
         sets: list[Any] = []

@@ -41,6 +41,7 @@ from recfunnel.estimators.base import (
 from recfunnel.models import build_model, get_model
 from recfunnel.schema import Label, Schema
 from recfunnel.tasks import GROUP, OBJECTIVES, MultiTask, RankingTask, Task, task_for_label, task_from_dict
+from recfunnel.tasks.base import standardized
 from recfunnel.train import Trainer, TrainResult
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class Ranker(FramesFromConfig):
         for name in binary if stream is None else ():  # a stream's classes are counted in the encoder's pass
             check_two_classes(name, train_frame[name], allow=self.allow_single_class)
         rate = self.negative_sampling or 1.0
-        self.task_ = self._task(labels, rate)
+        self.task_ = self._task(labels, rate, train_frame)
         if stream is not None and (rate < 1.0 or self.group is not None):
             raise ConfigError("negative_sampling and group need the training rows in memory; drop --stream.")
         if rate < 1.0:
@@ -204,14 +205,18 @@ class Ranker(FramesFromConfig):
         trainer.batch_size = batch_size
         return trainer
 
-    def _task(self, labels: list[Label], rate: float) -> Task | MultiTask:
+    def _task(self, labels: list[Label], rate: float, frame: pd.DataFrame) -> Task | MultiTask:
+        """The task of ``labels``; in a multi-task model a regression label learns its standardized
+        values (``standardized``, from ``frame``, the training rows or a stream's first chunk)."""
         if self.multitask:
             if len(labels) < 2 or self.objective is not None or rate < 1.0:
                 raise ConfigError(f"model {self.model_name!r} trains two or more labels (label='click,purchase'), "
                                   f"without objective or negative_sampling; got labels {[lab.name for lab in labels]}.")
             # a model may train its labels its own way (ESMM: the conversion over every impression)
             task_class = getattr(get_model(self.model_name).cls, "task_class", MultiTask)
-            return task_class([task_for_label(lab.name, lab.kind, monitor=self.monitor) for lab in labels])
+            return task_class([standardized(task_for_label(lab.name, lab.kind, monitor=self.monitor),
+                                            frame[lab.name] if lab.name in frame.columns else [])
+                               for lab in labels])
         label = labels[0]
         if self.objective is None:
             return task_for_label(label.name, label.kind, monitor=self.monitor, negative_rate=rate)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -130,18 +131,56 @@ class BinaryTask(Task):
 class RegressionTask(Task):
     """Real-valued target: mean squared error, identity link, RMSE and MAE.
 
+    With ``center`` and ``scale`` the model learns the standardized target (y - center) / scale
+    and ``link`` maps its output back to the label's units: the loss is then about 1 whatever
+    the label's units, as a binary label's log loss is (see ``standardized``).
+
     Example:
         >>> RegressionTask("rating").loss(torch.tensor([3.0]), Batch({}, {"rating": torch.tensor([5.0])})).item()
         4.0
+        >>> RegressionTask("dwell", center=20.0, scale=10.0).link(torch.tensor([0.5])).item()
+        25.0
     """
 
     metrics: tuple[str, ...] = ("rmse", "mae")
     monitor: str = "rmse"
+    center: float = 0.0
+    scale: float = 1.0
     kind: str = field(default="regression", init=False)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (math.isfinite(self.center) and math.isfinite(self.scale) and self.scale > 0):
+            raise ConfigError(f"a regression task's center must be finite and its scale positive; got {self.center!r}, "
+                              f"{self.scale!r}.")
+
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Mean squared error."""
-        return F.mse_loss(logits, batch.labels[self.label])
+        """Mean squared error (of the standardized target)."""
+        return F.mse_loss(logits, (batch.labels[self.label] - self.center) / self.scale)
+
+    def link(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits * self.scale + self.center if (self.center, self.scale) != (0.0, 1.0) else logits
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "center": self.center, "scale": self.scale}
+
+
+def standardized(task: Task, values: Any) -> Task:
+    """``task``, if a regression task, learning its label standardized by the mean and standard
+    deviation of ``values`` (its training values): so that in a multi-task loss a dwell time in
+    seconds does not outweigh a click's log loss by its units squared. Other tasks unchanged.
+
+    Example:
+        >>> standardized(RegressionTask("dwell"), [10.0, 30.0]).link(torch.tensor([1.0])).item()
+        30.0
+    """
+    if not isinstance(task, RegressionTask):
+        return task
+    numbers = pd.to_numeric(pd.Series(np.asarray(values).ravel()), errors="coerce").dropna().to_numpy(np.float64)
+    if numbers.size == 0:
+        return task
+    spread = float(numbers.std())
+    return replace(task, center=float(numbers.mean()), scale=spread if spread > 0 else 1.0)
 
 
 LIST_METRICS = ("recall", "ndcg", "hit", "mrr", "precision")  # what a retriever's full ranking reports at k
@@ -291,6 +330,8 @@ def single_task_from_dict(data: dict) -> Task:
         else {}
     if cls is RankingTask:
         extra = {"objective": str(data.get("objective", "listwise"))}
+    if cls is RegressionTask:
+        extra = {"center": float(data.get("center", 0.0)), "scale": float(data.get("scale", 1.0))}
     return cls(data["label"], tuple(data["metrics"]), data["monitor"], **extra)
 
 
