@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from recfunnel.errors import DataError
-from recfunnel.serving.events import Event, EventStore, EventStoreLike
+from recfunnel.serving.events import Event, EventStore, EventStoreLike, SharedState
 
 
 def fake_redis(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,7 +135,7 @@ def test_another_schema_version_is_refused(tmp_path: Path):
     EventStore(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
-    with pytest.raises(DataError, match="has events schema '99'; this version reads '2'"):
+    with pytest.raises(DataError, match="has events schema '99'; this version reads '3'"):
         EventStore(path)
 
 
@@ -213,4 +213,41 @@ def test_a_version_1_file_is_upgraded_in_place(tmp_path: Path):
         assert store.recent("u1") == ["a", "b"] and store.count() == 2
         store.append([Event("u1", "c", "view")])
         assert store.recent("u1") == ["a", "b", "c"]
-    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    assert sqlite3.connect(path).execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+
+
+def test_a_version_2_file_keeps_its_items_and_gains_versions(tmp_path: Path):
+    path = tmp_path / "v2.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, item_id TEXT NOT NULL,
+                             type TEXT NOT NULL, value REAL, timestamp REAL NOT NULL, known INTEGER NOT NULL DEFAULT 1);
+        CREATE TABLE items (seq INTEGER PRIMARY KEY AUTOINCREMENT, item_id TEXT NOT NULL UNIQUE,
+                            attributes TEXT NOT NULL, updated REAL NOT NULL);
+        INSERT INTO meta VALUES ('schema', '2'), ('events', '0');
+        INSERT INTO items (item_id, attributes, updated) VALUES ('n1', '{"price": 1.0}', 1.0), ('n2', '{}', 2.0);
+    """)
+    conn.close()
+    with EventStore(path) as store:
+        assert store.items_since(0) == ([{"item_id": "n1", "price": 1.0}, {"item_id": "n2"}], 2)
+        assert store.state().items == 2 and store.items_since(1) == ([{"item_id": "n2"}], 2)
+        store.put_items([{"item_id": "n1", "price": 2.0}])
+        assert store.items_since(2) == ([{"item_id": "n1", "price": 2.0}], 3)
+
+
+def test_item_versions_name_what_changed_in_first_added_order(store: EventStore):
+    assert store.items_since(0) == ([], 0) and store.state().items == 0
+    assert store.put_items([{"item_id": "n1", "price": 1.0}, {"item_id": "n2"}]) == 1
+    assert store.put_items([{"item_id": "n3"}]) == 2
+    assert store.put_items([{"item_id": "n1", "price": 2.0}]) == 3  # n1 changes after n3 but was added first
+    assert store.state().items == 3
+    assert store.items_since(1) == ([{"item_id": "n1", "price": 2.0}, {"item_id": "n3"}], 3)
+    assert store.items_since(3) == ([], 3)
+    assert store.items_since(0)[0] == store.items()
+
+
+def test_announcing_an_artifact_counts_reloads(store: EventStore):
+    assert store.state() == SharedState(0, None, 0)
+    assert store.announce("shop") == 1 and store.announce("shop-v2") == 2
+    assert store.state() == SharedState(2, "shop-v2", 0)

@@ -65,9 +65,23 @@ def test_another_schema_version_is_refused(fake: None):
     import redis
 
     redis.Redis.from_url(URL, decode_responses=True).set("recfunnel:schema", "99")
-    with pytest.raises(DataError, match="has events schema '99' under prefix 'recfunnel'; this version reads '1'"):
+    with pytest.raises(DataError, match="has events schema '99' under prefix 'recfunnel'; this version reads '2'"):
         RedisEventStore(URL)
     RedisEventStore(URL, prefix="fresh").close()
+
+
+def test_a_layout_1_store_keeps_its_items_and_gains_versions(fake: None):
+    import redis
+
+    client = redis.Redis.from_url(URL, decode_responses=True)
+    client.set("recfunnel:schema", "1")
+    client.hset("recfunnel:items", mapping={"n1": '{"price": 1.0}', "n2": "{}"})
+    client.rpush("recfunnel:item-order", "n2", "n1")
+    with RedisEventStore(URL) as store:
+        assert store.items_since(0) == ([{"item_id": "n2"}, {"item_id": "n1", "price": 1.0}], 2)
+        store.put_items([{"item_id": "n3"}, {"item_id": "n2", "title": "Two"}])
+        assert store.items_since(2) == ([{"item_id": "n2", "title": "Two"}, {"item_id": "n3"}], 3)
+    assert client.get("recfunnel:schema") == "2" and not client.exists("recfunnel:item-order")
 
 
 def test_a_closed_store_says_so(store: RedisEventStore):

@@ -16,6 +16,7 @@ from recfunnel.serving.records import (
     EVENT_TYPES,
     Event,
     EventStoreLike,
+    SharedState,
     _dumps,
     event_rows,
     group_item_updates,
@@ -24,7 +25,7 @@ from recfunnel.serving.records import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 #: how many of a user's latest events ``recent`` reads per distinct item it returns: a bounded
 #: window, so the cost of a request does not grow with the user's history
 WINDOW = 4
@@ -46,18 +47,28 @@ CREATE TABLE IF NOT EXISTS items (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id TEXT NOT NULL UNIQUE,
     attributes TEXT NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0
 );
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}'), ('events', '0');
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', '{SCHEMA_VERSION}'), ('events', '0'),
+    ('item_version', '0'), ('reloads', '0');
 """
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS events_recent ON events (user_id, id) WHERE known = 1;
+CREATE INDEX IF NOT EXISTS items_by_version ON items (version);
 """
 # version 1 files (every event usable, a full index by user) are upgraded in place when opened
 _UPGRADE_FROM_1 = """
 ALTER TABLE events ADD COLUMN known INTEGER NOT NULL DEFAULT 1;
 DROP INDEX IF EXISTS events_by_user;
 UPDATE meta SET value = '2' WHERE key = 'schema';
+"""
+# version 2 files have no item versions: each stored item gets its place in the order as its version
+_UPGRADE_FROM_2 = """
+ALTER TABLE items ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+UPDATE items SET version = seq;
+UPDATE meta SET value = (SELECT COALESCE(MAX(seq), 0) FROM items) WHERE key = 'item_version';
+UPDATE meta SET value = '3' WHERE key = 'schema';
 """
 
 
@@ -129,8 +140,9 @@ class EventStore:
         try:
             conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if row[0] == "1":
-                conn.executescript(f"BEGIN IMMEDIATE;{_UPGRADE_FROM_1}COMMIT;")
+            if row[0] in ("1", "2"):
+                upgrades = (_UPGRADE_FROM_1 if row[0] == "1" else "") + _UPGRADE_FROM_2
+                conn.executescript(f"BEGIN IMMEDIATE;{upgrades}COMMIT;")
                 logger.info("upgraded the events file %s to schema %s", self.path, SCHEMA_VERSION)
                 row = (SCHEMA_VERSION,)
             if row[0] == SCHEMA_VERSION:
@@ -225,36 +237,81 @@ class EventStore:
         return [Event(*row) for row in rows]
 
     # -- items ----------------------------------------------------------------------------------
-    def put_items(self, items: Sequence[Mapping[str, Any]]) -> None:
+    def put_items(self, items: Sequence[Mapping[str, Any]]) -> int:
         """Add or update items, each ``{"item_id": id, **attributes}``; new attributes are merged
-        into the stored ones, so re-applying ``items()`` gives the latest state of every item.
+        into the stored ones, so re-applying ``items()`` gives the latest state of every item. The
+        batch gets the next item version, which is returned (see ``items_since``).
 
         Raises:
             DataError: An item has no "item_id" or an attribute that is not JSON.
         """
         updates = group_item_updates(items)
         if not updates:
-            return
+            return self.state().items
         conn = self._conn()
         now = time.time()
         with self._writer:  # the same queue as event batches (see __init__)
             conn.execute("BEGIN IMMEDIATE")
             try:
+                version = int(conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                                           "WHERE key = 'item_version' RETURNING value").fetchone()[0])
                 for key, attributes in updates.items():
                     row = conn.execute("SELECT attributes FROM items WHERE item_id = ?", (key,)).fetchone()
                     merged = {**(json.loads(row[0]) if row else {}), **attributes}
-                    conn.execute("INSERT INTO items (item_id, attributes, updated) VALUES (?, ?, ?) "
+                    conn.execute("INSERT INTO items (item_id, attributes, updated, version) VALUES (?, ?, ?, ?) "
                                  "ON CONFLICT (item_id) DO UPDATE SET attributes = excluded.attributes, "
-                                 "updated = excluded.updated", (key, _dumps(merged, key), now))
+                                 "updated = excluded.updated, version = excluded.version",
+                                 (key, _dumps(merged, key), now, version))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+        return version
 
     def items(self) -> list[dict[str, Any]]:
         """Every stored item as ``{"item_id": text id, **attributes}``, in the order first added."""
-        rows = self._conn().execute("SELECT item_id, attributes FROM items ORDER BY seq").fetchall()
-        return [{"item_id": key, **json.loads(attributes)} for key, attributes in rows]
+        return self.items_since(0)[0]
+
+    def items_since(self, version: int) -> tuple[list[dict[str, Any]], int]:
+        """Items whose latest change is after ``version``, in the order first added, and the
+        version a reader that applied them has reached (one statement: one consistent snapshot).
+
+        Example:
+            >>> import tempfile, os
+            >>> store = EventStore(os.path.join(tempfile.mkdtemp(), "events.sqlite"))
+            >>> store.put_items([{"item_id": "a", "price": 1.0}]), store.put_items([{"item_id": "b"}])
+            (1, 2)
+            >>> store.items_since(1)
+            ([{'item_id': 'b'}], 2)
+            >>> store.close()
+        """
+        rows = self._conn().execute("SELECT item_id, attributes, version FROM items WHERE version > ? ORDER BY seq",
+                                    (int(version),)).fetchall()
+        reached = max((row[2] for row in rows), default=int(version))
+        return [{"item_id": key, **json.loads(attributes)} for key, attributes, _ in rows], int(reached)
+
+    # -- what the server processes share ---------------------------------------------------------
+    def state(self) -> SharedState:
+        """The reload count, the announced artifact and the item version (one indexed read)."""
+        rows = dict(self._conn().execute(
+            "SELECT key, value FROM meta WHERE key IN ('reloads', 'artifact', 'item_version')").fetchall())
+        return SharedState(int(rows.get("reloads", 0)), rows.get("artifact"), int(rows.get("item_version", 0)))
+
+    def announce(self, artifact: str) -> int:
+        """Record ``artifact`` as the funnel every server process on this file serves; returns the
+        new reload count (the processes that see it load the artifact)."""
+        conn = self._conn()
+        with self._writer:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                reloads = int(conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                                           "WHERE key = 'reloads' RETURNING value").fetchone()[0])
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('artifact', ?)", (str(artifact),))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return reloads
 
     def close(self) -> None:
         """Close every thread's connection; later calls raise DataError."""
@@ -278,5 +335,6 @@ class EventStore:
         return f"EventStore({str(self.path)!r}, synchronous={self.synchronous!r})"
 
 
-__all__ = ["EVENT_TYPES", "SCHEMA_VERSION", "WINDOW", "Event", "EventStore", "EventStoreLike", "event_rows",
+__all__ = ["EVENT_TYPES", "SCHEMA_VERSION", "WINDOW", "Event", "EventStore", "EventStoreLike", "SharedState",
+           "event_rows",
            "group_item_updates", "latest_distinct"]

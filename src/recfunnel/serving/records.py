@@ -53,6 +53,22 @@ class Event:
                 raise DataError(f"event {name} must not be empty.")
 
 
+@dataclass(frozen=True)
+class SharedState:
+    """What every server process sharing one store agrees on, read in one cheap call per request.
+
+    Attributes:
+        reloads: How many times a funnel was announced (each ``/reload``, and a start with another
+            artifact); a process that has seen fewer loads ``artifact``.
+        artifact: The announced artifact, relative to the artifacts root (None before the first).
+        items: The latest item version: a process that applied fewer asks ``items_since``.
+    """
+
+    reloads: int = 0
+    artifact: str | None = None
+    items: int = 0
+
+
 @runtime_checkable
 class EventStoreLike(Protocol):
     """What the server needs from an event store (SQLite here; a Redis store could do the same)."""
@@ -74,12 +90,26 @@ class EventStoreLike(Protocol):
         """Number of events stored."""
         ...
 
-    def put_items(self, items: Sequence[Mapping[str, Any]]) -> None:
-        """Add or update items (``{"item_id": ..., **attributes}``), merging attributes."""
+    def put_items(self, items: Sequence[Mapping[str, Any]]) -> int:
+        """Add or update items (``{"item_id": ..., **attributes}``), merging attributes; returns
+        the item version the batch got."""
         ...
 
     def items(self) -> list[dict[str, Any]]:
         """Every stored item, in the order they were first added."""
+        ...
+
+    def items_since(self, version: int) -> tuple[list[dict[str, Any]], int]:
+        """Items added or changed after ``version`` (latest state, first-added order), and the
+        version they bring the reader to."""
+        ...
+
+    def state(self) -> SharedState:
+        """The shared reload count, announced artifact and item version."""
+        ...
+
+    def announce(self, artifact: str) -> int:
+        """Record ``artifact`` as the one every process should serve; return the new reload count."""
         ...
 
     def close(self) -> None:

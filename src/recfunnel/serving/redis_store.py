@@ -10,10 +10,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from recfunnel.errors import ConfigError, DataError
-from recfunnel.serving.records import Event, _dumps, event_rows, group_item_updates
+from recfunnel.serving.records import Event, SharedState, _dumps, event_rows, group_item_updates
 
 #: the layout of the keys below (the SQLite file has a schema version of its own)
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,9 @@ class RedisEventStore:
 
     Keys, all under ``prefix``: ``:events`` (the full log, oldest first), ``:count``,
     ``:recent:<user>`` (the user's latest distinct items, capped at ``history``), ``:items``
-    (item id -> JSON attributes), ``:item-order`` (ids in the order first added) and ``:schema``.
+    (item id -> JSON attributes), ``:item-rank`` (id -> place in the order first added),
+    ``:item-changed`` (id -> version of its latest change), ``:item-version``, ``:serving`` (the
+    reload count and announced artifact) and ``:schema``.
     It needs one Redis server (replicas are fine; Redis Cluster is not, as a transaction spans keys).
 
     ``append`` writes its whole batch in one MULTI/EXEC transaction and returns once Redis has
@@ -113,6 +115,9 @@ class RedisEventStore:
         try:
             self._client.set(key, SCHEMA_VERSION, nx=True)
             found = self._client.get(key)
+            if found == "1":
+                self._upgrade_from_1()
+                found = self._client.get(key)
         except self._redis_errors as exc:
             self.close()
             raise DataError(f"cannot use Redis at {self.url!r}: {type(exc).__name__}: {exc}. "
@@ -121,6 +126,28 @@ class RedisEventStore:
             self.close()
             raise DataError(f"Redis at {self.url!r} has events schema {found!r} under prefix {self.prefix!r}; "
                             f"this version reads {SCHEMA_VERSION!r}. Use another prefix or database.")
+
+    def _upgrade_from_1(self) -> None:
+        """Layout 1 kept the item order in a list and had no versions: each item's place becomes
+        its rank and its version (one transaction; a replica upgrading at once makes it retry)."""
+        order_key = self._key("item-order")
+
+        def upgrade(pipe: Any) -> None:
+            if pipe.get(self._key("schema")) != "1":
+                pipe.multi()
+                return
+            order = pipe.lrange(order_key, 0, -1)
+            pipe.multi()
+            if order:
+                places = {key: place + 1 for place, key in enumerate(order)}
+                pipe.zadd(self._key("item-rank"), places)
+                pipe.zadd(self._key("item-changed"), places)
+                pipe.set(self._key("item-version"), len(order))
+            pipe.delete(order_key)
+            pipe.set(self._key("schema"), SCHEMA_VERSION)
+
+        self._client.transaction(upgrade, self._key("schema"), order_key)
+        logger.info("upgraded the Redis events layout under %r to %s", self.prefix, SCHEMA_VERSION)
 
     # -- events ---------------------------------------------------------------------------------
     def append(self, events: Sequence[Event], *, known: Sequence[bool] | None = None) -> int:
@@ -189,39 +216,74 @@ class RedisEventStore:
         return [Event(*row) for row in rows if user is None or row[0] == str(user)]
 
     # -- items ----------------------------------------------------------------------------------
-    def put_items(self, items: Sequence[Mapping[str, Any]]) -> None:
+    def put_items(self, items: Sequence[Mapping[str, Any]]) -> int:
         """Add or update items, each ``{"item_id": id, **attributes}``; new attributes are merged
         into the stored ones (in one optimistic WATCH/MULTI transaction, retried on a conflict).
+        The batch gets the next item version, which is returned (see ``items_since``).
 
         Raises:
             DataError: An item has no "item_id" or an attribute that is not JSON.
         """
         updates = group_item_updates(items)
         if not updates:
-            return
+            return self.state().items
         for key, attributes in updates.items():
             _dumps(attributes, key)  # refuse the whole batch before writing any of it
-        table, order = self._key("items"), self._key("item-order")
+        table, version_key = self._key("items"), self._key("item-version")
+        rank, changed = self._key("item-rank"), self._key("item-changed")
 
-        def merge(pipe: Any) -> None:
+        def merge(pipe: Any) -> int:  # under WATCH of the version: a concurrent batch makes this retry
+            version = int(pipe.get(version_key) or 0) + 1
             stored = pipe.hmget(table, list(updates))
             merged = {key: _dumps({**(json.loads(old) if old is not None else {}), **attributes}, key)
                       for (key, attributes), old in zip(updates.items(), stored, strict=True)}
             new = [key for key, old in zip(updates, stored, strict=True) if old is None]
+            first = int(pipe.zcard(rank)) + 1
             pipe.multi()
             pipe.hset(table, mapping=merged)
+            pipe.set(version_key, version)
+            pipe.zadd(changed, dict.fromkeys(merged, version))
             if new:
-                pipe.rpush(order, *new)
+                pipe.zadd(rank, {key: first + place for place, key in enumerate(new)}, nx=True)
+            return version
 
-        self._redis().transaction(merge, table)
+        return int(self._redis().transaction(merge, version_key, value_from_callable=True))
 
     def items(self) -> list[dict[str, Any]]:
         """Every stored item as ``{"item_id": text id, **attributes}``, in the order first added."""
+        return self.items_since(0)[0]
+
+    def items_since(self, version: int) -> tuple[list[dict[str, Any]], int]:
+        """Items whose latest change is after ``version``, in the order first added, and the
+        version a reader that applied them has reached."""
+        found = self._redis().zrangebyscore(self._key("item-changed"), f"({int(version)}", "+inf", withscores=True)
+        if not found:
+            return [], int(version)
+        keys = [key for key, _ in found]
         pipe = self._redis().pipeline(transaction=True)
-        pipe.lrange(self._key("item-order"), 0, -1)
-        pipe.hgetall(self._key("items"))
-        order, table = pipe.execute()
-        return [{"item_id": key, **json.loads(table[key])} for key in order if key in table]
+        pipe.hmget(self._key("items"), keys)
+        pipe.zmscore(self._key("item-rank"), keys)
+        attributes, places = pipe.execute()
+        rows = sorted((place, key, text) for key, text, place in zip(keys, attributes, places, strict=True)
+                      if text is not None and place is not None)
+        return [{"item_id": key, **json.loads(text)} for _, key, text in rows], int(max(v for _, v in found))
+
+    # -- what the server processes share ---------------------------------------------------------
+    def state(self) -> SharedState:
+        """The reload count, the announced artifact and the item version (one round trip)."""
+        pipe = self._redis().pipeline(transaction=False)
+        pipe.hmget(self._key("serving"), ["reloads", "artifact"])
+        pipe.get(self._key("item-version"))
+        (reloads, artifact), items = pipe.execute()
+        return SharedState(int(reloads or 0), artifact, int(items or 0))
+
+    def announce(self, artifact: str) -> int:
+        """Record ``artifact`` as the funnel every server process on this Redis serves; returns the
+        new reload count (the processes that see it load the artifact)."""
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.hincrby(self._key("serving"), "reloads", 1)
+        pipe.hset(self._key("serving"), "artifact", str(artifact))
+        return int(pipe.execute()[0])
 
     def close(self) -> None:
         """Close the connection pool; later calls raise DataError."""
