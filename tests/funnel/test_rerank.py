@@ -122,3 +122,17 @@ def test_catalogue_upsert_adds_and_updates():
     assert cat.column("colour")[0] == "blue" and cat.num_trained == 6
     with pytest.raises(Exception, match="lists 'a' more than once"):
         Catalogue(pd.DataFrame({"item_id": ["a", "a"]}))
+
+
+def test_blanks_in_nullable_columns_keep_integers_and_booleans():
+    cat = Catalogue(pd.DataFrame({"item_id": ["a", "b"], "year": [2001, 2002], "sale": [True, False]}))
+    rows = pd.DataFrame({"item_id": ["b", "c"], "year": pd.array([None, 2003], dtype="Int64"),
+                         "sale": pd.array([True, None], dtype="boolean")})
+    assert cat.upsert(rows) == (1, 1)
+    assert cat.table["year"].dtype == np.int64 and cat.column("year").tolist() == [2001, 2002, 2003]
+    assert cat.table["sale"].dtype == object and cat.column("sale").tolist() == [True, True, None]
+    big = 2**62 + 1  # exact: nullable integers never pass through floats
+    cat.upsert(pd.DataFrame({"item_id": ["a"], "year": pd.array([big], dtype="Int64")}))
+    assert cat.column("year")[0] == big and cat.table["year"].dtype == np.int64
+    cat.upsert(pd.DataFrame({"item_id": ["d"], "year": pd.array([None], dtype="Int64")}))  # a blank stays
+    assert cat.table["year"].dtype == np.float64 and np.isnan(cat.column("year")[3])

@@ -120,6 +120,9 @@ class Catalogue:
         combined = pd.concat([self.table, rows], ignore_index=True)
         # per item, the last non-null value of each attribute, items in order of first appearance
         table = combined.groupby(self.key, sort=False, dropna=False).last().reset_index()
+        for name in table.columns:
+            if isinstance(table[name].dtype, (pd.Int64Dtype, pd.BooleanDtype)):
+                table[name] = _plain_column(table[name])
         self._set(table[[*self.table.columns, *[c for c in table.columns if c not in self.table.columns]]])
         return added, updated
 
@@ -128,3 +131,17 @@ class Catalogue:
         names = [c for c in (columns if columns is not None else self.table.columns) if c in self.table.columns]
         values = {name: self.column(name)[indices] for name in names}
         return [{name: plain(values[name][row]) for name in names} for row in range(len(indices))]
+
+
+def _plain_column(column: pd.Series) -> np.ndarray:
+    """A nullable integer or boolean column (blanks in rows given to ``upsert``) as numpy values:
+    int64 or bool when nothing is missing, else float64 with NaN or objects with None (what a
+    blank in a numpy column gives)."""
+    integer = isinstance(column.dtype, pd.Int64Dtype)
+    if not column.isna().any():
+        return column.to_numpy(dtype="int64" if integer else bool)
+    if integer:
+        return column.to_numpy(dtype="float64", na_value=np.nan)
+    values = column.to_numpy(dtype="object")
+    values[column.isna().to_numpy()] = None
+    return values

@@ -47,8 +47,11 @@ def coerce_id(value: Any, ids: np.ndarray, *, what: str = "item_id") -> Any:
 
 def item_frames(records: Sequence[Mapping[str, Any]], funnel: Funnel, *, extra: Sequence[str] = (),
                 strict: bool = True) -> list[pd.DataFrame]:
-    """DataFrames for ``funnel.add_items`` from ``[{"item_id": ..., **attributes}]``, one per set of
-    attribute names, so an item never has attributes it did not send overwritten with blanks.
+    """DataFrames for ``funnel.add_items`` from ``[{"item_id": ..., **attributes}]``: one frame, in
+    the order of ``records`` (so new items join the catalogue in that order on every server
+    process), whose blanks are attributes an item did not send: ``add_items`` leaves those as
+    they were. Integer and boolean columns are nullable (``Int64``, ``boolean``), so a blank
+    does not turn them into floats.
 
     Only the catalogue's own attributes, and the names in ``extra``, are accepted: anything else
     would add a column to every item. Values must fit the catalogue: numbers for numeric columns
@@ -71,7 +74,7 @@ def item_frames(records: Sequence[Mapping[str, Any]], funnel: Funnel, *, extra: 
     kinds, forbidden = _attributes(funnel)
     unknown = _unknown(records, (set(kinds) | set(extra)) - {funnel.item_key}, {*RESERVED, *forbidden, funnel.item_key},
                        strict)
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    rows: list[dict[str, Any]] = []
     for position, record in enumerate(records):
         if "item_id" not in record:
             raise DataError(f"items[{position}] has no 'item_id'.")
@@ -85,8 +88,14 @@ def item_frames(records: Sequence[Mapping[str, Any]], funnel: Funnel, *, extra: 
                 raise DataError(f"items[{position}]: {name!r} is a user or context feature of the ranker, "
                                 "not an item attribute; leave it out.")
             row[name] = _value(f"items[{position}]: attribute {name!r}", value, kinds.get(name, "any"))
-        groups.setdefault(tuple(row), []).append(row)
-    return [pd.DataFrame(rows, columns=list(columns)) for columns, rows in groups.items()]
+        rows.append(row)
+    if not rows:
+        return []
+    columns = list(dict.fromkeys(name for row in rows for name in row))
+    nullable: dict[str, Any] = {"integer": "Int64", "bool": "boolean"}
+    return [pd.DataFrame({name: np.array([row[name] for row in rows]) if name == funnel.item_key else
+                          pd.array([row.get(name) for row in rows], dtype=nullable.get(kinds.get(name, ""), object))
+                          for name in columns})]
 
 
 def attribute_schema(funnel: Funnel, extra: Sequence[str] = ()) -> dict[str, Any]:
