@@ -5,6 +5,11 @@ HTTP connections), so both share the machine's cores, as a co-located load balan
 
     python benchmarks/serve_load.py --build .bench/serve100k          # train + save the funnel once
     python benchmarks/serve_load.py --artifact .bench/serve100k --clients 8 --seconds 20
+    python benchmarks/serve_load.py --artifact .bench/serve100k --workers 1,2 --reload-every 3
+
+``--workers 1,2`` serves with each count of worker processes in turn (the same load); with
+``--reload-every S`` a further phase posts ``/reload`` every S seconds under load and reports the
+failed requests and how long each reload took to reach every worker (polled on ``/health``).
 
 The funnel: two-tower (300) + ItemCF (150) + popularity (50) recall -> ~500 candidates -> DeepFM
 -> drop seen -> MMR -> 10, over a synthetic shop of 100k items and 20k users.
@@ -51,10 +56,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(artifact: str, port: int, events: str) -> subprocess.Popen:
+def _start(artifact: str, port: int, events: str, workers: int = 1) -> subprocess.Popen:
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     process = subprocess.Popen([sys.executable, "-m", "recfunnel.cli.main", "serve", artifact, "--port", str(port),
-                                "--events", events, "--log-level", "warning"], env=env,
+                                "--events", events, "--log-level", "warning", "--workers", str(workers)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(600):
         try:
@@ -134,6 +139,58 @@ def _items_while(port: int, recommend, *, clients: int, seconds: float, batch: i
     return reading, result["items"]
 
 
+def _recommend_requests(users: list[str], explain: bool):
+    """A seeded maker of /recommend requests: 90% known users, 10% new ones."""
+    rng = random.Random(0)
+    flag = "true" if explain else "false"
+
+    def recommend():
+        user = rng.choice(users) if rng.random() < 0.9 else f"new-{rng.randrange(10**6)}"
+        return "GET", f"/recommend?user_id={user}&k=10&explain={flag}", None
+
+    return recommend
+
+
+def _health(port: int) -> dict:
+    """One /health answer on a new connection (so the kernel may hand it to any worker)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/health")
+    body = json.loads(connection.getresponse().read())
+    connection.close()
+    return body
+
+
+def _reloads_while(port: int, recommend, *, clients: int, seconds: float, every: float) -> tuple[dict, list[float]]:
+    """/recommend under load while ``POST /reload {}`` comes every ``every`` seconds; returns the
+    reading phase and, per reload, the seconds until every worker reported it on /health."""
+    workers = {_health(port)["worker"] for _ in range(200)}
+    reached: list[float] = []
+
+    def reloader() -> None:
+        stop = time.perf_counter() + seconds - every
+        while time.perf_counter() < stop:
+            time.sleep(every)
+            started = time.perf_counter()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)  # idle ones are closed
+            connection.request("POST", "/reload", body="{}", headers={"content-type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"/reload answered {response.status}")
+            target = max(_health(port)["reloads"] for _ in range(5))
+            seen: dict[int, int] = {}
+            while set(seen) != workers or min(seen.values()) < target:
+                answer = _health(port)
+                seen[answer["worker"]] = max(seen.get(answer["worker"], 0), answer["reloads"])
+            reached.append(time.perf_counter() - started)
+
+    thread = threading.Thread(target=reloader)
+    thread.start()
+    reading = _phase(port, recommend, clients=clients, seconds=seconds)
+    thread.join()
+    return reading, reached
+
+
 def run(artifact: str, *, clients: int, seconds: float, event_batch: int, explain: bool,
         port: int | None = None, heavy: int = 0, item_batch: int = 0) -> None:
     users = Path(artifact).with_name(Path(artifact).name + "-users.csv").read_text().split()[1:]
@@ -143,11 +200,7 @@ def run(artifact: str, *, clients: int, seconds: float, event_batch: int, explai
         server = None if external else _start(artifact, port, str(Path(tmp) / "events.sqlite"))
         try:
             rng = random.Random(0)
-            flag = "true" if explain else "false"
-
-            def recommend():
-                user = rng.choice(users) if rng.random() < 0.9 else f"new-{rng.randrange(10**6)}"
-                return "GET", f"/recommend?user_id={user}&k=10&explain={flag}", None
+            recommend = _recommend_requests(users, explain)
 
             def events():
                 batch = [{"user_id": rng.choice(users), "item_id": f"i{rng.randrange(1000)}", "type": "click"}
@@ -182,6 +235,42 @@ def run(artifact: str, *, clients: int, seconds: float, event_batch: int, explai
               f"{row['errors']} | |")
 
 
+def compare_workers(artifact: str, counts: list[int], *, clients: int, seconds: float, explain: bool,
+                    reload_every: float, events: str | None) -> None:
+    """GET /recommend with each count of workers under the same load; then reloads under load."""
+    users = Path(artifact).with_name(Path(artifact).name + "-users.csv").read_text().split()[1:]
+    rows: dict[str, dict] = {}
+    reached: dict[int, list[float]] = {}
+    for workers in counts:
+        port = _free_port()
+        with tempfile.TemporaryDirectory() as tmp:
+            server = _start(artifact, port, events or str(Path(tmp) / "events.sqlite"), workers)
+            try:
+                recommend = _recommend_requests(users, explain)
+                _phase(port, recommend, clients=2, seconds=3)  # warm-up: every worker answers some
+                rows[f"{workers} worker(s): GET /recommend"] = _phase(port, recommend, clients=clients,
+                                                                     seconds=seconds)
+                if reload_every:
+                    reading, times = _reloads_while(port, recommend, clients=clients, seconds=seconds,
+                                                    every=reload_every)
+                    rows[f"{workers} worker(s): GET /recommend, /reload every {reload_every:g} s"] = reading
+                    reached[workers] = times
+            finally:
+                server.terminate()
+                server.wait(30)
+    print(f"\n{clients} clients, {seconds:.0f} s per row, explain={explain}, {os.cpu_count()} cores shared by the "
+          f"server's workers and this load generator\n")
+    print("| run | requests | requests/s | p50 ms | p99 ms | failed |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, row in rows.items():
+        print(f"| {name} | {row['requests']:,} | {row['per_s']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
+              f"{row['errors']} |")
+    for workers, times in reached.items():
+        if times:
+            print(f"\n{workers} worker(s): {len(times)} reloads, each on every worker within "
+                  f"{min(times):.2f}-{max(times):.2f} s of the POST (median {float(np.median(times)):.2f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build", help="train a funnel over a synthetic shop and save it here, then exit")
@@ -197,8 +286,16 @@ def main() -> None:
                         help="also post N events for one user and time that user's /recommend")
     parser.add_argument("--item-batch", type=int, default=0, metavar="N",
                         help="also time /recommend while another client adds N new items per request")
+    parser.add_argument("--workers", help="comma-separated worker counts to compare, e.g. 1,2")
+    parser.add_argument("--reload-every", type=float, default=0.0, metavar="S",
+                        help="with --workers: also post /reload every S seconds under load")
+    parser.add_argument("--events", help="with --workers: the servers' --events (e.g. redis://127.0.0.1:6379/0)")
     args = parser.parse_args()
-    if args.build:
+    if args.workers and args.artifact:
+        compare_workers(args.artifact, [int(n) for n in args.workers.split(",")], clients=args.clients,
+                        seconds=args.seconds, explain=args.explain, reload_every=args.reload_every,
+                        events=args.events)
+    elif args.build:
         build(args.build, num_items=args.items, num_users=args.users)
     elif args.artifact:
         run(args.artifact, clients=args.clients, seconds=args.seconds, event_batch=args.event_batch,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def test_users_lists_ids_with_attributes(client: TestClient):
 def test_health_counts_items_and_events(client: TestClient, shop):
     client.post("/events", json=_clicks("h", ["i1", "i2", "i3"]))
     assert client.get("/health").json() == {"status": "ok", "items": len(shop.items), "events": 3,
-                                            "artifact": shop.artifact.name}
+                                            "artifact": shop.artifact.name, "reloads": 1, "worker": os.getpid()}
 
 
 def test_metrics_count_routes_statuses_and_events(client: TestClient):

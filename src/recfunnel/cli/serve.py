@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import math
 import os
@@ -31,6 +32,9 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     serve.add_argument("--durable", choices=["normal", "full"], default="normal",
                        help="SQLite only: 'normal' survives a killed server, 'full' also a power cut (slower writes)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="server processes sharing the port, the events and the items (default 1, at most 64); "
+                            "/reload on one reaches all. With --events redis://... several machines share them too")
     guard = serve.add_argument_group("limits and access (see SECURITY.md)")
     guard.add_argument("--artifacts-root", metavar="DIR",
                        help="POST /reload loads only artifacts under DIR (default: the artifact's parent directory)")
@@ -86,7 +90,7 @@ def run_serve(args: argparse.Namespace) -> int:
                  item_attributes=_names(args.item_attributes) or (), max_items_per_request=args.max_items_per_request,
                  max_new_items=args.max_new_items, history=args.history,
                  retention_days=args.retention_days, header_timeout=args.header_timeout,
-                 keep_alive=args.keep_alive, max_connections=args.max_connections)
+                 keep_alive=args.keep_alive, max_connections=args.max_connections, workers=args.workers)
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -100,7 +104,7 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, ap
           allowed_hosts: list[str] | None = None, item_attributes: Sequence[str] = (),
           max_items_per_request: int = 1000, max_new_items: int = 100_000, history: int | None = None,
           retention_days: float | None = None, header_timeout: float = 10.0, keep_alive: float = 5.0,
-          max_connections: int = 1000) -> int:
+          max_connections: int = 1000, workers: int = 1) -> int:
     """Serve a funnel artifact with uvicorn and print the page and docs URLs; returns the exit code.
 
     Args:
@@ -115,7 +119,10 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, ap
         artifacts_root, allowed_hosts, history: See ``create_app``.
         item_attributes, max_items_per_request, max_new_items: See ``ItemLimits``.
         retention_days: Days events are kept (default: forever).
-        header_timeout, keep_alive, max_connections: Connection limits (see ``guarded_protocol``).
+        header_timeout, keep_alive, max_connections: Connection limits (see ``guarded_protocol``),
+            per worker.
+        workers: Server processes (uvicorn's workers) on one port; each loads the funnel, and they
+            share the events, the items and reloads through the store (see ``FunnelHolder``).
 
     Raises:
         ImportError: fastapi, uvicorn or prometheus-client is missing (names the extra to install).
@@ -127,30 +134,48 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, ap
 
     uvicorn = _require()
     from recfunnel.serving.app import create_app
-    from recfunnel.serving.protocol import uvicorn_options
+    from recfunnel.serving.protocol import PROTOCOL_PATH, uvicorn_options
     from recfunnel.serving.redis_store import is_redis_url, redact
     from recfunnel.serving.state import ItemLimits
+    from recfunnel.serving.workers import check_workers, worker_environment
 
     connections = _check_connections(header_timeout=header_timeout, keep_alive=keep_alive,
                                      max_connections=max_connections, retention_days=retention_days)
+    workers = check_workers(workers)
     path = Path(artifact)
     store: str | Path = str(events) if is_redis_url(events) else Path(events or default_events(path.resolve()))
     where = redact(str(store)) if isinstance(store, str) else str(store)  # no password in the banner
     key = api_key or os.environ.get("RECFUNNEL_API_KEY") or None
+    options: dict[str, Any] = {"artifact": str(path), "events": str(store), "api_key": key, "max_body": max_body,
+               "synchronous": "full" if durable == "full" else "normal",
+               "artifacts_root": None if artifacts_root is None else str(artifacts_root),
+               "allowed_hosts": allowed_hosts, "history": history,
+               "retention": retention_days * 86_400 if retention_days is not None else None}
     limits = ItemLimits(tuple(item_attributes), max_items_per_request, max_new_items)
-    app = create_app(path, events=store, api_key=key, max_body=max_body,
-                     synchronous="full" if durable == "full" else "normal", artifacts_root=artifacts_root,
-                     allowed_hosts=allowed_hosts, items=limits, history=history,
-                     retention=retention_days * 86_400 if retention_days is not None else None)
+    # built here in either case: a bad artifact or option fails now, with its message, not in a worker
+    app = create_app(**{**options, "events": store}, items=limits)  # type: ignore[arg-type]
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
     console = Console(stderr=True, highlight=False)
-    console.print(f"[bold]recfunnel[/bold] serving {escape(str(path))} (events in {escape(where)})")
+    console.print(f"[bold]recfunnel[/bold] serving {escape(str(path))} (events in {escape(where)})"
+                  + (f" in {workers} processes" if workers > 1 else ""))
     console.print(f"  web page  {base}/")
     console.print(f"  API docs  {base}/docs")
     if key:
         console.print("  API key required: send the header X-API-Key (and type it into the page)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(**connections))
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options(**connections))
+        return 0
+    app.state.store.close()  # each worker opens its own, and loads its own funnel
+    del app
+    gc.collect()
+    options["items"] = [list(limits.attributes), limits.max_per_request, limits.max_new]
+    os.environ.update(worker_environment(options, workers=workers, header_timeout=header_timeout,
+                                         max_connections=max_connections))
+    guarded = uvicorn_options(**connections)
+    uvicorn.run("recfunnel.serving.workers:app", factory=True, workers=workers, host=host, port=port,
+                log_level=log_level, http=PROTOCOL_PATH, timeout_keep_alive=guarded["timeout_keep_alive"],
+                backlog=guarded["backlog"])
     return 0
 
 

@@ -49,7 +49,7 @@ def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api
                max_body: int = 1_000_000, history: int | None = None,
                synchronous: Literal["normal", "full"] = "normal", artifacts_root: str | Path | None = None,
                allowed_hosts: Sequence[str] | None = None, items: ItemLimits | None = None,
-               retention: float | None = None) -> FastAPI:
+               retention: float | None = None, join: bool = False, sync_every: float = 1.0) -> FastAPI:
     """Build the HTTP application over a funnel artifact.
 
     Args:
@@ -67,6 +67,10 @@ def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api
         items: What ``POST /items`` may do (accepted attribute names, items per request, growth;
             default ``ItemLimits()``).
         retention: Seconds events are kept; older ones are pruned every minute (default: forever).
+        join: This app is one more process of a running server: it serves the artifact the store
+            names (see ``FunnelHolder``); False announces ``artifact`` to the processes sharing it.
+        sync_every: Seconds between checks for reloads and items from the other processes while
+            no request comes (every request checks as well).
 
     Returns:
         The FastAPI app (run it with uvicorn, or test it with ``fastapi.testclient.TestClient``).
@@ -79,11 +83,11 @@ def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api
             shipping the docs pages' files (``fastapi-offline``, in the serve extra) is.
     """
     items = items or ItemLimits()
-    _check_options(max_body=max_body, history=history, retention=retention, items=items)
+    _check_options(max_body=max_body, history=history, retention=retention, items=items, sync_every=sync_every)
     assets = asset_directory()  # before anything is opened: a missing package fails first
     store = events if isinstance(events, EventStoreLike) else _open_store(events, synchronous, history or 0)
     try:
-        holder = FunnelHolder(artifact, store, root=artifacts_root, limits=items)
+        holder = FunnelHolder(artifact, store, root=artifacts_root, limits=items, join=join)
     except BaseException:
         if store is not events:
             store.close()
@@ -94,7 +98,9 @@ def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pruning = asyncio.create_task(prune_forever(store, retention)) if retention else None
+        following = asyncio.create_task(sync_forever(holder, sync_every))
         yield
+        following.cancel()
         if pruning is not None:
             pruning.cancel()
         if store is not events:
@@ -116,7 +122,8 @@ def create_app(artifact: str | Path, *, events: str | Path | EventStoreLike, api
     return app
 
 
-def _check_options(*, max_body: int, history: int | None, retention: float | None, items: ItemLimits) -> None:
+def _check_options(*, max_body: int, history: int | None, retention: float | None, items: ItemLimits,
+                   sync_every: float) -> None:
     for name, value in (("max_body", max_body), ("history", history), ("max_per_request", items.max_per_request),
                         ("max_new", items.max_new)):
         if value is None and name == "history":
@@ -125,6 +132,8 @@ def _check_options(*, max_body: int, history: int | None, retention: float | Non
             raise ConfigError(f"{name} must be a positive integer; got {value!r}.")
     if items.max_per_request > MAX_ITEMS_PER_REQUEST:
         raise ConfigError(f"max_per_request must be at most {MAX_ITEMS_PER_REQUEST}; got {items.max_per_request}.")
+    if not (isinstance(sync_every, (int, float)) and math.isfinite(sync_every) and sync_every > 0):
+        raise ConfigError(f"sync_every must be a positive number of seconds; got {sync_every!r}.")
     if retention is not None and (isinstance(retention, bool) or not isinstance(retention, (int, float))
                                   or not math.isfinite(retention) or retention <= 0):
         raise ConfigError(f"retention must be a positive number of seconds; got {retention!r}.")
@@ -156,6 +165,16 @@ async def prune_forever(store: EventStoreLike, retention: float, *, every: float
         except RecfunnelError as exc:  # the store went away or is busy: try again next time
             logger.warning("pruning old events failed: %s", exc)
         await asyncio.sleep(every)
+
+
+async def sync_forever(holder: FunnelHolder, every: float) -> None:
+    """Follow the other server processes while no request comes (see ``FunnelHolder.sync``)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(holder.sync)
+        except Exception as exc:  # noqa: BLE001 - the store is away or busy: try again next time
+            logger.warning("checking the shared store for reloads and items failed: %s: %s", type(exc).__name__, exc)
 
 
 def _open_store(location: str | Path, synchronous: Literal["normal", "full"], history: int) -> EventStoreLike:

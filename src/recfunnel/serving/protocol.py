@@ -15,59 +15,77 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
 logger = logging.getLogger(__name__)
 
 
-def guarded_protocol(*, header_timeout: float, max_connections: int) -> type[HttpToolsProtocol]:
-    """An ``HttpToolsProtocol`` subclass for ``uvicorn.Config(http=...)`` that
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol that
 
     * closes a connection whose request headers are not complete ``header_timeout`` seconds
       after it opened or after its previous response (uvicorn's keep-alive timeout closes idle
       connections sooner, but it stops counting once a client sends a first byte), and
     * closes new connections at once while ``max_connections`` are open.
 
+    The limits are class attributes: ``guarded_protocol`` makes a subclass with its own, and a
+    worker process, which names this class to uvicorn by its import path, sets them with
+    ``configure``.
+    """
+
+    header_timeout: float = 10.0
+    max_connections: int = 1000
+    _deadline: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def configure(cls, *, header_timeout: float, max_connections: int) -> None:
+        cls.header_timeout, cls.max_connections = header_timeout, max_connections
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            _refused(len(self.connections) - 1)
+            transport.close()
+            return
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # its headers are complete already
+        super().on_response_complete()
+        if not pipelined and not self.transport.is_closing():
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.header_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+#: how a worker process names the protocol to uvicorn (a class made at run time cannot be sent)
+PROTOCOL_PATH = f"{__name__}:GuardedHttpToolsProtocol"
+
+
+def guarded_protocol(*, header_timeout: float, max_connections: int) -> type[HttpToolsProtocol]:
+    """A ``GuardedHttpToolsProtocol`` subclass with these limits, for ``uvicorn.Config(http=...)``.
+
     Example:
         >>> guarded_protocol(header_timeout=10.0, max_connections=100).__name__
         'GuardedHttpToolsProtocol'
     """
-
-    class GuardedHttpToolsProtocol(HttpToolsProtocol):
-        _deadline: asyncio.TimerHandle | None = None
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            if len(self.connections) > max_connections:
-                _refused(len(self.connections) - 1)
-                transport.close()
-                return
-            self._arm()
-
-        def on_headers_complete(self) -> None:
-            self._disarm()
-            super().on_headers_complete()
-
-        def on_response_complete(self) -> None:
-            pipelined = bool(self.pipeline)  # its headers are complete already
-            super().on_response_complete()
-            if not pipelined and not self.transport.is_closing():
-                self._arm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def _arm(self) -> None:
-            self._disarm()
-            self._deadline = self.loop.call_later(header_timeout, self._too_slow)
-
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-
-        def _too_slow(self) -> None:
-            self._deadline = None
-            if not self.transport.is_closing():
-                self.transport.close()
-
-    return GuardedHttpToolsProtocol
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,),
+                {"header_timeout": header_timeout, "max_connections": max_connections})
 
 
 _refusals = {"count": 0}
@@ -87,4 +105,4 @@ def uvicorn_options(*, header_timeout: float, keep_alive: float, max_connections
             "timeout_keep_alive": keep_alive, "backlog": min(2048, max(128, max_connections))}
 
 
-__all__ = ["guarded_protocol", "uvicorn_options"]
+__all__ = ["PROTOCOL_PATH", "GuardedHttpToolsProtocol", "guarded_protocol", "uvicorn_options"]

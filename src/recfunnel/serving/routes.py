@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -92,7 +93,7 @@ def recommend_batch(holder: Any, store: Any, history: int | None, key: tuple[Any
     """Run concurrent /recommend requests that share k, context, filters and explain as one batch;
     each user's live events (read now, so every acknowledged event counts) are the recent history."""
     k, context, filters, explain = key
-    served = holder.current
+    served = holder.sync()  # items and reloads from the other server processes first
     length = history or served.history
     recent = [store.recent(user, length) or None for user in users]
     found = served.funnel.recommend_many(list(users), k, context=json.loads(context) or None, recent=recent,
@@ -108,7 +109,7 @@ def post_events(request: Request, body: EventsIn) -> dict[str, int]:
     left out of histories."""
     events = [Event(str(e.user_id), str(e.item_id), e.type, e.value,
                     e.timestamp.timestamp() if e.timestamp is not None else None) for e in body.events]
-    known = request.app.state.holder.current.funnel.catalogue.index([e.item_id for e in events]) >= 0
+    known = request.app.state.holder.sync(wait=True).funnel.catalogue.index([e.item_id for e in events]) >= 0
     accepted = request.app.state.store.append(events, known=known.tolist())
     metrics = request.app.state.metrics
     for kind, count in Counter(e.type for e in events).items():
@@ -122,7 +123,7 @@ def post_events(request: Request, body: EventsIn) -> dict[str, int]:
 @routes.get("/items/{item_id}/similar", response_model=SimilarOut, summary="Items similar to one item")
 def similar(request: Request, item_id: Annotated[str, Path(min_length=1, max_length=256)], k: K = 10) -> dict[str, Any]:
     """Neighbours of ``item_id`` from the first recall source that knows it (empty for new items)."""
-    funnel = request.app.state.holder.current.funnel
+    funnel = request.app.state.holder.sync().funnel
     catalogue = funnel.catalogue
     row = int(catalogue.index([item_id])[0])
     if row < 0:
@@ -147,7 +148,7 @@ def post_items(request: Request, body: ItemsIn) -> dict[str, int]:
 @routes.get("/users", response_model=UsersOut, summary="Some user ids to try")
 def users(request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:
     """The first ``limit`` users the models were trained on, with their attributes if known."""
-    funnel = request.app.state.holder.current.funnel
+    funnel = request.app.state.holder.sync().funnel
     known = trained_users(funnel)
     if funnel.users is not None:
         table = funnel.users.head(limit)
@@ -163,16 +164,17 @@ def user_history(request: Request, user_id: Annotated[str, Path(min_length=1, ma
                  k: K = 10) -> dict[str, Any]:
     """The user's last ``k`` distinct items, newest first, with their titles: the training history
     and the live events since, as the funnel reads them. An unknown user has an empty list."""
-    funnel = request.app.state.holder.current.funnel
+    funnel = request.app.state.holder.sync().funnel
     live = request.app.state.store.recent(user_id, k)
     return {"user_id": user_id, "items": clean(recent_items(funnel, user_id, live, k))}
 
 
 @open_routes.get("/health", response_model=HealthOut, summary="Liveness and sizes (no API key needed)")
 def health(request: Request) -> dict[str, Any]:
-    served = request.app.state.holder.current
+    holder = request.app.state.holder
+    served = holder.sync()
     return {"status": "ok", "items": len(served.funnel.catalogue), "events": request.app.state.store.count(),
-            "artifact": served.name}
+            "artifact": served.name, "reloads": holder.reloads, "worker": os.getpid()}
 
 
 @routes.post("/reload", response_model=ReloadOut, summary="Load an artifact, then swap it in")

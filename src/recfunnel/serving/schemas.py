@@ -166,6 +166,8 @@ class HealthOut(BaseModel):
     items: int
     events: int
     artifact: str
+    reloads: int = Field(description="reloads this process has caught up with (the same on every process when they agree)")
+    worker: int = Field(description="the answering server process's id")
 
 
 class ReloadOut(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -68,11 +68,22 @@ class FunnelHolder:
     the old one finishes on it while new requests get the new one. Nothing a request reads is
     changed in place: a reload, or items added, build a new ``Served`` and swap it in.
 
+    Several server processes (uvicorn workers, or machines on one Redis) share the store, and
+    through it what they serve: ``reload`` announces the artifact in the store, items go into it,
+    and ``sync`` (called per request and every second) makes this process follow: items added and
+    artifacts announced elsewhere are applied in a background thread while the current funnel
+    keeps answering (requests never wait for them); writes (``POST /events``, ``POST /items``)
+    wait for the items, so an event on an item added elsewhere is never taken for an unknown one.
+
     Args:
         path: The funnel artifact directory (inside ``root``).
-        store: Where items added while serving are kept; they are applied to every loaded funnel.
+        store: Where items added while serving are kept, and what the processes share.
         root: The only directory tree reloads may load from (default: ``path``'s parent).
         limits: What adding items may do (see ``ItemLimits``).
+        join: False (a server starting): serve ``path`` and announce it when the store names
+            another artifact, so the other processes follow. True (one more worker of a running
+            server): serve the artifact the store names, ``path`` only when it names none or one
+            this process cannot load.
 
     Raises:
         ArtifactError: ``path`` is missing, corrupt, not a funnel artifact, outside ``root``, or
@@ -80,15 +91,33 @@ class FunnelHolder:
     """
 
     def __init__(self, path: str | Path, store: EventStoreLike, *, root: str | Path | None = None,
-                 limits: ItemLimits = ItemLimits()) -> None:
+                 limits: ItemLimits = ItemLimits(), join: bool = False) -> None:
         self.store, self.limits = store, limits
         self.root = ArtifactsRoot(root if root is not None else Path(path).expanduser().resolve().parent)
         if Path(path) not in self.root:
             raise ConfigError(f"the served artifact {str(path)!r} is not inside the artifacts root "
                               f"{str(self.root.path)!r}; pass --artifacts-root to a folder that holds it.")
-        self._writing = threading.Lock()  # one reload or item update at a time
-        with self._writing:
-            self.current = self._prepare(self._load(Path(path).expanduser().resolve()))  # the operator's own choice
+        self._writing = threading.Lock()  # swaps and item updates, each short; one at a time
+        self._loading = threading.Lock()  # one artifact loads at a time (seconds), outside _writing
+        self._starting = threading.Lock()
+        self._threads: dict[str, threading.Thread] = {}  # what follows the other processes, by kind
+        shared = store.state()
+        target = Path(path).expanduser().resolve()  # the operator's own choice
+        if join and shared.artifact is not None:
+            target = self._shared_target(shared.artifact, fallback=target)
+        self.current, self.items_version = self._prepare(self._load(target))
+        #: the reload count this process has caught up with (see ``SharedState.reloads``)
+        self.reloads = shared.reloads
+        if not join and shared.artifact != self.current.name:
+            self.reloads = store.announce(self.current.name)
+
+    def _shared_target(self, name: str, *, fallback: Path) -> Path:
+        try:
+            return self.root.resolve(name)
+        except ArtifactError as exc:
+            logger.warning("the shared store names the artifact %r, which this process cannot load (%s); "
+                           "serving %s", name[:200], exc, fallback)
+            return fallback
 
     def _load(self, path: Path) -> Served:
         name = self.root.show(path)
@@ -104,49 +133,121 @@ class FunnelHolder:
                                 "serve a directory written by Funnel.save.")
         return Served(funnel, path, name)
 
-    def _prepare(self, served: Served) -> Served:
-        """Apply every stored item to a funnel no request sees yet (attributes it does not have are
-        dropped, items that do not fit are skipped), warm it, and probe it."""
-        stored = self.store.items()
-        extra = self.limits.attributes
-        try:  # all at once: each add_items rebuilds the catalogue's table
-            frames = item_frames(stored, served.funnel, extra=extra, strict=False)
-        except DataError:  # some item does not fit this funnel: check them one by one
-            frames = []
-            for record in stored:
-                try:
-                    frames += item_frames([record], served.funnel, extra=extra, strict=False)
-                except DataError as exc:
-                    logger.warning("stored item %r does not fit this funnel and is skipped: %s",
-                                   record.get("item_id"), exc)
-        for frame in frames:
-            served.funnel.add_items(frame)
+    def _prepare(self, served: Served) -> tuple[Served, int]:
+        """Apply every stored item to a funnel no request sees yet, warm it, and probe it; returns
+        it with the item version it has reached."""
+        stored, version = self.store.items_since(0)
+        self._apply(served.funnel, stored)
         if stored:
             logger.info("applied %d stored items to %s", len(stored), served.path)
         served.funnel.warm()
         probe(served.funnel, repr(served.name))
-        return served
+        return served, version
+
+    def _apply(self, funnel: Funnel, stored: Sequence[Mapping[str, Any]]) -> None:
+        """Add stored items to ``funnel`` (attributes it does not have are dropped, items that do
+        not fit are skipped with a warning)."""
+        extra = self.limits.attributes
+        try:  # all at once: each add_items rebuilds the catalogue's table
+            frames = item_frames(stored, funnel, extra=extra, strict=False)
+        except DataError:  # some item does not fit this funnel: check them one by one
+            frames = []
+            for record in stored:
+                try:
+                    frames += item_frames([record], funnel, extra=extra, strict=False)
+                except DataError as exc:
+                    logger.warning("stored item %r does not fit this funnel and is skipped: %s",
+                                   record.get("item_id"), exc)
+        for frame in frames:
+            funnel.add_items(frame)
 
     def reload(self, path: str | Path | None = None) -> Served:
         """Load ``path`` (default: the current artifact; relative paths are under the root) fully,
-        probe it, then swap it in.
+        probe it, swap it in, and announce it so every process sharing the store follows.
 
         Raises:
             ArtifactError: The path is outside the root, or the artifact cannot be loaded or fails
                 the probe; the current funnel keeps serving.
         """
-        with self._writing:
-            target = self.root.resolve(path if path is not None else self.current.path)
-            fresh = self._prepare(self._load(target))
-            self.current = fresh
-        logger.info("now serving %s", fresh.path)
-        return fresh
+        served = self._swap_in(self.root.resolve(path if path is not None else self.current.path))
+        logger.info("now serving %s", served.path)
+        return served
+
+    def _swap_in(self, target: Path, *, reloads: int | None = None) -> Served:
+        """Load and prepare ``target`` while the old funnel serves, then swap it in and catch up on
+        items stored meanwhile. ``reloads``: the announced reload this follows (None: announce)."""
+        with self._loading:
+            fresh, version = self._prepare(self._load(target))
+            with self._writing:
+                if reloads is not None and reloads <= self.reloads:
+                    return self.current  # a later reload was served already
+                self.current, self.items_version = fresh, version
+                self._catch_up()
+                self.reloads = reloads if reloads is not None else self.store.announce(fresh.name)
+                return self.current
+
+    def sync(self, *, wait: bool = False) -> Served:
+        """Follow the other processes: apply items they added and load an artifact they announced,
+        both in the background while the current funnel keeps answering; returns the funnel to
+        answer with. ``wait``: apply the items before returning (writes, which must know every item)."""
+        shared = self.store.state()
+        if shared.reloads > self.reloads and shared.artifact is not None:
+            self._background("reload", self._follow_now, shared.reloads, shared.artifact)
+        if shared.items > self.items_version:
+            if wait:
+                with self._writing:
+                    self._catch_up()
+            else:
+                self._background("items", self._catch_up_now)
+        return self.current
+
+    def _catch_up(self) -> None:
+        """Apply the items stored since ``items_version`` to a copy of the funnel and swap it in
+        (hold ``_writing``)."""
+        stored, version = self.store.items_since(self.items_version)
+        if stored:
+            funnel = self.current.funnel.copy()
+            self._apply(funnel, stored)
+            funnel.warm()
+            served = self.current
+            self.current = Served(funnel, served.path, served.name, served.loaded_at)
+        self.items_version = version
+
+    def _catch_up_now(self) -> None:
+        try:
+            with self._writing:
+                self._catch_up()
+        except Exception as exc:  # noqa: BLE001 - logged; the next request tries again
+            logger.error("applying items from the shared store failed: %s: %s", type(exc).__name__, exc)
+
+    def _background(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        """Run ``target(*args)`` in a thread unless the one called ``name`` still runs."""
+        with self._starting:
+            running = self._threads.get(name)
+            if running is not None and running.is_alive():
+                return
+            self._threads[name] = thread = threading.Thread(target=target, args=args, daemon=True,
+                                                            name=f"recfunnel-follow-{name}")
+            thread.start()
+
+    def _follow_now(self, reloads: int, artifact: str) -> None:
+        try:
+            served = self._swap_in(self.root.resolve(artifact), reloads=reloads)
+            logger.info("reload %d from another process: now serving %s", reloads, served.path)
+        except Exception as exc:  # noqa: BLE001 - logged; the old funnel keeps serving
+            logger.error("reload %d from another process names %r, which this process cannot serve: %s; "
+                         "it keeps serving %s", reloads, artifact[:200], exc, self.current.name)
+            with self._writing:  # not retried: the next reload is
+                self.reloads = max(self.reloads, reloads)
 
     def add_items(self, records: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
-        """Check, store and apply items; returns (added, updated) as the funnel counts them.
+        """Check, store and apply items; returns (added, updated): how many of the distinct ids
+        were new to the catalogue, and how many it had.
 
         The items go into a copy of the funnel, which is warmed and then swapped in: requests never
         wait for them, and one that runs meanwhile sees the catalogue before or after, never between.
+        They are applied from the store, in its order, with any that other processes stored
+        meanwhile: every process ends with the same catalogue, row for row.
 
         Raises:
             DataError: Too many items, an unknown attribute, an item that does not fit the
@@ -156,21 +257,16 @@ class FunnelHolder:
             raise DataError(f"at most {self.limits.max_per_request} items per request; got {len(records)}. "
                             "Send them in smaller batches.")
         with self._writing:
-            served = self.current
-            frames = item_frames(records, served.funnel, extra=self.limits.attributes)
-            self._check_growth(served.funnel, frames)
+            self._catch_up()  # items other processes added count towards the limit
+            frames = item_frames(records, self.current.funnel, extra=self.limits.attributes)  # checks them all
+            distinct, added = self._check_growth(self.current.funnel, frames)
             self.store.put_items([{"item_id": record["item_id"], **{k: v for k, v in record.items()
                                                                     if k != "item_id"}} for record in records])
-            funnel = served.funnel.copy()
-            added = updated = 0
-            for frame in frames:
-                new, old = funnel.add_items(frame)
-                added, updated = added + new, updated + old
-            funnel.warm()
-            self.current = Served(funnel, served.path, served.name, served.loaded_at)
-        return added, updated
+            self._catch_up()
+        return added, distinct - added
 
-    def _check_growth(self, funnel: Funnel, frames: Sequence[Any]) -> None:
+    def _check_growth(self, funnel: Funnel, frames: Sequence[Any]) -> tuple[int, int]:
+        """(distinct ids, of them new); raises CatalogueFull past ``max_new``."""
         catalogue = funnel.catalogue
         ids = {item for frame in frames for item in frame[funnel.item_key].tolist()}
         new = int((catalogue.index(list(ids)) < 0).sum()) if ids else 0
@@ -179,3 +275,4 @@ class FunnelHolder:
             raise CatalogueFull(f"the catalogue is full: {grown} items were added while serving and this request "
                                 f"adds {new} more, past the limit of {self.limits.max_new} (--max-new-items). "
                                 "Retrain and reload a funnel that includes them, or raise the limit.")
+        return len(ids), new
