@@ -17,6 +17,8 @@ def strings(values: pd.Series | pa.Array) -> pa.Array:
     """Values as Arrow large_string, null where missing (NaN, None, ""); Arrow writes 5 and 5.0 as "5"."""
     try:
         arr = values if isinstance(values, pa.Array) else pa.array(values, from_pandas=True)
+        if isinstance(arr, pa.ChunkedArray):  # pandas' Arrow-backed strings of a frame put together from pieces
+            arr = arr.combine_chunks()
         if pa.types.is_dictionary(arr.type):  # pandas categorical
             arr = arr.cast(arr.type.value_type)
         if pa.types.is_boolean(arr.type):  # as Python writes them, so True and "True" are one value
@@ -70,8 +72,12 @@ class ValueCounter:
         counts = pc.value_counts(values)
         table = pa.table({"value": counts.field("values").cast(pa.large_string()),
                           "count": counts.field("counts").cast(pa.int64())})
-        self._waiting.append(table.filter(pc.is_valid(table["value"])))
-        self._waiting_rows += len(self._waiting[-1])
+        self.add_counts(table.filter(pc.is_valid(table["value"])))
+
+    def add_counts(self, table: pa.Table) -> None:
+        """Add values already counted: another counter's ``table()`` (another process's pass)."""
+        self._waiting.append(table)
+        self._waiting_rows += len(table)
         if self._merged is None or self._waiting_rows >= len(self._merged):
             self._merge()
 
@@ -154,13 +160,23 @@ def moments(spec: Numeric, column: pd.Series, earlier: Moments = (0, 0.0, 0.0)) 
     earlier chunk's ``earlier`` merged in (Chan et al.'s pairwise update, stable in float64)."""
     values = numeric_transform(spec, numeric_column(spec.name, column))
     values = values[~np.isnan(values)].astype(np.float64)
-    count, mean = values.size, float(values.mean()) if values.size else 0.0
-    squares = float(((values - mean) ** 2).sum())
-    total, before, spread = earlier
+    mean = float(values.mean()) if values.size else 0.0
+    return combine_moments(earlier, (values.size, mean, float(((values - mean) ** 2).sum())))
+
+
+def combine_moments(first: Moments, second: Moments) -> Moments:
+    """The moments of two sets of values put together (Chan et al.'s pairwise update).
+
+    Example:
+        >>> combine_moments((2, 1.0, 2.0), (2, 3.0, 2.0))  # {0, 2} and {2, 4}
+        (4, 2.0, 8.0)
+    """
+    total, before, spread = first
+    count, mean, squares = second
     if total == 0:
-        return count, mean, squares
+        return second
     if count == 0:
-        return earlier
+        return first
     n = total + count
     delta = mean - before
     return n, before + delta * count / n, spread + squares + delta * delta * total * count / n

@@ -79,6 +79,18 @@ def test_hashing_is_deterministic_and_in_range():
         first.vocabulary("x")
 
 
+def test_a_column_put_together_from_pieces_encodes_like_one_piece():
+    # pandas keeps Arrow-backed strings of concatenated frames as several chunks (a streamed
+    # chunk cut from two record batches); hashing read a chunked array's dictionary and failed
+    pieces = pd.concat([pd.Series(["a", "b"], dtype="str"), pd.Series(["item_42", None], dtype="str")],
+                       ignore_index=True)
+    whole = pd.Series(["a", "b", "item_42", None], dtype=object)
+    for spec in (Categorical("x", hash_buckets=1000), Categorical("x")):
+        encoder = _fit(spec, x=whole)
+        assert _one(encoder, "x", pieces).tolist() == _one(encoder, "x", whole).tolist()
+    assert _one(_fit(Categorical("x", hash_buckets=1000), x=whole), "x", pieces)[:3].tolist() == [506, 977, 285]
+
+
 def test_oov_error_names_feature_count_examples_and_fix():
     encoder = _fit(Categorical("item_id", oov="error"), item_id=["a", "b"])
     assert _one(encoder, "item_id", ["a", None]).tolist() == [2, 1]  # missing is not "unseen"
