@@ -184,10 +184,93 @@ def test_what_cannot_split_across_processes_is_refused(cli, shop_files, tmp_path
     cli("train", "--model", "itemcf", "--train", tmp_path / "clicks.csv", "--out", tmp_path / "x",
         "--nproc", "2").fails("ConfigError: ", "model 'itemcf' fits itself rather than through the Trainer")
     cli("train", "--model", "fm", "--train", shop_files / "t.csv", "--label", "click", "--stream", "--out",
-        tmp_path / "y", "--nproc", "2").fails("ConfigError: ", "--stream and --nproc do not go together yet")
+        tmp_path / "y", "--nproc", "2").fails("ConfigError: ", "2 processes reading a stream need at least 2 parts")
     from recfunnel.errors import ConfigError
     from recfunnel.tasks.base import GROUP
 
     grouped = Batch({"x": torch.arange(8)}, {GROUP: torch.arange(8) // 4})
     with pytest.raises(ConfigError, match="rows that train together .* do not split across processes"):
         next(Sharded(grouped, rank=0, size=2).batches(4, epoch=0, seed=0))
+
+
+def _parts(shop_files: Path, folder: Path, sizes: tuple[int, ...]) -> Path:
+    """The training rows as parquet parts of the given sizes."""
+    frame = pd.read_csv(shop_files / "t.csv")
+    folder.mkdir()
+    start = 0
+    for index, size in enumerate(sizes):
+        frame.iloc[start:start + size].to_parquet(folder / f"part-{index}.parquet", index=False)
+        start += size
+    return folder
+
+
+def _stream_in_two(rank: int, port: int, parts: str, out: str) -> None:
+    """Rank ``rank`` of 2: its parts, the encoder fitted from both ranks' counts, its steps."""
+    from recfunnel.data.encoder import FeatureEncoder
+    from recfunnel.data.infer import infer_schema
+    from recfunnel.data.sources import BlockStream
+    from recfunnel.data.stream import Stream
+    from recfunnel.train.distributed import StreamShare, merge_fit
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        stream = Stream(parts, chunk_rows=256)
+        mine = stream.shard(rank, 2)
+        schema = infer_schema(stream.first(), "click")
+        encoder = FeatureEncoder(schema).fit_chunks(mine.frames(), merge=merge_fit)
+        rows = sum(len(frame) for frame in mine.frames())
+        share = StreamShare(BlockStream(lambda: (encoder.transform(f) for f in mine.frames()), shuffle_buffer=512),
+                            rows=rows)
+        steps = [len(list(share.batches(200, epoch=epoch, seed=0))) for epoch in range(2)]
+        torch.save({"parts": [p.name for p in mine.parts], "rows": rows, "steps": steps,
+                    "encoder": encoder.to_dict(), "seen": encoder.rows_seen_}, Path(out) / f"{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_read_their_own_parts_and_fit_one_encoder(shop_files, tmp_path):
+    from recfunnel.data.encoder import FeatureEncoder
+    from recfunnel.data.infer import infer_schema
+    from recfunnel.data.stream import Stream
+
+    parts = _parts(shop_files, tmp_path / "parts", (1500, 1000, 900, 600))  # rows 1500+600 and 1000+900
+    mp.spawn(_stream_in_two, args=(_free_port(), str(parts), str(tmp_path)), nprocs=2)
+    zero, one = (torch.load(tmp_path / f"{r}.pt", weights_only=False) for r in (0, 1))
+    assert zero["parts"] == ["part-0.parquet", "part-3.parquet"] and one["parts"] == ["part-1.parquet", "part-2.parquet"]
+    assert (zero["rows"], one["rows"]) == (2100, 1900) and zero["seen"] == one["seen"] == 4000
+    # 100 rows a step each; the rank with fewer rows sets the steps: 1900 // 100, every epoch, on both
+    assert zero["steps"] == one["steps"] == [19, 19]
+    whole = FeatureEncoder(infer_schema(Stream(parts).first(), "click")).fit_chunks(Stream(parts).frames())
+    expected = whole.to_dict()
+    assert zero["encoder"] == one["encoder"]
+    assert zero["encoder"]["vocabularies"] == expected["vocabularies"]  # the same values, in the same order
+    for name, stats in expected["numeric"].items():
+        assert zero["encoder"]["numeric"][name] == pytest.approx(stats, rel=1e-9)
+
+
+def test_two_processes_train_from_their_own_parts(tmp_path):
+    """Clicks driven by the item (a rate per item) and the price: one process streaming all the
+    parts and two streaming two parts each learn it as well (other batches: close, not equal)."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    rows = 10_000
+    frame = pd.DataFrame({"item_id": rng.integers(0, 40, rows).astype(str), "price": rng.normal(size=rows)})
+    effect = np.linspace(-2.0, 2.0, 40)[frame["item_id"].astype(int)] - frame["price"]
+    frame["click"] = (rng.random(rows) < 1 / (1 + np.exp(-effect))).astype(int)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for index in range(4):
+        frame.iloc[index * 2000:(index + 1) * 2000].to_parquet(parts / f"part-{index}.parquet", index=False)
+    frame.iloc[8000:].to_csv(tmp_path / "valid.csv", index=False)
+    reports = {}
+    for nproc in (1, 2):
+        done = _recfunnel("train", "--model", "fm", "--train", parts, "--stream", "--valid", tmp_path / "valid.csv",
+                          "--label", "click", "--set", "trainer.max_epochs=4", "--out", tmp_path / f"s{nproc}",
+                          "--json", "--nproc", nproc)
+        assert done.returncode == 0, done.stderr[-3000:]
+        reports[nproc] = json.loads(done.stdout)
+    one, two = (reports[n]["history"][-1]["valid_auc"] for n in (1, 2))
+    assert one > 0.75 and two == pytest.approx(one, abs=0.01)
+    for nproc in (1, 2):  # every row counted once, each by the process that read its part
+        assert json.loads((tmp_path / f"s{nproc}" / "metrics.json").read_text())["rows"]["train"] == 8000

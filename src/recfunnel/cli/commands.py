@@ -74,9 +74,10 @@ def run_train(args: argparse.Namespace) -> int:
     if nproc > 1 and not distributed.launched():
         config = _config_from_args(args)
         distributed.check_trainable(config["model"]["name"])
-        if config["data"].get("stream"):
-            raise ConfigError("--stream and --nproc do not go together yet: training across processes shares out rows "
-                              "held in memory. Drop one of them.")
+        if config["data"].get("stream") and config["data"].get("train"):  # each process reads its own parts:
+            from recfunnel.data.stream import Stream  # enough of them is checked before any process starts
+
+            Stream(config["data"]["train"]).shard(0, nproc)
         return launch(args.argv, nproc)
     if not distributed.launched():
         return _train(args)

@@ -6,7 +6,7 @@ import contextlib
 import contextvars
 import dataclasses
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,8 @@ ENCODER_FORMAT = "recfunnel-encoder/1"
 PAD, OOV = 0, 1
 _ON_NAN = ("mean", "error")
 IdFeature = Categorical | MultiCategorical | Sequence
+#: (value counts per column, numeric moments per column, rows) -> the same, put together with other passes'
+Merge = Callable[[dict[str, pa.Table], dict[str, Moments], int], tuple[dict[str, pa.Table], dict[str, Moments], int]]
 
 
 #: True inside ``quiet_nan()``: NaN values are filled as usual, without the warning (per thread).
@@ -129,10 +131,14 @@ class FeatureEncoder:
         _check_frame(frame, "fit")
         return self.fit_chunks([frame])
 
-    def fit_chunks(self, frames: Iterable[pd.DataFrame]) -> FeatureEncoder:
+    def fit_chunks(self, frames: Iterable[pd.DataFrame], *, merge: Merge | None = None) -> FeatureEncoder:
         """``fit`` over training rows read in chunks (e.g. ``iter_chunks`` of files larger than
         memory): only each column's value counts and numeric moments are kept between chunks, so
-        the result equals ``fit`` of the chunks put together (``rows_seen_`` counts their rows)."""
+        the result equals ``fit`` of the chunks put together (``rows_seen_`` counts their rows).
+
+        ``merge`` puts this pass's counts, moments and rows together with other processes' (each
+        read its own parts: ``distributed.merge_fit``), so every process fits the same encoder.
+        """
         counts: dict[str, ValueCounter] = {}
         found: dict[str, Moments] = {}
         rows = 0
@@ -147,11 +153,14 @@ class FeatureEncoder:
                 elif _has_vocabulary(spec):
                     values = strings(column) if isinstance(spec, Categorical) else flatten(column, spec.sep)[1]
                     counts.setdefault(spec.name, ValueCounter()).add(values)
+        tables = {name: counter.table() for name, counter in counts.items()}
+        if merge is not None:
+            tables, found, rows = merge(tables, found, rows)
         if rows == 0:
             raise DataError("cannot fit a FeatureEncoder on an empty frame (0 rows); pass the training rows.")
-        vocab = {spec.name: vocabulary_of(counts[spec.name].table(), spec.min_count)
-                 for spec in self.schema.inputs if not isinstance(spec, Numeric) and spec.name in counts}
-        stats = {spec.name: stats_of(spec, found[spec.name])
+        vocab = {spec.name: vocabulary_of(tables[spec.name], spec.min_count)
+                 for spec in self.schema.inputs if not isinstance(spec, Numeric) and spec.name in tables}
+        stats = {spec.name: stats_of(spec, found.get(spec.name, (0, 0.0, 0.0)))
                  for spec in self.schema.inputs if isinstance(spec, Numeric)}
         self._set_state(vocab, stats)
         self.rows_seen_ = rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -245,3 +246,44 @@ class Stream:
     def first(self) -> pd.DataFrame:
         """The first chunk (what a schema is inferred from)."""
         return next(self.frames())
+
+    def shard(self, rank: int, size: int) -> Stream:
+        """The parts process ``rank`` of ``size`` reads: every part goes to one process, the
+        largest first to the one with the fewest rows so far (Parquet's row counts from the
+        files' footers; a text file's size in bytes), so the processes read about equal shares
+        and no row twice. Every process computes the same deal.
+
+        Raises:
+            ConfigError: Fewer parts than processes.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> root = pathlib.Path(tempfile.mkdtemp())
+            >>> for i, rows in enumerate((9, 1, 1, 1)):
+            ...     _ = (root / f"part-{i}.csv").write_text("item_id,click\\n" + "a,1\\n" * rows)
+            >>> [[p.name for p in Stream(root).shard(r, 2).parts] for r in (0, 1)]
+            [['part-0.csv'], ['part-1.csv', 'part-2.csv', 'part-3.csv']]
+        """
+        if len(self.parts) < size:
+            raise ConfigError(f"{size} processes reading a stream need at least {size} parts (each reads its own); "
+                              f"{str(self.parts[0].parent)!r} has {len(self.parts)}. Write the data as more parts "
+                              "(a folder of parquet files), or train in fewer processes.")
+        weights = [_part_weight(part, self.fmt) for part in self.parts]
+        loads, mine = [0] * size, []
+        for index in sorted(range(len(self.parts)), key=lambda i: (-weights[i], i)):
+            target = min(range(size), key=lambda r: (loads[r], r))
+            loads[target] += weights[index]
+            if target == rank:
+                mine.append(index)
+        shard = copy.copy(self)
+        shard.parts = [self.parts[i] for i in sorted(mine)]
+        return shard
+
+
+def _part_weight(part: Path, fmt: str | None) -> int:
+    """A part's rows (Parquet, from its footer) or bytes (text), to deal the parts out evenly."""
+    if (fmt or sniff_format(part)) == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(part).metadata.num_rows)
+    return part.stat().st_size

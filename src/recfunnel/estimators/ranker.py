@@ -18,7 +18,7 @@ from recfunnel.data.checks import check_bool, check_two_classes
 from recfunnel.data.encoder import FeatureEncoder
 from recfunnel.data.frames import Data, load_frame
 from recfunnel.data.infer import describe_schema
-from recfunnel.data.sources import BlockStream
+from recfunnel.data.sources import BatchSource, BlockStream
 from recfunnel.data.stream import Stream
 from recfunnel.errors import ConfigError, NotFittedError, SchemaError, did_you_mean
 from recfunnel.estimators.artifact import (
@@ -42,7 +42,7 @@ from recfunnel.models import build_model, get_model
 from recfunnel.schema import Label, Schema
 from recfunnel.tasks import GROUP, OBJECTIVES, MultiTask, RankingTask, Task, task_for_label, task_from_dict
 from recfunnel.tasks.base import standardized
-from recfunnel.train import Trainer, TrainResult
+from recfunnel.train import Trainer, TrainResult, distributed
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class Ranker(FramesFromConfig):
         Raises:
             DataError: A binary label holds only one class in ``train`` (unless ``allow_single_class``).
         """
-        stream = train if isinstance(train, Stream) else None
+        stream: Stream | None = train if isinstance(train, Stream) else None
         train_frame = stream.first() if stream is not None else load_frame(train)
         schema = self.schema or infer_for_labels(train_frame, self.label_names)  # a stream's: from its first chunk
         labels = resolve_labels(schema, self.label_names, estimator=f"model {self.model_name!r}",
@@ -148,8 +148,10 @@ class Ranker(FramesFromConfig):
             train_frame = _down_sample(train_frame, labels[0].name, rate, self.seed)
         schema = schema.select([*(f.name for f in schema.inputs), *(lab.name for lab in labels)])
         encoder = FeatureEncoder(schema, on_nan=self.on_nan)
+        if stream is not None and distributed.active():  # each process reads its own parts (the schema: all's first)
+            stream = stream.shard(*distributed.world())
         self.encoder_ = self._fit_streamed(encoder, stream, binary) if stream is not None else encoder.fit(train_frame)
-        train_batch: Batch | BlockStream = self._streamed(stream) if stream is not None else \
+        train_batch: Batch | BatchSource = self._streamed(stream) if stream is not None else \
             self._with_groups(self.encoder_.transform(train_frame), train_frame)
         valid_frame = load_frame(valid) if valid is not None else None
         valid_batch = self._with_groups(self.encoder_.transform(valid_frame), valid_frame) \
@@ -168,28 +170,34 @@ class Ranker(FramesFromConfig):
 
     def _fit_streamed(self, encoder: FeatureEncoder, stream: Stream, binary: list[str]) -> FeatureEncoder:
         """The encoder fitted over the stream's chunks, the binary labels' classes gathered on the
-        way (a chunk's distinct values), so a label with one class is refused as in memory."""
+        way (a chunk's distinct values), so a label with one class is refused as in memory. Across
+        processes each reads its own parts and the counts are put together (``merge_fit``)."""
         classes: dict[str, set[Any]] = {name: set() for name in binary}
+        shared = distributed.active()
+        self._stream_rows = 0  # this process's rows: its share of the steps (StreamShare)
 
         def frames() -> Any:
             for frame in stream.frames():
+                self._stream_rows += len(frame)
                 for name, seen in classes.items():
                     if len(seen) < 3 and name in frame.columns:  # 0, 1 and anything else is all a check needs
                         seen.update(pd.unique(frame[name].dropna()).tolist()[:3])
                 yield frame
 
-        encoder.fit_chunks(frames())
-        for name, seen in classes.items():
+        encoder.fit_chunks(frames(), merge=distributed.merge_fit if shared else None)
+        for name, seen in (distributed.gather_union(classes) if shared else classes).items():
             check_two_classes(name, sorted(seen, key=str), allow=self.allow_single_class)
         return encoder
 
-    def _streamed(self, stream: Stream) -> BlockStream:
+    def _streamed(self, stream: Stream) -> BatchSource:
         """The stream's chunks, encoded as they are read, re-cut into batches (through the
-        stream's shuffle buffer, or in file order when the Trainer does not shuffle)."""
+        stream's shuffle buffer, or in file order when the Trainer does not shuffle); across
+        processes, this process's parts, cut to the steps every process takes."""
         encoder = self.encoder_
         assert encoder is not None  # fitted by the first pass
-        return BlockStream(lambda: (encoder.transform(frame) for frame in stream.frames()),
-                           shuffle_buffer=stream.shuffle_buffer if self.trainer.shuffle else 0)
+        blocks = BlockStream(lambda: (encoder.transform(frame) for frame in stream.frames()),
+                             shuffle_buffer=stream.shuffle_buffer if self.trainer.shuffle else 0)
+        return distributed.StreamShare(blocks, rows=self._stream_rows) if distributed.active() else blocks
 
     def _trainer_for(self, rows: int) -> Trainer:
         """The Trainer for ``rows`` training rows: when the caller named no batch size, the

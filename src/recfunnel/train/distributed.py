@@ -13,6 +13,10 @@ machines. In each process the Trainer
 * takes rank 0's word on stopping and on the learning rates at the end of each epoch
   (``follow_rank_zero``), and writes checkpoints (the CLI: the artifact) on rank 0 only.
 
+Streamed training data (``--stream``) is split by parts instead (``Stream.shard``): each rank
+reads only its own parts, the encoder is fitted from every rank's counts put together
+(``merge_fit``), and ``StreamShare`` makes every rank take the same number of steps an epoch.
+
 A rank that fails ends the run: torchrun stops the other processes and reports the failure.
 """
 
@@ -21,13 +25,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
+import pyarrow as pa
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from recfunnel.data.batch import Batch
-from recfunnel.data.sources import Order, random_order
+from recfunnel.data.columns import Moments, ValueCounter, combine_moments
+from recfunnel.data.sources import BatchSource, Order, random_order
 from recfunnel.errors import ConfigError
 from recfunnel.models.base import get_model
 from recfunnel.tasks.base import GROUP
@@ -111,6 +118,77 @@ class Sharded:
         index = torch.cat([index, index[:pad]]) if pad else index
         for begin in range(0, len(index), batch_size):
             yield self.batch[index[begin:begin + batch_size][self.rank::self.size]]
+
+
+class StreamShare:
+    """This rank's batches of a stream of its own parts (see ``Stream.shard``), cut so that every
+    rank takes the same number of steps.
+
+    Each rank's batches hold ``batch_size // size`` rows, so the ranks' batches together are about
+    one batch of ``batch_size``. An epoch is as many steps as the rank with the fewest rows can
+    fill: the rows a rank has beyond them wait for the next epoch's order (with shuffling, a
+    different tail each epoch), which ``Stream.shard`` keeps small by dealing out equal shares.
+
+    Args:
+        stream: The rank's own batches (a ``BlockStream`` over its parts).
+        rows: The rows of this rank's parts (counted in the encoder's pass).
+    """
+
+    def __init__(self, stream: BatchSource, *, rows: int) -> None:
+        self.stream, self.rows = stream, rows
+
+    @property
+    def num_rows(self) -> int:
+        return self.rows
+
+    def steps(self, batch_size: int) -> int:
+        """Steps an epoch: the fewest any rank's rows fill (every rank calls it, with equal sizes)."""
+        local = self.local_batch(batch_size)
+        fewest = torch.tensor([self.rows // local], dtype=torch.int64)
+        dist.all_reduce(fewest, op=dist.ReduceOp.MIN)
+        return int(fewest)
+
+    def local_batch(self, batch_size: int) -> int:
+        size = world()[1]
+        if batch_size < size:
+            raise ConfigError(f"batch_size {batch_size} is smaller than the {size} processes sharing each batch.")
+        return batch_size // size
+
+    def batches(self, batch_size: int, *, epoch: int, seed: int, order: Order | None = None) -> Iterator[Batch]:
+        steps = self.steps(batch_size)
+        if steps == 0:
+            raise ConfigError(f"a process has fewer rows than its share of one batch ({self.local_batch(batch_size)}); "
+                              "give every process more rows (bigger or more even parts), or a smaller batch_size.")
+        local = self.local_batch(batch_size)
+        for step, batch in enumerate(self.stream.batches(local, epoch=epoch, seed=seed, order=order)):
+            if step == steps:
+                return
+            yield batch
+
+
+def merge_fit(tables: dict[str, pa.Table], found: dict[str, Moments], rows: int
+              ) -> tuple[dict[str, pa.Table], dict[str, Moments], int]:
+    """The encoder's pass over each rank's own parts, put together: every rank gets the value
+    counts summed, the numeric moments combined (in rank order) and the rows summed, and so fits
+    the encoder one pass over all the parts would (for ``FeatureEncoder.fit_chunks(merge=...)``)."""
+    gathered: list[Any] = [None] * world()[1]
+    dist.all_gather_object(gathered, (tables, found, rows))
+    counters: dict[str, ValueCounter] = {}
+    moments: dict[str, Moments] = {}
+    for their_tables, their_found, _ in gathered:
+        for name, table in their_tables.items():
+            counters.setdefault(name, ValueCounter()).add_counts(table)
+        for name, value in their_found.items():
+            moments[name] = combine_moments(moments.get(name, (0, 0.0, 0.0)), value)
+    return ({name: counter.table() for name, counter in counters.items()}, moments,
+            sum(int(their_rows) for *_, their_rows in gathered))
+
+
+def gather_union(values: dict[str, set[Any]]) -> dict[str, set[Any]]:
+    """Each key's values from every rank, put together (a label's classes seen in each rank's parts)."""
+    gathered: list[Any] = [None] * world()[1]
+    dist.all_gather_object(gathered, values)
+    return {name: set().union(*(theirs.get(name, set()) for theirs in gathered)) for name in values}
 
 
 def broadcast_parameters(model: nn.Module) -> None:

@@ -218,10 +218,9 @@ class Trainer:
             if size > 1:
                 return distributed.Sharded(train.to(self.device), rank=rank, size=size, shuffle=self.shuffle)
             return InMemory(train.to(self.device), shuffle=self.shuffle)
-        if size > 1:
-            raise ConfigError(f"training across processes reads the rows from one Batch; a {type(train).__name__} "
-                              "(streamed blocks) does not shard yet. Train it in one process, or read the data "
-                              "into memory (drop --stream; --set data.stream=false for files over 2 GiB).")
+        if size > 1 and not isinstance(train, distributed.StreamShare):
+            raise ConfigError(f"training across processes reads one Batch, shared out, or a StreamShare of each "
+                              f"process's own parts (Ranker.fit on a Stream does this); got a {type(train).__name__}.")
         if not isinstance(train, BatchSource):
             raise ConfigError(f"train must be a Batch or a BatchSource (InMemory, BlockStream); got "
                               f"{type(train).__name__}.")
