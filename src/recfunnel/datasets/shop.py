@@ -9,11 +9,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from recfunnel.datasets._words import ADJECTIVES, BRANDS, CATEGORIES, HOUR_TRAFFIC, REGIONS, TAGS
 from recfunnel.errors import ConfigError, DataError
 
-__all__ = ["Shop", "load_shop", "make_shop", "save_shop"]
+__all__ = ["Shop", "load_shop", "make_shop", "save_shop", "write_shop_parts"]
 
 START_TIME = 1_717_200_000  # 2024-06-01 00:00:00 UTC; impressions span NUM_DAYS from here
 NUM_DAYS = 30
@@ -368,6 +369,15 @@ def make_shop(*, num_users: int = 2000, num_items: int = 500, num_impressions: i
     taste = (taste_rng.normal(0.0, 1.0, (num_users, LATENT_DIM)), taste_rng.normal(0.0, 1.0, (num_items, LATENT_DIM)))
     users = _make_users(user_rng, num_users, num_categories)
     items = _make_items(item_rng, num_items, num_categories)
+    frame, model = _impressions(num_impressions, users, items, taste, float(task_correlation), session_rng, outcome_rng)
+    return Shop(users.frame, items.frame, frame, (users, items, model))
+
+
+def _impressions(num_impressions: int, users: _Users, items: _Items, taste: tuple[np.ndarray, np.ndarray],
+                 task_correlation: float, session_rng: np.random.Generator, outcome_rng: np.random.Generator,
+                 model: _Conversion | None = None) -> tuple[pd.DataFrame, _Conversion]:
+    """Sessions of ``users`` over ``items`` and their outcomes (``model``: the conversion model of
+    an earlier part, so every part follows one function; None fits its standardisation here)."""
     start, pages, session_user = _draw_sessions(session_rng, -(-num_impressions // PAGE_SIZE), users.activity)
     page = np.arange(num_impressions) // PAGE_SIZE
     session = np.repeat(np.arange(len(pages)), pages)[page]
@@ -381,14 +391,61 @@ def make_shop(*, num_users: int = 2000, num_items: int = 500, num_impressions: i
     item = _draw_items(session_rng, user, users, items)
     hour = (timestamp - START_TIME) // 3_600 % 24
     logit = _click_logit(user, item, position, hour, users, items)
-    personal, own = _taste_parts(user, item, users, items, taste)
-    model = _Conversion(taste[0], taste[1], float(task_correlation),
-                        (float(personal.mean()), max(float(personal.std()), 1e-9), float(own.mean()),
-                         max(float(own.std()), 1e-9)))
+    if model is None:
+        personal, own = _taste_parts(user, item, users, items, taste)
+        model = _Conversion(taste[0], taste[1], task_correlation,
+                            (float(personal.mean()), max(float(personal.std()), 1e-9), float(own.mean()),
+                             max(float(own.std()), 1e-9)))
     p_cart, p_buy = _conversion_probabilities(user, item, users, items, model)
-    return Shop(users.frame, items.frame, _impression_frame(
-        outcome_rng, users, items, user=user, item=item, session=session, timestamp=timestamp,
-        hour=hour, position=position, logit=logit, p_cart=p_cart, p_buy=p_buy), (users, items, model))
+    return _impression_frame(outcome_rng, users, items, user=user, item=item, session=session, timestamp=timestamp,
+                             hour=hour, position=position, logit=logit, p_cart=p_cart, p_buy=p_buy), model
+
+
+def write_shop_parts(directory: str | Path, num_impressions: int, *, rows_per_part: int = 1 << 20,
+                     num_users: int = 2000, num_items: int = 500, num_categories: int = 12,
+                     task_correlation: float = 0.5, seed: int = 2026) -> list[Path]:
+    """A shop of any size on disk: ``make_shop``'s users and items (``users.parquet``,
+    ``items.parquet``) and ``num_impressions`` impressions as parquet parts of ``rows_per_part``
+    rows in ``impressions/`` (the folder to pass to ``recfunnel train --train DIR --stream``), one
+    part in memory at a time. Every part draws its own sessions (seeded by ``seed`` and its
+    number) of the same users, items, click function and conversion model.
+
+    Returns:
+        The impression parts' paths, in order.
+
+    Raises:
+        ConfigError: A size is not an int >= 1, or an argument ``make_shop`` refuses.
+
+    Example:
+        >>> import tempfile
+        >>> from recfunnel.data.stream import Stream
+        >>> parts = write_shop_parts(tempfile.mkdtemp(), 2500, rows_per_part=1000, num_users=50, num_items=20)
+        >>> [p.name for p in parts], sum(len(c) for c in Stream(parts[0].parent).frames())
+        (['part-00000.parquet', 'part-00001.parquet', 'part-00002.parquet'], 2500)
+    """
+    import pyarrow.parquet as pq
+
+    _check_arguments(seed, num_impressions=num_impressions, rows_per_part=rows_per_part)
+    first = make_shop(num_users=num_users, num_items=num_items, num_impressions=min(rows_per_part, num_impressions),
+                      num_categories=num_categories, task_correlation=task_correlation, seed=seed)
+    assert first._truth is not None  # make_shop keeps its hidden model
+    users, items, model = first._truth
+    folder = Path(directory)
+    (folder / "impressions").mkdir(parents=True, exist_ok=True)
+    first.users.to_parquet(folder / "users.parquet", index=False)
+    first.items.to_parquet(folder / "items.parquet", index=False)
+    paths = []
+    for number, begin in enumerate(range(0, num_impressions, rows_per_part)):
+        rows = min(rows_per_part, num_impressions - begin)
+        if number == 0:
+            frame = first.impressions
+        else:
+            session_rng, outcome_rng = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, number]).spawn(2))
+            frame, _ = _impressions(rows, users, items, (model.user_taste, model.item_taste), model.rho,
+                                    session_rng, outcome_rng, model)
+        paths.append(folder / "impressions" / f"part-{number:05d}.parquet")
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), paths[-1])
+    return paths
 
 
 def _taste_parts(user: np.ndarray, item: np.ndarray, users: _Users, items: _Items,

@@ -197,3 +197,24 @@ def test_save_and_load_round_trip(tmp_path) -> None:
 def test_load_missing_files_raises(tmp_path) -> None:
     with pytest.raises(DataError, match=r"users.csv, items.csv, impressions.csv not found in .*save_shop"):
         load_shop(tmp_path)
+
+
+def test_shop_parts_share_users_items_and_the_click_and_purchase_functions(tmp_path):
+    from recfunnel.data.stream import Stream
+    from recfunnel.datasets import write_shop_parts
+
+    parts = write_shop_parts(tmp_path, 2500, rows_per_part=1000, num_users=80, num_items=40, seed=4)
+    assert [len(pd.read_parquet(p)) for p in parts] == [1000, 1000, 500]
+    assert sum(len(chunk) for chunk in Stream(tmp_path / "impressions", chunk_rows=300).frames()) == 2500
+    shop = make_shop(num_users=80, num_items=40, num_impressions=1000, seed=4)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "users.parquet"), shop.users, check_dtype=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "items.parquet"), shop.items, check_dtype=False)
+    first, second = pd.read_parquet(parts[0]), pd.read_parquet(parts[1])
+    pd.testing.assert_frame_equal(first, shop.impressions, check_dtype=False)  # part 0 is make_shop's log
+    assert not first["user_id"].equals(second["user_id"])  # later parts draw their own sessions ...
+    for part in (first, second):  # ... of the same click and purchase functions
+        row = part.iloc[7]
+        assert row["p_click"] == pytest.approx(float(shop.click_probability(
+            row["user_id"], row["item_id"], position=int(row["position"]), hour=int(row["hour"]))))
+        assert row["p_purchase"] == pytest.approx(float(shop.purchase_probability(
+            row["user_id"], row["item_id"], position=int(row["position"]), hour=int(row["hour"]))))
