@@ -174,6 +174,17 @@ def test_a_server_started_with_another_artifact_announces_it(replicas, shop, tmp
     assert first.get("/health").json()["reloads"] == 2
 
 
+def test_a_worker_joining_when_the_named_artifact_is_broken_serves_its_own(replicas, shop, tmp_path: Path,
+                                                                           caplog: pytest.LogCaptureFixture):
+    copy = _copy(shop, tmp_path, "broken-later")
+    replicas(copy)
+    next(copy.rglob("*.safetensors")).write_bytes(b"not weights")  # broken after it was announced
+    with caplog.at_level(logging.WARNING, logger="recfunnel.serving.state"):
+        joined = replicas(join=True)  # a worker restarting now must still start
+    assert joined.get("/health").json()["artifact"] == shop.artifact.name
+    assert "which this process cannot serve" in caplog.text
+
+
 def test_workers_are_counted_and_share_the_cores():
     assert check_workers(4) == 4 and threads_per_worker(2, cores=2) == 1 and threads_per_worker(3, cores=16) == 5
     for bad in (0, 65, True, 2.0, "2"):

@@ -102,22 +102,23 @@ class FunnelHolder:
         self._starting = threading.Lock()
         self._threads: dict[str, threading.Thread] = {}  # what follows the other processes, by kind
         shared = store.state()
-        target = Path(path).expanduser().resolve()  # the operator's own choice
-        if join and shared.artifact is not None:
-            target = self._shared_target(shared.artifact, fallback=target)
-        self.current, self.items_version = self._prepare(self._load(target))
+        given = Path(path).expanduser().resolve()  # the operator's own choice
+        prepared = self._join(shared.artifact, given) if join and shared.artifact is not None else None
+        self.current, self.items_version = prepared or self._prepare(self._load(given))
         #: the reload count this process has caught up with (see ``SharedState.reloads``)
         self.reloads = shared.reloads
         if not join and shared.artifact != self.current.name:
             self.reloads = store.announce(self.current.name)
 
-    def _shared_target(self, name: str, *, fallback: Path) -> Path:
+    def _join(self, name: str, given: Path) -> tuple[Served, int] | None:
+        """The artifact the store names, prepared; None (serve ``given``) when this process cannot
+        (outside its root, missing here, broken, failing the probe): a worker must start."""
         try:
-            return self.root.resolve(name)
+            return self._prepare(self._load(self.root.resolve(name)))
         except ArtifactError as exc:
-            logger.warning("the shared store names the artifact %r, which this process cannot load (%s); "
-                           "serving %s", name[:200], exc, fallback)
-            return fallback
+            logger.warning("the shared store names the artifact %r, which this process cannot serve (%s); "
+                           "serving %s", name[:200], exc, given)
+            return None
 
     def _load(self, path: Path) -> Served:
         name = self.root.show(path)
