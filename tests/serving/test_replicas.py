@@ -262,3 +262,26 @@ def test_items_join_the_catalogue_in_the_order_sent_whatever_attributes_they_car
     catalogue = client.app.state.holder.current.funnel.catalogue  # type: ignore[attr-defined]
     assert catalogue.ids[-3:].tolist() == ["o-1", "o-2", "o-3"]
     assert catalogue.records(catalogue.index(["o-2"]), ["title", "price"]) == [{"title": "Two", "price": 2.0}]
+
+
+def test_items_that_fail_to_apply_are_logged_and_tried_again_later(replicas, monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture):
+    one, two = replicas(), replicas(join=True, sync_every=3600.0)  # only requests look at the store
+    one.post("/items", json={"items": [{"item_id": "late-1", "price": 1.0}]})
+    holder = two.app.state.holder  # type: ignore[attr-defined]
+    store = holder.store
+
+    def broken(version: int) -> object:
+        raise RuntimeError("the store read failed")
+
+    monkeypatch.setattr(store, "items_since", broken)
+    with caplog.at_level(logging.ERROR, logger="recfunnel.serving.state"):
+        assert two.get("/recommend", params={"user_id": "u1", "k": 5}).status_code == 200
+        holder._threads["items"].join(10)
+        click = {"events": [{"user_id": "r9", "item_id": "late-1", "type": "click"}]}
+        assert two.post("/events", json=click).json() == {"accepted": 1, "unknown_items": 1}  # not a 500
+    assert caplog.text.count("applying items from the shared store failed") == 2
+    assert holder._retry_items > time.monotonic()  # no new attempt on every request meanwhile
+    monkeypatch.undo()
+    holder._retry_items = 0.0
+    assert holder.sync(wait=True).funnel.catalogue.index(["late-1"])[0] >= 0

@@ -20,6 +20,9 @@ from recfunnel.serving.probe import history_length, probe, trained_users
 
 logger = logging.getLogger(__name__)
 
+#: seconds before items from the shared store are applied again after applying them failed
+RETRY_AFTER = 5.0
+
 
 @dataclass(frozen=True)
 class Served:
@@ -101,6 +104,7 @@ class FunnelHolder:
         self._loading = threading.Lock()  # one artifact loads at a time (seconds), outside _writing
         self._starting = threading.Lock()
         self._threads: dict[str, threading.Thread] = {}  # what follows the other processes, by kind
+        self._retry_items = 0.0  # when applying stored items may be tried again after a failure
         shared = store.state()
         given = Path(path).expanduser().resolve()  # the operator's own choice
         prepared = self._join(shared.artifact, given) if join and shared.artifact is not None else None
@@ -196,9 +200,8 @@ class FunnelHolder:
             self._background("reload", self._follow_now, shared.reloads, shared.artifact)
         if shared.items > self.items_version:
             if wait:
-                with self._writing:
-                    self._catch_up()
-            else:
+                self._catch_up_now()
+            elif time.monotonic() >= self._retry_items:
                 self._background("items", self._catch_up_now)
         return self.current
 
@@ -215,11 +218,15 @@ class FunnelHolder:
         self.items_version = version
 
     def _catch_up_now(self) -> None:
+        """``_catch_up``; a failure is logged, and tried again after ``RETRY_AFTER`` seconds (not
+        on every request), while the current funnel keeps answering."""
         try:
             with self._writing:
                 self._catch_up()
-        except Exception as exc:  # noqa: BLE001 - logged; the next request tries again
-            logger.error("applying items from the shared store failed: %s: %s", type(exc).__name__, exc)
+        except Exception as exc:  # noqa: BLE001 - logged; tried again later
+            self._retry_items = time.monotonic() + RETRY_AFTER
+            logger.error("applying items from the shared store failed (tried again in %.0f s): %s: %s",
+                         RETRY_AFTER, type(exc).__name__, exc)
 
     def _background(self, name: str, target: Callable[..., None], *args: Any) -> None:
         """Run ``target(*args)`` in a thread unless the one called ``name`` still runs."""
