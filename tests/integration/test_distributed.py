@@ -274,3 +274,18 @@ def test_two_processes_train_from_their_own_parts(tmp_path):
     assert one > 0.75 and two == pytest.approx(one, abs=0.01)
     for nproc in (1, 2):  # every row counted once, each by the process that read its part
         assert json.loads((tmp_path / f"s{nproc}" / "metrics.json").read_text())["rows"]["train"] == 8000
+
+
+@pytest.mark.parametrize("model", ["two_tower", "sasrec"])
+def test_retrieval_and_sequential_models_train_in_two_processes(model, tmp_path):
+    interactions = make_shop(num_users=300, num_items=80, num_impressions=8000, seed=5).interactions
+    interactions.to_csv(tmp_path / "clicks.csv", index=False)
+    done = _recfunnel("train", "--model", model, "--train", tmp_path / "clicks.csv", "--set", "trainer.max_epochs=3",
+                      "--out", tmp_path / model, "--json", "--nproc", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    losses = [row["train_loss"] for row in json.loads(done.stdout)["history"]]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    user = str(interactions["user_id"].iloc[0])
+    shown = _recfunnel("recommend", tmp_path / model, "--user", user, "--k", "5", "--json")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert len(json.loads(shown.stdout)[0]["items"]) == 5
