@@ -212,6 +212,13 @@ def _stream_in_two(rank: int, port: int, parts: str, out: str) -> None:
     from recfunnel.data.stream import Stream
     from recfunnel.train.distributed import StreamShare, merge_fit
 
+    import logging
+
+    said: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("recfunnel.train.distributed").addHandler(handler)
+    logging.getLogger("recfunnel.train.distributed").setLevel(logging.INFO)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
         stream = Stream(parts, chunk_rows=256)
@@ -223,7 +230,7 @@ def _stream_in_two(rank: int, port: int, parts: str, out: str) -> None:
                             rows=rows)
         steps = [len(list(share.batches(200, epoch=epoch, seed=0))) for epoch in range(2)]
         torch.save({"parts": [p.name for p in mine.parts], "rows": rows, "steps": steps,
-                    "encoder": encoder.to_dict(), "seen": encoder.rows_seen_}, Path(out) / f"{rank}.pt")
+                    "encoder": encoder.to_dict(), "seen": encoder.rows_seen_, "said": said}, Path(out) / f"{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -240,6 +247,10 @@ def test_two_processes_read_their_own_parts_and_fit_one_encoder(shop_files, tmp_
     assert (zero["rows"], one["rows"]) == (2100, 1900) and zero["seen"] == one["seen"] == 4000
     # 100 rows a step each; the rank with fewer rows sets the steps: 1900 // 100, every epoch, on both
     assert zero["steps"] == one["steps"] == [19, 19]
+    assert [line for line in zero["said"] if "leaves out" in line] == [
+        "each epoch leaves out 200 of 4000 rows (5.0%): the processes' parts hold unequal rows and every process "
+        "takes the steps the smallest share fills; more, equal parts leave out fewer"]  # once, by rank 0
+    assert not one["said"]
     whole = FeatureEncoder(infer_schema(Stream(parts).first(), "click")).fit_chunks(Stream(parts).frames())
     expected = whole.to_dict()
     assert zero["encoder"] == one["encoder"]

@@ -22,6 +22,7 @@ A rank that fails ends the run: torchrun stops the other processes and reports t
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -38,6 +39,8 @@ from recfunnel.data.sources import BatchSource, Order, random_order
 from recfunnel.errors import ConfigError
 from recfunnel.models.base import get_model
 from recfunnel.tasks.base import GROUP
+
+logger = logging.getLogger(__name__)
 
 #: How long a collective waits for the other ranks before the run fails (a hung peer, a dead node).
 TIMEOUT = timedelta(minutes=10)
@@ -160,10 +163,24 @@ class StreamShare:
             raise ConfigError(f"a process has fewer rows than its share of one batch ({self.local_batch(batch_size)}); "
                               "give every process more rows (bigger or more even parts), or a smaller batch_size.")
         local = self.local_batch(batch_size)
+        if epoch == 0:
+            self._report_left_out(steps * local)
         for step, batch in enumerate(self.stream.batches(local, epoch=epoch, seed=seed, order=order)):
             if step == steps:
                 return
             yield batch
+
+
+    def _report_left_out(self, taken: int) -> None:
+        """Say (rank 0, once) how many rows an epoch leaves out: the rows beyond the steps."""
+        counts = torch.tensor([self.rows - taken, self.rows], dtype=torch.int64)
+        dist.all_reduce(counts)
+        left, total = (int(v) for v in counts)
+        if left and is_main():
+            log = logger.warning if left > 0.05 * total else logger.info
+            log("each epoch leaves out %d of %d rows (%.1f%%): the processes' parts hold unequal rows and every "
+                "process takes the steps the smallest share fills; more, equal parts leave out fewer",
+                left, total, 100 * left / total)
 
 
 def merge_fit(tables: dict[str, pa.Table], found: dict[str, Moments], rows: int
