@@ -206,13 +206,13 @@ def _parts(shop_files: Path, folder: Path, sizes: tuple[int, ...]) -> Path:
 
 def _stream_in_two(rank: int, port: int, parts: str, out: str) -> None:
     """Rank ``rank`` of 2: its parts, the encoder fitted from both ranks' counts, its steps."""
+    import logging
+
     from recfunnel.data.encoder import FeatureEncoder
     from recfunnel.data.infer import infer_schema
     from recfunnel.data.sources import BlockStream
     from recfunnel.data.stream import Stream
     from recfunnel.train.distributed import StreamShare, merge_fit
-
-    import logging
 
     said: list[str] = []
     handler = logging.Handler(logging.INFO)
