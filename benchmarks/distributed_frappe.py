@@ -14,7 +14,11 @@ the test rows:
 * 2 "nodes" x 1 process: two torchrun agents on 127.0.0.1 with ``--nnodes 2 --node-rank 0|1``,
   the rendezvous a multi-machine run uses, on one machine;
 * 1 process, ``--stream``: the training rows as 4 parquet parts read in chunks, shuffled through
-  the default buffer (the defaults a user of ``--stream`` gets; the order differs from in memory).
+  the default buffer (the defaults a user of ``--stream`` gets; the order differs from in memory);
+* 2 processes x 1 thread, ``--stream --nproc 2``: each process reads 2 of the 4 parts, through
+  its own buffer, in batches of half the size.
+
+``--runs 1,5`` runs only those rows (numbered as above).
 
 "samples/s" is the mean over the epochs of the training rows (all ranks together) per second of
 training (validation excluded). The machine has 2 cores, so the two-process runs share them as
@@ -86,6 +90,7 @@ def two_nodes(root: Path, out: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="directory holding frappe-nfm/")
+    parser.add_argument("--runs", help="comma-separated row numbers to run (default: all)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="recfunnel-dist-") as tmp:
@@ -98,8 +103,13 @@ def main() -> None:
             "2 nodes x 1 process (torchrun --nnodes 2, 127.0.0.1)": lambda out: two_nodes(root, out),
             "1 process, --stream (4 parquet parts)": lambda out: recfunnel(
                 [*train_args(root, out, train=root / "parts"), "--stream"], threads=2).stdout,
+            "2 processes x 1 thread, --stream (2 parts each)": lambda out: recfunnel(
+                [*train_args(root, out, train=root / "parts"), "--stream", "--nproc", "2"], threads=2).stdout,
         }
-        for name, run in runs.items():
+        chosen = {int(n) for n in args.runs.split(",")} if args.runs else set(range(1, len(runs) + 1))
+        for number, (name, run) in enumerate(runs.items(), start=1):
+            if number not in chosen:
+                continue
             out = root / name.replace(" ", "_").replace("/", "_")[:20] / "model"
             report = json.loads(run(out))
             history = report["history"]
