@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="read --train (a file, a directory of parts or a glob) in chunks, never whole: "
                             "for data larger than memory (ranking and multi-task models)")
     train.add_argument("--nproc", type=int, default=1, metavar="N",
-                       help="train in N processes on this machine (torchrun, gloo); each takes 1/N of every batch")
+                       help="train in N processes on this machine (torchrun, gloo); each takes 1/N of every batch "
+                            "(with --stream: each reads its own parts, at least N of them)")
 
     evaluate = sub.add_parser("evaluate", help="metrics of a saved model on labelled data")
     evaluate.add_argument("artifact")
