@@ -85,7 +85,9 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         if not distributed.is_main():  # rank 0 logs the epochs and the decisions for everyone
             logging.disable(logging.INFO)
-        return _train(args, quiet=not distributed.is_main())
+        code = _train(args, quiet=not distributed.is_main())
+        distributed.barrier()  # no rank leaves while rank 0 still writes: gloo may abort a peer that left first
+        return code
     finally:
         distributed.finish()
 

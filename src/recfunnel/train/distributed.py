@@ -84,6 +84,12 @@ def check_trainable(name: str) -> None:
                           "its work between processes; train it in one process.")
 
 
+def barrier() -> None:
+    """Wait until every rank gets here (the end of a run that succeeded everywhere)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def finish() -> None:
     """Leave the process group (every rank, at the end of a run)."""
     if dist.is_initialized():
