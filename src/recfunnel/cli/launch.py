@@ -31,8 +31,9 @@ def without_nproc(argv: list[str]) -> list[str]:
 def launch(argv: list[str], nproc: int) -> int:
     """Run ``recfunnel <argv>`` in ``nproc`` processes (torchrun, a rendezvous on this machine);
     returns torchrun's exit code, non-zero when any process failed (torchrun then stops the rest)."""
-    threads = max(1, (os.cpu_count() or 1) // nproc)  # the cores shared out, no oversubscription
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    from recfunnel.serving.workers import threads_per_worker  # the cores shared out, no oversubscription
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_worker(nproc))}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                "-m", "recfunnel", *without_nproc(argv)]
     return subprocess.run(command, env=env, check=False).returncode
