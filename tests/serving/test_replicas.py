@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from recfunnel.errors import ConfigError
 from recfunnel.serving import create_app
@@ -196,12 +197,21 @@ def _health(url: str) -> dict:
     return httpx.get(f"{url}/health", timeout=10.0).json()
 
 
+def _health_requests(metrics: str) -> float:
+    """The successful GET /health requests a /metrics page counts."""
+    return sum(sample.value for family in text_string_to_metric_families(metrics) for sample in family.samples
+               if sample.name == "recfunnel_http_requests_total" and sample.labels["route"] == "/health"
+               and sample.labels["status"] == "200")
+
+
 def test_serve_with_two_workers_shares_items_and_reloads(server, shop, tmp_path: Path):
     copy = _copy(shop, tmp_path, "live")
     live = server(options=("--workers", "2")).start()
     answers = [_health(live.url) for _ in range(300)]
     workers = {answer["worker"] for answer in answers}
     assert len(workers) == 2, f"only {workers} answered 300 requests"
+    for _ in range(4):  # whichever worker answers /metrics counts both workers' requests
+        assert _health_requests(httpx.get(f"{live.url}/metrics", timeout=10.0).text) >= 300
     added = httpx.post(f"{live.url}/items", json={"items": [{"item_id": "w-1", "price": 2.0}]}, timeout=30.0)
     assert added.json() == {"added": 1, "updated": 0}
 

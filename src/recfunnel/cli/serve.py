@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,7 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, ap
 
     uvicorn = _require()
     from recfunnel.serving.app import create_app
+    from recfunnel.serving.middleware import MULTIPROCESS_ENV
     from recfunnel.serving.protocol import PROTOCOL_PATH, uvicorn_options
     from recfunnel.serving.redis_store import is_redis_url, redact
     from recfunnel.serving.state import ItemLimits
@@ -173,9 +175,16 @@ def serve(artifact: str | Path, *, host: str = "127.0.0.1", port: int = 8000, ap
     os.environ.update(worker_environment(options, workers=workers, header_timeout=header_timeout,
                                          max_connections=max_connections))
     guarded = uvicorn_options(**connections)
-    uvicorn.run("recfunnel.serving.workers:app", factory=True, workers=workers, host=host, port=port,
-                log_level=log_level, http=PROTOCOL_PATH, timeout_keep_alive=guarded["timeout_keep_alive"],
-                backlog=guarded["backlog"])
+    # /metrics sums every worker's counts: each writes them to files in a folder of this run
+    # (prometheus_client's multiprocess mode), so a restart starts from zero as one process does
+    with tempfile.TemporaryDirectory(prefix="recfunnel-metrics-") as folder:
+        os.environ[MULTIPROCESS_ENV] = folder
+        try:
+            uvicorn.run("recfunnel.serving.workers:app", factory=True, workers=workers, host=host, port=port,
+                        log_level=log_level, http=PROTOCOL_PATH, timeout_keep_alive=guarded["timeout_keep_alive"],
+                        backlog=guarded["backlog"])
+        finally:
+            os.environ.pop(MULTIPROCESS_ENV, None)
     return 0
 
 

@@ -2,12 +2,14 @@
 
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
@@ -18,6 +20,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: set (to a fresh folder) by ``recfunnel serve --workers N``: prometheus_client's multiprocess mode,
+#: in which each worker writes its metrics to files there and ``/metrics`` sums every worker's
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 OPEN_PATHS = frozenset({"/health", "/", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 DOCS_STATIC = "/docs/static"  # the docs pages' JavaScript and CSS: open, like the pages
@@ -182,6 +188,15 @@ class Metrics:
         self.reloads = Counter("recfunnel_reloads", "Artifact reloads by result", ["result"], registry=registry)
         self.unknown_items = Counter("recfunnel_events_unknown_items", "Events stored for items the catalogue "
                                      "does not have (left out of histories)", registry=registry)
+
+    def latest(self) -> bytes:
+        """What ``/metrics`` answers: this process's metrics or, when the server runs several workers
+        (``MULTIPROCESS_ENV`` set before prometheus_client was imported), all of theirs summed."""
+        if os.environ.get(MULTIPROCESS_ENV):
+            every_worker = CollectorRegistry()
+            MultiProcessCollector(every_worker)
+            return bytes(generate_latest(every_worker))
+        return bytes(generate_latest(self.registry))
 
 
 

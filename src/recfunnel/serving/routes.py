@@ -13,7 +13,7 @@ import numpy as np
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Security
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyHeader
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import StringConstraints
 
 from recfunnel.serving.events import Event
@@ -202,7 +202,7 @@ def reload(request: Request, body: Annotated[ReloadIn, Body()]) -> dict[str, Any
 
 @routes.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(request.app.state.metrics.latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 @open_routes.get("/", include_in_schema=False, response_class=HTMLResponse)
