@@ -392,6 +392,12 @@ def _huge_vocabulary(root: Path) -> None:
     (root / "schema.json").write_text(json.dumps(schema))
 
 
+def _grow(path: Path, size: int) -> None:
+    """Make ``path`` ``size`` bytes long without writing them (a sparse file)."""
+    with path.open("r+b") as file:
+        file.truncate(size)
+
+
 ARTIFACT_DAMAGE = {
     "truncated weights": (lambda root: _truncate(root / "model.safetensors"),
                           "model.safetensors' is corrupt: Error while deserializing header"),
@@ -405,6 +411,12 @@ ARTIFACT_DAMAGE = {
                             "config.json' has format None; expected 'recfunnel-artifact/1'."),
     "schema.json is a list": (lambda root: (root / "schema.json").write_text("[]"),
                               "schema.json' is corrupt: expected a JSON object, got list."),
+    # a planted file must not exhaust memory or the parser's stack
+    "schema.json nested deeply": (lambda root: (root / "schema.json").write_text("[" * 100_000 + "]" * 100_000),
+                                  "schema.json' is nested too deeply to be a recfunnel JSON file."),
+    "config.json over the limit": (lambda root: _grow(root / "config.json", 65 << 20),
+                                   "config.json' is 68,157,440 bytes, over the 67,108,864 a recfunnel JSON file "
+                                   "may hold; refusing to read it."),
     "encoder.json of another format": (lambda root: (root / "encoder.json").write_text('{"format": "x"}'),
                                        "is inconsistent and cannot be loaded: not a FeatureEncoder dict"),
     # regression: these four escaped load() as KeyError / ValueError / ConfigError tracebacks

@@ -50,12 +50,14 @@ def test_no_request_fails_while_reloading(client: TestClient, shop, tmp_path: Pa
     assert client.get("/health").json()["artifact"] == shop.artifact.name
 
 
-@pytest.mark.parametrize("damage", ["config", "weights", "items"])
+@pytest.mark.parametrize("damage", ["config", "nested", "weights", "items"])
 def test_a_corrupt_artifact_is_refused_and_the_old_one_keeps_serving(client: TestClient, shop, tmp_path: Path,
                                                                      damage: str):
     bad = _copy(shop, tmp_path, "bad")
     if damage == "config":
         (bad / "config.json").write_text('{"format": "recfunnel-funnel/1", "recall": [')
+    elif damage == "nested":  # past the parser's stack
+        (bad / "rank" / "schema.json").write_text("[" * 100_000 + "]" * 100_000)
     elif damage == "weights":
         weights = next(bad.rglob("*.safetensors"))
         weights.write_bytes(weights.read_bytes()[:100])

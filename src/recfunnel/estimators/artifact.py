@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from recfunnel.errors import ArtifactError, ModelNotFoundError, NotFittedError
 from recfunnel.models import ModelInfo, get_model
+from recfunnel.train.checkpoint import MAX_JSON_BYTES, MAX_VOCABULARY_JSON_BYTES, read_json_file
 
 ARTIFACT_FORMAT = "recfunnel-artifact/1"
 REQUIRED = ("config.json", "schema.json", "encoder.json", "model.safetensors")
@@ -218,7 +219,7 @@ def read_config(root: Path) -> dict[str, Any]:
     if not root.is_dir():
         raise ArtifactError(f"no artifact at {str(root)!r}: not a directory. Train one with `recfunnel train`.")
     try:
-        config = json.loads((root / "config.json").read_text())
+        config = read_json_file(root / "config.json")
     except FileNotFoundError:
         raise ArtifactError(f"{str(root)!r} is not a recfunnel artifact: missing config.json. "
                             "Point at a directory written by recfunnel (`recfunnel train --out ...`).") from None
@@ -230,8 +231,9 @@ def read_config(root: Path) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    limit = MAX_VOCABULARY_JSON_BYTES if path.name == "encoder.json" else MAX_JSON_BYTES
     try:
-        data = json.loads(path.read_text())
+        data = read_json_file(path, limit=limit)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArtifactError(f"{str(path)!r} is corrupt: {exc}") from None
     if not isinstance(data, dict):

@@ -32,6 +32,7 @@ from recfunnel.metrics import auc
 from recfunnel.models import register_estimator
 from recfunnel.nn import FeatureEmbedding
 from recfunnel.schema import Categorical, Label, MultiCategorical, Numeric, Schema
+from recfunnel.train.checkpoint import MAX_VOCABULARY_JSON_BYTES, read_json_file
 
 HEADS = ("lr", "fm")
 MAX_BAG_IDS = 256  # a MultiCategorical with more ids is left out of the trees rather than made 0/1 columns
@@ -442,7 +443,7 @@ def load_gbdt(path: str | Path, parts: dict[str, Any]) -> GBDTRanker:
     root = Path(path)
     head = ranker_from_parts(root, parts)
     with inconsistent(root, kind="GBDT+LR artifact", also=(OSError, lightgbm.basic.LightGBMError)):
-        extra = json.loads((root / "gbdt.json").read_text())
+        extra = read_json_file(root / "gbdt.json", limit=MAX_VOCABULARY_JSON_BYTES)  # it holds the encoder
         params = {"raw_features": False, **extra["params"]}  # artifacts from before the option had none
         ranker = GBDTRanker(schema=Schema.from_dict(extra["schema"]), **params)
         ranker.encoder_ = FeatureEncoder.from_dict(extra["encoder"])

@@ -15,6 +15,11 @@ from recfunnel.errors import ArtifactError
 if TYPE_CHECKING:  # callbacks call these; Run is for annotations only
     from recfunnel.train.callbacks import Run
 
+#: The largest JSON file a checkpoint or an artifact may hold: its description (config, schema,
+#: metrics, a checkpoint's run) is small; vocabularies (``encoder.json``) grow with the data.
+MAX_JSON_BYTES = 64 << 20
+MAX_VOCABULARY_JSON_BYTES = 2 << 30
+
 #: Run fields a checkpoint keeps in JSON.
 RUN_FIELDS = ("epoch", "best_score", "best_epoch", "bad_epochs", "plateau_epochs", "history")
 
@@ -45,6 +50,24 @@ def unflatten_optimizer(plain: dict[str, Any], tensors: dict[str, torch.Tensor])
     return {"state": state, "param_groups": plain["param_groups"]}
 
 
+def read_json_file(path: Path, *, limit: int = MAX_JSON_BYTES) -> Any:
+    """The JSON document in ``path``; a file over ``limit`` bytes is refused before it is read, so
+    a planted file cannot make a loader or a server's ``/reload`` exhaust memory.
+
+    Raises:
+        ArtifactError: The file is over ``limit`` or nested too deeply to parse.
+        OSError, UnicodeDecodeError, json.JSONDecodeError: It cannot be read or is not JSON.
+    """
+    size = path.stat().st_size
+    if size > limit:
+        raise ArtifactError(f"{str(path)!r} is {size:,} bytes, over the {limit:,} a recfunnel JSON file may hold; "
+                            "refusing to read it.")
+    try:
+        return json.loads(path.read_bytes())
+    except RecursionError:
+        raise ArtifactError(f"{str(path)!r} is nested too deeply to be a recfunnel JSON file.") from None
+
+
 def write_atomic(path: Path, writer: Any) -> None:
     """Write to a temporary file beside ``path`` and rename, so a crash never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -65,7 +88,7 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     if not meta_path.exists():
         return None
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = read_json_file(meta_path)
         tensors = load_file(str(directory / "checkpoint.safetensors"))
     except (OSError, ValueError) as exc:
         raise ArtifactError(
