@@ -80,6 +80,13 @@ def test_build_rejects_bad_configs(cli, trained, tmp_path):
     assert code == 2 and "unknown funnel config option 'ranks'; did you mean 'rank'" in err
     code, _, err = cli("build", _config(trained, tmp_path, rank={"artifact": str(trained[2] / "recall/1-itemcf")}))
     assert code == 2 and "needs a fitted scorer with predict(rows)" in err
+    # options that train a stage, beside the trained artifact, would be ignored: refused
+    code, _, err = cli("build", _config(trained, tmp_path, recall=[
+        {"artifact": str(trained[2] / "recall/1-itemcf"), "params": {"neighbours": 5}}]))
+    assert code == 2 and "params applies to training, and the artifact named is trained already" in err
+    code, _, err = cli("build", _config(trained, tmp_path, rank={"artifact": str(trained[2] / "rank"),
+                                                                 "model": "dcn", "trainer": {"max_epochs": 1}}))
+    assert code == 2 and "model, trainer apply to training, and the artifact named is trained already" in err
 
 
 def test_demo_without_serving_prints_both_tables(cli, tmp_path):

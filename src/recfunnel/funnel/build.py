@@ -64,6 +64,7 @@ def funnel_from_config(config: dict[str, Any], *, train: Any = None, user_col: s
     if config.get("rank"):
         spec = config["rank"] if isinstance(config["rank"], dict) else {"artifact": config["rank"]}
         _check(spec, RANK_KEYS, "rank")
+        _trained_already(spec, ("model", "objective", "params", "trainer"), "rank")
         ranker = load(spec["artifact"])
         first = next((r.columns for r in recall if r.columns is not None), None)
         if first is None:
@@ -125,6 +126,16 @@ def _two_stage(config: dict[str, Any], entries: list[Any], train: Any, user_col:
                          **({"log": log} if log is not None else {}))
 
 
+def _trained_already(entry: dict[str, Any], training: tuple[str, ...], where: str) -> None:
+    """Refuse the options that train a stage beside the ``artifact`` that is that stage, trained."""
+    given = [key for key in training if key in entry]
+    if given:
+        raise ConfigError(f"{where} {entry!r}: {', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to "
+                          "training, and the artifact named is trained already; drop "
+                          f"{'them' if len(given) > 1 else 'it'}, or name a model instead of the artifact to train "
+                          "it here (`recfunnel build funnel.yaml --train ...`).")
+
+
 def _positive(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{what} must be a positive integer; got {value!r}.")
@@ -141,6 +152,7 @@ def _recall(entry: Any) -> Recall | NewItems:
         raise ConfigError(f"recall type {entry['type']!r} is not valid; use 'retriever' (the default) or 'new_items'.")
     if "artifact" not in entry:
         raise ConfigError(f"recall entry {entry!r} needs an 'artifact' (a trained retriever's directory).")
+    _trained_already(entry, ("model", "params", "trainer", "item_features", "label"), "recall entry")
     retriever = load(Path(entry["artifact"]))
     if not isinstance(retriever, Retriever):
         raise ConfigError(f"recall artifact {entry['artifact']!r} is not a retriever (train one with a retrieval model).")
