@@ -8,6 +8,8 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +20,7 @@ import torch.multiprocessing as mp
 
 from recfunnel.data.batch import Batch
 from recfunnel.datasets import make_shop
-from recfunnel.train.distributed import Sharded, sync_gradients
+from recfunnel.train.distributed import Sharded, barrier, finish, sync_gradients
 
 COLUMNS = ["user_id", "item_id", "category", "price", "age", "hour", "click"]
 
@@ -115,9 +117,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _untouched_table(rank: int, port: int, out: str) -> None:
+@contextmanager
+def _process_group(rank: int, port: int) -> Iterator[None]:
+    """Rank ``rank`` of 2 in a gloo group on 127.0.0.1, left as `recfunnel train` leaves it: after a
+    barrier when the work succeeded, so no rank leaves while another still works."""
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
+        yield
+        barrier()
+    finally:
+        finish()
+
+
+def _untouched_table(rank: int, port: int, out: str) -> None:
+    with _process_group(rank, port):
         table, dense = torch.nn.Embedding(5, 2, sparse=True), torch.nn.Linear(2, 1)
         torch.manual_seed(0)
         torch.nn.init.ones_(table.weight)
@@ -128,8 +141,6 @@ def _untouched_table(rank: int, port: int, out: str) -> None:
         sync_gradients([dense.weight, dense.bias], [table.weight])
         grad = table.weight.grad.to_dense()
         torch.save({"table": grad, "bias": dense.bias.grad}, Path(out) / f"{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_a_rank_whose_batch_touches_no_embedding_row_takes_part(tmp_path):
@@ -147,8 +158,7 @@ def _train_in_two(rank: int, port: int, out: str) -> None:
     from recfunnel.testing import toy_batch, toy_schema
     from recfunnel.train import Trainer
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    try:
+    with _process_group(rank, port):
         rows, valid = toy_batch(batch_size=256, seed=1), toy_batch(batch_size=64, seed=2)
         results = {}
         for name, stages in (("straight", [4]), ("resumed", [2, 4])):
@@ -162,8 +172,6 @@ def _train_in_two(rank: int, port: int, out: str) -> None:
             results[name] = ([row["train_loss"] for row in result.history], model.state_dict())
         torch.save({"results": results, "files": sorted(p.name for p in (Path(out) / "straight").iterdir())},
                    Path(out) / f"rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_two_processes_resume_from_rank_zeros_checkpoint(tmp_path):
@@ -219,8 +227,7 @@ def _stream_in_two(rank: int, port: int, parts: str, out: str) -> None:
     handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
     logging.getLogger("recfunnel.train.distributed").addHandler(handler)
     logging.getLogger("recfunnel.train.distributed").setLevel(logging.INFO)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    try:
+    with _process_group(rank, port):
         stream = Stream(parts, chunk_rows=256)
         mine = stream.shard(rank, 2)
         schema = infer_schema(stream.first(), "click")
@@ -231,8 +238,6 @@ def _stream_in_two(rank: int, port: int, parts: str, out: str) -> None:
         steps = [len(list(share.batches(200, epoch=epoch, seed=0))) for epoch in range(2)]
         torch.save({"parts": [p.name for p in mine.parts], "rows": rows, "steps": steps,
                     "encoder": encoder.to_dict(), "seen": encoder.rows_seen_, "said": said}, Path(out) / f"{rank}.pt")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_two_processes_read_their_own_parts_and_fit_one_encoder(shop_files, tmp_path):
