@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 
 from recfunnel.data.batch import Batch
 from recfunnel.datasets import make_shop
-from recfunnel.train.distributed import Sharded, barrier, finish, sync_gradients
+from recfunnel.train.distributed import Sharded, finish, leave, sync_gradients
 
 COLUMNS = ["user_id", "item_id", "category", "price", "age", "hour", "click"]
 
@@ -119,14 +119,15 @@ def _free_port() -> int:
 
 @contextmanager
 def _process_group(rank: int, port: int) -> Iterator[None]:
-    """Rank ``rank`` of 2 in a gloo group on 127.0.0.1, left as `recfunnel train` leaves it: after a
-    barrier when the work succeeded, so no rank leaves while another still works."""
+    """Rank ``rank`` of 2 in a gloo group on 127.0.0.1, left as `recfunnel train` leaves it: when
+    the work succeeded, the process ends here (``leave``: a barrier, then out without Python's exit)."""
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     try:
         yield
-        barrier()
-    finally:
+    except BaseException:
         finish()
+        raise
+    leave(0)
 
 
 def _untouched_table(rank: int, port: int, out: str) -> None:

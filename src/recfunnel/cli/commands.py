@@ -86,10 +86,10 @@ def run_train(args: argparse.Namespace) -> int:
         if not distributed.is_main():  # rank 0 logs the epochs and the decisions for everyone
             logging.disable(logging.INFO)
         code = _train(args, quiet=not distributed.is_main())
-        distributed.barrier()  # no rank leaves while rank 0 still writes: gloo may abort a peer that left first
-        return code
-    finally:
+    except BaseException:
         distributed.finish()
+        raise
+    distributed.leave(code)  # every rank at a barrier, then out without Python's exit (see leave)
 
 
 def _train(args: argparse.Namespace, *, quiet: bool = False) -> int:

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import pyarrow as pa
 import torch
@@ -94,6 +95,24 @@ def finish() -> None:
     """Leave the process group (every rank, at the end of a run)."""
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def leave(code: int) -> NoReturn:
+    """End this process of a run that succeeded everywhere: wait for every rank (so none leaves
+    while rank 0 still writes), leave the group, flush the output and exit with ``code`` at once.
+
+    Python's own exit is skipped on purpose. A gloo worker thread lets go of the last collective's
+    work (and the tensors it holds) a moment after the caller saw it complete; when that moment
+    falls after the interpreter began to finalize, releasing the tensors cannot take the GIL and
+    the process aborts ("terminate called without an active exception": ProcessGroupGloo::runLoop
+    -> ~AsyncWork -> take_gil during Py_FinalizeEx), failing a run whose work was all done.
+    """
+    barrier()
+    finish()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 class Sharded:
