@@ -62,6 +62,21 @@ def test_two_processes_learn_what_one_does(shop_files, tmp_path):
     assert (scores[0]["score"] - scores[1]["score"]).abs().max() < 1e-4
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="two processes on GPUs need two GPUs (NCCL: one per rank)")
+def test_two_processes_on_gpus_learn_what_one_does_on_the_cpu(shop_files, tmp_path):
+    """NCCL carries the dense gradients and the weights; the tables' rows go by all-gathers."""
+    runs = {}
+    for nproc, device in ((1, "cpu"), (2, "cuda")):
+        done = _recfunnel("train", "--model", "fm", "--train", shop_files / "t.csv", "--valid", shop_files / "v.csv",
+                          "--label", "click", "--set", "trainer.max_epochs=3", "--set", f"trainer.device={device}",
+                          "--out", tmp_path / device, "--json", "--nproc", nproc)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[device] = json.loads(done.stdout)["history"]
+    for a, b in zip(runs["cpu"], runs["cuda"], strict=True):
+        assert b["valid_auc"] == pytest.approx(a["valid_auc"], abs=1e-3)
+
+
 def test_two_processes_repeat_under_a_seed(shop_files, tmp_path):
     """DeepFM has dropout: each rank draws its own masks, seeded, so a second run is the same run."""
     histories = []
@@ -150,6 +165,46 @@ def test_a_rank_whose_batch_touches_no_embedding_row_takes_part(tmp_path):
     torch.testing.assert_close(zero["table"], one["table"])
     assert zero["table"][[1, 3]].abs().sum() > 0 and zero["table"][[0, 2, 4]].abs().sum() == 0
     torch.testing.assert_close(zero["bias"], torch.full((1,), 1.5))  # (2 rows + 1 row) / 2 ranks
+
+
+def _gathered_sums(rank: int, port: int, out: str) -> None:
+    """Rank ``rank`` of 2: table gradients summed by all-gathers (the path for CUDA tensors, which
+    NCCL cannot all-reduce sparse) and by gloo's sparse all-reduce; and the devices a run may ask for."""
+    from recfunnel.errors import ConfigError
+    from recfunnel.train.distributed import process_device, sparse_sum_gathered
+
+    touched = {0: ([1, 3, 3, 7], [[1.0, 2.0], [0.5, 0.5], [0.25, 0.0], [4.0, 4.0]]), 1: ([3, 8], [[1.0, 1.0], [2.0, 3.0]])}
+    with _process_group(rank, port):
+        sums = {}
+        for name, mine in (("both", touched[rank]), ("rank 0 alone", touched[0] if rank == 0 else ([], [])),
+                           ("nobody", ([], []))):
+            grad = torch.sparse_coo_tensor(torch.tensor([mine[0]], dtype=torch.int64).reshape(1, -1),
+                                           torch.tensor(mine[1]).reshape(-1, 2), (10, 2)).coalesce()
+            native = grad.clone()
+            dist.all_reduce(native)
+            sums[name] = (sparse_sum_gathered(grad).to_dense(), native.coalesce().to_dense())
+        refused = []
+        for device in ("cuda:1", "cuda"):
+            try:
+                process_device(torch.device(device))
+            except ConfigError as exc:
+                refused.append(str(exc))
+        torch.save({"sums": sums, "cpu": str(process_device(torch.device("cpu"))), "refused": refused},
+                   Path(out) / f"{rank}.pt")
+
+
+def test_table_gradients_summed_by_all_gathers_equal_the_sparse_all_reduce(tmp_path):
+    mp.spawn(_gathered_sums, args=(_free_port(), str(tmp_path)), nprocs=2)
+    zero, one = (torch.load(tmp_path / f"{r}.pt") for r in (0, 1))
+    for name, (gathered, native) in zero["sums"].items():
+        torch.testing.assert_close(gathered, native, msg=name)
+        torch.testing.assert_close(one["sums"][name][0], gathered, msg=name)  # every rank holds the sum
+    torch.testing.assert_close(zero["sums"]["both"][0][3], torch.tensor([1.75, 1.5]))  # 0.5 + 0.25 + 1.0, 0.5 + 1.0
+    assert zero["sums"]["nobody"][0].abs().sum() == 0
+    assert zero["cpu"] == "cpu"
+    assert "name the device 'cuda', not 'cuda:1'" in zero["refused"][0]
+    if not torch.cuda.is_available():
+        assert "needs GPUs and NCCL on every machine; this process has no GPU" in zero["refused"][1]
 
 
 def _train_in_two(rank: int, port: int, out: str) -> None:

@@ -1,4 +1,4 @@
-"""Training in several processes with torch.distributed (gloo, on CPUs).
+"""Training in several processes with torch.distributed (gloo on CPUs; NCCL for CUDA tensors).
 
 ``recfunnel train ... --nproc N`` starts N processes through torchrun on this machine;
 ``torchrun --nnodes M --nproc-per-node N -m recfunnel train ...`` runs them across
@@ -16,6 +16,11 @@ machines. In each process the Trainer
 Streamed training data (``--stream``) is split by parts instead (``Stream.shard``): each rank
 reads only its own parts, the encoder is fitted from every rank's counts put together
 (``merge_fit``), and ``StreamShare`` makes every rank take the same number of steps an epoch.
+
+With GPUs (``trainer.device=cuda``) each process takes the GPU of its local rank; the group has
+NCCL for CUDA tensors (the weights, the dense gradients) and gloo for CPU ones (the decisions and
+counts), and a table's sparse gradient is summed by all-gathers (``sparse_sum_gathered``), NCCL
+having no sparse all-reduce.
 
 A rank that fails ends the run: torchrun stops the other processes and reports the failure.
 """
@@ -69,11 +74,53 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
 
 
+def backend(*, cuda: bool, nccl: bool) -> str:
+    """The process group's backends: gloo for CPU tensors (the decisions, the counts, a model
+    trained on CPUs), and NCCL for CUDA tensors where the machine has GPUs and NCCL.
+
+    Example:
+        >>> backend(cuda=False, nccl=False), backend(cuda=True, nccl=True)
+        ('gloo', 'cpu:gloo,cuda:nccl')
+    """
+    return "cpu:gloo,cuda:nccl" if cuda and nccl else "gloo"
+
+
 def start() -> None:
-    """Join the process group torchrun's environment describes (gloo: training across processes
-    runs on CPUs; NCCL, which has no sparse all-reduce, is not used yet)."""
-    if not dist.is_initialized():
-        dist.init_process_group("gloo", timeout=TIMEOUT)
+    """Join the process group torchrun's environment describes; on a machine with GPUs, take this
+    process's GPU (``LOCAL_RANK``) as its current CUDA device."""
+    if dist.is_initialized():
+        return
+    cuda = torch.cuda.is_available()
+    if cuda and local_rank() < torch.cuda.device_count():  # (a CPU run may start more processes than GPUs)
+        torch.cuda.set_device(local_rank())
+    dist.init_process_group(backend(cuda=cuda, nccl=dist.is_nccl_available()), timeout=TIMEOUT)
+
+
+def local_rank() -> int:
+    """This process's index on its machine (torchrun's ``LOCAL_RANK``); 0 outside torchrun."""
+    return int(os.environ.get("LOCAL_RANK", "0") or 0)
+
+
+def process_device(device: torch.device) -> torch.device:
+    """The device this process trains on when the run asks for ``device``: a CUDA run of several
+    processes gives each the GPU of its local rank (``cuda`` names no index then).
+
+    Raises:
+        ConfigError: A CUDA device with an index under several processes, CUDA without a GPU or
+            without NCCL, or more processes on the machine than GPUs.
+    """
+    if device.type != "cuda" or not active():
+        return device
+    if device.index is not None:
+        raise ConfigError(f"with several processes each takes the GPU of its local rank; name the device 'cuda', "
+                          f"not {str(device)!r}.")
+    if not torch.cuda.is_available() or not dist.is_nccl_available():
+        raise ConfigError("device 'cuda' across processes needs GPUs and NCCL on every machine; this process has "
+                          f"{'no GPU' if not torch.cuda.is_available() else 'no NCCL'}.")
+    if local_rank() >= torch.cuda.device_count():  # NCCL refuses two ranks on one GPU
+        raise ConfigError(f"process {local_rank()} of this machine has no GPU of its own ({torch.cuda.device_count()} "
+                          "here): start at most one process per GPU on each machine.")
+    return torch.device("cuda", local_rank())
 
 
 def check_trainable(name: str) -> None:
@@ -255,8 +302,38 @@ def sync_gradients(dense: list[nn.Parameter], sparse: list[nn.Parameter]) -> Non
     for p in sparse:
         grad = p.grad.coalesce() if p.grad is not None else torch.sparse_coo_tensor(
             torch.empty((1, 0), dtype=torch.int64, device=p.device), p.new_empty((0, *p.shape[1:])), p.shape)
-        dist.all_reduce(grad)
+        if grad.is_cuda:  # NCCL has no sparse all-reduce
+            grad = sparse_sum_gathered(grad)
+        else:
+            dist.all_reduce(grad)
         p.grad = (grad / size).coalesce()
+
+
+def sparse_sum_gathered(grad: torch.Tensor) -> torch.Tensor:
+    """A coalesced sparse table gradient summed over the ranks with dense all-gathers, which every
+    backend has (NCCL has no sparse all-reduce): each rank's touched rows and their values, padded
+    to the most any rank touched, so only the rows touched somewhere travel.
+
+    Every rank returns the same sum (coalesced)."""
+    size = world()[1]
+    rows, values = grad.indices()[0], grad.values()
+    counts = [torch.zeros(1, dtype=torch.int64, device=rows.device) for _ in range(size)]
+    dist.all_gather(counts, torch.tensor([len(rows)], dtype=torch.int64, device=rows.device))
+    most = int(max(int(count) for count in counts))
+    if most == 0:  # no rank touched the table
+        return grad
+    padded_rows = torch.zeros(most, dtype=rows.dtype, device=rows.device)  # the padding is cut off below
+    padded_rows[:len(rows)] = rows
+    padded_values = values.new_zeros((most, *values.shape[1:]))
+    padded_values[:len(rows)] = values
+    all_rows = [torch.empty_like(padded_rows) for _ in range(size)]
+    all_values = [torch.empty_like(padded_values) for _ in range(size)]
+    dist.all_gather(all_rows, padded_rows)
+    dist.all_gather(all_values, padded_values)
+    keep = [slice(0, int(count)) for count in counts]
+    return torch.sparse_coo_tensor(torch.cat([r[k] for r, k in zip(all_rows, keep, strict=True)]).unsqueeze(0),
+                                   torch.cat([v[k] for v, k in zip(all_values, keep, strict=True)]),
+                                   grad.shape).coalesce()
 
 
 def all_sum(values: list[float]) -> list[float]:

@@ -151,10 +151,8 @@ class Trainer:
         source = self._source(train, task)
         if source.num_rows == 0:
             raise DataError("the training data has no rows.")
-        model.to(self.device)
+        model.to(self._device())
         if distributed.active():  # one of several processes: equal weights, a share of each batch
-            if self.device.type != "cpu":
-                raise ConfigError(f"training across processes runs on CPUs (gloo) for now; got device {self.device}.")
             distributed.broadcast_parameters(model)
         optimizers = build_optimizers(model, lr=self.lr, sparse_lr=self.sparse_lr,
                                       weight_decay=self.weight_decay, sparse_optimizer=self.sparse_optimizer)
@@ -199,7 +197,7 @@ class Trainer:
         was_training = model.training
         model.eval()
         try:
-            chunks = [split_output(model(data[start:start + self.eval_batch_size].to(self.device)))[0]
+            chunks = [split_output(model(data[start:start + self.eval_batch_size].to(self._device())))[0]
                       for start in range(0, len(data), self.eval_batch_size)]
         finally:
             model.train(was_training)
@@ -212,12 +210,16 @@ class Trainer:
         return task.evaluate_logits(self.predict(model, data), data.labels)
 
     # -- loop pieces ----------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        """Where this process computes: ``device``, or its own GPU in a CUDA run of several processes."""
+        return distributed.process_device(self.device)
+
     def _source(self, train: Batch | BatchSource, task: Task | MultiTask) -> BatchSource:
         rank, size = distributed.world()
         if isinstance(train, Batch):
             if size > 1:
-                return distributed.Sharded(train.to(self.device), rank=rank, size=size, shuffle=self.shuffle)
-            return InMemory(train.to(self.device), shuffle=self.shuffle)
+                return distributed.Sharded(train.to(self._device()), rank=rank, size=size, shuffle=self.shuffle)
+            return InMemory(train.to(self._device()), shuffle=self.shuffle)
         if size > 1 and not isinstance(train, distributed.StreamShare):
             raise ConfigError(f"training across processes reads one Batch, shared out, or a StreamShare of each "
                               f"process's own parts (Ranker.fit on a Stream does this); got a {type(train).__name__}.")
@@ -240,8 +242,9 @@ class Trainer:
         torch.manual_seed(self.seed + run.epoch)  # dropout noise per epoch, so a resumed run matches
         total, rows, started = torch.zeros((), dtype=torch.float64), 0, time.perf_counter()
         shared = split_parameters(model) if distributed.active() else None  # (dense, tables) to sum over ranks
+        device = self._device()
         for step, batch in enumerate(source.batches(self.batch_size, epoch=run.epoch, seed=self.seed, order=task.order)):
-            batch = batch.to(self.device)
+            batch = batch.to(device)
             logits, auxiliary = split_output(model(batch))
             loss = task.loss(logits, batch)
             if auxiliary is not None:
