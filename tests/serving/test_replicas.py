@@ -42,8 +42,9 @@ def replicas(shop, events: str) -> Iterator[Callable[..., TestClient]]:
     """``replicas(**options)``: one more running app over the shared store."""
     opened: list[TestClient] = []
 
-    def start(artifact: Path | None = None, **options: object) -> TestClient:
-        client = TestClient(create_app(artifact or shop.artifact, events=events, **options))  # type: ignore[arg-type]
+    def start(artifact: Path | None = None, *, raise_server_exceptions: bool = True, **options: object) -> TestClient:
+        client = TestClient(create_app(artifact or shop.artifact, events=events, **options),  # type: ignore[arg-type]
+                            raise_server_exceptions=raise_server_exceptions)
         opened.append(client.__enter__())
         return client
 
@@ -121,6 +122,20 @@ def test_a_reload_on_one_replica_reaches_the_others(replicas, shop, tmp_path: Pa
     # reloading the same artifact ({}) reaches the others too: a funnel overwritten in place
     one.post("/reload", json={})
     _eventually(lambda: two.get("/health").json()["reloads"] == 3)
+
+
+def test_a_reload_the_store_cannot_announce_is_not_served_anywhere(replicas, shop, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    copy = _copy(shop, tmp_path, "unannounced")
+    one, two = replicas(raise_server_exceptions=False), replicas(join=True)
+
+    def down(artifact: str) -> int:
+        raise ConnectionError("the store is down")
+
+    monkeypatch.setattr(one.app.state.store, "announce", down)
+    assert one.post("/reload", json={"path": copy.name}).status_code == 500
+    assert one.get("/health").json()["artifact"] == two.get("/health").json()["artifact"] == shop.artifact.name
+    assert 'recfunnel_reloads_total{result="failed"} 1.0' in one.get("/metrics").text
 
 
 def test_no_request_fails_on_a_replica_while_it_follows_reloads(replicas, shop, tmp_path: Path):

@@ -186,9 +186,11 @@ class FunnelHolder:
             with self._writing:
                 if reloads is not None and reloads <= self.reloads:
                     return self.current  # a later reload was served already
+                # announced before the swap: a store that cannot be told leaves every process on the old funnel
+                announced = reloads if reloads is not None else self.store.announce(fresh.name)
                 self.current, self.items_version = fresh, version
                 self._catch_up()
-                self.reloads = reloads if reloads is not None else self.store.announce(fresh.name)
+                self.reloads = announced
                 return self.current
 
     def sync(self, *, wait: bool = False) -> Served:
