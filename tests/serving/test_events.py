@@ -236,6 +236,13 @@ def test_a_version_2_file_keeps_its_items_and_gains_versions(tmp_path: Path):
         assert store.items_since(2) == ([{"item_id": "n1", "price": 2.0}], 3)
 
 
+def test_items_expecting_a_version_are_written_only_while_it_holds(store: EventStore):
+    assert store.put_items([{"item_id": "n1"}], expect=0) == 1
+    assert store.put_items([{"item_id": "n2"}], expect=0) is None  # another batch came first: nothing written
+    assert store.items() == [{"item_id": "n1"}] and store.state().items == 1
+    assert store.put_items([{"item_id": "n2"}], expect=1) == 2
+
+
 def test_item_versions_name_what_changed_in_first_added_order(store: EventStore):
     assert store.items_since(0) == ([], 0) and store.state().items == 0
     assert store.put_items([{"item_id": "n1", "price": 1.0}, {"item_id": "n2"}]) == 1

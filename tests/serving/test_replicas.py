@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from recfunnel.errors import ConfigError
 from recfunnel.serving import create_app
+from recfunnel.serving.state import ItemLimits
 from recfunnel.serving.workers import check_workers, threads_per_worker
 
 from .conftest import free_port
@@ -105,6 +106,24 @@ def test_replicas_adding_items_at_once_end_with_the_same_catalogue(replicas):
     ids = [catalogue.ids.tolist() for catalogue in catalogues]
     assert len(ids[0]) == len(set(ids[0])) and ids[0] == ids[1] == ids[2]
     assert {f"w{w}-{b}-{n}" for w in range(3) for b in range(5) for n in range(3)} <= set(ids[0])
+
+
+def test_the_new_item_limit_holds_when_another_replica_adds_items_meanwhile(replicas,
+                                                                           monkeypatch: pytest.MonkeyPatch):
+    limits = ItemLimits((), 1000, 2)
+    one, two = replicas(items=limits), replicas(join=True, items=limits)
+    store = one.app.state.store  # type: ignore[attr-defined]
+    write = store.put_items
+
+    def after_the_other(rows, **options):  # two fills the catalogue between one's check and its write
+        monkeypatch.setattr(store, "put_items", write)
+        assert two.post("/items", json={"items": [{"item_id": "x1"}, {"item_id": "x2"}]}).status_code == 200
+        return write(rows, **options)
+
+    monkeypatch.setattr(store, "put_items", after_the_other)
+    answer = one.post("/items", json={"items": [{"item_id": "y1"}]})
+    assert answer.status_code == 409 and "the catalogue is full: 2 items were added" in answer.json()["detail"]
+    assert [item["item_id"] for item in store.items()] == ["x1", "x2"]  # y1 was not stored
 
 
 def test_a_reload_on_one_replica_reaches_the_others(replicas, shop, tmp_path: Path):

@@ -237,10 +237,12 @@ class EventStore:
         return [Event(*row) for row in rows]
 
     # -- items ----------------------------------------------------------------------------------
-    def put_items(self, items: Sequence[Mapping[str, Any]]) -> int:
+    def put_items(self, items: Sequence[Mapping[str, Any]], *, expect: int | None = None) -> int | None:
         """Add or update items, each ``{"item_id": id, **attributes}``; new attributes are merged
         into the stored ones, so re-applying ``items()`` gives the latest state of every item. The
-        batch gets the next item version, which is returned (see ``items_since``).
+        batch gets the next item version, which is returned (see ``items_since``). With ``expect``
+        the batch is written only if the item version is still ``expect`` (a compare-and-swap: a
+        process checked its limits against that version); else nothing is, and None is returned.
 
         Raises:
             DataError: An item has no "item_id" or an attribute that is not JSON.
@@ -255,6 +257,9 @@ class EventStore:
             try:
                 version = int(conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
                                            "WHERE key = 'item_version' RETURNING value").fetchone()[0])
+                if expect is not None and version != expect + 1:  # another process wrote items first
+                    conn.execute("ROLLBACK")
+                    return None
                 for key, attributes in updates.items():
                     row = conn.execute("SELECT attributes FROM items WHERE item_id = ?", (key,)).fetchone()
                     merged = {**(json.loads(row[0]) if row else {}), **attributes}

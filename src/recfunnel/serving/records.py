@@ -90,9 +90,10 @@ class EventStoreLike(Protocol):
         """Number of events stored."""
         ...
 
-    def put_items(self, items: Sequence[Mapping[str, Any]]) -> int:
+    def put_items(self, items: Sequence[Mapping[str, Any]], *, expect: int | None = None) -> int | None:
         """Add or update items (``{"item_id": ..., **attributes}``), merging attributes; returns
-        the item version the batch got."""
+        the item version the batch got. With ``expect``, only if the store's item version is still
+        ``expect`` (nothing is written and None returned otherwise)."""
         ...
 
     def items(self) -> list[dict[str, Any]]:

@@ -216,10 +216,12 @@ class RedisEventStore:
         return [Event(*row) for row in rows if user is None or row[0] == str(user)]
 
     # -- items ----------------------------------------------------------------------------------
-    def put_items(self, items: Sequence[Mapping[str, Any]]) -> int:
+    def put_items(self, items: Sequence[Mapping[str, Any]], *, expect: int | None = None) -> int | None:
         """Add or update items, each ``{"item_id": id, **attributes}``; new attributes are merged
         into the stored ones (in one optimistic WATCH/MULTI transaction, retried on a conflict).
-        The batch gets the next item version, which is returned (see ``items_since``).
+        The batch gets the next item version, which is returned (see ``items_since``). With
+        ``expect`` the batch is written only if the item version is still ``expect``; else
+        nothing is, and None is returned.
 
         Raises:
             DataError: An item has no "item_id" or an attribute that is not JSON.
@@ -232,8 +234,10 @@ class RedisEventStore:
         table, version_key = self._key("items"), self._key("item-version")
         rank, changed = self._key("item-rank"), self._key("item-changed")
 
-        def merge(pipe: Any) -> int:  # under WATCH of the version: a concurrent batch makes this retry
+        def merge(pipe: Any) -> int | None:  # under WATCH of the version: a concurrent batch makes this retry
             version = int(pipe.get(version_key) or 0) + 1
+            if expect is not None and version != expect + 1:  # another process wrote items first
+                return None
             stored = pipe.hmget(table, list(updates))
             merged = {key: _dumps({**(json.loads(old) if old is not None else {}), **attributes}, key)
                       for (key, attributes), old in zip(updates.items(), stored, strict=True)}
@@ -247,7 +251,8 @@ class RedisEventStore:
                 pipe.zadd(rank, {key: first + place for place, key in enumerate(new)}, nx=True)
             return version
 
-        return int(self._redis().transaction(merge, version_key, value_from_callable=True))
+        version = self._redis().transaction(merge, version_key, value_from_callable=True)
+        return None if version is None else int(version)
 
     def items(self) -> list[dict[str, Any]]:
         """Every stored item as ``{"item_id": text id, **attributes}``, in the order first added."""

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 #: seconds before items from the shared store are applied again after applying them failed
 RETRY_AFTER = 5.0
+#: times ``add_items`` checks and writes a batch when other processes keep adding items meanwhile
+ITEM_WRITE_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -266,14 +268,20 @@ class FunnelHolder:
         if len(records) > self.limits.max_per_request:
             raise DataError(f"at most {self.limits.max_per_request} items per request; got {len(records)}. "
                             "Send them in smaller batches.")
-        with self._writing:
-            self._catch_up()  # items other processes added count towards the limit
-            frames = item_frames(records, self.current.funnel, extra=self.limits.attributes)  # checks them all
-            distinct, added = self._check_growth(self.current.funnel, frames)
-            self.store.put_items([{"item_id": record["item_id"], **{k: v for k, v in record.items()
-                                                                    if k != "item_id"}} for record in records])
-            self._catch_up()
-        return added, distinct - added
+        rows = [{"item_id": record["item_id"], **{k: v for k, v in record.items() if k != "item_id"}}
+                for record in records]
+        for _ in range(ITEM_WRITE_ATTEMPTS):
+            with self._writing:
+                self._catch_up()  # items other processes added count towards the limit
+                frames = item_frames(records, self.current.funnel, extra=self.limits.attributes)  # checks them all
+                distinct, added = self._check_growth(self.current.funnel, frames)
+                # stored only if no process added items since this one caught up: the limit holds across them
+                stored = self.store.put_items(rows, expect=self.items_version)
+                self._catch_up()
+            if stored is not None:
+                return added, distinct - added
+        raise DataError(f"other server processes kept adding items while these were checked ({ITEM_WRITE_ATTEMPTS} "
+                        "tries); nothing was stored. Send them again.")
 
     def _check_growth(self, funnel: Funnel, frames: Sequence[Any]) -> tuple[int, int]:
         """(distinct ids, of them new); raises CatalogueFull past ``max_new``."""
