@@ -59,11 +59,15 @@ def read_json_file(path: Path, *, limit: int = MAX_JSON_BYTES) -> Any:
         OSError, UnicodeDecodeError, json.JSONDecodeError: It cannot be read or is not JSON.
     """
     size = path.stat().st_size
+    if size <= limit:
+        with path.open("rb") as file:
+            data = file.read(limit + 1)  # the file may have grown since
+        size = len(data)
     if size > limit:
         raise ArtifactError(f"{str(path)!r} is {size:,} bytes, over the {limit:,} a recfunnel JSON file may hold; "
                             "refusing to read it.")
     try:
-        return json.loads(path.read_bytes())
+        return json.loads(data)
     except RecursionError:
         raise ArtifactError(f"{str(path)!r} is nested too deeply to be a recfunnel JSON file.") from None
 
