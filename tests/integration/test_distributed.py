@@ -207,6 +207,27 @@ def test_table_gradients_summed_by_all_gathers_equal_the_sparse_all_reduce(tmp_p
         assert "needs GPUs and NCCL on every machine; this process has no GPU" in zero["refused"][1]
 
 
+def _scored_shares(rank: int, port: int, out: str) -> None:
+    """Rank ``rank`` of 2 scores its share of 7 rows (row i scores 10 i); the shares, put together."""
+    from recfunnel.train.distributed import gather_rows, my_rows
+
+    with _process_group(rank, port):
+        share = my_rows(7)
+        scores = torch.arange(7, dtype=torch.float32)[share] * 10
+        torch.save({"share": (share.start, share.stop), "one": gather_rows(scores, 7),
+                    "labels": gather_rows({"click": scores, "buy": -scores}, 7)}, Path(out) / f"{rank}.pt")
+
+
+def test_each_process_scores_its_share_of_the_validation_rows_and_all_see_every_score(tmp_path):
+    mp.spawn(_scored_shares, args=(_free_port(), str(tmp_path)), nprocs=2)
+    zero, one = (torch.load(tmp_path / f"{r}.pt") for r in (0, 1))
+    assert zero["share"] == (0, 3) and one["share"] == (3, 7)  # uneven: 3 and 4 rows
+    expected = torch.arange(7, dtype=torch.float32) * 10
+    for rank in (zero, one):
+        torch.testing.assert_close(rank["one"], expected)
+        torch.testing.assert_close(rank["labels"]["buy"], -expected)
+
+
 def _train_in_two(rank: int, port: int, out: str) -> None:
     """Rank ``rank`` of 2: 4 epochs straight, then 2 epochs and a resume to 4 from rank 0's checkpoint."""
     from recfunnel.models.ranking.fm import FM

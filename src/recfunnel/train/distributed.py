@@ -10,6 +10,8 @@ machines. In each process the Trainer
 * sums the gradients across ranks after each backward (``sync_gradients``): the dense ones in one
   flat all-reduce, each embedding table's as a sparse all-reduce of the rows this step touched
   anywhere, so only those rows travel and a rank whose batch touched none still takes part;
+* scores its share of the validation rows (``my_rows``), and the scores are put together on
+  every rank (``gather_rows``) for the metrics over the whole validation set;
 * takes rank 0's word on stopping and on the learning rates at the end of each epoch
   (``follow_rank_zero``), and writes checkpoints (the CLI: the artifact) on rank 0 only.
 
@@ -334,6 +336,37 @@ def sparse_sum_gathered(grad: torch.Tensor) -> torch.Tensor:
     return torch.sparse_coo_tensor(torch.cat([r[k] for r, k in zip(all_rows, keep, strict=True)]).unsqueeze(0),
                                    torch.cat([v[k] for v, k in zip(all_values, keep, strict=True)]),
                                    grad.shape).coalesce()
+
+
+def my_rows(rows: int) -> slice:
+    """This rank's contiguous share of ``rows`` rows of a set every rank holds (the validation
+    set); the shares differ by at most one row.
+
+    Example:
+        >>> [_share(rank, 4, 10) for rank in range(4)]
+        [slice(0, 2, None), slice(2, 5, None), slice(5, 7, None), slice(7, 10, None)]
+    """
+    rank, size = world()
+    return _share(rank, size, rows)
+
+
+def _share(rank: int, size: int, rows: int) -> slice:
+    return slice(rank * rows // size, (rank + 1) * rows // size)
+
+
+def gather_rows(mine: Any, rows: int) -> Any:
+    """The scores every rank computed for its ``my_rows(rows)``, put together in row order on
+    every rank: a tensor whose first dimension is ``rows``, or a dict of them (one per label)."""
+    if isinstance(mine, dict):
+        return {label: gather_rows(mine[label], rows) for label in sorted(mine)}
+    size = world()[1]
+    most = -(-rows // size)
+    padded = mine.new_zeros((most, *mine.shape[1:]))
+    padded[:len(mine)] = mine
+    parts = [torch.empty_like(padded) for _ in range(size)]
+    dist.all_gather(parts, padded)
+    shares = [_share(rank, size, rows) for rank in range(size)]
+    return torch.cat([part[:share.stop - share.start] for part, share in zip(parts, shares, strict=True)])
 
 
 def all_sum(values: list[float]) -> list[float]:
