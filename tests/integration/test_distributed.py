@@ -369,6 +369,24 @@ def test_two_processes_train_from_their_own_parts(tmp_path):
         assert json.loads((tmp_path / f"s{nproc}" / "metrics.json").read_text())["rows"]["train"] == 8000
 
 
+def test_a_multi_task_model_trains_in_two_processes(tmp_path):
+    """Each rank scores its share of the validation rows for both labels; the metrics cover them all."""
+    frame = make_shop(num_users=300, num_items=60, num_impressions=8000, seed=5).impressions[
+        [*COLUMNS, "purchase"]]
+    frame.iloc[:6000].to_csv(tmp_path / "t.csv", index=False)
+    frame.iloc[6000:].to_csv(tmp_path / "v.csv", index=False)
+    reports = {}
+    for nproc in (1, 2):
+        done = _recfunnel("train", "--model", "mmoe", "--train", tmp_path / "t.csv", "--valid", tmp_path / "v.csv",
+                          "--label", "click,purchase", "--set", "trainer.max_epochs=4", "--out", tmp_path / f"m{nproc}",
+                          "--json", "--nproc", nproc)
+        assert done.returncode == 0, done.stderr[-3000:]
+        reports[nproc] = json.loads(done.stdout)["history"][-1]
+    for label in ("click", "purchase"):
+        one, two = reports[1][f"valid_{label}_auc"], reports[2][f"valid_{label}_auc"]
+        assert one > 0.6 and two == pytest.approx(one, abs=1e-3), label  # no dropout: the same run
+
+
 @pytest.mark.parametrize("model", ["two_tower", "sasrec"])
 def test_retrieval_and_sequential_models_train_in_two_processes(model, tmp_path):
     interactions = make_shop(num_users=300, num_items=80, num_impressions=8000, seed=5).interactions
