@@ -63,6 +63,22 @@ def test_two_processes_learn_what_one_does(shop_files, tmp_path):
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_one_process_on_a_gpu_learns_what_it_learns_on_the_cpu(shop_files, tmp_path):
+    runs = {}
+    for device in ("cpu", "cuda"):
+        done = _recfunnel("train", "--model", "fm", "--train", shop_files / "t.csv", "--valid", shop_files / "v.csv",
+                          "--label", "click", "--set", "trainer.max_epochs=3", "--set", f"trainer.device={device}",
+                          "--out", tmp_path / device, "--json")
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[device] = json.loads(done.stdout)["history"]
+    for a, b in zip(runs["cpu"], runs["cuda"], strict=True):
+        assert b["valid_auc"] == pytest.approx(a["valid_auc"], abs=1e-3)
+    scored = _recfunnel("predict", tmp_path / "cuda", "--data", shop_files / "test.csv", "--out", tmp_path / "s.csv")
+    assert scored.returncode == 0, scored.stderr[-2000:]  # a model trained on the GPU scores on the CPU
+
+
+@pytest.mark.gpu
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="two processes on GPUs need two GPUs (NCCL: one per rank)")
 def test_two_processes_on_gpus_learn_what_one_does_on_the_cpu(shop_files, tmp_path):
     """NCCL carries the dense gradients and the weights; the tables' rows go by all-gathers."""

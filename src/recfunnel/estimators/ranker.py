@@ -166,6 +166,7 @@ class Ranker(FramesFromConfig):
         self.rows_ = {"train": rows, **({"valid": len(valid_batch)} if valid_batch else {})}
         if valid_batch is not None:
             self.metrics_ = {"valid": self.trainer.evaluate(self.model_, self.task_, valid_batch)}
+        self.model_.cpu()  # scored, saved and served on CPUs, whichever device trained it
         return self
 
     def _fit_streamed(self, encoder: FeatureEncoder, stream: Stream, binary: list[str]) -> FeatureEncoder:

@@ -118,6 +118,9 @@ class Retriever:
         # rating column), under the caller's options
         self.trainer, self.trainer_params = resolve_trainer(
             trainer, info.cls, None if self.rates else getattr(info.cls, "ranking_trainer_defaults", None))
+        if self.trainer.device.type != "cpu":  # their candidate scoring and histories are CPU code for now
+            raise ConfigError(f"retrieval, sequential and rating models train on CPUs for now; got trainer device "
+                              f"{str(self.trainer.device)!r} for {model!r}. Ranking and multi-task models train on GPUs.")
         self.label = self._rating_label(label, weight_col)
         if self.rates:
             self.monitor = monitor or "rmse"

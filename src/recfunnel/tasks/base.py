@@ -57,7 +57,7 @@ class Task:
     def evaluate_logits(self, logits: torch.Tensor, labels: dict[str, torch.Tensor]) -> dict[str, float]:
         """Every metric on a model's logits for rows whose label columns are ``labels``."""
         groups = labels.get(GROUP)
-        return self.evaluate(self.link(logits).numpy(), labels[self.label].cpu().numpy(),
+        return self.evaluate(self.link(logits).detach().cpu().numpy(), labels[self.label].cpu().numpy(),
                              None if groups is None else groups.cpu().numpy())
 
     def summary(self, metrics: dict[str, Any]) -> dict[str, float]:
@@ -76,7 +76,7 @@ class Task:
         rows = random_order(size, generator, batch)
         if GROUP not in batch.labels:
             return rows
-        group = torch.unique(batch.labels[GROUP], return_inverse=True)[1]
+        group = torch.unique(batch.labels[GROUP].cpu(), return_inverse=True)[1]  # beside the CPU generator's order
         shuffled = torch.randperm(int(group.max()) + 1 if size else 0, generator=generator)
         return rows[torch.argsort(shuffled[group[rows]], stable=True)]
 
@@ -267,7 +267,7 @@ class RankingTask(Task):
         target = batch.labels[self.label]
         if self.objective == "pointwise" or GROUP not in batch.labels:
             return F.binary_cross_entropy_with_logits(logits, target)
-        group = torch.unique(batch.labels[GROUP], return_inverse=True)[1]  # 0..m-1 within the batch
+        group = torch.unique(batch.labels[GROUP].cpu(), return_inverse=True)[1]  # beside the CPU generator's order  # 0..m-1 within the batch
         positive = target > 0.5
         if not positive.any():
             return logits.sum() * 0.0  # no taken candidate here: nothing to rank, keep the graph
@@ -278,8 +278,8 @@ class RankingTask(Task):
                 return logits.sum() * 0.0
             return F.softplus(logits[None, :] - logits[:, None])[pairs].mean()  # -log σ(s_i - s_j)
         lists = int(group.max()) + 1
-        top = torch.full((lists,), -torch.inf, dtype=logits.dtype).scatter_reduce(0, group, logits.detach(), "amax")
-        total = torch.zeros(lists, dtype=logits.dtype).index_add(0, group, torch.exp(logits - top[group]))
+        top = logits.new_full((lists,), -torch.inf).scatter_reduce(0, group, logits.detach(), "amax")
+        total = logits.new_zeros(lists).index_add(0, group, torch.exp(logits - top[group]))
         log_norm = torch.log(total) + top  # logsumexp of each list
         return (log_norm[group] - logits)[positive].mean()
 

@@ -161,7 +161,9 @@ class Trainer:
         if resume:
             self._restore(run)
         hooks = [*self._callbacks(valid is not None), *callbacks]
-        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        device = self._device()  # the loop reseeds; the caller's random state, CUDA's too, is kept
+        gpus = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=gpus), warnings.catch_warnings():
             # torch's sparse optimizers build COO tensors without invariant checks and warn on
             # every call; the tensors come from autograd and are valid, so the warning is noise.
             warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
@@ -248,9 +250,9 @@ class Trainer:
         model, task = run.model, run.task
         model.train()
         torch.manual_seed(self.seed + run.epoch)  # dropout noise per epoch, so a resumed run matches
-        total, rows, started = torch.zeros((), dtype=torch.float64), 0, time.perf_counter()
-        shared = split_parameters(model) if distributed.active() else None  # (dense, tables) to sum over ranks
         device = self._device()
+        total, rows, started = torch.zeros((), dtype=torch.float64, device=device), 0, time.perf_counter()
+        shared = split_parameters(model) if distributed.active() else None  # (dense, tables) to sum over ranks
         for step, batch in enumerate(source.batches(self.batch_size, epoch=run.epoch, seed=self.seed, order=task.order)):
             batch = batch.to(device)
             logits, auxiliary = split_output(model(batch))
