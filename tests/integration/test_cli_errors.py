@@ -467,6 +467,15 @@ def test_corrupt_artifact(cli, artifact, data_dir, tmp_path, damage, command):
     assert not (tmp_path / "s.csv").exists()
 
 
+def test_a_model_trained_on_a_gpu_is_scored_on_the_cpu(cli, artifact, data_dir, tmp_path):
+    """The artifact keeps the trainer's options, device included; scoring does not follow it."""
+    root = _copy(artifact, tmp_path)
+    _edit_config(lambda c: c["trainer"].update(device="cuda"))(root)
+    result = cli("evaluate", root, "--data", data_dir / "test.csv", "--json")
+    assert result.code == 0, result.err
+    assert cli("predict", root, "--data", data_dir / "test.csv", "--out", tmp_path / "s.csv").code == 0
+
+
 def test_empty_random_and_missing_artifact_dirs(cli, artifact, data_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     cli("evaluate", tmp_path / "empty", "--data", data_dir / "test.csv").fails(

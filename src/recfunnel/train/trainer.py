@@ -198,8 +198,9 @@ class Trainer:
         ``{label: (N,)}`` for a multi-task model."""
         was_training = model.training
         model.eval()
+        where = next((p.device for p in model.parameters()), self._device())  # the model's: after fit, the CPU
         try:
-            chunks = [split_output(model(data[start:start + self.eval_batch_size].to(self._device())))[0]
+            chunks = [split_output(model(data[start:start + self.eval_batch_size].to(where)))[0]
                       for start in range(0, len(data), self.eval_batch_size)]
         finally:
             model.train(was_training)
