@@ -115,7 +115,7 @@ class Trainer:
         self.max_epochs, self.batch_size, self.lr, self.sparse_lr = max_epochs, batch_size, lr, sparse_lr
         self.weight_decay, self.embedding_l2, self.sparse_optimizer = weight_decay, embedding_l2, sparse_optimizer
         self.patience, self.lr_decay, self.lr_patience = patience, lr_decay, lr_patience
-        self.grad_clip, self.seed, self.device = grad_clip, seed, torch.device(device)
+        self.grad_clip, self.seed, self.device = grad_clip, seed, _device_named(device)
         self.eval_batch_size = eval_batch_size
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.progress = progress
@@ -148,6 +148,9 @@ class Trainer:
         run after the Trainer's own (early stopping, learning-rate decay, checkpoints, progress);
         any of them ends training by setting ``run.stop``.
         """
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"trainer device {str(self.device)!r}, but this machine has no CUDA GPU that PyTorch "
+                              "can use (none, or a CPU build of PyTorch); train with trainer.device=cpu.")
         source = self._source(train, task)
         if source.num_rows == 0:
             raise DataError("the training data has no rows.")
@@ -296,3 +299,16 @@ class Trainer:
             raise ConfigError("resume=True needs the Trainer's checkpoint_dir to be set.")
         if not restore_run(self.checkpoint_dir, run):
             logger.info("no checkpoint in %s; starting from scratch", self.checkpoint_dir)
+
+
+def _device_named(device: Any) -> torch.device:
+    """``device`` as a torch device.
+
+    Raises:
+        ConfigError: PyTorch knows no such device.
+    """
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"trainer device {device!r} is not a device PyTorch knows; use 'cpu', 'cuda' or "
+                          "'cuda:N'.") from None

@@ -160,3 +160,12 @@ def test_rowwise_adagrad_trains_through_the_trainer():
     result = Trainer(max_epochs=5, batch_size=64, lr=0.02, sparse_lr=0.1, sparse_optimizer="rowwise_adagrad",
                      patience=5).fit(_fm(), TASK, train, valid)
     assert result.history[-1]["valid_auc"] > 0.9
+
+
+def test_a_device_pytorch_does_not_know_or_cannot_use_is_refused():
+    with pytest.raises(ConfigError, match="trainer device 'tpu' is not a device PyTorch knows; use 'cpu', 'cuda'"):
+        Trainer(device="tpu")
+    if not torch.cuda.is_available():  # a Trainer naming CUDA is built (an artifact keeps it); training is refused
+        trainer = Trainer(device="cuda", max_epochs=1, progress=False)
+        with pytest.raises(ConfigError, match="trainer device 'cuda', but this machine has no CUDA GPU"):
+            trainer.fit(FM(toy_schema()), BinaryTask("click"), toy_batch(batch_size=32))
