@@ -126,6 +126,16 @@ def test_the_new_item_limit_holds_when_another_replica_adds_items_meanwhile(repl
     assert [item["item_id"] for item in store.items()] == ["x1", "x2"]  # y1 was not stored
 
 
+def test_items_that_lose_every_race_to_other_replicas_are_refused_for_now(replicas, monkeypatch: pytest.MonkeyPatch):
+    client = replicas()
+    store = client.app.state.store  # type: ignore[attr-defined]
+    monkeypatch.setattr(store, "put_items", lambda rows, **options: None)  # another process always wrote first
+    answer = client.post("/items", json={"items": [{"item_id": "z1"}]})
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
+    assert answer.json()["detail"].startswith("ItemsBusy: other server processes kept adding items")
+    assert store.items() == []  # nothing stored
+
+
 def test_a_reload_on_one_replica_reaches_the_others(replicas, shop, tmp_path: Path):
     copy = _copy(shop, tmp_path, "next")
     one, two = replicas(), replicas(join=True)

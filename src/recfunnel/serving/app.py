@@ -26,7 +26,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
                       "pip install 'recfunnel[serve]'") from exc
 
 from recfunnel.serving.docs import add_doc_pages, asset_directory, document
-from recfunnel.serving.items import CatalogueFull, attribute_schema
+from recfunnel.serving.items import CatalogueFull, ItemsBusy, attribute_schema
 from recfunnel.serving.middleware import AllowedHosts, ApiKey, BodyLimit, JsonOnly, Measured, Metrics
 from recfunnel.serving.paths import NoArtifact, OutsideRoot
 from recfunnel.serving.routes import open_routes, recommend_batch, routes
@@ -202,6 +202,9 @@ def _add_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RecfunnelError)
     async def bad_value(request: Request, exc: RecfunnelError) -> JSONResponse:
+        if isinstance(exc, ItemsBusy):  # not the request's fault: the same one may succeed in a moment
+            return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"}, status_code=503,
+                                headers={"Retry-After": "1"})
         status = 409 if isinstance(exc, CatalogueFull) else 422
         return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"}, status_code=status)
 

@@ -20,6 +20,11 @@ logger = logging.getLogger(__name__)
 class CatalogueFull(DataError):
     """Adding the items would grow the catalogue past its limit (answered 409)."""
 
+
+class ItemsBusy(DataError):
+    """Other server processes kept adding items while these were checked; nothing was stored
+    (answered 503 with Retry-After: the same request may succeed a moment later)."""
+
 # keys every response record has besides the item's attributes; an attribute may not shadow them
 RESERVED = ("item_id", "score", "sources", "reasons", "features", "objectives")
 

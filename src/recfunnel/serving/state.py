@@ -14,7 +14,7 @@ from typing import Any
 from recfunnel.errors import ArtifactError, ConfigError, DataError
 from recfunnel.funnel import Funnel, load
 from recfunnel.serving.events import EventStoreLike
-from recfunnel.serving.items import CatalogueFull, item_frames
+from recfunnel.serving.items import CatalogueFull, ItemsBusy, item_frames
 from recfunnel.serving.paths import ArtifactsRoot
 from recfunnel.serving.probe import history_length, probe, trained_users
 
@@ -280,7 +280,7 @@ class FunnelHolder:
                 self._catch_up()
             if stored is not None:
                 return added, distinct - added
-        raise DataError(f"other server processes kept adding items while these were checked ({ITEM_WRITE_ATTEMPTS} "
+        raise ItemsBusy(f"other server processes kept adding items while these were checked ({ITEM_WRITE_ATTEMPTS} "
                         "tries); nothing was stored. Send them again.")
 
     def _check_growth(self, funnel: Funnel, frames: Sequence[Any]) -> tuple[int, int]:
