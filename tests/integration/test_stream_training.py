@@ -59,6 +59,24 @@ def test_a_streamed_fit_without_shuffling_learns_the_in_memory_fit(parts):
     np.testing.assert_allclose(streamed.predict(test), in_memory.predict(test), rtol=1e-4, atol=1e-6)
 
 
+def test_a_streamed_fit_down_samples_negatives_the_same_way_on_every_pass(parts):
+    root, frame = parts
+    trainer = {"max_epochs": 2, "progress": False}
+    stream = Stream(root / "train", chunk_rows=300)
+    streamed = Ranker("fm", label="click", negative_sampling=0.5, trainer=trainer).fit(stream)
+    clicks = frame.iloc[:4000]["click"]
+    positives, negatives = int(clicks.sum()), int((clicks == 0).sum())
+    kept = streamed.rows_["train"]
+    assert positives + 0.45 * negatives < kept < positives + 0.55 * negatives  # every positive, half the negatives
+    passes = [pd.concat(list(streamed._frames(stream))) for _ in range(2)]  # the encoder's pass, then each epoch's
+    assert len(passes[0]) == kept and passes[0].equals(passes[1]) and int(passes[0]["click"].sum()) == positives
+    test = frame.iloc[4000:]
+    in_memory = Ranker("fm", label="click", negative_sampling=0.5, trainer=trainer).fit(frame.iloc[:4000])
+    assert streamed.evaluate(test)["auc"] == pytest.approx(in_memory.evaluate(test)["auc"], abs=0.03)
+    # calibrated back to the unsampled rate, as in memory: the mean prediction near the true click rate
+    assert abs(float(np.mean(streamed.predict(test))) - float(test["click"].mean())) < 0.05
+
+
 def test_train_from_a_directory_or_a_glob_from_the_cli(cli, parts, tmp_path):
     root, _ = parts
     for option in (["--stream"], []):

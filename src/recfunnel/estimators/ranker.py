@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,15 +142,20 @@ class Ranker(FramesFromConfig):
             check_two_classes(name, train_frame[name], allow=self.allow_single_class)
         rate = self.negative_sampling or 1.0
         self.task_ = self._task(labels, rate, train_frame)
-        if stream is not None and (rate < 1.0 or self.group is not None):
-            raise ConfigError("negative_sampling and group need the training rows in memory; drop --stream.")
-        if rate < 1.0:
+        if stream is not None and self.group is not None:
+            raise ConfigError("group needs the training rows in memory (a list would be cut between chunks); "
+                              "drop --stream.")
+        self._sampled = (labels[0].name, rate) if rate < 1.0 else None
+        if rate < 1.0 and stream is None:
             train_frame = _down_sample(train_frame, labels[0].name, rate, self.seed)
         schema = schema.select([*(f.name for f in schema.inputs), *(lab.name for lab in labels)])
         encoder = FeatureEncoder(schema, on_nan=self.on_nan)
         if stream is not None and distributed.active():  # each process reads its own parts (the schema: all's first)
             stream = stream.shard(*distributed.world())
         self.encoder_ = self._fit_streamed(encoder, stream, binary) if stream is not None else encoder.fit(train_frame)
+        if stream is not None and self._sampled is not None:
+            logger.info("negative down-sampling: kept %d rows of the stream (all positives, %.0f%% of negatives)",
+                        self.encoder_.rows_seen_, 100 * rate)  # every process's rows
         train_batch: Batch | BatchSource = self._streamed(stream) if stream is not None else \
             self._with_groups(self.encoder_.transform(train_frame), train_frame)
         valid_frame = load_frame(valid) if valid is not None else None
@@ -178,7 +183,7 @@ class Ranker(FramesFromConfig):
         self._stream_rows = 0  # this process's rows: its share of the steps (StreamShare)
 
         def frames() -> Any:
-            for frame in stream.frames():
+            for frame in self._frames(stream):
                 self._stream_rows += len(frame)
                 for name, seen in classes.items():
                     if len(seen) < 3 and name in frame.columns:  # 0, 1 and anything else is all a check needs
@@ -196,9 +201,20 @@ class Ranker(FramesFromConfig):
         processes, this process's parts, cut to the steps every process takes."""
         encoder = self.encoder_
         assert encoder is not None  # fitted by the first pass
-        blocks = BlockStream(lambda: (encoder.transform(frame) for frame in stream.frames()),
+        blocks = BlockStream(lambda: (encoder.transform(frame) for frame in self._frames(stream)),
                              shuffle_buffer=stream.shuffle_buffer if self.trainer.shuffle else 0)
         return distributed.StreamShare(blocks, rows=self._stream_rows) if distributed.active() else blocks
+
+    def _frames(self, stream: Stream) -> Iterator[pd.DataFrame]:
+        """The stream's chunks; with ``negative_sampling``, each chunk's positives and a share of its
+        negatives, seeded by the chunk's place in this process's stream: every pass (the encoder's,
+        each epoch's) reads the same rows, as the one sample of rows in memory serves every epoch."""
+        rank = distributed.world()[0]
+        for place, frame in enumerate(stream.frames()):
+            if self._sampled is None:
+                yield frame
+            else:
+                yield _down_sample(frame, *self._sampled, (self.seed, rank, place), quiet=True)
 
     def _trainer_for(self, rows: int) -> Trainer:
         """The Trainer for ``rows`` training rows: when the caller named no batch size, the
@@ -376,12 +392,14 @@ class Ranker(FramesFromConfig):
                               metrics={**self.metrics_, "rows": self.rows_, "history": history}, card=card)
 
 
-def _down_sample(frame: pd.DataFrame, label: str, rate: float, seed: int) -> pd.DataFrame:
+def _down_sample(frame: pd.DataFrame, label: str, rate: float, seed: int | tuple[int, ...], *,
+                 quiet: bool = False) -> pd.DataFrame:
     """Every positive row and a seeded share ``rate`` of the negative rows, in their order."""
     values = pd.to_numeric(frame[label], errors="coerce").to_numpy()
     keep = (values == 1) | (np.random.default_rng(seed).random(len(frame)) < rate)
-    logger.info("negative down-sampling: kept %d of %d rows (all positives, %.0f%% of negatives)",
-                int(keep.sum()), len(frame), 100 * rate)
+    if not quiet:
+        logger.info("negative down-sampling: kept %d of %d rows (all positives, %.0f%% of negatives)",
+                    int(keep.sum()), len(frame), 100 * rate)
     return frame.loc[keep]
 
 
