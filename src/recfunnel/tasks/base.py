@@ -267,7 +267,7 @@ class RankingTask(Task):
         target = batch.labels[self.label]
         if self.objective == "pointwise" or GROUP not in batch.labels:
             return F.binary_cross_entropy_with_logits(logits, target)
-        group = torch.unique(batch.labels[GROUP].cpu(), return_inverse=True)[1]  # beside the CPU generator's order  # 0..m-1 within the batch
+        group = torch.unique(batch.labels[GROUP], return_inverse=True)[1]  # 0..m-1 within the batch
         positive = target > 0.5
         if not positive.any():
             return logits.sum() * 0.0  # no taken candidate here: nothing to rank, keep the graph
