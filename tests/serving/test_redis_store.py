@@ -46,13 +46,6 @@ def test_stores_with_one_prefix_share_data_and_other_prefixes_do_not(store: Redi
         assert other.recent("u1") == [] and other.count() == 0 and other.items() == []
 
 
-def test_items_expecting_a_version_are_written_only_while_it_holds(store: RedisEventStore):
-    assert store.put_items([{"item_id": "n1"}], expect=0) == 1
-    assert store.put_items([{"item_id": "n2"}], expect=0) is None  # another batch came first: nothing written
-    assert store.items() == [{"item_id": "n1"}] and store.state().items == 1
-    assert store.put_items([{"item_id": "n2"}], expect=1) == 2
-
-
 def test_concurrent_item_updates_merge_without_losing_attributes(store: RedisEventStore):
     def work(worker: int) -> None:
         for round_ in range(10):
