@@ -1,13 +1,17 @@
-"""DeepFM on Frappe in one process, in two, and streamed from parts: test AUC and samples/s, from the CLI.
+"""DeepFM on Frappe (or MovieLens-100K) in one process, in two, and streamed from parts: test AUC
+and samples/s, from the CLI.
 
 Run (from the repository root)::
 
     .venv/bin/python benchmarks/distributed_frappe.py --data ../shared/data
+    .venv/bin/python benchmarks/distributed_frappe.py --data ../shared/data --dataset ml100k --runs 1,2,6,7
 
-The protocol of BENCHMARKS.md's Frappe rows: ``frappe.validation`` split 80/20 at random (seed
-2026) into train and valid, ``frappe.test`` as test, the 10 fields as categorical features.
-Each run is ``recfunnel train --model deepfm`` with its defaults, then ``recfunnel evaluate`` on
-the test rows:
+The protocols of ``benchmarks/quality.py`` (``load_dataset``): Frappe's ``frappe.validation``
+split 80/20 at random (seed 2026) into train and valid, ``frappe.test`` as test, the 10 fields
+as categorical features; MovieLens-100K as CTR rows (rating >= 4 a click), split 80/10/10, with
+its genres a list. The schema is written beside the splits and passed with ``--schema``. Each
+run is ``recfunnel train --model deepfm`` with its defaults, then ``recfunnel evaluate`` on the
+test rows:
 
 * 1 process x 2 threads (``OMP_NUM_THREADS=2``);
 * 2 processes x 1 thread (``--nproc 2``: torchrun, gloo, each process half of every batch);
@@ -16,7 +20,9 @@ the test rows:
 * 1 process, ``--stream``: the training rows as 4 parquet parts read in chunks, shuffled through
   the default buffer (the defaults a user of ``--stream`` gets; the order differs from in memory);
 * 2 processes x 1 thread, ``--stream --nproc 2``: each process reads 2 of the 4 parts, through
-  its own buffer, in batches of half the size.
+  its own buffer, in batches of half the size;
+* 1 process, ``--negative-sampling 0.5``, in memory, and the same streamed from the 4 parts
+  (each chunk down-sampled as it is read): the two should learn alike.
 
 ``--runs 1,5`` runs only those rows (numbered as above).
 
@@ -37,28 +43,27 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import read_frappe
-
-from recfunnel.data import random_split
-
-SEED = 2026
+from quality import load_dataset
 
 
-def write_splits(data: str, root: Path) -> None:
-    """train / valid / test parquet files (features as text, so they stay categorical)."""
-    valid, test = read_frappe(data)
-    train_rows, valid_rows = random_split(len(valid), (0.8, 0.2), seed=SEED)
-    valid.iloc[train_rows].to_parquet(root / "train.parquet", index=False)
+def write_splits(data: str, dataset: str, root: Path) -> str:
+    """train / valid / test parquet files, the training rows again as 4 parts, and the schema;
+    returns the label's name."""
+    schema, label, train, valid, test = load_dataset(dataset, data)
+    train.to_parquet(root / "train.parquet", index=False)
     (root / "parts").mkdir()
-    for number, part in enumerate(np.array_split(train_rows, 4)):
-        valid.iloc[part].to_parquet(root / "parts" / f"part-{number}.parquet", index=False)
-    valid.iloc[valid_rows].to_parquet(root / "valid.parquet", index=False)
+    for number, part in enumerate(np.array_split(np.arange(len(train)), 4)):
+        train.iloc[part].to_parquet(root / "parts" / f"part-{number}.parquet", index=False)
+    valid.to_parquet(root / "valid.parquet", index=False)
     test.to_parquet(root / "test.parquet", index=False)
+    (root / "schema.json").write_text(schema.to_json())
+    return label
 
 
-def train_args(root: Path, out: Path, *, train: Path | None = None) -> list[str]:
+def train_args(root: Path, out: Path, label: str, *, train: Path | None = None) -> list[str]:
     return ["train", "--model", "deepfm", "--train", str(train or root / "train.parquet"), "--valid",
-            str(root / "valid.parquet"), "--label", "label", "--out", str(out), "--json"]
+            str(root / "valid.parquet"), "--schema", str(root / "schema.json"), "--label", label,
+            "--out", str(out), "--json"]
 
 
 def recfunnel(argv: list[str], threads: int) -> subprocess.CompletedProcess:
@@ -70,7 +75,7 @@ def recfunnel(argv: list[str], threads: int) -> subprocess.CompletedProcess:
     return done
 
 
-def two_nodes(root: Path, out: Path) -> str:
+def two_nodes(root: Path, out: Path, label: str) -> str:
     """Two torchrun agents, one process each, meeting at 127.0.0.1 as two machines would."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -78,7 +83,7 @@ def two_nodes(root: Path, out: Path) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     agents = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
                                 f"--node-rank={rank}", "--master-addr=127.0.0.1", f"--master-port={port}",
-                                "-m", "recfunnel", *train_args(root, out)],
+                                "-m", "recfunnel", *train_args(root, out, label)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
               for rank in (0, 1)]
     outputs = [agent.communicate() for agent in agents]
@@ -89,28 +94,34 @@ def two_nodes(root: Path, out: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True, help="directory holding frappe-nfm/")
+    parser.add_argument("--data", required=True, help="directory holding frappe-nfm/ and ml-100k/")
+    parser.add_argument("--dataset", default="frappe", choices=["frappe", "ml100k"])
     parser.add_argument("--runs", help="comma-separated row numbers to run (default: all)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="recfunnel-dist-") as tmp:
         root = Path(tmp)
-        write_splits(args.data, root)
+        label = write_splits(args.data, args.dataset, root)
         runs = {
-            "1 process x 2 threads": lambda out: recfunnel(train_args(root, out), threads=2).stdout,
-            "2 processes x 1 thread (--nproc 2)": lambda out: recfunnel([*train_args(root, out), "--nproc", "2"],
+            "1 process x 2 threads": lambda out: recfunnel(train_args(root, out, label), threads=2).stdout,
+            "2 processes x 1 thread (--nproc 2)": lambda out: recfunnel([*train_args(root, out, label), "--nproc", "2"],
                                                                         threads=2).stdout,
-            "2 nodes x 1 process (torchrun --nnodes 2, 127.0.0.1)": lambda out: two_nodes(root, out),
+            "2 nodes x 1 process (torchrun --nnodes 2, 127.0.0.1)": lambda out: two_nodes(root, out, label),
             "1 process, --stream (4 parquet parts)": lambda out: recfunnel(
-                [*train_args(root, out, train=root / "parts"), "--stream"], threads=2).stdout,
+                [*train_args(root, out, label, train=root / "parts"), "--stream"], threads=2).stdout,
             "2 processes x 1 thread, --stream (2 parts each)": lambda out: recfunnel(
-                [*train_args(root, out, train=root / "parts"), "--stream", "--nproc", "2"], threads=2).stdout,
+                [*train_args(root, out, label, train=root / "parts"), "--stream", "--nproc", "2"], threads=2).stdout,
+            "1 process, --negative-sampling 0.5": lambda out: recfunnel(
+                [*train_args(root, out, label), "--negative-sampling", "0.5"], threads=2).stdout,
+            "1 process, --stream --negative-sampling 0.5": lambda out: recfunnel(
+                [*train_args(root, out, label, train=root / "parts"), "--stream", "--negative-sampling", "0.5"],
+                threads=2).stdout,
         }
         chosen = {int(n) for n in args.runs.split(",")} if args.runs else set(range(1, len(runs) + 1))
         for number, (name, run) in enumerate(runs.items(), start=1):
             if number not in chosen:
                 continue
-            out = root / name.replace(" ", "_").replace("/", "_")[:20] / "model"
+            out = root / f"run-{number}" / "model"
             report = json.loads(run(out))
             history = report["history"]
             test = json.loads(recfunnel(["evaluate", str(out), "--data", str(root / "test.parquet"), "--json"],
