@@ -24,7 +24,8 @@ test rows:
 * 1 process, ``--negative-sampling 0.5``, in memory, and the same streamed from the 4 parts
   (each chunk down-sampled as it is read): the two should learn alike.
 
-``--runs 1,5`` runs only those rows (numbered as above).
+``--runs 1,5`` runs only those rows (numbered as above); ``--seed S`` gives every run the
+Trainer seed S (DeepFM's dropout makes each seed a different run; compare runs over seeds).
 
 "samples/s" is the mean over the epochs of the training rows (all ranks together) per second of
 training (validation excluded). The machine has 2 cores, so the two-process runs share them as
@@ -40,6 +41,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,10 +62,9 @@ def write_splits(data: str, dataset: str, root: Path) -> str:
     return label
 
 
-def train_args(root: Path, out: Path, label: str, *, train: Path | None = None) -> list[str]:
-    return ["train", "--model", "deepfm", "--train", str(train or root / "train.parquet"), "--valid",
-            str(root / "valid.parquet"), "--schema", str(root / "schema.json"), "--label", label,
-            "--out", str(out), "--json"]
+def train_args(out: Path, train: Path, common: list[str]) -> list[str]:
+    """``recfunnel train`` of DeepFM on ``train`` into ``out``, with the options every run shares."""
+    return ["train", "--model", "deepfm", "--train", str(train), *common, "--out", str(out), "--json"]
 
 
 def recfunnel(argv: list[str], threads: int) -> subprocess.CompletedProcess:
@@ -75,7 +76,7 @@ def recfunnel(argv: list[str], threads: int) -> subprocess.CompletedProcess:
     return done
 
 
-def two_nodes(root: Path, out: Path, label: str) -> str:
+def two_nodes(argv: list[str]) -> str:
     """Two torchrun agents, one process each, meeting at 127.0.0.1 as two machines would."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -83,7 +84,7 @@ def two_nodes(root: Path, out: Path, label: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     agents = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
                                 f"--node-rank={rank}", "--master-addr=127.0.0.1", f"--master-port={port}",
-                                "-m", "recfunnel", *train_args(root, out, label)],
+                                "-m", "recfunnel", *argv],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
               for rank in (0, 1)]
     outputs = [agent.communicate() for agent in agents]
@@ -97,25 +98,29 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="directory holding frappe-nfm/ and ml-100k/")
     parser.add_argument("--dataset", default="frappe", choices=["frappe", "ml100k"])
     parser.add_argument("--runs", help="comma-separated row numbers to run (default: all)")
+    parser.add_argument("--seed", type=int, help="the Trainer's seed in every run (default: its own, 2026)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="recfunnel-dist-") as tmp:
         root = Path(tmp)
         label = write_splits(args.data, args.dataset, root)
+        common = ["--valid", str(root / "valid.parquet"), "--schema", str(root / "schema.json"), "--label", label,
+                  *(["--set", f"trainer.seed={args.seed}"] if args.seed is not None else [])]
+        whole, parts = root / "train.parquet", root / "parts"
+
+        def run_cli(*extra: str, train: Path = whole) -> Callable[[Path], str]:
+            return lambda out: recfunnel([*train_args(out, train, common), *extra], threads=2).stdout
+
         runs = {
-            "1 process x 2 threads": lambda out: recfunnel(train_args(root, out, label), threads=2).stdout,
-            "2 processes x 1 thread (--nproc 2)": lambda out: recfunnel([*train_args(root, out, label), "--nproc", "2"],
-                                                                        threads=2).stdout,
-            "2 nodes x 1 process (torchrun --nnodes 2, 127.0.0.1)": lambda out: two_nodes(root, out, label),
-            "1 process, --stream (4 parquet parts)": lambda out: recfunnel(
-                [*train_args(root, out, label, train=root / "parts"), "--stream"], threads=2).stdout,
-            "2 processes x 1 thread, --stream (2 parts each)": lambda out: recfunnel(
-                [*train_args(root, out, label, train=root / "parts"), "--stream", "--nproc", "2"], threads=2).stdout,
-            "1 process, --negative-sampling 0.5": lambda out: recfunnel(
-                [*train_args(root, out, label), "--negative-sampling", "0.5"], threads=2).stdout,
-            "1 process, --stream --negative-sampling 0.5": lambda out: recfunnel(
-                [*train_args(root, out, label, train=root / "parts"), "--stream", "--negative-sampling", "0.5"],
-                threads=2).stdout,
+            "1 process x 2 threads": run_cli(),
+            "2 processes x 1 thread (--nproc 2)": run_cli("--nproc", "2"),
+            "2 nodes x 1 process (torchrun --nnodes 2, 127.0.0.1)": lambda out: two_nodes(
+                train_args(out, whole, common)),
+            "1 process, --stream (4 parquet parts)": run_cli("--stream", train=parts),
+            "2 processes x 1 thread, --stream (2 parts each)": run_cli("--stream", "--nproc", "2", train=parts),
+            "1 process, --negative-sampling 0.5": run_cli("--negative-sampling", "0.5"),
+            "1 process, --stream --negative-sampling 0.5": run_cli("--stream", "--negative-sampling", "0.5",
+                                                                    train=parts),
         }
         chosen = {int(n) for n in args.runs.split(",")} if args.runs else set(range(1, len(runs) + 1))
         for number, (name, run) in enumerate(runs.items(), start=1):
