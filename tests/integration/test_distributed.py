@@ -244,6 +244,38 @@ def test_each_process_scores_its_share_of_the_validation_rows_and_all_see_every_
         torch.testing.assert_close(rank["labels"]["buy"], -expected)
 
 
+def _listed_shares(rank: int, port: int, out: str) -> None:
+    """Rank ``rank`` of 2 evaluates a fitted retriever; which users did it list itself?"""
+    from recfunnel import Retriever
+    from recfunnel.testing import checkerboard
+
+    train, test = checkerboard(num_users=41, num_items=20, seed=0)
+    retriever = Retriever("itemcf", time_col="ts").fit(train)
+    listed: list[int] = []
+    topk = retriever._topk
+
+    def spy(users, *args, **kwargs):
+        listed.extend(users.tolist())
+        return topk(users, *args, **kwargs)
+
+    retriever._topk = spy  # type: ignore[method-assign]
+    with _process_group(rank, port):
+        torch.save({"listed": listed, "report": retriever.evaluate(test, ks=(1, 5))}, Path(out) / f"{rank}.pt")
+
+
+def test_each_process_lists_its_share_of_the_users_for_a_retrievers_metrics(tmp_path):
+    from recfunnel import Retriever
+    from recfunnel.testing import checkerboard
+
+    mp.spawn(_listed_shares, args=(_free_port(), str(tmp_path)), nprocs=2)
+    zero, one = (torch.load(tmp_path / f"{r}.pt") for r in (0, 1))
+    train, test = checkerboard(num_users=41, num_items=20, seed=0)
+    alone = Retriever("itemcf", time_col="ts").fit(train).evaluate(test, ks=(1, 5))
+    assert zero["report"] == one["report"] == alone and alone["users"] == 41
+    assert sorted(zero["listed"] + one["listed"]) == list(range(41))  # each user listed once, by one process
+    assert {len(zero["listed"]), len(one["listed"])} == {20, 21}
+
+
 def _train_in_two(rank: int, port: int, out: str) -> None:
     """Rank ``rank`` of 2: 4 epochs straight, then 2 epochs and a resume to 4 from rank 0's checkpoint."""
     from recfunnel.models.ranking.fm import FM
@@ -405,13 +437,20 @@ def test_a_multi_task_model_trains_in_two_processes(tmp_path):
 
 @pytest.mark.parametrize("model", ["two_tower", "sasrec"])
 def test_retrieval_and_sequential_models_train_in_two_processes(model, tmp_path):
+    """Each rank lists its share of the validation users every epoch; the recall covers them all."""
     interactions = make_shop(num_users=300, num_items=80, num_impressions=8000, seed=5).interactions
-    interactions.to_csv(tmp_path / "clicks.csv", index=False)
-    done = _recfunnel("train", "--model", model, "--train", tmp_path / "clicks.csv", "--set", "trainer.max_epochs=3",
-                      "--out", tmp_path / model, "--json", "--nproc", "2")
+    interactions.iloc[:-400].to_csv(tmp_path / "clicks.csv", index=False)
+    interactions.iloc[-400:].to_csv(tmp_path / "later.csv", index=False)
+    done = _recfunnel("train", "--model", model, "--train", tmp_path / "clicks.csv", "--valid", tmp_path / "later.csv",
+                      "--set", "trainer.max_epochs=3", "--set", "trainer.patience=5", "--out", tmp_path / model,
+                      "--json", "--nproc", "2")
     assert done.returncode == 0, done.stderr[-3000:]
-    losses = [row["train_loss"] for row in json.loads(done.stdout)["history"]]
+    report = json.loads(done.stdout)
+    losses = [row["train_loss"] for row in report["history"]]
     assert len(losses) == 3 and losses[-1] < losses[0]
+    recalls = [row["valid_recall@10"] for row in report["history"]]
+    # the best epoch's weights are kept, and the closing report lists the same users with them
+    assert report["metrics"]["users"] > 2 and report["metrics"]["recall@10"] == pytest.approx(max(recalls))
     user = str(interactions["user_id"].iloc[0])
     shown = _recfunnel("recommend", tmp_path / model, "--user", user, "--k", "5", "--json")
     assert shown.returncode == 0, shown.stderr[-2000:]

@@ -47,7 +47,7 @@ from recfunnel.models.rating.base import RatingModel
 from recfunnel.models.retrieval.base import RetrievalModel
 from recfunnel.schema import Categorical, Schema
 from recfunnel.tasks import RetrievalTask
-from recfunnel.train import Trainer, TrainResult, Validation
+from recfunnel.train import Trainer, TrainResult, Validation, distributed
 
 logger = logging.getLogger(__name__)
 KS = (10, 20, 50)
@@ -567,12 +567,17 @@ class Retriever:
         users = np.unique(known.users)
         relevant = known.matrix()[users]
         depth = max(ks)
-        tops = []
-        for start in range(0, len(users), self._chunk()):
-            part = users[start:start + self._chunk()]
+        # one of several training processes lists its share of the users; all then see every list
+        shared = distributed.active() and len(users) >= distributed.world()[1]
+        mine = users[distributed.my_rows(len(users))] if shared else users
+        tops = []  # (each share holds a user)
+        for start in range(0, len(mine), self._chunk()):
+            part = mine[start:start + self._chunk()]
             hist = self.user_history(part)
-            tops.append(self._topk(part, hist, depth, blocked[part])[1])
+            tops.append(self._topk(part, hist, depth, blocked[part])[1].astype(np.int64, copy=False))
         top = np.concatenate(tops)
+        if shared:
+            top = distributed.gather_rows(torch.from_numpy(top), len(users)).numpy()
         report = ranking_report(top, relevant, ks)
         report[f"coverage@{depth}"] = coverage(top, model.num_items)
         report["users"] = len(users)  # a count, printed as one
