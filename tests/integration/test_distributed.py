@@ -55,6 +55,8 @@ def test_two_processes_learn_what_one_does(shop_files, tmp_path):
     for a, b in zip(one, two, strict=True):
         assert b["valid_auc"] == pytest.approx(a["valid_auc"], abs=1e-4)
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+    # the closing report, each process scoring its share of the rows, is one process's
+    assert runs[2]["metrics"]["auc"] == pytest.approx(runs[1]["metrics"]["auc"], abs=1e-4)
     scores = [pd.read_csv(tmp_path / f"s{n}.csv") for n in (1, 2)
               if _recfunnel("predict", tmp_path / f"fm{n}", "--data", shop_files / "test.csv",
                             "--out", tmp_path / f"s{n}.csv").returncode == 0]

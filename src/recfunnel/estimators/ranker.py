@@ -170,7 +170,7 @@ class Ranker(FramesFromConfig):
         self.result_ = self._trainer_for(rows).fit(self.model_, self.task_, train_batch, valid_batch)
         self.rows_ = {"train": rows, **({"valid": len(valid_batch)} if valid_batch else {})}
         if valid_batch is not None:
-            self.metrics_ = {"valid": self.trainer.evaluate(self.model_, self.task_, valid_batch)}
+            self.metrics_ = {"valid": self.trainer.validate(self.model_, self.task_, valid_batch)}  # each its share
         self.model_.cpu()  # scored, saved and served on CPUs, whichever device trained it
         return self
 

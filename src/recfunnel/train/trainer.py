@@ -178,7 +178,7 @@ class Trainer:
                         hook.on_epoch_start(run)
                     row = self._run_epoch(run, source, hooks)
                     if valid is not None:
-                        metrics = task.summary(self._validate(model, task, valid)) if isinstance(valid, Batch) \
+                        metrics = task.summary(self.validate(model, task, valid)) if isinstance(valid, Batch) \
                             else valid(model)
                         if task.monitor not in metrics:  # else early stopping would silently never act
                             raise ConfigError(f"validation gave {sorted(metrics)}, not the monitored metric "
@@ -215,15 +215,16 @@ class Trainer:
         """The task's metrics on ``data`` (keyed by label, then metric, for several labels)."""
         return task.evaluate_logits(self.predict(model, data), data.labels)
 
-    # -- loop pieces ----------------------------------------------------------------------------
-    def _validate(self, model: nn.Module, task: Task | MultiTask, valid: Batch) -> dict[str, Any]:
-        """The task's metrics on ``valid``; in a run of several processes each scores its share of
-        the rows, and every one computes the metrics over all of them."""
+    def validate(self, model: nn.Module, task: Task | MultiTask, valid: Batch) -> dict[str, Any]:
+        """``evaluate`` of the validation rows, which every process holds: in a run of several
+        processes each scores its share of the rows and every one computes the metrics over all of
+        them, so every process must call it."""
         if not distributed.active() or len(valid) < distributed.world()[1]:  # (every share holds a row)
             return self.evaluate(model, task, valid)
         logits = distributed.gather_rows(self.predict(model, valid[distributed.my_rows(len(valid))]), len(valid))
         return task.evaluate_logits(logits, valid.labels)
 
+    # -- loop pieces ----------------------------------------------------------------------------
     def _device(self) -> torch.device:
         """Where this process computes: ``device``, or its own GPU in a CUDA run of several processes."""
         return distributed.process_device(self.device)
