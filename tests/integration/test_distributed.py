@@ -19,6 +19,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from recfunnel.data.batch import Batch
+from recfunnel.data.sources import InMemory
 from recfunnel.datasets import make_shop
 from recfunnel.train.distributed import Sharded, finish, leave, sync_gradients
 
@@ -134,14 +135,15 @@ def test_nproc_is_checked(shop_files, tmp_path):
     assert done.returncode == 2 and "--nproc must be an integer from 1 to 256; got 0" in done.stderr
 
 
-def test_the_shares_of_a_batch_are_the_batch():
-    rows = Batch({"x": torch.arange(11)})
+@pytest.mark.parametrize("num_rows", [11, 7])  # shares of 2, 2 and 1 rows; of 1, 0 and 0 rows
+def test_the_shares_of_a_batch_are_the_batch(num_rows):
+    rows = Batch({"x": torch.arange(num_rows)})
+    alone = [b.features["x"].tolist() for b in InMemory(rows).batches(6, epoch=1, seed=7)]
     shares = [list(Sharded(rows, rank=r, size=3).batches(6, epoch=1, seed=7)) for r in range(3)]
-    assert len({len(s) for s in shares}) == 1  # every rank takes as many steps
-    for step in range(len(shares[0])):
-        assert len({len(s[step]) for s in shares}) == 1  # of equal size
-    seen = torch.cat([b.features["x"] for s in shares for b in s])
-    assert set(seen.tolist()) == set(range(11)) and len(seen) == 12  # every row, one repeated to pad
+    assert all(len(s) == len(alone) for s in shares)  # every rank takes one process's steps
+    for step, batch in enumerate(alone):  # together, the batch one process takes
+        assert sorted(x for s in shares for x in s[step].features["x"].tolist()) == sorted(batch)
+    assert [len(s[-1]) for s in shares] == ([2, 2, 1] if num_rows == 11 else [1, 0, 0])
 
 
 def _free_port() -> int:
@@ -151,10 +153,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _process_group(rank: int, port: int) -> Iterator[None]:
-    """Rank ``rank`` of 2 in a gloo group on 127.0.0.1, left as `recfunnel train` leaves it: when
-    the work succeeded, the process ends here (``leave``: a barrier, then out without Python's exit)."""
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+def _process_group(rank: int, port: int, size: int = 2) -> Iterator[None]:
+    """Rank ``rank`` of ``size`` in a gloo group on 127.0.0.1, left as `recfunnel train` leaves it:
+    when the work succeeded, the process ends here (``leave``: a barrier, then out without Python's exit)."""
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size)
     try:
         yield
     except BaseException:
@@ -244,6 +246,38 @@ def test_each_process_scores_its_share_of_the_validation_rows_and_all_see_every_
     for rank in (zero, one):
         torch.testing.assert_close(rank["one"], expected)
         torch.testing.assert_close(rank["labels"]["buy"], -expected)
+
+
+def _fm_fit(rank: int, port: int, out: str, size: int) -> None:
+    """FM trained by the Trainer in ``size`` processes (none: one process); its weights saved."""
+    from recfunnel.models.ranking.fm import FM
+    from recfunnel.tasks import BinaryTask
+    from recfunnel.testing import toy_batch, toy_schema
+    from recfunnel.train import Trainer
+
+    def fit() -> None:
+        torch.manual_seed(0)
+        model = FM(toy_schema(), embedding_dim=4)
+        # 61 rows in batches of 20: shares of 7, 7 and 6 rows, and a last batch of one row
+        Trainer(max_epochs=3, batch_size=20, progress=False).fit(model, BinaryTask("click"),
+                                                                  toy_batch(batch_size=61, seed=1))
+        torch.save(model.state_dict(), Path(out) / f"{size}-{rank}.pt")
+
+    if size == 1:
+        fit()
+        return
+    with _process_group(rank, port, size):
+        fit()
+
+
+def test_three_processes_with_unequal_and_empty_shares_take_one_process_steps(tmp_path):
+    """Each rank's gradient counts by its rows, and a rank with no row in a step still takes part."""
+    _fm_fit(0, 0, str(tmp_path), 1)
+    mp.spawn(_fm_fit, args=(_free_port(), str(tmp_path), 3), nprocs=3)
+    alone = torch.load(tmp_path / "1-0.pt")
+    for rank in range(3):
+        for name, weight in torch.load(tmp_path / f"3-{rank}.pt").items():
+            torch.testing.assert_close(weight, alone[name], rtol=1e-4, atol=1e-4)  # Adam: lr-sized at worst
 
 
 def _listed_shares(rank: int, port: int, out: str) -> None:

@@ -7,7 +7,9 @@ machines. In each process the Trainer
 * takes its share of every batch (``Sharded``): every rank draws the same seeded order of all the
   rows, and rank r takes rows r, r + N, ... of each batch of ``batch_size`` rows, so the N shares
   together are the batch one process would take, and a run repeats under a seed for a world size;
-* sums the gradients across ranks after each backward (``sync_gradients``): the dense ones in one
+  a share may be a row smaller than another, or empty (a last batch of fewer rows than ranks);
+* sums the gradients across ranks after each backward (``sync_gradients``), each rank's weighted
+  by its rows, so the step is the one process's step on the whole batch: the dense ones in one
   flat all-reduce, each embedding table's as a sparse all-reduce of the rows this step touched
   anywhere, so only those rows travel and a rank whose batch touched none still takes part;
 * scores its share of the validation rows (``my_rows``), and the scores are put together on
@@ -167,13 +169,14 @@ def leave(code: int) -> NoReturn:
 class Sharded:
     """This rank's share of the rows of one Batch (see the module's docstring).
 
-    The rows are padded to a multiple of the world size by repeating the first ones of the
-    epoch's order, so every rank takes the same number of equal-sized steps.
+    Every rank takes as many steps as one process would; a share of a batch whose rows do not
+    divide by the world size is a row smaller than another, and may be empty (``sync_gradients``
+    weights each rank's gradient by its rows).
 
     Example:
         >>> rows = Batch({"x": torch.arange(5)})
         >>> [b.features["x"].tolist() for b in Sharded(rows, rank=1, size=2, shuffle=False).batches(4, epoch=0, seed=0)]
-        [[1, 3], [0]]
+        [[1, 3], []]
     """
 
     def __init__(self, batch: Batch, *, rank: int, size: int, shuffle: bool = True) -> None:
@@ -191,8 +194,6 @@ class Sharded:
             raise ConfigError(f"batch_size {batch_size} is smaller than the {self.size} processes sharing each batch.")
         index = (order or random_order)(len(self.batch), torch.Generator().manual_seed(seed + epoch), self.batch) \
             if self.shuffle else torch.arange(len(self.batch))
-        pad = -len(index) % self.size
-        index = torch.cat([index, index[:pad]]) if pad else index
         for begin in range(0, len(index), batch_size):
             yield self.batch[index[begin:begin + batch_size][self.rank::self.size]]
 
@@ -288,27 +289,35 @@ def broadcast_parameters(model: nn.Module) -> None:
         dist.broadcast(tensor, src=0)
 
 
-def sync_gradients(dense: list[nn.Parameter], sparse: list[nn.Parameter]) -> None:
-    """Average the gradients over the ranks: one flat all-reduce for the dense ones, one sparse
-    all-reduce per embedding table (a table this rank's batch did not touch sends no rows)."""
-    size = world()[1]
+def sync_gradients(dense: list[nn.Parameter], sparse: list[nn.Parameter], rows: int | None = None) -> None:
+    """Average the gradients over the ranks, each rank's weighted by its ``rows`` in this step (its
+    loss is a mean over them), so shares of unequal size, an empty one among them, make the step
+    one process takes on the whole batch; ``None`` weights the ranks equally. One flat all-reduce
+    for the dense ones (the rows ride along in it), one sparse all-reduce per embedding table (a
+    table this rank's batch did not touch sends no rows)."""
+    weight = 1.0 if rows is None else float(rows)
+    total: torch.Tensor | float = float(world()[1])
     if dense:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in dense]
-        flat = torch.cat([g.reshape(-1) for g in grads])
+        flat = torch.cat([*(g.reshape(-1) for g in grads), grads[0].new_ones(1)]) * weight
         dist.all_reduce(flat)
-        flat /= size
+        total, flat = flat[-1].clone(), flat[:-1]
+        flat /= total
         offset = 0
         for p in dense:
             p.grad = flat[offset:offset + p.numel()].view_as(p)
             offset += p.numel()
+    elif rows is not None:
+        total = all_sum([weight])[0]
     for p in sparse:
         grad = p.grad.coalesce() if p.grad is not None else torch.sparse_coo_tensor(
             torch.empty((1, 0), dtype=torch.int64, device=p.device), p.new_empty((0, *p.shape[1:])), p.shape)
+        grad = grad * weight
         if grad.is_cuda:  # NCCL has no sparse all-reduce
             grad = sparse_sum_gathered(grad)
         else:
             dist.all_reduce(grad)
-        p.grad = (grad / size).coalesce()
+        p.grad = (grad / total).coalesce()
 
 
 def sparse_sum_gathered(grad: torch.Tensor) -> torch.Tensor:

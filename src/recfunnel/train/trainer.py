@@ -260,15 +260,18 @@ class Trainer:
         shared = split_parameters(model) if distributed.active() else None  # (dense, tables) to sum over ranks
         for step, batch in enumerate(source.batches(self.batch_size, epoch=run.epoch, seed=self.seed, order=task.order)):
             batch = batch.to(device)
-            logits, auxiliary = split_output(model(batch))
-            loss = task.loss(logits, batch)
-            if auxiliary is not None:
-                loss = loss + auxiliary
             for opt in run.optimizers:
                 opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if len(batch):
+                logits, auxiliary = split_output(model(batch))
+                loss = task.loss(logits, batch)
+                if auxiliary is not None:
+                    loss = loss + auxiliary
+                loss.backward()
+            else:  # this process's share of a last batch smaller than the processes: it still takes part
+                loss = total.new_zeros(())
             if shared is not None:
-                distributed.sync_gradients(*shared)
+                distributed.sync_gradients(*shared, rows=len(batch))
             value = loss.detach()
             if not torch.isfinite(value):
                 raise TrainingDivergedError(
