@@ -9,7 +9,9 @@ HTTP connections), so both share the machine's cores, as a co-located load balan
 
 ``--workers 1,2`` serves with each count of worker processes in turn (the same load); with
 ``--reload-every S`` a further phase posts ``/reload`` every S seconds under load and reports the
-failed requests and how long each reload took to reach every worker (polled on ``/health``).
+failed requests and how long each reload took to reach every worker (polled on ``/health``), and
+a table gives the server's memory with each count (Pss of its processes, from /proc: the pages
+the workers share, the weights mapped from the artifact, count once).
 
 The funnel: two-tower (300) + ItemCF (150) + popularity (50) recall -> ~500 candidates -> DeepFM
 -> drop seen -> MMR -> 10, over a synthetic shop of 100k items and 20k users.
@@ -235,12 +237,40 @@ def run(artifact: str, *, clients: int, seconds: float, event_batch: int, explai
               f"{row['errors']} | |")
 
 
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux's /proc/PID/task/*/children)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            queue += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def _memory_mib(pid: int) -> dict[str, float]:
+    """The server's processes' memory (MiB, from /proc/PID/smaps_rollup): Pss summed (each shared
+    page split between the processes that map it: what the server costs the machine), and the
+    largest worker's Rss and anonymous (private, not file-backed) memory."""
+    rows = []
+    for process in _process_tree(pid):
+        fields = {}
+        for line in Path(f"/proc/{process}/smaps_rollup").read_text().splitlines()[1:]:
+            name, value = line.split(":", 1)
+            fields[name] = int(value.split()[0]) / 1024
+        rows.append(fields)
+    workers = rows[1:] or rows  # with several, the first is uvicorn's supervisor
+    return {"pss": sum(r["Pss"] for r in rows), "processes": len(rows), "rss": max(r["Rss"] for r in workers),
+            "anonymous": max(r["Anonymous"] for r in workers)}
+
+
 def compare_workers(artifact: str, counts: list[int], *, clients: int, seconds: float, explain: bool,
                     reload_every: float, events: str | None) -> None:
     """GET /recommend with each count of workers under the same load; then reloads under load."""
     users = Path(artifact).with_name(Path(artifact).name + "-users.csv").read_text().split()[1:]
     rows: dict[str, dict] = {}
     reached: dict[int, list[float]] = {}
+    memory: dict[int, dict[str, float]] = {}
     for workers in counts:
         port = _free_port()
         with tempfile.TemporaryDirectory() as tmp:
@@ -250,6 +280,7 @@ def compare_workers(artifact: str, counts: list[int], *, clients: int, seconds: 
                 _phase(port, recommend, clients=2, seconds=3)  # warm-up: every worker answers some
                 rows[f"{workers} worker(s): GET /recommend"] = _phase(port, recommend, clients=clients,
                                                                      seconds=seconds)
+                memory[workers] = _memory_mib(server.pid)  # after the load: every worker has answered
                 if reload_every:
                     reading, times = _reloads_while(port, recommend, clients=clients, seconds=seconds,
                                                     every=reload_every)
@@ -265,6 +296,10 @@ def compare_workers(artifact: str, counts: list[int], *, clients: int, seconds: 
     for name, row in rows.items():
         print(f"| {name} | {row['requests']:,} | {row['per_s']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
               f"{row['errors']} |")
+    print("\n| workers | processes | Pss of all, MiB | Rss of a worker, MiB | anonymous memory of a worker, MiB |")
+    print("|---:|---:|---:|---:|---:|")
+    for workers, row in memory.items():
+        print(f"| {workers} | {row['processes']:.0f} | {row['pss']:,.0f} | {row['rss']:,.0f} | {row['anonymous']:,.0f} |")
     for workers, times in reached.items():
         if times:
             print(f"\n{workers} worker(s): {len(times)} reloads, each on every worker within "

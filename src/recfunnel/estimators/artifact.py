@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from recfunnel.errors import ArtifactError, ModelNotFoundError, NotFittedError
+from recfunnel.estimators.mapped import map_weights
 from recfunnel.models import ModelInfo, get_model
 from recfunnel.train.checkpoint import MAX_JSON_BYTES, MAX_VOCABULARY_JSON_BYTES, read_json_file
 
@@ -102,8 +103,8 @@ def read_artifact(path: str | Path) -> dict[str, Any]:
             f"{str(root / 'config.json')!r} has format {parts['config'].get('format')!r}; expected "
             f"{ARTIFACT_FORMAT!r}. It was not written by this version of recfunnel."
         )
-    try:
-        parts["weights"] = load_file(str(root / "model.safetensors"))
+    try:  # mapped, so the processes serving one artifact share its weights (see mapped.py)
+        parts["weights"] = map_weights(root / "model.safetensors") or load_file(str(root / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ArtifactError(f"{str(root / 'model.safetensors')!r} is corrupt: {exc}") from None
     check_finite(root / "model.safetensors", parts["weights"])
@@ -159,7 +160,10 @@ def build_for_weights(path: str | Path, build: Callable[[], torch.nn.Module],
             raise ArtifactError(f"{str(path)!r} does not match the model its config describes: tensor {name!r} is "
                                 f"{has} in the weights file, but the model needs {needed.get(name, 'no such tensor')}.")
     model = build()
-    model.load_state_dict(weights)
+    if isinstance(model, torch.nn.Module):  # it holds ``weights`` themselves (mapped), not a copy
+        model.load_state_dict(weights, assign=True)
+    else:  # a model fitted without gradients keeps the tensors it is given
+        model.load_state_dict(weights)
     return model
 
 
