@@ -22,7 +22,10 @@ test rows:
 * 2 processes x 1 thread, ``--stream --nproc 2``: each process reads 2 of the 4 parts, through
   its own buffer, in batches of half the size;
 * 1 process, ``--negative-sampling 0.5``, in memory, and the same streamed from the 4 parts
-  (each chunk down-sampled as it is read): the two should learn alike.
+  (each chunk down-sampled as it is read): the two should learn alike;
+* 3 and 4 processes (``--nproc 3``, ``--nproc 4``): more processes than the 2 cores, so their
+  samples/s say nothing of scaling; their test AUC says whether more ranks learn what one does
+  (3 processes take unequal shares of each batch of 1,024).
 
 ``--runs 1,5`` runs only those rows (numbered as above); ``--seed S`` gives every run the
 Trainer seed S (DeepFM's dropout makes each seed a different run; compare runs over seeds).
@@ -121,6 +124,8 @@ def main() -> None:
             "1 process, --negative-sampling 0.5": run_cli("--negative-sampling", "0.5"),
             "1 process, --stream --negative-sampling 0.5": run_cli("--stream", "--negative-sampling", "0.5",
                                                                     train=parts),
+            "3 processes (--nproc 3)": run_cli("--nproc", "3"),
+            "4 processes (--nproc 4)": run_cli("--nproc", "4"),
         }
         chosen = {int(n) for n in args.runs.split(",")} if args.runs else set(range(1, len(runs) + 1))
         for number, (name, run) in enumerate(runs.items(), start=1):

@@ -521,6 +521,9 @@ class Retriever:
             ``recall@k``, ``ndcg@k``, ``hit@k``, ``mrr@k``, ``precision@k`` for each k, ``coverage@k``
             for the largest k, and ``users``: how many test users were ranked. Test rows of users or
             items unseen in training cannot be ranked and are left out (logged).
+
+        In a run of several processes (torch.distributed) each process lists its share of the
+        users and all receive every list, so every process must call it.
         """
         _, data = self._fitted()
         if self.rates:  # a rating model: how close its predicted ratings are (ks and exclude do not apply)
