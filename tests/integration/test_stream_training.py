@@ -165,3 +165,25 @@ def test_stream_is_refused_where_it_does_not_apply(cli, parts, tmp_path):
         "ConfigError: ", "--stream evaluates ranking and multi-task models; a funnel")
     cli("train", "--model", "itemcf", "--train", root / "test.csv", "--stream", "--out", tmp_path / "x").fails(
         "ConfigError: ", "data option 'stream' does not apply to 'itemcf'")
+
+
+def test_a_ranking_objective_streams_its_lists_across_chunks(parts):
+    """Lists (group=) read in chunks that cut through them: without shuffling the streamed fit
+    learns the in-memory fit, and the streamed NDCG joins each list's rows from every chunk."""
+    root, frame = parts
+    options = {"label": "click", "objective": "listwise", "group": "user_id", "params": {"dropout": 0.0}}
+    trainer = {"max_epochs": 2, "shuffle": False, "progress": False}
+    by_user = frame.iloc[:4000].sort_values("user_id", kind="stable")  # each list's rows together, as logs are
+    sorted_parts = root / "by-user"
+    sorted_parts.mkdir()
+    for i in range(2):
+        by_user.iloc[i * 2000:(i + 1) * 2000].to_parquet(sorted_parts / f"part-{i}.parquet", index=False)
+    streamed = Ranker("deepfm", trainer=trainer, **options).fit(Stream(sorted_parts, chunk_rows=257))
+    in_memory = Ranker("deepfm", trainer=trainer, **options).fit(by_user)
+    test = frame.iloc[4000:]
+    np.testing.assert_allclose(streamed.predict(test), in_memory.predict(test), rtol=1e-4, atol=1e-6)
+    whole = in_memory.evaluate(by_user)
+    chunked = in_memory.evaluate(Stream(sorted_parts, chunk_rows=257))  # 257 rows: lists cut at every chunk's end
+    assert whole["ndcg@10"] == pytest.approx(chunked["ndcg@10"], abs=1e-9) and 0 < whole["ndcg@10"] < 1
+    shuffled = Ranker("deepfm", trainer={"max_epochs": 2, "progress": False}, **options)
+    assert shuffled.fit(Stream(sorted_parts, chunk_rows=257)).rows_ == {"train": 4000}

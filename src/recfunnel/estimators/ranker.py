@@ -142,9 +142,6 @@ class Ranker(FramesFromConfig):
             check_two_classes(name, train_frame[name], allow=self.allow_single_class)
         rate = self.negative_sampling or 1.0
         self.task_ = self._task(labels, rate, train_frame)
-        if stream is not None and self.group is not None:
-            raise ConfigError("group needs the training rows in memory (a list would be cut between chunks); "
-                              "drop --stream.")
         self._sampled = (labels[0].name, rate) if rate < 1.0 else None
         if rate < 1.0 and stream is None:
             train_frame = _down_sample(train_frame, labels[0].name, rate, self.seed)
@@ -201,7 +198,8 @@ class Ranker(FramesFromConfig):
         processes, this process's parts, cut to the steps every process takes."""
         encoder = self.encoder_
         assert encoder is not None  # fitted by the first pass
-        blocks = BlockStream(lambda: (encoder.transform(frame) for frame in self._frames(stream)),
+        blocks = BlockStream(lambda: (self._with_groups(encoder.transform(frame), frame)  # lists: see _with_groups
+                                      for frame in self._frames(stream)),
                              shuffle_buffer=stream.shuffle_buffer if self.trainer.shuffle else 0)
         return distributed.StreamShare(blocks, rows=self._stream_rows) if distributed.active() else blocks
 
@@ -253,14 +251,15 @@ class Ranker(FramesFromConfig):
         return RankingTask(label.name, objective=self.objective, monitor=self.monitor or RankingTask.monitor)
 
     def _with_groups(self, batch: Batch, frame: pd.DataFrame) -> Batch:
-        """Attach each row's list id (the ``group`` column, factorized) for a ranking objective."""
+        """Attach each row's list id for a ranking objective: a 64-bit hash of the ``group``
+        column's value, so a list's rows share it in whichever chunk of a stream they come."""
         if self.group is None:
             return batch
         if self.group not in frame.columns:
             raise SchemaError(f"group column {self.group!r} is missing; columns present: "
                               f"{', '.join(map(str, frame.columns))}.")
-        codes = pd.factorize(frame[self.group].astype(str))[0]
-        batch.labels[GROUP] = torch.from_numpy(codes.astype(np.int64))
+        codes = pd.util.hash_pandas_object(frame[self.group].astype(str), index=False).to_numpy()
+        batch.labels[GROUP] = torch.from_numpy(codes.view(np.int64).copy())
         return batch
 
     # -- inference ------------------------------------------------------------------------------
@@ -339,12 +338,10 @@ class Ranker(FramesFromConfig):
         """``evaluate`` over a Stream's chunks: each chunk encoded and scored in turn, only the
         logits and labels (a few bytes a row) kept for the metrics."""
         model, _, task = self._fitted()
-        if self.group is not None:
-            raise ConfigError("a ranking objective's metrics need each list's rows together; evaluate without --stream.")
         logits: list[Any] = []
         labels: list[dict[str, torch.Tensor]] = []
         for frame in stream.frames():
-            batch = self._encode(frame, labels=True)
+            batch = self._with_groups(self._encode(frame, labels=True), frame)  # lists: by their ids, across chunks
             logits.append(self.trainer.predict(model, batch))
             labels.append(batch.labels)
         joined: Any = {key: torch.cat([part[key] for part in logits]) for key in logits[0]} \

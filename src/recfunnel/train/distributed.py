@@ -189,7 +189,8 @@ class Sharded:
     def batches(self, batch_size: int, *, epoch: int, seed: int, order: Order | None = None) -> Iterator[Batch]:
         if GROUP in self.batch.labels:  # a list split between ranks would lose its pairs
             raise ConfigError("rows that train together (a ranking objective's lists, group=...; a rating "
-                              "model's users) do not split across processes yet; train this model in one process.")
+                              "model's users) do not split across processes from one batch in memory; train this "
+                              "model in one process, or (lists) from parts with --stream, each process its own.")
         if batch_size < self.size:
             raise ConfigError(f"batch_size {batch_size} is smaller than the {self.size} processes sharing each batch.")
         index = (order or random_order)(len(self.batch), torch.Generator().manual_seed(seed + epoch), self.batch) \
