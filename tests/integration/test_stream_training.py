@@ -187,3 +187,21 @@ def test_a_ranking_objective_streams_its_lists_across_chunks(parts):
     assert whole["ndcg@10"] == pytest.approx(chunked["ndcg@10"], abs=1e-9) and 0 < whole["ndcg@10"] < 1
     shuffled = Ranker("deepfm", trainer={"max_epochs": 2, "progress": False}, **options)
     assert shuffled.fit(Stream(sorted_parts, chunk_rows=257)).rows_ == {"train": 4000}
+
+
+def test_a_columns_missing_values_are_reported_once_for_a_whole_stream(cli, parts, tmp_path):
+    _, frame = parts
+    (tmp_path / "gaps").mkdir()
+    for i in range(4):  # every chunk of every part holds missing prices
+        part = frame.iloc[i * 1000:(i + 1) * 1000].copy()
+        part.loc[part.index[::7], "price"] = np.nan
+        part.to_csv(tmp_path / "gaps" / f"part-{i}.csv", index=False)
+    out = tmp_path / "fm"
+    for argv in (["train", "--model", "fm", "--train", tmp_path / "gaps", "--label", "click", "--stream",
+                  "--set", "trainer.max_epochs=2", "--out", out],
+                 ["evaluate", out, "--data", tmp_path / "gaps", "--stream"],
+                 ["predict", out, "--data", tmp_path / "gaps", "--stream", "--out", tmp_path / "s.csv"]):
+        done = cli(*argv)
+        assert done.code == 0, done.err
+        assert done.err.count("column 'price' (Numeric) has") == 1, (argv[0], done.err)  # not once a chunk
+        assert "reported once" in done.err

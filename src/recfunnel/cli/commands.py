@@ -159,10 +159,9 @@ def _metric_rows(metrics: dict[str, Any]) -> list[list[Any]]:
 
 def run_predict(args: argparse.Namespace) -> int:
     """`recfunnel predict ARTIFACT --data FILE --out scores.csv`."""
-    import pandas as pd
-
     from recfunnel.data import load_frame
-    from recfunnel.errors import ConfigError, SchemaError
+    from recfunnel.data.encoder import nan_once
+    from recfunnel.errors import ConfigError
     from recfunnel.funnel import Funnel, load
 
     target = Path(args.out)  # checked before the model runs, so a typo costs no scoring time
@@ -186,6 +185,18 @@ def run_predict(args: argparse.Namespace) -> int:
     else:
         frames = [load_frame(args.data, fmt=args.format)]
     target.parent.mkdir(parents=True, exist_ok=True)  # as `train --out` does
+    with nan_once():  # a stream's missing values: one warning a column, not one a chunk
+        written = _write_scores(ranker, frames, keep, args.out)
+    console.print(f"wrote {written} scores to [bold]{escape(args.out)}[/]", soft_wrap=True)
+    return 0
+
+
+def _write_scores(ranker: Any, frames: Any, keep: list[str], out_path: str) -> int:
+    """Each frame's ``keep`` columns and scores appended to the CSV file ``out_path``; the rows written."""
+    import pandas as pd
+
+    from recfunnel.errors import SchemaError
+
     written = 0
     for frame in frames:
         missing = [c for c in keep if c not in frame.columns]
@@ -199,10 +210,9 @@ def run_predict(args: argparse.Namespace) -> int:
                 out[label if label not in out.columns else f"score_{label}"] = scores[:, position]
         else:
             out["score"] = scores
-        out.to_csv(args.out, index=False, mode="w" if written == 0 else "a", header=written == 0)
+        out.to_csv(out_path, index=False, mode="w" if written == 0 else "a", header=written == 0)
         written += len(out)
-    console.print(f"wrote {written} scores to [bold]{escape(args.out)}[/]", soft_wrap=True)
-    return 0
+    return written
 
 
 def _as_retriever(model: Any, path: str):  # -> Retriever

@@ -63,6 +63,34 @@ def quiet_nan() -> Iterator[None]:
         QUIET_NAN.reset(token)
 
 
+#: Inside ``nan_once()``: the columns whose missing values were reported already (per thread).
+NAN_SEEN: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("recfunnel_nan_seen", default=None)
+
+
+@contextlib.contextmanager
+def nan_once() -> Iterator[None]:
+    """Report a Numeric column's missing values once, at the first chunk holding any, however
+    many chunks (and epochs) a stream encodes meanwhile: one warning per column, not one per
+    chunk. Missing values are filled as usual; ``on_nan="error"`` still fails at the first.
+
+    Example:
+        >>> import warnings
+        >>> from recfunnel.schema import Numeric, Schema
+        >>> encoder = FeatureEncoder(Schema(Numeric("x"))).fit(pd.DataFrame({"x": [1.0, 2.0]}))
+        >>> with warnings.catch_warnings(record=True) as caught, nan_once():
+        ...     warnings.simplefilter("always")
+        ...     for _ in range(3):
+        ...         _ = encoder.transform(pd.DataFrame({"x": [None, 1.0]}))
+        >>> len(caught)
+        1
+    """
+    token = NAN_SEEN.set(set())
+    try:
+        yield
+    finally:
+        NAN_SEEN.reset(token)
+
+
 class FeatureEncoder:
     """Learns vocabularies and numeric statistics, then turns frames into a :class:`Batch`.
 
@@ -272,8 +300,14 @@ class FeatureEncoder:
                               f"fill or drop them before encoding, or use FeatureEncoder(schema, on_nan='mean').")
         if not self.warn_nan or QUIET_NAN.get():
             return
+        seen, later = NAN_SEEN.get(), ""
+        if seen is not None:  # a stream's chunks: the first chunk with any says so for all
+            if spec.name in seen:
+                return
+            seen.add(spec.name)
+            later = " in the first chunk of the stream holding any (reported once; every chunk's are encoded alike)"
         filled = "the padding index 0" if spec.transform == "bucketize" else "the training mean"
-        warnings.warn(f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}); "
+        warnings.warn(f"column {spec.name!r} (Numeric) has {count} NaN value(s) (first at row {first}){later}; "
                       f"encoded as {filled}. Pass on_nan='error' to fail instead.", UserWarning, stacklevel=stacklevel)
 
     def encode_numeric(self, name: str, values: np.ndarray) -> np.ndarray:

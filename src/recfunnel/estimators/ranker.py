@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ import torch
 import recfunnel
 from recfunnel.data.batch import Batch
 from recfunnel.data.checks import check_bool, check_two_classes
-from recfunnel.data.encoder import FeatureEncoder
+from recfunnel.data.encoder import FeatureEncoder, nan_once
 from recfunnel.data.frames import Data, load_frame
 from recfunnel.data.infer import describe_schema
 from recfunnel.data.sources import BatchSource, BlockStream
@@ -164,7 +165,8 @@ class Ranker(FramesFromConfig):
         if warm_start is not None:
             warm_start(self.model_, self.encoder_)
         rows = self.encoder_.rows_seen_ if stream is not None else len(train_frame)
-        self.result_ = self._trainer_for(rows).fit(self.model_, self.task_, train_batch, valid_batch)
+        with nan_once() if stream is not None else contextlib.nullcontext():  # not once per chunk and epoch
+            self.result_ = self._trainer_for(rows).fit(self.model_, self.task_, train_batch, valid_batch)
         self.rows_ = {"train": rows, **({"valid": len(valid_batch)} if valid_batch else {})}
         if valid_batch is not None:
             self.metrics_ = {"valid": self.trainer.validate(self.model_, self.task_, valid_batch)}  # each its share
@@ -340,10 +342,11 @@ class Ranker(FramesFromConfig):
         model, _, task = self._fitted()
         logits: list[Any] = []
         labels: list[dict[str, torch.Tensor]] = []
-        for frame in stream.frames():
-            batch = self._with_groups(self._encode(frame, labels=True), frame)  # lists: by their ids, across chunks
-            logits.append(self.trainer.predict(model, batch))
-            labels.append(batch.labels)
+        with nan_once():
+            for frame in stream.frames():
+                batch = self._with_groups(self._encode(frame, labels=True), frame)  # lists: by their ids, across chunks
+                logits.append(self.trainer.predict(model, batch))
+                labels.append(batch.labels)
         joined: Any = {key: torch.cat([part[key] for part in logits]) for key in logits[0]} \
             if isinstance(logits[0], dict) else torch.cat(logits)
         return task.evaluate_logits(joined, {key: torch.cat([part[key] for part in labels]) for key in labels[0]})
