@@ -354,6 +354,15 @@ def test_what_cannot_split_across_processes_is_refused(cli, shop_files, tmp_path
         "--nproc", "2").fails("ConfigError: ", "model 'itemcf' fits itself rather than through the Trainer")
     cli("train", "--model", "fm", "--train", shop_files / "t.csv", "--label", "click", "--stream", "--out",
         tmp_path / "y", "--nproc", "2").fails("ConfigError: ", "2 processes reading a stream need at least 2 parts")
+    rated = clicks.assign(rating=1.0 + clicks["click"] * 3)
+    rated.to_csv(tmp_path / "rated.csv", index=False)
+    refused = cli("train", "--model", "autorec", "--train", tmp_path / "rated.csv", "--label", "rating",
+                  "--out", tmp_path / "z", "--nproc", "2")
+    refused.fails("ConfigError: ", "model 'autorec' trains each item's rows together")
+    assert "torch.distributed" not in refused.err  # refused before torchrun starts any process
+    cli("train", "--model", "fm", "--train", shop_files / "t.csv", "--label", "click", "--objective", "listwise",
+        "--group", "user_id", "--out", tmp_path / "w", "--nproc", "2").fails(
+        "ConfigError: ", "the lists of group='user_id' train together", "with --stream")
     from recfunnel.errors import ConfigError
     from recfunnel.tasks.base import GROUP
 

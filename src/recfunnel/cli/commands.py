@@ -73,7 +73,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--nproc must be an integer from 1 to {MAX_PROCESSES}; got {nproc!r}.")
     if nproc > 1 and not distributed.launched():
         config = _config_from_args(args)
-        distributed.check_trainable(config["model"]["name"])
+        distributed.check_trainable(config["model"]["name"], group=config["data"].get("group"),
+                                    stream=bool(config["data"].get("stream")))
         if config["data"].get("stream") and config["data"].get("train"):  # each process reads its own parts:
             from recfunnel.data.stream import Stream  # enough of them is checked before any process starts
 

@@ -127,13 +127,23 @@ def process_device(device: torch.device) -> torch.device:
     return torch.device("cuda", local_rank())
 
 
-def check_trainable(name: str) -> None:
-    """Refuse a model ``--nproc`` cannot split: one that does not train through the Trainer
-    (ALS, ItemCF, popularity, GBDT+LR, FTRL fit themselves, whole, in each process)."""
+def check_trainable(name: str, *, group: str | None = None, stream: bool = False) -> None:
+    """Refuse, before any process starts, a run ``--nproc`` cannot split: a model that does not
+    train through the Trainer (ALS, ItemCF, popularity, GBDT+LR, FTRL fit themselves, whole, in
+    each process), or rows that train together in one batch in memory: a ranking objective's lists
+    (``group``, which ``stream`` allows: each process its own parts' lists) or a model that groups
+    its rows itself (AutoRec, by item)."""
     info = get_model(name)
     if info.is_estimator or getattr(info.cls, "gradient_trained", True) is False:
         raise ConfigError(f"model {name!r} fits itself rather than through the Trainer, so --nproc cannot share "
                           "its work between processes; train it in one process.")
+    together = getattr(info.cls, "groups", None)
+    if together is not None or (group is not None and not stream):
+        what = f"model {name!r} trains each {together}'s rows together" if together is not None else \
+            f"the lists of group={group!r} train together"
+        hint = "" if together is not None else ", or read the lists from parts with --stream (each process its own)"
+        raise ConfigError(f"{what}, and rows of one batch in memory do not split across processes yet; train it "
+                          f"in one process{hint}.")
 
 
 def barrier() -> None:
