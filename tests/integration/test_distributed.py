@@ -312,6 +312,47 @@ def test_each_process_lists_its_share_of_the_users_for_a_retrievers_metrics(tmp_
     assert {len(zero["listed"]), len(one["listed"])} == {20, 21}
 
 
+def _every_model_in_two(rank: int, port: int, out: str) -> None:
+    """Rank ``rank`` of 2 fits every gradient-trained retrieval, sequential and rating model that
+    can split its rows, with a validation set; saves each one's weights and report."""
+    import numpy as np
+
+    from recfunnel import Retriever
+    from recfunnel.models import list_models
+    from recfunnel.testing import checkerboard
+
+    train, valid = checkerboard(num_users=40, num_items=20, seed=0)
+    rated, rated_valid = (frame.assign(rating=1.0 + (frame["item_id"] % 5)) for frame in (train, valid))
+    fitted = {}
+    with _process_group(rank, port):
+        for info in list_models("retrieval") + list_models("sequential") + list_models("rating"):
+            if not getattr(info.cls, "gradient_trained", True) or getattr(info.cls, "groups", None) is not None:
+                continue
+            rates = getattr(info.cls, "predicts_ratings", False)
+            retriever = Retriever(info.name, params=getattr(info.cls, "test_params", {}), time_col="ts",
+                                  label="rating" if rates else None,
+                                  trainer={"max_epochs": 2, "batch_size": 16, "progress": False})
+            retriever.fit(*((rated, rated_valid) if rates else (train, valid)))
+            assert retriever.model_ is not None
+            fitted[info.name] = ({k: v.clone() for k, v in retriever.model_.state_dict().items()},
+                                 retriever.metrics_["valid"], [row["train_loss"] for row in retriever.history_])
+            assert all(np.isfinite(fitted[info.name][2])), info.name
+        torch.save(fitted, Path(out) / f"every-{rank}.pt")
+
+
+def test_every_gradient_trained_retrieval_sequential_and_rating_model_trains_in_two_processes(tmp_path):
+    """The two replicas end with the same weights (every gradient was summed over both) and the
+    same validation report (each listed or scored its share)."""
+    mp.spawn(_every_model_in_two, args=(_free_port(), str(tmp_path)), nprocs=2)
+    zero, one = (torch.load(tmp_path / f"every-{r}.pt", weights_only=False) for r in (0, 1))
+    assert sorted(zero) == sorted(one) and {"two_tower", "sasrec", "bert4rec", "svd", "neumf"} <= set(zero)
+    for name, (weights, report, losses) in zero.items():
+        other_weights, other_report, _ = one[name]
+        assert report == other_report and len(losses) == 2, name
+        for key, tensor in weights.items():
+            torch.testing.assert_close(other_weights[key], tensor, msg=f"{name} {key}")
+
+
 def _train_in_two(rank: int, port: int, out: str) -> None:
     """Rank ``rank`` of 2: 4 epochs straight, then 2 epochs and a resume to 4 from rank 0's checkpoint."""
     from recfunnel.models.ranking.fm import FM
