@@ -82,3 +82,28 @@ def test_writing_to_loaded_weights_changes_neither_the_file_nor_another_load(ran
     for name, p in second.named_parameters():
         assert torch.equal(p, kept[name]), name
     assert all(p.requires_grad for p in first.parameters())  # still trainable parameters
+
+
+@pytest.mark.parametrize("header", [b"[]", b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 400]}}',
+                                    b'{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}',
+                                    b'{"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}',
+                                    b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": "0-8"}}', b"not json"])
+def test_a_header_that_does_not_describe_the_bytes_is_refused(tmp_path, header):
+    header += b" " * (-len(header) % 8)
+    (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(8))
+    with pytest.raises(ValueError):
+        map_weights(tmp_path / "bad.safetensors")
+
+
+def test_weights_of_another_dtype_than_the_model_are_refused_at_load(ranker_dir, tmp_path):
+    import shutil
+
+    from recfunnel.errors import ArtifactError
+
+    copy = tmp_path / "half"
+    shutil.copytree(ranker_dir, copy)
+    weights = load_file(str(copy / "model.safetensors"))
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in weights.items()}, str(copy / "model.safetensors"),
+              metadata={"format": "recfunnel-artifact/1"})
+    with pytest.raises(ArtifactError, match="is torch.float16 in the weights file, but the model needs torch.float32"):
+        recfunnel.load(copy)

@@ -151,14 +151,18 @@ def build_for_weights(path: str | Path, build: Callable[[], torch.nn.Module],
     with torch.device("meta"):
         shell = build()
     try:
-        needed = {name: tuple(tensor.shape) for name, tensor in shell.state_dict().items()}
+        state = shell.state_dict()
     except NotFittedError:  # its tensors all come from fitting (ALS, ItemCF): none is sized by the config
-        needed = {name: tuple(tensor.shape) for name, tensor in weights.items()}
+        state = weights
+    needed = {name: tuple(tensor.shape) for name, tensor in state.items()}
     for name in sorted(set(needed) | set(weights)):
         has = tuple(weights[name].shape) if name in weights else "absent"
         if needed.get(name) != has:
             raise ArtifactError(f"{str(path)!r} does not match the model its config describes: tensor {name!r} is "
                                 f"{has} in the weights file, but the model needs {needed.get(name, 'no such tensor')}.")
+        if state[name].dtype != weights[name].dtype:  # the model takes the file's tensors as they are
+            raise ArtifactError(f"{str(path)!r} does not match the model its config describes: tensor {name!r} is "
+                                f"{weights[name].dtype} in the weights file, but the model needs {state[name].dtype}.")
     model = build()
     if isinstance(model, torch.nn.Module):  # it holds ``weights`` themselves (mapped), not a copy
         model.load_state_dict(weights, assign=True)
