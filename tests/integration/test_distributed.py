@@ -135,7 +135,7 @@ def test_nproc_is_checked(shop_files, tmp_path):
     assert done.returncode == 2 and "--nproc must be an integer from 1 to 256; got 0" in done.stderr
 
 
-@pytest.mark.parametrize("num_rows", [11, 7])  # shares of 2, 2 and 1 rows; of 1, 0 and 0 rows
+@pytest.mark.parametrize("num_rows", [11, 7])  # last batches of 5 rows and of 1 row
 def test_the_shares_of_a_batch_are_the_batch(num_rows):
     rows = Batch({"x": torch.arange(num_rows)})
     alone = [b.features["x"].tolist() for b in InMemory(rows).batches(6, epoch=1, seed=7)]
@@ -143,7 +143,9 @@ def test_the_shares_of_a_batch_are_the_batch(num_rows):
     assert all(len(s) == len(alone) for s in shares)  # every rank takes one process's steps
     for step, batch in enumerate(alone):  # together, the batch one process takes
         assert sorted(x for s in shares for x in s[step].features["x"].tolist()) == sorted(batch)
-    assert [len(s[-1]) for s in shares] == ([2, 2, 1] if num_rows == 11 else [1, 0, 0])
+    # the last batch, under two rows a process, is dealt in pairs: no share of one row where it has more
+    assert [len(s[-1]) for s in shares] == ([2, 3, 0] if num_rows == 11 else [1, 0, 0])
+    assert [len(s[0]) for s in shares] == [2, 2, 2]
 
 
 def _free_port() -> int:
@@ -278,6 +280,28 @@ def test_three_processes_with_unequal_and_empty_shares_take_one_process_steps(tm
     for rank in range(3):
         for name, weight in torch.load(tmp_path / f"3-{rank}.pt").items():
             torch.testing.assert_close(weight, alone[name], rtol=1e-4, atol=1e-4)  # Adam: lr-sized at worst
+
+
+def _batch_norm_fit(rank: int, port: int, out: str) -> None:
+    from recfunnel.models.ranking.deepfm import DeepFM
+    from recfunnel.tasks import BinaryTask
+    from recfunnel.testing import toy_batch, toy_schema
+    from recfunnel.train import Trainer
+
+    with _process_group(rank, port):
+        torch.manual_seed(0)
+        model = DeepFM(toy_schema(), embedding_dim=4, hidden_units=(8,), batch_norm=True)
+        # 39 rows in batches of 4: the last batch's 3 rows, dealt 2 and 1, gave batch norm a single row
+        Trainer(max_epochs=1, batch_size=4, progress=False).fit(model, BinaryTask("click"), toy_batch(batch_size=39))
+        torch.save(model.state_dict(), Path(out) / f"bn-{rank}.pt")
+
+
+def test_no_process_gets_a_single_row_where_the_batch_has_more(tmp_path):
+    mp.spawn(_batch_norm_fit, args=(_free_port(), str(tmp_path)), nprocs=2)
+    zero, one = (torch.load(tmp_path / f"bn-{r}.pt") for r in (0, 1))
+    for name, tensor in zero.items():
+        if "running" not in name and "num_batches" not in name:  # batch statistics are each process's own
+            torch.testing.assert_close(one[name], tensor, msg=name)
 
 
 def _listed_shares(rank: int, port: int, out: str) -> None:

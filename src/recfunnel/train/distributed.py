@@ -181,12 +181,15 @@ class Sharded:
 
     Every rank takes as many steps as one process would; a share of a batch whose rows do not
     divide by the world size is a row smaller than another, and may be empty (``sync_gradients``
-    weights each rank's gradient by its rows).
+    weights each rank's gradient by its rows). A batch of fewer than two rows a rank is dealt in
+    pairs instead, so no share holds a single row where the batch has two (batch normalisation
+    cannot train on one row).
 
     Example:
-        >>> rows = Batch({"x": torch.arange(5)})
-        >>> [b.features["x"].tolist() for b in Sharded(rows, rank=1, size=2, shuffle=False).batches(4, epoch=0, seed=0)]
-        [[1, 3], []]
+        >>> rows = Batch({"x": torch.arange(7)})
+        >>> [[b.features["x"].tolist() for b in Sharded(rows, rank=r, size=2, shuffle=False).batches(4, epoch=0, seed=0)]
+        ...  for r in (0, 1)]
+        [[[0, 2], [4, 5, 6]], [[1, 3], []]]
     """
 
     def __init__(self, batch: Batch, *, rank: int, size: int, shuffle: bool = True) -> None:
@@ -206,7 +209,23 @@ class Sharded:
         index = (order or random_order)(len(self.batch), torch.Generator().manual_seed(seed + epoch), self.batch) \
             if self.shuffle else torch.arange(len(self.batch))
         for begin in range(0, len(index), batch_size):
-            yield self.batch[index[begin:begin + batch_size][self.rank::self.size]]
+            yield self.batch[_deal(index[begin:begin + batch_size], self.rank, self.size)]
+
+
+def _deal(rows: torch.Tensor, rank: int, size: int) -> torch.Tensor:
+    """``rank``'s share of one batch's ``rows``: every ``size``-th row, or, for a batch of fewer
+    than two rows a rank, pairs (the last holder takes an odd row too), the other ranks none.
+
+    Example:
+        >>> [_deal(torch.arange(5), r, 4).tolist() for r in range(4)]
+        [[0, 1], [2, 3, 4], [], []]
+    """
+    if len(rows) >= 2 * size or len(rows) < 2:
+        return rows[rank::size]
+    holders = len(rows) // 2
+    if rank >= holders:
+        return rows[:0]
+    return rows[2 * rank:len(rows) if rank == holders - 1 else 2 * rank + 2]
 
 
 class StreamShare:
@@ -301,34 +320,36 @@ def broadcast_parameters(model: nn.Module) -> None:
 
 
 def sync_gradients(dense: list[nn.Parameter], sparse: list[nn.Parameter], rows: int | None = None) -> None:
-    """Average the gradients over the ranks, each rank's weighted by its ``rows`` in this step (its
-    loss is a mean over them), so shares of unequal size, an empty one among them, make the step
-    one process takes on the whole batch; ``None`` weights the ranks equally. One flat all-reduce
+    """Average the gradients over the ranks, each rank's weighted by its ``rows`` in this step, so
+    shares of unequal size, an empty one among them, make the step one process takes on the whole
+    batch where the loss is a mean over rows (a list's or a masked loss comes close); ``None``
+    weights the ranks equally. One flat all-reduce
     for the dense ones (the rows ride along in it), one sparse all-reduce per embedding table (a
     table this rank's batch did not touch sends no rows)."""
     weight = 1.0 if rows is None else float(rows)
     total: torch.Tensor | float = float(world()[1])
     if dense:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in dense]
-        flat = torch.cat([*(g.reshape(-1) for g in grads), grads[0].new_ones(1)]) * weight
+        flat = torch.cat([*(g.reshape(-1) for g in grads), grads[0].new_ones(1)])
+        flat = flat.to(torch.promote_types(flat.dtype, torch.float32)) * weight  # rows x a half gradient: no overflow
         dist.all_reduce(flat)
         total, flat = flat[-1].clone(), flat[:-1]
         flat /= total
         offset = 0
         for p in dense:
-            p.grad = flat[offset:offset + p.numel()].view_as(p)
+            p.grad = flat[offset:offset + p.numel()].view_as(p).to(p.dtype)
             offset += p.numel()
     elif rows is not None:
         total = all_sum([weight])[0]
     for p in sparse:
         grad = p.grad.coalesce() if p.grad is not None else torch.sparse_coo_tensor(
             torch.empty((1, 0), dtype=torch.int64, device=p.device), p.new_empty((0, *p.shape[1:])), p.shape)
-        grad = grad * weight
+        grad = grad.to(torch.promote_types(grad.dtype, torch.float32)) * weight
         if grad.is_cuda:  # NCCL has no sparse all-reduce
             grad = sparse_sum_gathered(grad)
         else:
             dist.all_reduce(grad)
-        p.grad = (grad / total).coalesce()
+        p.grad = (grad / total).coalesce().to(p.dtype)
 
 
 def sparse_sum_gathered(grad: torch.Tensor) -> torch.Tensor:
