@@ -260,8 +260,7 @@ class Ranker(FramesFromConfig):
         if self.group not in frame.columns:
             raise SchemaError(f"group column {self.group!r} is missing; columns present: "
                               f"{', '.join(map(str, frame.columns))}.")
-        codes = pd.util.hash_pandas_object(frame[self.group].astype(str), index=False).to_numpy()
-        batch.labels[GROUP] = torch.from_numpy(codes.view(np.int64).copy())
+        batch.labels[GROUP] = torch.from_numpy(list_ids(frame[self.group]))
         return batch
 
     # -- inference ------------------------------------------------------------------------------
@@ -390,6 +389,25 @@ class Ranker(FramesFromConfig):
         return write_artifact(path, config=config, schema=encoder.schema_.to_dict(),
                               encoder=encoder.to_dict(), weights=model.state_dict(),
                               metrics={**self.metrics_, "rows": self.rows_, "history": history}, card=card)
+
+
+def list_ids(values: pd.Series) -> np.ndarray:
+    """(N,) int64 ids of a group column's values: a 64-bit hash of each value as text, so a value
+    has one id in every chunk of a stream. A float column of whole numbers (how a chunk reads an
+    integer column that holds missing values) is read as integers: 7.0 is 7, as in the chunks
+    without them.
+
+    Example:
+        >>> a, b = list_ids(pd.Series([7, 8])), list_ids(pd.Series([7.0, None]))
+        >>> bool(a[0] == b[0]), bool(a[0] == a[1])
+        (True, False)
+    """
+    if pd.api.types.is_float_dtype(values):
+        present = values.dropna().to_numpy()
+        if (np.abs(present) < 2**53).all() and (present == np.round(present)).all():  # (NaN and inf fail both)
+            values = values.astype("Int64")
+    codes = pd.util.hash_pandas_object(values.astype(str), index=False).to_numpy()
+    return codes.view(np.int64).copy()
 
 
 def _down_sample(frame: pd.DataFrame, label: str, rate: float, seed: int | tuple[int, ...], *,
