@@ -428,6 +428,16 @@ def test_what_cannot_split_across_processes_is_refused(cli, shop_files, tmp_path
     cli("train", "--model", "fm", "--train", shop_files / "t.csv", "--label", "click", "--objective", "listwise",
         "--group", "user_id", "--out", tmp_path / "w", "--nproc", "2").fails(
         "ConfigError: ", "the lists of group='user_id' train together", "with --stream")
+
+
+def test_files_streamed_unasked_are_checked_as_a_stream_before_the_processes_start(cli, shop_files, tmp_path,
+                                                                                    monkeypatch):
+    import recfunnel.estimators.base as base
+
+    monkeypatch.setattr(base, "AUTO_STREAM_BYTES", 1000)  # t.csv is past it: streamed without --stream
+    cli("train", "--model", "fm", "--train", shop_files / "t.csv", "--label", "click", "--objective", "listwise",
+        "--group", "user_id", "--out", tmp_path / "w", "--nproc", "2").fails(
+        "ConfigError: ", "2 processes reading a stream need at least 2 parts")  # lists may stream; one part may not
     from recfunnel.errors import ConfigError
     from recfunnel.tasks.base import GROUP
 

@@ -72,11 +72,15 @@ def run_train(args: argparse.Namespace) -> int:
     if not isinstance(nproc, int) or not 1 <= nproc <= MAX_PROCESSES:
         raise ConfigError(f"--nproc must be an integer from 1 to {MAX_PROCESSES}; got {nproc!r}.")
     if nproc > 1 and not distributed.launched():
+        from recfunnel.config import estimator_from_config
+
         config = _config_from_args(args)
-        distributed.check_trainable(config["model"]["name"], group=config["data"].get("group"),
-                                    stream=bool(config["data"].get("stream")))
-        if config["data"].get("stream") and config["data"].get("train"):  # each process reads its own parts:
-            from recfunnel.data.stream import Stream  # enough of them is checked before any process starts
+        estimator = estimator_from_config(config)
+        streams = callable(getattr(estimator, "streams", None)) and estimator.streams(config["data"])  # or too big
+        distributed.check_trainable(config["model"]["name"], group=config["data"].get("group"), stream=streams)
+        if streams and config["data"].get("train"):  # each process reads its own parts: enough of them is
+            # checked before any process starts
+            from recfunnel.data.stream import Stream
 
             Stream(config["data"]["train"]).shard(0, nproc)
         return launch(args.argv, nproc)

@@ -101,7 +101,7 @@ class FramesFromConfig:
     def fit_data(self, data: Mapping[str, Any]) -> Any:
         """Fit from a config's data section (``train``, optional ``valid``, their ``format``; with
         ``stream``, the training files are read in chunks, never whole: see ``Stream``)."""
-        if data.get("stream") or self._too_big(data):
+        if self.streams(data):
             fmt = data.get("format")
             if fmt is not None and fmt not in STREAM_FORMATS:
                 raise ConfigError(f"--stream reads {', '.join(STREAM_FORMATS)} files; got format {fmt!r}.")
@@ -109,6 +109,11 @@ class FramesFromConfig:
             return self.fit(Stream(data["train"], fmt=fmt), valid)  # type: ignore[attr-defined]
         train, frames = read_data(data, "valid")
         return self.fit(train, frames["valid"])  # type: ignore[attr-defined]
+
+    def streams(self, data: Mapping[str, Any]) -> bool:
+        """Whether ``fit_data(data)`` reads the training files in chunks: asked (``stream``), or
+        past ``AUTO_STREAM_BYTES``."""
+        return bool(data.get("stream")) or self._too_big(data)
 
     def _too_big(self, data: Mapping[str, Any]) -> bool:
         """True when the training files of a model that can stream them hold more than
