@@ -7,7 +7,7 @@ machines. In each process the Trainer
 * takes its share of every batch (``Sharded``): every rank draws the same seeded order of all the
   rows, and rank r takes rows r, r + N, ... of each batch of ``batch_size`` rows, so the N shares
   together are the batch one process would take, and a run repeats under a seed for a world size;
-  a share may be a row smaller than another, or empty (a last batch of fewer rows than ranks);
+  a share may be a row smaller than another (a small last batch is dealt in pairs: ``_deal``);
 * sums the gradients across ranks after each backward (``sync_gradients``), each rank's weighted
   by its rows, so the step is the one process's step on the whole batch: the dense ones in one
   flat all-reduce, each embedding table's as a sparse all-reduce of the rows this step touched
@@ -323,9 +323,9 @@ def sync_gradients(dense: list[nn.Parameter], sparse: list[nn.Parameter], rows: 
     """Average the gradients over the ranks, each rank's weighted by its ``rows`` in this step, so
     shares of unequal size, an empty one among them, make the step one process takes on the whole
     batch where the loss is a mean over rows (a list's or a masked loss comes close); ``None``
-    weights the ranks equally. One flat all-reduce
-    for the dense ones (the rows ride along in it), one sparse all-reduce per embedding table (a
-    table this rank's batch did not touch sends no rows)."""
+    weights the ranks equally. One flat all-reduce for the dense ones (the rows ride along in it),
+    one sparse all-reduce per embedding table (a table this rank's batch did not touch sends no
+    rows)."""
     weight = 1.0 if rows is None else float(rows)
     total: torch.Tensor | float = float(world()[1])
     if dense:
@@ -354,29 +354,29 @@ def sync_gradients(dense: list[nn.Parameter], sparse: list[nn.Parameter], rows: 
 
 def sparse_sum_gathered(grad: torch.Tensor) -> torch.Tensor:
     """A coalesced sparse table gradient summed over the ranks with dense all-gathers, which every
-    backend has (NCCL has no sparse all-reduce): each rank's touched rows and their values, padded
-    to the most any rank touched, so only the rows touched somewhere travel.
+    backend has (NCCL has no sparse all-reduce): each rank's touched rows and their values, so
+    only the rows touched somewhere travel.
 
     Every rank returns the same sum (coalesced)."""
     size = world()[1]
     rows, values = grad.indices()[0], grad.values()
     counts = [torch.zeros(1, dtype=torch.int64, device=rows.device) for _ in range(size)]
     dist.all_gather(counts, torch.tensor([len(rows)], dtype=torch.int64, device=rows.device))
-    most = int(max(int(count) for count in counts))
-    if most == 0:  # no rank touched the table
+    lengths = [int(count) for count in counts]
+    if max(lengths) == 0:  # no rank touched the table
         return grad
-    padded_rows = torch.zeros(most, dtype=rows.dtype, device=rows.device)  # the padding is cut off below
-    padded_rows[:len(rows)] = rows
-    padded_values = values.new_zeros((most, *values.shape[1:]))
-    padded_values[:len(rows)] = values
-    all_rows = [torch.empty_like(padded_rows) for _ in range(size)]
-    all_values = [torch.empty_like(padded_values) for _ in range(size)]
-    dist.all_gather(all_rows, padded_rows)
-    dist.all_gather(all_values, padded_values)
-    keep = [slice(0, int(count)) for count in counts]
-    return torch.sparse_coo_tensor(torch.cat([r[k] for r, k in zip(all_rows, keep, strict=True)]).unsqueeze(0),
-                                   torch.cat([v[k] for v, k in zip(all_values, keep, strict=True)]),
-                                   grad.shape).coalesce()
+    return torch.sparse_coo_tensor(torch.cat(_gather_lengths(rows, lengths)).unsqueeze(0),
+                                   torch.cat(_gather_lengths(values, lengths)), grad.shape).coalesce()
+
+
+def _gather_lengths(mine: torch.Tensor, lengths: list[int]) -> list[torch.Tensor]:
+    """Every rank's ``mine``, whose first dimension is ``lengths[rank]``: padded to the longest
+    for one all-gather (which needs equal sizes), each then cut back to its length."""
+    padded = mine.new_zeros((max(lengths), *mine.shape[1:]))
+    padded[:len(mine)] = mine
+    parts = [torch.empty_like(padded) for _ in lengths]
+    dist.all_gather(parts, padded)
+    return [part[:length] for part, length in zip(parts, lengths, strict=True)]
 
 
 def my_rows(rows: int) -> slice:
@@ -401,13 +401,8 @@ def gather_rows(mine: Any, rows: int) -> Any:
     if isinstance(mine, dict):
         return {label: gather_rows(mine[label], rows) for label in sorted(mine)}
     size = world()[1]
-    most = -(-rows // size)
-    padded = mine.new_zeros((most, *mine.shape[1:]))
-    padded[:len(mine)] = mine
-    parts = [torch.empty_like(padded) for _ in range(size)]
-    dist.all_gather(parts, padded)
     shares = [_share(rank, size, rows) for rank in range(size)]
-    return torch.cat([part[:share.stop - share.start] for part, share in zip(parts, shares, strict=True)])
+    return torch.cat(_gather_lengths(mine, [share.stop - share.start for share in shares]))
 
 
 def all_sum(values: list[float]) -> list[float]:
