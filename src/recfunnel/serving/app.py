@@ -26,9 +26,8 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
                       "pip install 'recfunnel[serve]'") from exc
 
 from recfunnel.serving.docs import add_doc_pages, asset_directory, document
-from recfunnel.serving.items import CatalogueFull, ItemsBusy, attribute_schema
+from recfunnel.serving.items import attribute_schema
 from recfunnel.serving.middleware import AllowedHosts, ApiKey, BodyLimit, JsonOnly, Measured, Metrics
-from recfunnel.serving.paths import NoArtifact, OutsideRoot
 from recfunnel.serving.routes import open_routes, recommend_batch, routes
 from recfunnel.serving.schemas import MAX_ITEMS_PER_REQUEST
 from recfunnel.serving.state import FunnelHolder, ItemLimits
@@ -195,18 +194,16 @@ def _add_handlers(app: FastAPI) -> None:
         summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
         return JSONResponse({"detail": f"invalid request: {summary}", "errors": errors}, status_code=422)
 
+    # an error class answers with its ``http_status`` (and ``retry_after``, seconds), if it names one
     @app.exception_handler(ArtifactError)
     async def bad_artifact(request: Request, exc: ArtifactError) -> JSONResponse:
-        status = 403 if isinstance(exc, OutsideRoot) else 404 if isinstance(exc, NoArtifact) else 400
-        return JSONResponse({"detail": f"ArtifactError: {exc}"}, status_code=status)
+        return JSONResponse({"detail": f"ArtifactError: {exc}"}, status_code=getattr(exc, "http_status", 400))
 
     @app.exception_handler(RecfunnelError)
     async def bad_value(request: Request, exc: RecfunnelError) -> JSONResponse:
-        if isinstance(exc, ItemsBusy):  # not the request's fault: the same one may succeed in a moment
-            return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"}, status_code=503,
-                                headers={"Retry-After": "1"})
-        status = 409 if isinstance(exc, CatalogueFull) else 422
-        return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"}, status_code=status)
+        retry = getattr(exc, "retry_after", None)
+        return JSONResponse({"detail": f"{type(exc).__name__}: {exc}"}, status_code=getattr(exc, "http_status", 422),
+                            headers={"Retry-After": str(retry)} if retry is not None else None)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recfunnel.errors import DataError
+from recfunnel.errors import DataError, RecfunnelError
 from recfunnel.funnel import Funnel
 from recfunnel.serving.schemas import INT_RANGE, MAX_ID, NAME, scalar_schema
 
@@ -20,10 +20,15 @@ logger = logging.getLogger(__name__)
 class CatalogueFull(DataError):
     """Adding the items would grow the catalogue past its limit (answered 409)."""
 
+    http_status = 409
 
-class ItemsBusy(DataError):
+
+class ItemsBusy(RecfunnelError):
     """Other server processes kept adding items while these were checked; nothing was stored
-    (answered 503 with Retry-After: the same request may succeed a moment later)."""
+    (answered 503 with Retry-After: not the request's fault, it may succeed a moment later)."""
+
+    http_status = 503
+    retry_after = 1
 
 # keys every response record has besides the item's attributes; an attribute may not shadow them
 RESERVED = ("item_id", "score", "sources", "reasons", "features", "objectives")

@@ -13,9 +13,13 @@ MAX_ENTRIES = 10_000  # files and folders an artifact may hold; a funnel has a f
 class OutsideRoot(ArtifactError):
     """A reload path outside the artifacts root (answered 403, the same whether it exists or not)."""
 
+    http_status = 403
+
 
 class NoArtifact(ArtifactError):
     """Nothing at a reload path inside the artifacts root (answered 404)."""
+
+    http_status = 404
 
 
 class ArtifactsRoot:
