@@ -28,7 +28,10 @@ test rows:
   (3 processes take unequal shares of each batch of 1,024).
 
 ``--runs 1,5`` runs only those rows (numbered as above); ``--seed S`` gives every run the
-Trainer seed S (DeepFM's dropout makes each seed a different run; compare runs over seeds).
+Trainer seed S (DeepFM's dropout makes each seed a different run; compare runs over seeds);
+``--peers`` adds DeepCTR-Torch's DeepFM and LightGBM with their defaults on the same splits, in
+the same run (``benchmarks/quality.py``'s ``default_peers``; ``bash ../shared/peers/setup.sh``
+builds the ``.venv-peers`` they run in).
 
 "samples/s" is the mean over the epochs of the training rows (all ranks together) per second of
 training (validation excluded). The machine has 2 cores, so the two-process runs share them as
@@ -48,12 +51,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from quality import load_dataset
+from quality import default_peers, load_dataset
+
+from recfunnel.metrics import auc, logloss
+from recfunnel.schema import Schema
 
 
-def write_splits(data: str, dataset: str, root: Path) -> str:
+def write_splits(data: str, dataset: str, root: Path) -> tuple[Schema, str, tuple]:
     """train / valid / test parquet files, the training rows again as 4 parts, and the schema;
-    returns the label's name."""
+    returns the schema, the label's name and the three splits (for the peers)."""
     schema, label, train, valid, test = load_dataset(dataset, data)
     train.to_parquet(root / "train.parquet", index=False)
     (root / "parts").mkdir()
@@ -62,7 +68,17 @@ def write_splits(data: str, dataset: str, root: Path) -> str:
     valid.to_parquet(root / "valid.parquet", index=False)
     test.to_parquet(root / "test.parquet", index=False)
     (root / "schema.json").write_text(schema.to_json())
-    return label
+    return schema, label, (train, valid, test)
+
+
+def peer_rows(schema: Schema, label: str, splits: tuple) -> list[tuple[str, float, float, str, str]]:
+    """DeepCTR-Torch's DeepFM and LightGBM with their defaults on the same splits, in one process
+    each (``.venv-peers``, through ``quality.default_peers``): rows of the same table."""
+    test = splits[2][label].to_numpy()
+    options = argparse.Namespace(threads=2, max_epochs=30, peers="lightgbm,deepctr")
+    return [(f"peer: {system} (1 process x 2 threads)", auc(test, result["test_pred"]),
+             logloss(test, result["test_pred"]), result["stop"], "-")
+            for system, result in default_peers(schema, label, splits, options).items()]
 
 
 def train_args(out: Path, train: Path, common: list[str]) -> list[str]:
@@ -102,11 +118,13 @@ def main() -> None:
     parser.add_argument("--dataset", default="frappe", choices=["frappe", "ml100k"])
     parser.add_argument("--runs", help="comma-separated row numbers to run (default: all)")
     parser.add_argument("--seed", type=int, help="the Trainer's seed in every run (default: its own, 2026)")
+    parser.add_argument("--peers", action="store_true",
+                        help="also DeepCTR-Torch's DeepFM and LightGBM with their defaults (needs .venv-peers)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="recfunnel-dist-") as tmp:
         root = Path(tmp)
-        label = write_splits(args.data, args.dataset, root)
+        schema, label, splits = write_splits(args.data, args.dataset, root)
         common = ["--valid", str(root / "valid.parquet"), "--schema", str(root / "schema.json"), "--label", label,
                   *(["--set", f"trainer.seed={args.seed}"] if args.seed is not None else [])]
         whole, parts = root / "train.parquet", root / "parts"
@@ -137,11 +155,13 @@ def main() -> None:
             test = json.loads(recfunnel(["evaluate", str(out), "--data", str(root / "test.parquet"), "--json"],
                                         threads=2).stdout)
             rate = sum(row["samples_per_s"] for row in history) / len(history)
-            rows.append((name, test["auc"], test["logloss"], len(history), rate))
+            rows.append((name, test["auc"], test["logloss"], str(len(history)), f"{rate:,.0f}"))
             print(f"  {name}: test AUC {test['auc']:.4f}, {len(history)} epochs, {rate:,.0f} samples/s", flush=True)
-    print("\n| run | test AUC | test logloss | epochs | train samples/s |\n|---|---:|---:|---:|---:|")
-    for name, auc, logloss, epochs, rate in rows:
-        print(f"| {name} | {auc:.4f} | {logloss:.4f} | {epochs} | {rate:,.0f} |")
+        if args.peers:
+            rows += peer_rows(schema, label, splits)
+    print("\n| run | test AUC | test logloss | epochs (peers: stop) | train samples/s |\n|---|---:|---:|---:|---:|")
+    for name, test_auc, test_logloss, epochs, rate in rows:
+        print(f"| {name} | {test_auc:.4f} | {test_logloss:.4f} | {epochs} | {rate} |")
 
 
 if __name__ == "__main__":
