@@ -77,7 +77,7 @@ def run_train(args: argparse.Namespace) -> int:
         config = _config_from_args(args)
         estimator = estimator_from_config(config)
         streams = callable(getattr(estimator, "streams", None)) and estimator.streams(config["data"])  # or too big
-        distributed.check_trainable(config["model"]["name"], group=config["data"].get("group"), stream=streams)
+        distributed.check_trainable(config["model"]["name"])
         if streams and config["data"].get("train"):  # each process reads its own parts: enough of them is
             # checked before any process starts
             from recfunnel.data.stream import Stream

@@ -45,6 +45,11 @@ class Task:
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement loss(logits, batch)")
 
+    def loss_rows(self, batch: Batch) -> int:
+        """The number of terms ``loss`` averages on ``batch`` (its rows here): the weight of a
+        process's gradient where processes share a batch, so that their step is one process's."""
+        return len(batch)
+
     def link(self, logits: torch.Tensor) -> torch.Tensor:
         """Map logits to predictions (identity here)."""
         return logits
@@ -282,6 +287,25 @@ class RankingTask(Task):
         total = logits.new_zeros(lists).index_add(0, group, torch.exp(logits - top[group]))
         log_norm = torch.log(total) + top  # logsumexp of each list
         return (log_norm[group] - logits)[positive].mean()
+
+    def loss_rows(self, batch: Batch) -> int:
+        """The terms ``loss`` averages: rows (pointwise), the batch's (taken, not taken) pairs of
+        one list (pairwise), or its taken rows (listwise).
+
+        Example:
+            >>> b = Batch({}, {"taken": torch.tensor([1., 0., 0., 1., 0.]), GROUP: torch.tensor([0, 0, 0, 1, 1])})
+            >>> [RankingTask("taken", objective=o).loss_rows(b) for o in OBJECTIVES]
+            [5, 3, 2]
+        """
+        if self.objective == "pointwise" or GROUP not in batch.labels:
+            return len(batch)
+        positive = batch.labels[self.label] > 0.5
+        if self.objective == "listwise":
+            return int(positive.sum())
+        group = torch.unique(batch.labels[GROUP], return_inverse=True)[1]
+        lists = torch.bincount(group)
+        taken = torch.bincount(group[positive], minlength=len(lists))
+        return int((taken * (lists - taken)).sum())
 
     def link(self, logits: torch.Tensor) -> torch.Tensor:
         """Sigmoid: a score in (0, 1), ordered as the logits are (a probability for "pointwise")."""

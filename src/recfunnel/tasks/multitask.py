@@ -85,6 +85,11 @@ class MultiTask:
                 total = total + own.sum() * 0.0
         return total
 
+    def loss_rows(self, batch: Batch) -> int:
+        """The batch's rows: the weight of a process's gradient where processes share a batch (a
+        masked task's rows are fewer, so the step comes close to one process's, not exactly)."""
+        return len(batch)
+
     def link(self, logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {t.label: t.link(logits[t.label]) for t in self.tasks}
 

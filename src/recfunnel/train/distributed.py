@@ -7,11 +7,15 @@ machines. In each process the Trainer
 * takes its share of every batch (``Sharded``): every rank draws the same seeded order of all the
   rows, and rank r takes rows r, r + N, ... of each batch of ``batch_size`` rows, so the N shares
   together are the batch one process would take, and a run repeats under a seed for a world size;
-  a share may be a row smaller than another (a small last batch is dealt in pairs: ``_deal``);
+  a share may be a row smaller than another (a small last batch is dealt in pairs: ``_deal``).
+  Rows that train together (the ``GROUP`` label: a ranking objective's lists, AutoRec's items)
+  are dealt as whole lists of each batch instead (``_deal_lists``);
 * sums the gradients across ranks after each backward (``sync_gradients``), each rank's weighted
-  by its rows, so the step is the one process's step on the whole batch: the dense ones in one
-  flat all-reduce, each embedding table's as a sparse all-reduce of the rows this step touched
-  anywhere, so only those rows travel and a rank whose batch touched none still takes part;
+  by the terms its loss averages (``Task.loss_rows``: its rows, or a list objective's taken rows
+  or pairs), so the step is the one process's step on the whole batch: the dense ones in one
+  flat all-reduce, which carries the batch's loss too, each embedding table's as a sparse
+  all-reduce of the rows this step touched anywhere, so only those rows travel and a rank whose
+  batch touched none still takes part;
 * scores its share of the validation rows (``my_rows``), and the scores are put together on
   every rank (``gather_rows``) for the metrics over the whole validation set;
 * takes rank 0's word on stopping and on the learning rates at the end of each epoch
@@ -127,23 +131,14 @@ def process_device(device: torch.device) -> torch.device:
     return torch.device("cuda", local_rank())
 
 
-def check_trainable(name: str, *, group: str | None = None, stream: bool = False) -> None:
-    """Refuse, before any process starts, a run ``--nproc`` cannot split: a model that does not
-    train through the Trainer (ALS, ItemCF, popularity, GBDT+LR, FTRL fit themselves, whole, in
-    each process), or rows that train together in one batch in memory: a ranking objective's lists
-    (``group``, which ``stream`` allows: each process its own parts' lists) or a model that groups
-    its rows itself (AutoRec, by item)."""
+def check_trainable(name: str) -> None:
+    """Refuse, before any process starts, a model ``--nproc`` cannot split: one that does not train
+    through the Trainer (ALS, ItemCF, popularity, GBDT+LR, FTRL fit themselves, whole, in each
+    process)."""
     info = get_model(name)
     if info.is_estimator or getattr(info.cls, "gradient_trained", True) is False:
         raise ConfigError(f"model {name!r} fits itself rather than through the Trainer, so --nproc cannot share "
                           "its work between processes; train it in one process.")
-    together = getattr(info.cls, "groups", None)
-    if together is not None or (group is not None and not stream):
-        what = f"model {name!r} trains each {together}'s rows together" if together is not None else \
-            f"the lists of group={group!r} train together"
-        hint = "" if together is not None else ", or read the lists from parts with --stream (each process its own)"
-        raise ConfigError(f"{what}, and rows of one batch in memory do not split across processes yet; train it "
-                          f"in one process{hint}.")
 
 
 def barrier() -> None:
@@ -183,7 +178,8 @@ class Sharded:
     divide by the world size is a row smaller than another, and may be empty (``sync_gradients``
     weights each rank's gradient by its rows). A batch of fewer than two rows a rank is dealt in
     pairs instead, so no share holds a single row where the batch has two (batch normalisation
-    cannot train on one row).
+    cannot train on one row). Rows that train together (the ``GROUP`` label) go to the ranks as
+    whole lists.
 
     Example:
         >>> rows = Batch({"x": torch.arange(7)})
@@ -200,16 +196,16 @@ class Sharded:
         return len(self.batch)
 
     def batches(self, batch_size: int, *, epoch: int, seed: int, order: Order | None = None) -> Iterator[Batch]:
-        if GROUP in self.batch.labels:  # a list split between ranks would lose its pairs
-            raise ConfigError("rows that train together (a ranking objective's lists, group=...; a rating "
-                              "model's users) do not split across processes from one batch in memory; train this "
-                              "model in one process, or (lists) from parts with --stream, each process its own.")
         if batch_size < self.size:
             raise ConfigError(f"batch_size {batch_size} is smaller than the {self.size} processes sharing each batch.")
         index = (order or random_order)(len(self.batch), torch.Generator().manual_seed(seed + epoch), self.batch) \
             if self.shuffle else torch.arange(len(self.batch))
+        lists = self.batch.labels.get(GROUP)
         for begin in range(0, len(index), batch_size):
-            yield self.batch[_deal(index[begin:begin + batch_size], self.rank, self.size)]
+            rows = index[begin:begin + batch_size]
+            share = _deal(rows, self.rank, self.size) if lists is None else \
+                _deal_lists(rows, lists[rows].cpu(), self.rank, self.size)
+            yield self.batch[share]
 
 
 def _deal(rows: torch.Tensor, rank: int, size: int) -> torch.Tensor:
@@ -226,6 +222,34 @@ def _deal(rows: torch.Tensor, rank: int, size: int) -> torch.Tensor:
     if rank >= holders:
         return rows[:0]
     return rows[2 * rank:len(rows) if rank == holders - 1 else 2 * rank + 2]
+
+
+def _deal_lists(rows: torch.Tensor, lists: torch.Tensor, rank: int, size: int) -> torch.Tensor:
+    """``rank``'s share of one batch's ``rows`` whose rows train together by list (``lists``: each
+    row's ``GROUP`` label; the task's order keeps a list's rows next to each other): the lists
+    starting from about the ``rank``-th of ``size`` equal cuts of the batch, whole, so every list
+    of the batch is on one rank as it is in one process's batch. A share that would hold a single
+    row is passed on to a neighbour's (batch normalisation cannot train on one row).
+
+    Example:
+        >>> lists = torch.tensor([0, 0, 0, 1, 2, 2, 3, 3])
+        >>> [_deal_lists(torch.arange(8), lists, r, 2).tolist() for r in (0, 1)]
+        [[0, 1, 2, 3], [4, 5, 6, 7]]
+        >>> [_deal_lists(torch.arange(5), torch.tensor([0, 0, 1, 2, 2]), r, 4).tolist() for r in range(4)]
+        [[0, 1], [], [], [2, 3, 4]]
+    """
+    count = len(rows)
+    starts = torch.cat([torch.zeros(1, dtype=torch.int64), torch.nonzero(lists[1:] != lists[:-1]).flatten() + 1,
+                        torch.tensor([count])])  # every list's first row, and the end
+    cuts = torch.arange(size + 1) * count // size
+    bounds = starts[torch.searchsorted(starts, cuts)].tolist()  # the first list starting at or after each cut
+    for r in range(size - 1):  # a one-row share goes on to the next share (ranks, not rows: a short loop)
+        if bounds[r + 1] - bounds[r] == 1:
+            bounds[r + 1] = bounds[r]
+    for r in range(size - 1, 0, -1):  # and the last one back to the one before
+        if bounds[r + 1] - bounds[r] == 1:
+            bounds[r] = bounds[r + 1]
+    return rows[bounds[rank]:bounds[rank + 1]]
 
 
 class StreamShare:
@@ -319,28 +343,37 @@ def broadcast_parameters(model: nn.Module) -> None:
         dist.broadcast(tensor, src=0)
 
 
-def sync_gradients(dense: list[nn.Parameter], sparse: list[nn.Parameter], rows: int | None = None) -> None:
-    """Average the gradients over the ranks, each rank's weighted by its ``rows`` in this step, so
-    shares of unequal size, an empty one among them, make the step one process takes on the whole
-    batch where the loss is a mean over rows (a list's or a masked loss comes close); ``None``
-    weights the ranks equally. One flat all-reduce for the dense ones (the rows ride along in it),
-    one sparse all-reduce per embedding table (a table this rank's batch did not touch sends no
-    rows)."""
+def sync_gradients(dense: list[nn.Parameter], sparse: list[nn.Parameter], rows: int | None = None, *,
+                   loss: tuple[torch.Tensor, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average the gradients over the ranks, each rank's weighted by its ``rows`` in this step (the
+    terms its loss averages: ``Task.loss_rows``), so shares of unequal size, an empty one among
+    them, make the step one process takes on the whole batch (a masked multi-task loss comes
+    close); ``None`` weights the ranks equally. One flat all-reduce for the dense ones (the rows
+    ride along in it), one sparse all-reduce per embedding table (a table this rank's batch did
+    not touch sends no rows).
+
+    ``loss``, this rank's (loss, batch rows), rides along too: returns the whole batch's loss (the
+    ranks' losses weighted as their gradients) and its rows, as 0-dim tensors on the loss's device,
+    the same on every rank (zeros without it)."""
     weight = 1.0 if rows is None else float(rows)
-    total: torch.Tensor | float = float(world()[1])
+    value, share = (loss[0].detach().double(), loss[1]) if loss is not None else (torch.zeros((), dtype=torch.float64), 0)
+    counts = torch.stack([value.new_tensor(weight), weight * value, value.new_tensor(float(share))])
     if dense:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in dense]
-        flat = torch.cat([*(g.reshape(-1) for g in grads), grads[0].new_ones(1)])
+        flat = torch.cat([g.reshape(-1) for g in grads])
         flat = flat.to(torch.promote_types(flat.dtype, torch.float32)) * weight  # rows x a half gradient: no overflow
+        flat = torch.cat([flat, counts.to(flat)])
         dist.all_reduce(flat)
-        total, flat = flat[-1].clone(), flat[:-1]
-        flat /= total
+        counts, flat = flat[-3:].double(), flat[:-3]
+        total = counts[0].clamp_min(1.0)  # 0: no rank had a term, every gradient is 0
+        flat /= total.to(flat)
         offset = 0
         for p in dense:
             p.grad = flat[offset:offset + p.numel()].view_as(p).to(p.dtype)
             offset += p.numel()
-    elif rows is not None:
-        total = all_sum([weight])[0]
+    else:
+        dist.all_reduce(counts)
+        total = counts[0].clamp_min(1.0)
     for p in sparse:
         grad = p.grad.coalesce() if p.grad is not None else torch.sparse_coo_tensor(
             torch.empty((1, 0), dtype=torch.int64, device=p.device), p.new_empty((0, *p.shape[1:])), p.shape)
@@ -349,7 +382,8 @@ def sync_gradients(dense: list[nn.Parameter], sparse: list[nn.Parameter], rows: 
             grad = sparse_sum_gathered(grad)
         else:
             dist.all_reduce(grad)
-        p.grad = (grad / total).coalesce().to(p.dtype)
+        p.grad = (grad / total.to(grad.device)).coalesce().to(p.dtype)
+    return counts[1] / total, counts[2].round().long()
 
 
 def sparse_sum_gathered(grad: torch.Tensor) -> torch.Tensor:
@@ -403,13 +437,6 @@ def gather_rows(mine: Any, rows: int) -> Any:
     size = world()[1]
     shares = [_share(rank, size, rows) for rank in range(size)]
     return torch.cat(_gather_lengths(mine, [share.stop - share.start for share in shares]))
-
-
-def all_sum(values: list[float]) -> list[float]:
-    """``values`` summed over the ranks (an epoch's loss and row counts)."""
-    total = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(total)
-    return total.tolist()
 
 
 def follow_rank_zero(stop: bool, optimizers: list[torch.optim.Optimizer]) -> bool:

@@ -270,9 +270,10 @@ class Trainer:
                 loss.backward()
             else:  # this process's share of a last batch smaller than the processes: it still takes part
                 loss = total.new_zeros(())
-            if shared is not None:
-                distributed.sync_gradients(*shared, rows=len(batch))
-            value = loss.detach()
+            value, taken = loss.detach(), len(batch)
+            if shared is not None:  # the whole batch's loss and rows come back with the gradients
+                value, whole = distributed.sync_gradients(*shared, rows=task.loss_rows(batch), loss=(value, taken))
+                taken = int(whole)
             if not torch.isfinite(value):
                 raise TrainingDivergedError(
                     f"loss became {float(value)} at epoch {run.epoch + 1}, step {step}; lower lr "
@@ -284,13 +285,10 @@ class Trainer:
                 clip_gradients(model, self.grad_clip)
             for opt in run.optimizers:
                 opt.step()
-            total += value * len(batch)
-            rows += len(batch)
+            total += value * taken
+            rows += taken
             for hook in hooks:
                 hook.on_batch_end(run, batch, value)
-        if shared is not None:  # the epoch's loss over every rank's rows
-            summed, rows_all = distributed.all_sum([float(total), float(rows)])
-            total, rows = torch.tensor(summed, dtype=torch.float64), int(rows_all)
         if rows == 0:
             raise DataError("the training data has no rows.")
         seconds = time.perf_counter() - started
