@@ -97,9 +97,6 @@ def test_save_and_load_keeps_ids_and_features(frame, tmp_path):
 def test_bad_arguments(frame):
     with pytest.raises(ConfigError, match="ranking model"):
         Retriever("deepfm")
-    with pytest.raises(ConfigError, match="retrieval, sequential and rating models train on CPUs for now; got "
-                                          "trainer device 'cuda' for 'sasrec'"):
-        Retriever("sasrec", trainer={"device": "cuda"})
     with pytest.raises(NotFittedError):
         Retriever("popularity").recommend([1])
     with pytest.raises(ConfigError, match="k must be"):

@@ -6,10 +6,11 @@ not (popularity, ItemCF, ALS): the Retriever asks neither.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -118,9 +119,6 @@ class Retriever:
         # rating column), under the caller's options
         self.trainer, self.trainer_params = resolve_trainer(
             trainer, info.cls, None if self.rates else getattr(info.cls, "ranking_trainer_defaults", None))
-        if self.trainer.device.type != "cpu":  # their candidate scoring and histories are CPU code for now
-            raise ConfigError(f"retrieval, sequential and rating models train on CPUs for now; got trainer device "
-                              f"{str(self.trainer.device)!r} for {model!r}. Ranking and multi-task models train on GPUs.")
         self.label = self._rating_label(label, weight_col)
         if self.rates:
             self.monitor = monitor or "rmse"
@@ -191,7 +189,7 @@ class Retriever:
                 except BaseException:
                     self.model_ = None  # no half-trained model behind a failed fit
                     raise
-                module.eval()
+                module.cpu().eval()  # scored, saved and served on CPUs, whichever device trained it
             else:
                 model.fit(data)
         self.model_, self._index = model, None
@@ -216,7 +214,7 @@ class Retriever:
             def rated(_: Any) -> dict[str, float]:
                 self.model_, self._index = model, None
                 model.eval()
-                with torch.no_grad():
+                with torch.no_grad(), _on_cpu(model):
                     return self._rating_report(rows)
 
             return rated
@@ -226,7 +224,7 @@ class Retriever:
         def check(_: Any) -> dict[str, float]:
             self.model_, self._index = model, None
             model.eval()  # the Trainer sets train mode again at the next epoch
-            with torch.no_grad():
+            with torch.no_grad(), _on_cpu(model):
                 report = self._ranking_report(known, self.seen_, (depth,))  # the monitor alone, each epoch
             return {k: v for k, v in report.items() if k.endswith(f"@{depth}")}
 
@@ -735,3 +733,16 @@ def load_retriever(path: str | Path, parts: dict[str, Any]) -> Retriever:
     retriever.metrics_ = {k: v for k, v in parts["metrics"].items() if k != "history"}
     retriever._history = parts["metrics"].get("history", [])
     return retriever
+
+
+@contextlib.contextmanager
+def _on_cpu(model: torch.nn.Module) -> Iterator[None]:
+    """The model on the CPU inside the block (a validation's candidate scoring, histories and
+    index are CPU code), then back on the device that trains it. ``Module.to`` moves the
+    parameters' data in place, so the optimisers' hold on them stays good."""
+    device = next(iter(model.parameters())).device
+    model.cpu()
+    try:
+        yield
+    finally:
+        model.to(device)

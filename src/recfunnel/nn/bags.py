@@ -8,6 +8,7 @@ rather than one per entry (an ``EmbeddingBag``'s: ~100x more rows to sort and ad
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -27,7 +28,7 @@ def csr_positions(indptr: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tenso
     lengths = torch.where(rows >= 0, indptr[safe + 1] - starts, 0)
     offsets = torch.cumsum(lengths, 0) - lengths
     total = int(lengths.sum())
-    return torch.repeat_interleave(starts - offsets, lengths, output_size=total) + torch.arange(total), offsets
+    return torch.repeat_interleave(starts - offsets, lengths, output_size=total) + torch.arange(total, device=rows.device), offsets
 
 
 def csr_bags(indptr: torch.Tensor, codes: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -40,7 +41,7 @@ def csr_bags(indptr: torch.Tensor, codes: torch.Tensor, rows: torch.Tensor) -> t
         ([7, 5, 6], [0, 1, 1], [1.0, 0.707, 0.707])
     """
     positions, offsets = csr_positions(indptr, rows)
-    lengths = torch.diff(offsets, append=torch.tensor([len(positions)]))
+    lengths = torch.diff(offsets, append=offsets.new_tensor([len(positions)]))
     weights = torch.repeat_interleave(lengths.clamp_min(1).float().rsqrt(), lengths, output_size=len(positions))
     return codes[positions], offsets, weights
 
@@ -57,7 +58,7 @@ def bag_product(table: nn.Embedding, flat: torch.Tensor, offsets: torch.Tensor,
         True
     """
     distinct, column = torch.unique(flat, return_inverse=True)
-    ends = torch.cat([offsets, torch.tensor([len(flat)])])
+    ends = torch.cat([offsets, offsets.new_tensor([len(flat)])])
     rows = table(distinct)
     bags = torch.sparse_csr_tensor(ends, column, weights, size=(len(offsets), len(distinct)), check_invariants=False)
     members = torch.sparse_csr_tensor(ends, column, torch.ones_like(weights), size=bags.shape, check_invariants=False)
@@ -105,6 +106,13 @@ class FixedBags:
 
     def __len__(self) -> int:
         return int(self.weighted.shape[0])
+
+    def to(self, device: torch.device) -> FixedBags:
+        """The same bags on ``device``."""
+        moved = copy.copy(self)
+        for name in ("distinct", "weighted", "members", "weighted_t", "members_t"):
+            setattr(moved, name, getattr(self, name).to(device))
+        return moved
 
     def __call__(self, table: nn.Embedding) -> tuple[torch.Tensor, torch.Tensor]:
         """(bags, D) weighted sums of every bag, (bags,) each bag's sum of squared norms."""

@@ -46,6 +46,7 @@ class AutoRec(RatingModel):
     """
 
     groups: ClassVar[str | None] = "item"
+    caches: ClassVar[tuple[str, ...]] = ("_raters",)
     # chosen on a 90/10 split of MovieLens 100K's u1.base (BENCHMARKS.md): Adagrad at 0.01 on the
     # tables with 200 units and reg 0.3 plateaus by epoch 25-30 and does not drift after it
     trainer_defaults: ClassVar[dict[str, Any]] = {**RatingModel.trainer_defaults, "max_epochs": 30, "sparse_lr": 0.01}
@@ -114,7 +115,7 @@ class AutoRec(RatingModel):
         """Recompute every item's code from the training ratings when a training step ran since
         the last time (a no-op once loaded: the codes are then the saved ones)."""
         if self._raters is not None and self._stale:
-            self.codes.copy_(self.encode(torch.arange(len(self.codes)))[0])
+            self.codes.copy_(self.encode(torch.arange(len(self.codes), device=self.codes.device))[0])
             self._stale = False
 
     def _query_vectors(self, users: np.ndarray, history: History) -> torch.Tensor:

@@ -36,11 +36,15 @@ class RatingModel(RetrievalModule):
         ranks_without_label: Without a rating column the model learns from the interactions
             themselves and ranks the catalogue like a retrieval model (NeuMF); the Retriever then
             sets ``explicit`` False. Other rating models need the rating column.
+        caches: Attributes holding tensors built from the training data (a tuple of tensors, or an
+            object with ``to(device)``), which move with the model as its buffers do (``.to``,
+            ``.cpu``) but are not saved.
     """
 
     predicts_ratings: ClassVar[bool] = True
     groups: ClassVar[str | None] = None
     ranks_without_label: ClassVar[bool] = False
+    caches: ClassVar[tuple[str, ...]] = ()
     # chosen on a random 70/10/20 split of MovieLens 100K (BENCHMARKS.md): element-wise Adagrad on
     # the tables at 0.1 with batches of 4096 reaches its best RMSE by epoch 15-20 and stays there
     trainer_defaults: ClassVar[dict[str, Any]] = {"batch_size": 4096, "max_epochs": 20,
@@ -55,6 +59,17 @@ class RatingModel(RetrievalModule):
         self.register_buffer("bounds", torch.tensor([-big, big]))
         self.explicit = True  # trained on a rating column (False: on the interactions, see ranks_without_label)
 
+
+    def _apply(self, fn: Any, recurse: bool = True) -> RatingModel:
+        super()._apply(fn, recurse)  # parameters and buffers
+        device = next(iter(self.parameters())).device
+        for name in self.caches:
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                setattr(self, name, tuple(t.to(device) for t in value))
+            elif value is not None:
+                setattr(self, name, value.to(device))
+        return self
     def training_task(self, monitor: str) -> Task:
         return RegressionTask(RATING, monitor=monitor) if self.explicit else RetrievalTask(monitor=monitor)
 

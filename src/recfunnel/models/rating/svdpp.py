@@ -43,6 +43,8 @@ class SVDpp(SVD):
     reads_seen: ClassVar[bool] = True  # N(u): every item the user rated, live ones included
     test_params: ClassVar[dict[str, Any]] = {"factors": 8}
 
+    caches: ClassVar[tuple[str, ...]] = ("_rated", "_all_rated")
+
     def __init__(self, schema: Schema, *, factors: int = 64, reg: float = 0.1, init_std: float = 0.1) -> None:
         super().__init__(schema, factors=factors, reg=reg, init_std=init_std)
         self.implicit = factor_table(self.num_items + FIRST_CODE, factors, init_std)
@@ -67,7 +69,7 @@ class SVDpp(SVD):
         seen = None if batch is None else batch.features.get("seen")
         if seen is not None:
             implicit, norms = bag_product(self.implicit, *csr_bags(seen.crow_indices(), seen.col_indices(),
-                                                                     torch.arange(len(users))))
+                                                                     torch.arange(len(users), device=users.device)))
             return p + implicit, p.square().sum(1) + norms
         if self._rated is None:
             raise RuntimeError("svdpp needs each user's rated items: a 'seen' column, or training data.")
