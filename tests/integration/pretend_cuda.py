@@ -6,7 +6,7 @@ marked as on the GPU: it says so through ``.device`` and ``.is_cuda``, refuses `
 every op that reads it (forward, backward and optimiser steps, all seen at PyTorch's dispatch)
 marks what it makes. An op that takes tensors from both sides fails with ``DeviceMix``, as a
 GPU kernel fails, except where CUDA allows it: copies between devices, CPU index tensors, 0-dim
-CPU scalars, and a packed sequence's CPU lengths and batch sizes.
+CPU scalars in elementwise ops, and a packed sequence's CPU lengths and batch sizes.
 
 It checks placement only: CUDA's kernels, streams, memory and NCCL are not run (collectives go
 through gloo on the CPU data). Tensors PyTorch's C++ code makes without operands inside a call
@@ -34,6 +34,9 @@ HOST_SECOND = {aten._pack_padded_sequence.default, aten._pad_packed_sequence.def
 CROSS = {aten.copy_.default, aten._to_copy.default, aten.index.Tensor, aten.index_put_.default,
          aten.index_put.default, aten._index_put_impl_.default, aten.gru.data, aten.lstm.data,
          aten.rnn_tanh.data, aten.rnn_relu.data, *HOST_SECOND}
+#: ops beside the elementwise ones whose CUDA kernels take a 0-dim CPU tensor (``t[:, 0] = 0``)
+SCALAR_TAKERS = {aten.fill_.Tensor, aten.fill.Tensor, aten.masked_fill_.Tensor, aten.masked_fill.Tensor,
+                 aten.where.self, aten.index_fill_.int_Tensor, aten.index_fill.int_Tensor}
 INDEXING = {aten.index.Tensor, aten.index_put_.default, aten.index_put.default, aten._index_put_impl_.default}
 
 
@@ -59,10 +62,6 @@ class Placement:
 
     def on_gpu(self, t: torch.Tensor) -> bool:
         return self._storage(t)._cdata in self.gpu
-
-    def empty(self, t: torch.Tensor) -> bool:
-        """No data: a zero-size tensor may meet either side (it still says where it is)."""
-        return self._storage(t).nbytes() == 0
 
     def mark(self, t: torch.Tensor) -> torch.Tensor:
         if t.layout == torch.sparse_coo:
@@ -97,15 +96,16 @@ class _Dispatch(TorchDispatchMode):
         placement = self.placement
         tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         gpu = [t for t in tensors if placement.on_gpu(t)]
-        cpu = [t for t in tensors if not placement.on_gpu(t) and not placement.empty(t)
-               and not (t.dim() == 0 and t.layout == torch.strided)]
+        pointwise = torch.Tag.pointwise in getattr(func, "tags", ()) or func in SCALAR_TAKERS
+        cpu = [t for t in tensors if not placement.on_gpu(t)  # CUDA's elementwise kernels take CPU scalars
+               and not (pointwise and t.dim() == 0 and t.layout == torch.strided)]
         if gpu and cpu and func not in CROSS:
             raise DeviceMix(f"{func} took tensors on {placement.device} and on the CPU (shapes "
                             f"{[tuple(t.shape) for t in cpu]})")
         if func in INDEXING and cpu:  # CPU indices are fine; CPU data or values are not
             values = args[2] if len(args) > 2 else None
             if placement.on_gpu(args[0]) and isinstance(values, torch.Tensor) and values.dim() > 0 \
-                    and not placement.on_gpu(values) and not placement.empty(values):
+                    and not placement.on_gpu(values):
                 raise DeviceMix(f"{func}: values on the CPU put into a tensor on {placement.device}")
             if not placement.on_gpu(args[0]) and gpu:
                 raise DeviceMix(f"{func}: a CPU tensor indexed with tensors on {placement.device}")

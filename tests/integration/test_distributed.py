@@ -169,6 +169,17 @@ def test_lists_are_dealt_whole_and_together_are_the_batch(size):
     assert sum(len(s[0]) for s in shares) == 16 and max(len(s[0]) for s in shares) < 16  # the batch is shared out
 
 
+def test_lists_stored_apart_are_put_together_before_they_are_dealt():
+    """Unshuffled, a batch may hold one list's rows apart; each process still gets whole lists."""
+    from recfunnel.tasks import GROUP
+
+    lists = torch.tensor([0, 0, 1, 1, 2, 2, 0, 0])
+    rows = Batch({"x": torch.arange(8)}, {GROUP: lists})
+    shares = [next(Sharded(rows, rank=r, size=2, shuffle=False).batches(8, epoch=0, seed=0)) for r in (0, 1)]
+    owners = [set(lists[share.features["x"]].tolist()) for share in shares]
+    assert not owners[0] & owners[1] and sorted(sum((s.features["x"].tolist() for s in shares), [])) == list(range(8))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -271,26 +282,28 @@ def test_each_process_scores_its_share_of_the_validation_rows_and_all_see_every_
         torch.testing.assert_close(rank["labels"]["buy"], -expected)
 
 
-def _fm_fit(rank: int, port: int, out: str, size: int, objective: str | None = None) -> None:
-    """FM trained by the Trainer in ``size`` processes (none: one process); its weights saved.
-    With ``objective``, a ranking objective over lists of 1 to 5 rows."""
-    from recfunnel.models.ranking.fm import FM
+def _fm_fit(rank: int, port: int, out: str, size: int, objective: str | None = None, name: str = "fm") -> None:
+    """FM (or ``name``: MLR, untaken lists) trained by the Trainer in ``size`` processes (none: one
+    process); its weights saved. With ``objective``, a ranking objective over lists of 1 to 5 rows."""
+    from recfunnel.models import build_model
     from recfunnel.tasks import GROUP, BinaryTask, RankingTask
     from recfunnel.testing import toy_batch, toy_schema
     from recfunnel.train import Trainer
 
     def fit() -> None:
         torch.manual_seed(0)
-        model = FM(toy_schema(), embedding_dim=4)
+        model = build_model(name, toy_schema(), {"embedding_dim": 4} if name == "fm" else {})
         # 61 rows in batches of 20: shares of 7, 7 and 6 rows, and a last batch of one row
         rows = toy_batch(batch_size=61, seed=1)
+        if name != "fm":  # no list has a taken row: only the model's own penalty trains it
+            rows.labels["click"] = torch.zeros(61)
         if objective is not None:
             sizes = torch.randint(1, 6, (61,), generator=torch.Generator().manual_seed(2))
             rows.labels[GROUP] = torch.repeat_interleave(torch.arange(61), sizes)[:61]
         task = BinaryTask("click") if objective is None else RankingTask("click", objective=objective)
         result = Trainer(max_epochs=3, batch_size=20, progress=False).fit(model, task, rows)
         torch.save({**model.state_dict(), "losses": torch.tensor([row["train_loss"] for row in result.history])},
-                   Path(out) / f"{objective}-{size}-{rank}.pt")
+                   Path(out) / f"{name}-{objective}-{size}-{rank}.pt")
 
     if size == 1:
         fit()
@@ -306,12 +319,29 @@ def test_three_processes_with_unequal_and_empty_shares_take_one_process_steps(ob
     put together from the ranks' in each step, are one process's."""
     _fm_fit(0, 0, str(tmp_path), 1, objective)
     mp.spawn(_fm_fit, args=(_free_port(), str(tmp_path), 3, objective), nprocs=3)
-    alone = torch.load(tmp_path / f"{objective}-1-0.pt")
+    alone = torch.load(tmp_path / f"fm-{objective}-1-0.pt")
     for rank in range(3):
-        for name, weight in torch.load(tmp_path / f"{objective}-3-{rank}.pt").items():
+        for name, weight in torch.load(tmp_path / f"fm-{objective}-3-{rank}.pt").items():
             if objective is not None and name == "embedding.bias":  # a shift of every score, which a list's
                 continue  # loss does not see: its gradient is rounding noise that Adam's scaling turns into steps
             torch.testing.assert_close(weight, alone[name], rtol=1e-4, atol=1e-4)  # Adam: lr-sized at worst
+
+
+def test_a_models_own_term_trains_it_where_no_list_has_a_taken_row(tmp_path):
+    """MLR's penalty, a mean over rows, counts by rows in every process: with no taken row in any
+    list (so no term of the list loss anywhere), three processes step as one does."""
+    _fm_fit(0, 0, str(tmp_path), 1, "listwise", "mlr")
+    mp.spawn(_fm_fit, args=(_free_port(), str(tmp_path), 3, "listwise", "mlr"), nprocs=3)
+    alone, start = torch.load(tmp_path / "mlr-listwise-1-0.pt"), None
+    for rank in range(3):
+        for name, weight in torch.load(tmp_path / f"mlr-listwise-3-{rank}.pt").items():
+            torch.testing.assert_close(weight, alone[name], rtol=1e-4, atol=1e-4, msg=name)
+    torch.manual_seed(0)
+    from recfunnel.models import build_model
+    from recfunnel.testing import toy_schema
+
+    start = build_model("mlr", toy_schema()).state_dict()
+    assert any(not torch.equal(start[name], alone[name]) for name in start)  # the penalty did train it
 
 
 def _batch_norm_fit(rank: int, port: int, out: str) -> None:

@@ -25,8 +25,10 @@ from recfunnel.train import Trainer
 
 RANKING = [info.name for info in list_models("ranking") if not info.is_estimator]
 MULTITASK = [info.name for info in list_models("multitask")]
-RETRIEVAL = [info.name for info in list_models("retrieval") + list_models("sequential") + list_models("rating")
-             if getattr(info.cls, "gradient_trained", True)]
+# (model, trained on a rating column): every gradient-trained model, and NeuMF on interactions alone
+RETRIEVAL = [(info.name, bool(getattr(info.cls, "predicts_ratings", False)))
+             for info in list_models("retrieval") + list_models("sequential") + list_models("rating")
+             if getattr(info.cls, "gradient_trained", True)] + [("neumf", False)]
 LABELS = ("click", "buy")
 
 
@@ -37,6 +39,9 @@ def test_the_pretend_gpu_refuses_what_a_gpu_refuses():
         assert not x.cpu().is_cuda and torch.zeros(2, device="cuda").is_cuda and x.new_ones(2).is_cuda
         with pytest.raises(DeviceMix, match="on cuda:0 and on the CPU"):
             x + torch.ones(2, 3)
+        assert (x * torch.tensor(2.0)).is_cuda  # an elementwise kernel takes a CPU scalar; a stack does not
+        with pytest.raises(DeviceMix):
+            torch.stack([x.sum(), torch.tensor(2.0)])
         with pytest.raises(TypeError, match="can't convert cuda:0"):
             x.numpy()
         table = nn.Embedding(10, 4, sparse=True).to("cuda")
@@ -103,9 +108,8 @@ def test_a_ranker_of_lists_trains_on_a_gpu_as_on_the_cpu():
     assert (fitted[1].predict(frame.iloc[:50]) == fitted[0].predict(frame.iloc[:50])).all()
 
 
-def _retriever(name: str, device: str) -> Retriever:
+def _retriever(name: str, device: str, rates: bool) -> Retriever:
     info = get_model(name)
-    rates = getattr(info.cls, "predicts_ratings", False)
     train, valid = checkerboard(num_users=40, num_items=20, seed=0)
     if rates:
         train, valid = (frame.assign(rating=1.0 + (frame["item_id"] % 5)) for frame in (train, valid))
@@ -115,12 +119,12 @@ def _retriever(name: str, device: str) -> Retriever:
     return retriever.fit(train, valid)
 
 
-@pytest.mark.parametrize("name", RETRIEVAL)
-def test_every_retrieval_sequential_and_rating_model_trains_on_a_gpu_as_on_the_cpu(name):
+@pytest.mark.parametrize(("name", "rates"), RETRIEVAL)
+def test_every_retrieval_sequential_and_rating_model_trains_on_a_gpu_as_on_the_cpu(name, rates):
     """Training steps on the GPU, each epoch's validation on the CPU; the fitted model on the CPU."""
-    alone = _retriever(name, "cpu")
+    alone = _retriever(name, "cpu", rates)
     with pretend_cuda():
-        gpu = _retriever(name, "cuda")
+        gpu = _retriever(name, "cuda", rates)
         assert gpu.model_ is not None and not any(p.is_cuda for p in gpu.model_.parameters())
     assert gpu.metrics_["valid"] == pytest.approx(alone.metrics_["valid"], rel=1e-5, abs=1e-6)
     assert [row["train_loss"] for row in gpu.history_] == pytest.approx(
@@ -138,8 +142,8 @@ def _two_on_gpus(rank: int, port: int, out: str) -> None:
         _, weights = _fit(model, BinaryTask("click"), toy_batch(batch_size=97, seed=1), toy_batch(batch_size=48, seed=2),
                           "cuda")
         fitted = {"fm": weights}
-        for name in ("two_tower", "autorec"):
-            retriever = _retriever(name, "cuda")
+        for name, rates in (("two_tower", False), ("autorec", True)):
+            retriever = _retriever(name, "cuda", rates)
             fitted[name] = {k: v.clone() for k, v in retriever.model_.state_dict().items()}
         torch.save(fitted, Path(out) / f"gpu-{rank}.pt")
 

@@ -45,9 +45,9 @@ class Task:
     def loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement loss(logits, batch)")
 
-    def loss_rows(self, batch: Batch) -> int:
-        """The number of terms ``loss`` averages on ``batch`` (its rows here): the weight of a
-        process's gradient where processes share a batch, so that their step is one process's."""
+    def loss_rows(self, logits: Any, batch: Batch) -> int:
+        """The number of terms ``loss(logits, batch)`` averages (the batch's rows here): the weight
+        of a process's gradient where processes share a batch, so that their step is one process's."""
         return len(batch)
 
     def link(self, logits: torch.Tensor) -> torch.Tensor:
@@ -226,6 +226,10 @@ class RetrievalTask(Task):
         """Every full-ranking metric (recall, ndcg, hit, mrr, precision @k) is better larger."""
         return "max"
 
+    def loss_rows(self, logits: Any, batch: Batch) -> int:
+        """The scored rows ``loss`` averages (a sequential model's positions, not its users)."""
+        return len(logits[0])
+
     def loss(self, logits, batch: Batch) -> torch.Tensor:  # type: ignore[override]
         """Mean cross-entropy of the target column (softmax over the columns; or, when the logits are
         marked ``binary``, a sigmoid per column summed over the row, the target column positive)."""
@@ -288,13 +292,13 @@ class RankingTask(Task):
         log_norm = torch.log(total) + top  # logsumexp of each list
         return (log_norm[group] - logits)[positive].mean()
 
-    def loss_rows(self, batch: Batch) -> int:
+    def loss_rows(self, logits: Any, batch: Batch) -> int:
         """The terms ``loss`` averages: rows (pointwise), the batch's (taken, not taken) pairs of
         one list (pairwise), or its taken rows (listwise).
 
         Example:
             >>> b = Batch({}, {"taken": torch.tensor([1., 0., 0., 1., 0.]), GROUP: torch.tensor([0, 0, 0, 1, 1])})
-            >>> [RankingTask("taken", objective=o).loss_rows(b) for o in OBJECTIVES]
+            >>> [RankingTask("taken", objective=o).loss_rows(None, b) for o in OBJECTIVES]
             [5, 3, 2]
         """
         if self.objective == "pointwise" or GROUP not in batch.labels:

@@ -85,7 +85,7 @@ class MultiTask:
                 total = total + own.sum() * 0.0
         return total
 
-    def loss_rows(self, batch: Batch) -> int:
+    def loss_rows(self, logits: Any, batch: Batch) -> int:
         """The batch's rows: the weight of a process's gradient where processes share a batch (a
         masked task's rows are fewer, so the step comes close to one process's, not exactly)."""
         return len(batch)

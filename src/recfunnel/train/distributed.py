@@ -11,8 +11,9 @@ machines. In each process the Trainer
   Rows that train together (the ``GROUP`` label: a ranking objective's lists, AutoRec's items)
   are dealt as whole lists of each batch instead (``_deal_lists``);
 * sums the gradients across ranks after each backward (``sync_gradients``), each rank's weighted
-  by the terms its loss averages (``Task.loss_rows``: its rows, or a list objective's taken rows
-  or pairs), so the step is the one process's step on the whole batch: the dense ones in one
+  by the terms its loss averages (``Task.loss_rows``: its rows, a list objective's taken rows or
+  pairs, a retrieval model's scored positions; rows where the model adds a term of its own), so
+  the step is the one process's step on the whole batch: the dense ones in one
   flat all-reduce, which carries the batch's loss too, each embedding table's as a sparse
   all-reduce of the rows this step touched anywhere, so only those rows travel and a rank whose
   batch touched none still takes part;
@@ -26,8 +27,8 @@ reads only its own parts, the encoder is fitted from every rank's counts put tog
 (``merge_fit``), and ``StreamShare`` makes every rank take the same number of steps an epoch.
 
 With GPUs (``trainer.device=cuda``) each process takes the GPU of its local rank; the group has
-NCCL for CUDA tensors (the weights, the dense gradients) and gloo for CPU ones (the decisions and
-counts), and a table's sparse gradient is summed by all-gathers (``sparse_sum_gathered``), NCCL
+NCCL for CUDA tensors (the weights, the gradients and the counts riding with them, the validation
+scores) and gloo for CPU ones (rank 0's decisions, a stream's step counts), and a table's sparse gradient is summed by all-gathers (``sparse_sum_gathered``), NCCL
 having no sparse all-reduce.
 
 A rank that fails ends the run: torchrun stops the other processes and reports the failure.
@@ -203,9 +204,12 @@ class Sharded:
         lists = self.batch.labels.get(GROUP)
         for begin in range(0, len(index), batch_size):
             rows = index[begin:begin + batch_size]
-            share = _deal(rows, self.rank, self.size) if lists is None else \
-                _deal_lists(rows, lists[rows].cpu(), self.rank, self.size)
-            yield self.batch[share]
+            if lists is None:
+                yield self.batch[_deal(rows, self.rank, self.size)]
+                continue
+            ids = lists[rows].cpu()
+            together = torch.argsort(ids, stable=True)  # a list's rows side by side, even unshuffled
+            yield self.batch[_deal_lists(rows[together], ids[together], self.rank, self.size)]
 
 
 def _deal(rows: torch.Tensor, rank: int, size: int) -> torch.Tensor:
@@ -226,7 +230,7 @@ def _deal(rows: torch.Tensor, rank: int, size: int) -> torch.Tensor:
 
 def _deal_lists(rows: torch.Tensor, lists: torch.Tensor, rank: int, size: int) -> torch.Tensor:
     """``rank``'s share of one batch's ``rows`` whose rows train together by list (``lists``: each
-    row's ``GROUP`` label; the task's order keeps a list's rows next to each other): the lists
+    row's ``GROUP`` label, a list's rows next to each other): the lists
     starting from about the ``rank``-th of ``size`` equal cuts of the batch, whole, so every list
     of the batch is on one rank as it is in one process's batch. A share that would hold a single
     row is passed on to a neighbour's (batch normalisation cannot train on one row).

@@ -262,9 +262,12 @@ class Trainer:
             batch = batch.to(device)
             for opt in run.optimizers:
                 opt.zero_grad(set_to_none=True)
+            weight = 0  # the terms this step's loss averages, to weigh it against other processes'
             if len(batch):
                 logits, auxiliary = split_output(model(batch))
                 loss = task.loss(logits, batch)
+                # a model's own term (an L2 penalty, DIEN's auxiliary loss) goes by rows, as does the step
+                weight = task.loss_rows(logits, batch) if auxiliary is None else len(batch)
                 if auxiliary is not None:
                     loss = loss + auxiliary
                 loss.backward()
@@ -272,7 +275,7 @@ class Trainer:
                 loss = total.new_zeros(())
             value, taken = loss.detach(), len(batch)
             if shared is not None:  # the whole batch's loss and rows come back with the gradients
-                value, whole = distributed.sync_gradients(*shared, rows=task.loss_rows(batch), loss=(value, taken))
+                value, whole = distributed.sync_gradients(*shared, rows=weight, loss=(value, taken))
                 taken = int(whole)
             if not torch.isfinite(value):
                 raise TrainingDivergedError(

@@ -59,10 +59,10 @@ class RatingModel(RetrievalModule):
         self.register_buffer("bounds", torch.tensor([-big, big]))
         self.explicit = True  # trained on a rating column (False: on the interactions, see ranks_without_label)
 
-
     def _apply(self, fn: Any, recurse: bool = True) -> RatingModel:
         super()._apply(fn, recurse)  # parameters and buffers
-        device = next(iter(self.parameters())).device
+        first = next(iter(self.parameters()), None)
+        device = first.device if first is not None else torch.device("cpu")
         for name in self.caches:
             value = getattr(self, name)
             if isinstance(value, tuple):
@@ -70,6 +70,7 @@ class RatingModel(RetrievalModule):
             elif value is not None:
                 setattr(self, name, value.to(device))
         return self
+
     def training_task(self, monitor: str) -> Task:
         return RegressionTask(RATING, monitor=monitor) if self.explicit else RetrievalTask(monitor=monitor)
 

@@ -59,6 +59,7 @@ class NeuMF(RatingModel):
     """
 
     ranks_without_label: ClassVar[bool] = True
+    caches: ClassVar[tuple[str, ...]] = ("_positives",)
     # chosen on MovieLens 100K (BENCHMARKS.md), on valid rows only: ranking learns best from small
     # batches (256, the paper's; recall@10 0.118 at 4096), ratings overfit with them within 5 epochs
     ranking_trainer_defaults: ClassVar[dict[str, Any]] = {**RatingModel.trainer_defaults, "batch_size": 256,
@@ -100,7 +101,7 @@ class NeuMF(RatingModel):
         if self.explicit:
             candidates = items.unsqueeze(1)
         else:
-            negatives = torch.randint(self.num_items, (len(items), self.num_negatives)) + FIRST_CODE
+            negatives = torch.randint(self.num_items, (len(items), self.num_negatives), device=items.device) + FIRST_CODE
             candidates = torch.cat([items.unsqueeze(1), negatives], 1)
         rows = self._rows(users.unsqueeze(1), candidates)
         logits = self._combine(rows)
@@ -114,7 +115,7 @@ class NeuMF(RatingModel):
             found = torch.searchsorted(self._positives, keys).clamp_max(len(self._positives) - 1)
             hit = torch.cat([torch.zeros_like(keys[:, :1], dtype=torch.bool), self._positives[found] == keys], 1)
             logits = logits.masked_fill(hit, -1e4)  # sigmoid 0: no loss, no gradient
-        return ModelOutput(SampledLogits(logits, torch.zeros(len(items), dtype=torch.long), binary=True), penalty)
+        return ModelOutput(SampledLogits(logits, items.new_zeros(len(items)), binary=True), penalty)
 
     def _pairs(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """(B, N) scores of users (B, 1) against items (B, N), or all against the same items (1, N)."""
