@@ -344,6 +344,29 @@ def test_a_models_own_term_trains_it_where_no_list_has_a_taken_row(tmp_path):
     assert any(not torch.equal(start[name], alone[name]) for name in start)  # the penalty did train it
 
 
+def _counted(rank: int, port: int, out: str) -> None:
+    """Rank ``rank`` of 2 trains with its progress bar on; what the bar was told, saved."""
+    from recfunnel.models import build_model
+    from recfunnel.tasks import BinaryTask
+    from recfunnel.testing import toy_batch, toy_schema
+    from recfunnel.train import Trainer, progress
+
+    told: dict[str, list] = {"totals": [], "rows": []}
+    progress.EpochProgress.start_epoch = lambda self, epoch, max_epochs, rows: told["totals"].append(rows)
+    progress.EpochProgress.advance = lambda self, rows, loss: told["rows"].append(rows)
+    with _process_group(rank, port):
+        torch.manual_seed(0)
+        Trainer(max_epochs=2, batch_size=20, progress=True).fit(build_model("fm", toy_schema()), BinaryTask("click"),
+                                                               toy_batch(batch_size=61, seed=1))
+        torch.save(told, Path(out) / f"told-{rank}.pt")
+
+
+def test_the_progress_bar_counts_every_process_rows(tmp_path):
+    mp.spawn(_counted, args=(_free_port(), str(tmp_path)), nprocs=2)
+    told = torch.load(tmp_path / "told-0.pt")  # rank 0 shows the bar
+    assert told["totals"] == [61, 61] and sum(told["rows"]) == 2 * 61 and told["rows"][:4] == [20, 20, 20, 1]
+
+
 def _batch_norm_fit(rank: int, port: int, out: str) -> None:
     from recfunnel.models.ranking.deepfm import DeepFM
     from recfunnel.tasks import BinaryTask

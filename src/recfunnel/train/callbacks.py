@@ -47,6 +47,7 @@ class Run:
     plateau_epochs: int = 0
     best_weights: dict[str, torch.Tensor] | None = None
     row_l2: LazyRowL2 | None = None
+    step_rows: int = 0  # the rows of the last step, every process's together
 
     def monitored(self, row: dict[str, float]) -> float | None:
         """The validation value early stopping and the plateau watch in an epoch's ``row``."""
@@ -157,7 +158,7 @@ class ProgressBar(Callback):
         self._step = 0
 
     def on_batch_end(self, run: Run, batch: Batch, loss: torch.Tensor) -> None:
-        self.bar.advance(len(batch), float(loss) if self._step % 20 == 0 else None)  # a sync every 20 steps
+        self.bar.advance(run.step_rows, float(loss) if self._step % 20 == 0 else None)  # a sync every 20 steps
         self._step += 1
 
     def on_epoch_end(self, run: Run, row: dict[str, Any]) -> None:

@@ -274,8 +274,8 @@ class StreamShare:
         self.stream, self.rows = stream, rows
 
     @property
-    def num_rows(self) -> int:
-        return self.rows
+    def num_rows(self) -> None:
+        return None  # an epoch's rows over every process are known only once the steps are counted
 
     def steps(self, batch_size: int) -> int:
         """Steps an epoch: the fewest any rank's rows fill (every rank calls it, with equal sizes)."""

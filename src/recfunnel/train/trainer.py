@@ -290,6 +290,7 @@ class Trainer:
                 opt.step()
             total += value * taken
             rows += taken
+            run.step_rows = taken  # the progress bar counts every process's rows
             for hook in hooks:
                 hook.on_batch_end(run, batch, value)
         if rows == 0:
