@@ -87,7 +87,10 @@ def test_writing_to_loaded_weights_changes_neither_the_file_nor_another_load(ran
 @pytest.mark.parametrize("header", [b"[]", b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 400]}}',
                                     b'{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}',
                                     b'{"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}',
-                                    b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": "0-8"}}', b"not json"])
+                                    b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": "0-8"}}', b"not json",
+                                    b'{"a": {"dtype": "F32", "shape": [1000000000000000000000000000000, 0], '
+                                    b'"data_offsets": [0, 0]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}',
+                                    b"[" * 100_000])
 def test_a_header_that_does_not_describe_the_bytes_is_refused(tmp_path, header):
     header += b" " * (-len(header) % 8)
     (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(8))

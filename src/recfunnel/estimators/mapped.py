@@ -33,6 +33,8 @@ DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF1
           "BOOL": torch.bool}
 #: The most header bytes read (safetensors refuses larger headers too).
 MAX_HEADER = 100 * 2**20
+#: The most dimensions a tensor may have (PyTorch's own limit is 64).
+MAX_DIMS = 16
 
 
 def map_weights(path: str | Path) -> dict[str, torch.Tensor] | None:
@@ -66,7 +68,10 @@ def map_weights(path: str | Path) -> dict[str, torch.Tensor] | None:
         (length,) = struct.unpack("<Q", file.read(8))
         if length > min(MAX_HEADER, size - 8):
             raise ValueError(f"a header of {length:,} bytes in a file of {size:,}")
-        header = json.loads(file.read(length))
+        try:
+            header = json.loads(file.read(length))
+        except RecursionError:  # nested past Python's stack: no header of ours
+            raise ValueError("the header nests too deeply to be a safetensors header") from None
         entries = _entries(header)
         start = 8 + length
         if entries is None or size == start:  # a dtype to convert, or only empty tensors: read instead
@@ -105,8 +110,9 @@ def _entries(header: Any) -> dict[str, tuple[torch.dtype, list[int], tuple[int, 
         if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str):
             raise ValueError(f"tensor {name!r}: no dtype")
         shape, offsets = entry.get("shape"), entry.get("data_offsets")
-        if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
-            raise ValueError(f"tensor {name!r}: its shape is not a list of sizes")
+        if not isinstance(shape, list) or len(shape) > MAX_DIMS or not all(type(n) is int and 0 <= n < 2**62
+                                                                           for n in shape):
+            raise ValueError(f"tensor {name!r}: its shape is not a list of at most {MAX_DIMS} sizes below 2**62")
         if not isinstance(offsets, list) or len(offsets) != 2 or not all(type(n) is int and n >= 0 for n in offsets):
             raise ValueError(f"tensor {name!r}: its data_offsets are not two byte offsets")
         dtype = DTYPES.get(entry["dtype"])
