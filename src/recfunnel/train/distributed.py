@@ -347,19 +347,19 @@ def broadcast_parameters(model: nn.Module) -> None:
         dist.broadcast(tensor, src=0)
 
 
-def sync_gradients(dense: list[nn.Parameter], sparse: list[nn.Parameter], rows: int | None = None, *,
+def sync_gradients(dense: list[nn.Parameter], sparse: list[nn.Parameter], weight: float | None = None, *,
                    loss: tuple[torch.Tensor, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Average the gradients over the ranks, each rank's weighted by its ``rows`` in this step (the
-    terms its loss averages: ``Task.loss_rows``), so shares of unequal size, an empty one among
-    them, make the step one process takes on the whole batch (a masked multi-task loss comes
-    close); ``None`` weights the ranks equally. One flat all-reduce for the dense ones (the rows
-    ride along in it), one sparse all-reduce per embedding table (a table this rank's batch did
-    not touch sends no rows).
+    """Average the gradients over the ranks, each rank's by its ``weight`` in this step (the terms
+    its loss averages: ``Task.loss_rows``), so shares of unequal size, an empty one among them,
+    make the step one process takes on the whole batch (a masked multi-task loss comes close);
+    ``None`` weights the ranks equally. One flat all-reduce for the dense ones (the weights ride
+    along in it), one sparse all-reduce per embedding table (a table this rank's batch did not
+    touch sends no rows).
 
     ``loss``, this rank's (loss, batch rows), rides along too: returns the whole batch's loss (the
     ranks' losses weighted as their gradients) and its rows, as 0-dim tensors on the loss's device,
     the same on every rank (zeros without it)."""
-    weight = 1.0 if rows is None else float(rows)
+    weight = 1.0 if weight is None else float(weight)
     value, share = (loss[0].detach().double(), loss[1]) if loss is not None else (torch.zeros((), dtype=torch.float64), 0)
     counts = torch.stack([value.new_tensor(weight), weight * value, value.new_tensor(float(share))])
     if dense:

@@ -266,8 +266,8 @@ class Trainer:
             if len(batch):
                 logits, auxiliary = split_output(model(batch))
                 loss = task.loss(logits, batch)
-                # a model's own term (an L2 penalty, DIEN's auxiliary loss) goes by rows, as does the step
-                weight = task.loss_rows(logits, batch) if auxiliary is None else len(batch)
+                if shared is not None:  # a model's own term (an L2 penalty, DIEN's auxiliary loss) goes by rows
+                    weight = task.loss_rows(logits, batch) if auxiliary is None else len(batch)
                 if auxiliary is not None:
                     loss = loss + auxiliary
                 loss.backward()
@@ -275,7 +275,7 @@ class Trainer:
                 loss = total.new_zeros(())
             value, taken = loss.detach(), len(batch)
             if shared is not None:  # the whole batch's loss and rows come back with the gradients
-                value, whole = distributed.sync_gradients(*shared, rows=weight, loss=(value, taken))
+                value, whole = distributed.sync_gradients(*shared, weight, loss=(value, taken))
                 taken = int(whole)
             if not torch.isfinite(value):
                 raise TrainingDivergedError(
