@@ -37,15 +37,19 @@ def frame(arrays: dict, prefix: str, features: list[dict], bag_ids: dict[str, np
     return pd.DataFrame(columns)
 
 
+def frames(arrays: dict, features: list[dict], prefixes: tuple[str, ...]) -> tuple[list[pd.DataFrame], list[str]]:
+    """Each split's feature frame (multi-valued columns by the ids present in train), and the
+    names of the categorical columns."""
+    bag_ids = {f["name"]: np.setdiff1d(np.unique(arrays[f"train.x.{f['name']}"]), [0])
+               for f in features if f["kind"] == "varlen"}
+    return [frame(arrays, p, features, bag_ids) for p in prefixes], [f["name"] for f in features if f["kind"] == "sparse"]
+
+
 def main() -> None:
     npz, out = main_args()
     config, arrays = load_rows(npz)
-    features = config["features"]
-    bag_ids = {f["name"]: np.setdiff1d(np.unique(arrays[f"train.x.{f['name']}"]), [0])
-               for f in features if f["kind"] == "varlen"}
-    x, xv, xt = (frame(arrays, p, features, bag_ids) for p in ("train.", "valid.", "test."))
+    (x, xv, xt), categorical = frames(arrays, config["features"], ("train.", "valid.", "test."))
     y, yv = arrays["train.y"], arrays["valid.y"]
-    categorical = [f["name"] for f in features if f["kind"] == "sparse"]
     runs = []
     for grid_params in config["grid"]:
         params = {"objective": "binary", "metric": "auc", "verbosity": -1, "num_threads": config["threads"],

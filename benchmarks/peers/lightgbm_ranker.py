@@ -21,19 +21,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lightgbm as lgb  # noqa: E402
 import numpy as np  # noqa: E402
 from _peer_common import load_rows, main_args, write_result  # noqa: E402
-from lightgbm_gbdt import frame  # noqa: E402
+from lightgbm_gbdt import frames  # noqa: E402
 
 
 def main() -> None:
     npz, out = main_args()
     config, arrays = load_rows(npz)
-    features = config["features"]
-    bag_ids = {f["name"]: np.setdiff1d(np.unique(arrays[f"train.x.{f['name']}"]), [0])
-               for f in features if f["kind"] == "varlen"}
-    x, xt = (frame(arrays, p, features, bag_ids) for p in ("train.", "test."))
+    (x, xt), categorical = frames(arrays, config["features"], ("train.", "test."))
     order = np.argsort(arrays["train.group"], kind="stable")
     sizes = np.unique(arrays["train.group"][order], return_counts=True)[1]
-    categorical = [f["name"] for f in features if f["kind"] == "sparse"]
     started = time.perf_counter()
     ranker = lgb.LGBMRanker(n_jobs=config["threads"], verbose=-1, random_state=config.get("seed", 2026))
     ranker.fit(x.iloc[order], arrays["train.y"][order], group=sizes, categorical_feature=categorical)
